@@ -1,0 +1,50 @@
+# Two commands on a fresh clone: `make up` runs the gateway, `make test` runs the tests.
+# Everything they need is installed here, into the project (.tools, .venv, node_modules).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: up test test-fast lint format typecheck bench setup clean
+
+setup: $(VENV)/.synced node_modules/.installed
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+up: setup
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/isthmus up
+
+test: setup
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not postgres"
+
+lint: setup
+	$(BIN)/ruff check gateway tests bench scripts
+	$(BIN)/ruff format --check gateway tests bench scripts
+
+format: setup
+	$(BIN)/ruff format gateway tests bench scripts
+	$(BIN)/ruff check --fix gateway tests bench scripts
+
+typecheck: setup
+	$(BIN)/mypy gateway
+
+bench: setup
+	$(BIN)/python bench/api_orders.py
+
+clean:
+	rm -rf .tools $(VENV) node_modules .build .isthmus .pytest_cache .mypy_cache

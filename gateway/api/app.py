@@ -1,0 +1,40 @@
+"""The FastAPI application: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.api import instruments, orders, stream
+from gateway.api.errors import BodySizeLimit, install_error_handlers
+from gateway.api.runtime import Runtime
+from gateway.config import Settings
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or Runtime.build(settings)
+        app.state.runtime = rt
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="Isthmus gateway",
+        version="0.1.0",
+        description="One API for orders across venues, settled atomically on-chain.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.include_router(orders.router)
+    app.include_router(instruments.router)
+    app.include_router(stream.router)
+    return app

@@ -1,0 +1,139 @@
+"""Order and strategy endpoints."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from gateway.api.runtime import Runtime, runtime
+from gateway.api.schemas import (
+    Address,
+    AmendIn,
+    ErrorOut,
+    OrderIn,
+    OrderOut,
+    OrderPageOut,
+    StrategyIn,
+    Symbol,
+)
+from gateway.domain.errors import DomainError
+from gateway.domain.lifecycle import OrderStatus
+from gateway.domain.orders import Order
+from gateway.oms.order_facts import order_facts
+from gateway.store.order_repository import OrderFilter
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
+OrderId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def _json(order: Order, status_code: int = 200) -> Response:
+    body = OrderOut.model_validate(order_facts(order)).model_dump_json()
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+@router.post(
+    "/orders",
+    response_model=OrderOut,
+    status_code=201,
+    responses={
+        200: {"model": OrderOut, "description": "The same request was seen before"},
+        **ERRORS,
+    },
+    summary="Submit an order (idempotent on account + client_order_id)",
+)
+async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
+    submitted = await rt.orders.submit(body.to_spec())
+    return _json(submitted.order, 201 if submitted.created else 200)
+
+
+@router.post(
+    "/strategies",
+    response_model=OrderOut,
+    status_code=201,
+    responses={
+        200: {"model": OrderOut, "description": "The same request was seen before"},
+        **ERRORS,
+    },
+    summary="Submit a multi-leg strategy (all legs or none)",
+)
+async def submit_strategy(body: StrategyIn, rt: RuntimeDep) -> Response:
+    submitted = await rt.orders.submit(body.to_spec())
+    return _json(submitted.order, 201 if submitted.created else 200)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
+async def get_order(order_id: OrderId, rt: RuntimeDep) -> Response:
+    return _json(await rt.orders.get(order_id))
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "o" or not number.isdigit():
+            raise ValueError(cursor)
+        return int(number)
+    except (ValueError, UnicodeDecodeError):
+        raise DomainError(
+            "cursor is not one this API gave out", field="cursor", code="invalid_cursor"
+        ) from None
+
+
+@router.get("/orders", response_model=OrderPageOut, responses=ERRORS)
+async def list_orders(
+    rt: RuntimeDep,
+    account: Annotated[Address | None, Query()] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    instrument: Annotated[Symbol | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    after = 0 if cursor is None else _decode_cursor(cursor)
+    limit = min(limit, rt.settings.page_size_max)
+    page = await rt.orders.list(
+        OrderFilter(account=account, status=status, instrument=instrument), after=after, limit=limit
+    )
+    out = OrderPageOut(
+        items=[OrderOut.model_validate(order_facts(o)) for o in page.orders],
+        next_cursor=None if page.next_after is None else _encode_cursor(page.next_after),
+    )
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+@router.patch("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
+async def amend_order(order_id: OrderId, body: AmendIn, rt: RuntimeDep) -> Response:
+    """Change the price and/or total quantity of an open order."""
+    if body.price is None and body.quantity is None:
+        raise DomainError("give a price, a quantity or both", field="body", code="nothing_to_amend")
+    order = await rt.orders.amend(
+        order_id,
+        price=None if body.price is None else Decimal(body.price),
+        quantity=None if body.quantity is None else Decimal(body.quantity),
+        expected_version=body.expected_version,
+    )
+    return _json(order)
+
+
+@router.delete("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
+async def cancel_order(
+    order_id: OrderId,
+    rt: RuntimeDep,
+    expected_version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return _json(await rt.orders.cancel(order_id, expected_version=expected_version))

@@ -1,0 +1,181 @@
+"""Request and response models: the API's contract, published at /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from eth_utils import to_checksum_address
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from gateway.domain.orders import Leg, OrderSpec, OrderType, Side, TimeInForce
+
+DECIMAL_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,18})?$"
+SIGNED_DECIMAL_PATTERN = r"^-?[0-9]{1,30}(\.[0-9]{1,18})?$"
+
+# Money travels as decimal strings: JSON numbers would pass through binary floats.
+DecimalText = Annotated[
+    str,
+    Field(pattern=DECIMAL_PATTERN, examples=["1.25"], description="Exact decimal, as a string"),
+]
+SignedDecimalText = Annotated[
+    str, Field(pattern=SIGNED_DECIMAL_PATTERN, examples=["-12.5"], description="Signed decimal")
+]
+Address = Annotated[
+    str,
+    Field(pattern=r"^0x[0-9a-fA-F]{40}$", examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]),
+    AfterValidator(to_checksum_address),
+]
+ClientOrderId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="Unique per account; resubmitting the same request returns the same order",
+    ),
+]
+Symbol = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_.\-]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class OrderIn(_Strict):
+    account: Address
+    client_order_id: ClientOrderId
+    instrument: Symbol
+    side: Side
+    type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    quantity: DecimalText
+    price: DecimalText | None = None
+    stop_price: DecimalText | None = None
+    expires_at: AwareDatetime | None = None
+
+    def to_spec(self) -> OrderSpec:
+        return OrderSpec(
+            account=self.account,
+            client_order_id=self.client_order_id,
+            side=self.side,
+            order_type=self.type,
+            quantity=Decimal(self.quantity),
+            time_in_force=self.time_in_force,
+            instrument=self.instrument,
+            price=None if self.price is None else Decimal(self.price),
+            stop_price=None if self.stop_price is None else Decimal(self.stop_price),
+            post_only=self.post_only,
+            expires_at=self.expires_at,
+        )
+
+
+class LegIn(_Strict):
+    instrument: Symbol
+    side: Side
+    ratio: int = Field(default=1, ge=1, le=1000)
+
+
+class StrategyIn(_Strict):
+    """A multi-leg strategy: all legs fill together in their ratios, or nothing fills."""
+
+    account: Address
+    client_order_id: ClientOrderId
+    legs: list[LegIn] = Field(min_length=2, max_length=8)
+    side: Side = Side.BUY
+    quantity: DecimalText
+    price: SignedDecimalText = Field(
+        description="Net price per unit of strategy: positive pays (debit), negative receives"
+    )
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expires_at: AwareDatetime | None = None
+
+    def to_spec(self) -> OrderSpec:
+        return OrderSpec(
+            account=self.account,
+            client_order_id=self.client_order_id,
+            side=self.side,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal(self.quantity),
+            time_in_force=self.time_in_force,
+            legs=tuple(Leg(leg.instrument, leg.side, leg.ratio) for leg in self.legs),
+            price=Decimal(self.price),
+            expires_at=self.expires_at,
+        )
+
+
+class AmendIn(_Strict):
+    price: SignedDecimalText | None = None
+    quantity: DecimalText | None = None
+    expected_version: int | None = Field(
+        default=None, ge=1, description="Refuse the change if the order moved on (409)"
+    )
+
+
+class LegOut(BaseModel):
+    instrument: str
+    side: Side
+    ratio: int
+
+
+class OrderOut(BaseModel):
+    id: str
+    client_order_id: str
+    account: str
+    instrument: str | None
+    legs: list[LegOut]
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    post_only: bool
+    quantity: str
+    price: str | None
+    stop_price: str | None
+    expires_at: datetime | None
+    status: str
+    status_reason: str | None
+    settlement: str
+    filled_quantity: str
+    remaining_quantity: str
+    average_price: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPageOut(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class InstrumentOut(BaseModel):
+    symbol: str
+    kind: Literal["spot", "option", "perpetual"]
+    base: str
+    quote: str
+    base_decimals: int
+    quote_decimals: int
+    tick_size: str
+    lot_size: str
+    min_quantity: str
+    strike: str | None = None
+    expiry: datetime | None = None
+    right: Literal["call", "put"] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: str
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code")
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

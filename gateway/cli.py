@@ -1,0 +1,217 @@
+"""The `isthmus` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import Settings
+
+app = typer.Typer(
+    help="Isthmus: order management and on-chain settlement gateway.", no_args_is_help=True
+)
+orders_app = typer.Typer(help="Submit, inspect, amend and cancel orders.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify what the gateway recorded.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Gateway base URL")]
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Interface (default ISTHMUS_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ISTHMUS_PORT)")] = None,
+) -> None:
+    """Run the gateway (migrates the database first)."""
+    import uvicorn
+
+    from gateway.api.app import create_app
+
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    console.print(
+        f"[bold]Isthmus[/] on http://{settings.host}:{settings.port} "
+        f"(docs /docs, database {settings.database_url})"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _call(method: str, url: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url, timeout=10, **kwargs)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the gateway:[/] {error}")
+        raise typer.Exit(2) from error
+    body = response.json()
+    if response.is_error:
+        problem = body.get("error", {})
+        field = f" ({problem.get('field')})" if problem.get("field") else ""
+        console.print(f"[red]{problem.get('code')}[/]: {problem.get('message')}{field}")
+        raise typer.Exit(1)
+    return body
+
+
+def _orders_table(orders: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for column in (
+        "id",
+        "account",
+        "instrument",
+        "side",
+        "type",
+        "qty",
+        "price",
+        "filled",
+        "status",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("qty", "price", "filled") else "left"
+        )
+    for o in orders:
+        instrument = o["instrument"] or " + ".join(
+            f"{leg['side']} {leg['ratio']}x {leg['instrument']}" for leg in o["legs"]
+        )
+        account = o["account"][:6] + "…" + o["account"][-4:]
+        table.add_row(
+            o["id"],
+            account,
+            instrument,
+            o["side"],
+            o["type"],
+            o["quantity"],
+            o["price"] or "-",
+            o["filled_quantity"],
+            o["status"],
+        )
+    return table
+
+
+@orders_app.command("list")
+def orders_list(
+    api: ApiUrl = "http://127.0.0.1:8000",
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status")] = None,
+    instrument: Annotated[str | None, typer.Option(help="Only this instrument")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List orders, oldest first."""
+    params = {
+        k: v
+        for k, v in {"account": account, "status": status, "instrument": instrument}.items()
+        if v
+    }
+    page = _call("GET", f"{api}/v1/orders", params={**params, "limit": limit})
+    if as_json:
+        print(json.dumps(page, indent=2))
+        return
+    console.print(_orders_table(page["items"]))
+    if page["next_cursor"]:
+        console.print(f"more: --cursor {page['next_cursor']}")
+
+
+@orders_app.command("show")
+def orders_show(order_id: str, api: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Show one order."""
+    order = _call("GET", f"{api}/v1/orders/{order_id}")
+    console.print(_orders_table([order]))
+    if order["status_reason"]:
+        console.print(f"reason: {order['status_reason']}")
+
+
+@orders_app.command("submit")
+def orders_submit(
+    account: str,
+    instrument: str,
+    side: str,
+    quantity: str,
+    price: Annotated[str | None, typer.Option(help="Limit price")] = None,
+    order_type: Annotated[str, typer.Option("--type")] = "limit",
+    time_in_force: Annotated[str, typer.Option("--tif")] = "gtc",
+    client_order_id: Annotated[str | None, typer.Option("--client-order-id")] = None,
+    api: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Submit an order (give --client-order-id to make a retry safe)."""
+    import uuid
+
+    body = {
+        "account": account,
+        "client_order_id": client_order_id or uuid.uuid4().hex,
+        "instrument": instrument,
+        "side": side,
+        "type": order_type,
+        "time_in_force": time_in_force,
+        "quantity": quantity,
+        "price": price,
+    }
+    console.print(_orders_table([_call("POST", f"{api}/v1/orders", json=body)]))
+
+
+@orders_app.command("amend")
+def orders_amend(
+    order_id: str,
+    price: Annotated[str | None, typer.Option()] = None,
+    quantity: Annotated[str | None, typer.Option()] = None,
+    api: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Change the price or quantity of an open order."""
+    body = {k: v for k, v in {"price": price, "quantity": quantity}.items() if v is not None}
+    console.print(_orders_table([_call("PATCH", f"{api}/v1/orders/{order_id}", json=body)]))
+
+
+@orders_app.command("cancel")
+def orders_cancel(order_id: str, api: ApiUrl = "http://127.0.0.1:8000") -> None:
+    """Cancel an open order."""
+    console.print(_orders_table([_call("DELETE", f"{api}/v1/orders/{order_id}")]))
+
+
+@audit_app.command("verify-log")
+def audit_verify_log(
+    database_url: Annotated[
+        str | None, typer.Option("--db", help="Database URL (default ISTHMUS_DATABASE_URL)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Recompute the audit log's hash chain; exit 1 if any record was altered."""
+    from gateway.store import audit_log
+    from gateway.store.database import create_database_engine
+
+    engine = create_database_engine(database_url or Settings().database_url, for_writes=False)
+    with engine.connect() as connection:
+        result = audit_log.verify(connection)
+    engine.dispose()
+    if as_json:
+        print(
+            json.dumps(
+                {"ok": result.ok, "records": result.records, "problems": list(result.problems)}
+            )
+        )
+    elif result.ok:
+        console.print(f"[green]audit log intact[/]: {result.records} records")
+    else:
+        console.print(f"[red]audit log broken[/] after checking {result.records} records:")
+        for problem in result.problems:
+            console.print(f"  - {problem}")
+    if not result.ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The embedded default world: anvil, deployed contracts, simulated exchanges."""

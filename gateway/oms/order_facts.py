@@ -1,0 +1,61 @@
+"""One JSON-ready description of an order, shared by the audit log, events and the API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+from gateway.domain.amounts import canonical
+from gateway.domain.orders import Order, OrderSpec
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else canonical(value)
+
+
+def spec_facts(spec: OrderSpec) -> dict[str, Any]:
+    return {
+        "account": spec.account,
+        "client_order_id": spec.client_order_id,
+        "instrument": spec.instrument,
+        "legs": [
+            {"instrument": leg.instrument, "side": leg.side.value, "ratio": leg.ratio}
+            for leg in spec.legs
+        ],
+        "side": spec.side.value,
+        "type": spec.order_type.value,
+        "time_in_force": spec.time_in_force.value,
+        "post_only": spec.post_only,
+        "quantity": _text(spec.quantity),
+        "price": _text(spec.price),
+        "stop_price": _text(spec.stop_price),
+        "expires_at": None if spec.expires_at is None else spec.expires_at.isoformat(),
+    }
+
+
+def request_hash(spec: OrderSpec) -> str:
+    """Fingerprint of what was asked: a retried request matches, a different one does not."""
+    text = json.dumps(spec_facts(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def order_facts(order: Order) -> dict[str, Any]:
+    facts = spec_facts(order.spec)
+    average = order.average_price
+    facts.update(
+        id=order.id,
+        quantity=_text(order.quantity),
+        price=_text(order.price),
+        status=order.status.value,
+        status_reason=order.status_reason,
+        settlement=order.settlement.value,
+        filled_quantity=_text(order.filled_quantity),
+        remaining_quantity=_text(order.remaining),
+        average_price=None if average is None else _text(average.quantize(Decimal(1).scaleb(-18))),
+        version=order.version,
+        created_at=order.created_at.isoformat(),
+        updated_at=order.updated_at.isoformat(),
+    )
+    return facts

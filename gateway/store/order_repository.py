@@ -1,0 +1,263 @@
+"""Reading and writing orders, legs, fills and accounts (SQLAlchemy Core: the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.domain.fills import Fill
+from gateway.domain.lifecycle import OrderStatus, SettlementStatus
+from gateway.domain.orders import Leg, Order, OrderSpec, OrderType, Side, TimeInForce
+from gateway.store.tables import AccountRow, FillRow, OrderLegRow, OrderRow
+
+ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
+LEGS = OrderLegRow.__table__  # type: ignore[attr-defined]
+FILLS = FillRow.__table__  # type: ignore[attr-defined]
+ACCOUNTS = AccountRow.__table__  # type: ignore[attr-defined]
+
+
+class StaleOrder(Exception):
+    """The order changed since it was read (optimistic concurrency)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    seq: int
+    order: Order
+    request_hash: str
+
+
+def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datetime) -> None:
+    """Create accounts that do not exist yet (portable upsert per dialect)."""
+    rows = [{"address": a, "created_at": now} for a in sorted(set(addresses))]
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.execute(sqlite.insert(ACCOUNTS).on_conflict_do_nothing(), rows)
+    elif dialect == "postgresql":
+        connection.execute(postgresql.insert(ACCOUNTS).on_conflict_do_nothing(), rows)
+    else:  # pragma: no cover - other backends: check first
+        existing = set(
+            connection.execute(
+                select(ACCOUNTS.c.address).where(
+                    ACCOUNTS.c.address.in_([r["address"] for r in rows])
+                )
+            ).scalars()
+        )
+        missing = [r for r in rows if r["address"] not in existing]
+        if missing:
+            connection.execute(insert(ACCOUNTS), missing)
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    return {
+        "status": order.status.value,
+        "settlement": order.settlement.value,
+        "filled_quantity": order.filled_quantity,
+        "filled_notional": order.filled_notional,
+        "status_reason": order.status_reason,
+        "version": order.version,
+        "updated_at": order.updated_at,
+        "price": order.price,
+        "quantity": order.quantity,
+    }
+
+
+def insert_orders(connection: Connection, orders: Sequence[tuple[Order, str]]) -> None:
+    """Insert new orders with their legs; `orders` pairs each order with its request hash."""
+    rows, legs = [], []
+    for order, request_hash in orders:
+        spec = order.spec
+        rows.append(
+            {
+                "id": order.id,
+                "account": spec.account,
+                "client_order_id": spec.client_order_id,
+                "request_hash": request_hash,
+                "instrument": spec.instrument,
+                "side": spec.side.value,
+                "order_type": spec.order_type.value,
+                "time_in_force": spec.time_in_force.value,
+                "post_only": spec.post_only,
+                "stop_price": spec.stop_price,
+                "expires_at": spec.expires_at,
+                "created_at": order.created_at,
+                **_order_values(order),
+            }
+        )
+        for position, leg in enumerate(spec.legs):
+            legs.append(
+                {
+                    "order_id": order.id,
+                    "position": position,
+                    "instrument": leg.instrument,
+                    "side": leg.side.value,
+                    "ratio": leg.ratio,
+                }
+            )
+    if rows:
+        connection.execute(insert(ORDERS), rows)
+    if legs:
+        connection.execute(insert(LEGS), legs)
+
+
+def update_order(connection: Connection, order: Order, *, previous_version: int) -> None:
+    """Write a new version of an order; fails if someone else wrote in between."""
+    result = connection.execute(
+        update(ORDERS)
+        .where(ORDERS.c.id == order.id, ORDERS.c.version == previous_version)
+        .values(**_order_values(order))
+    )
+    if result.rowcount != 1:
+        raise StaleOrder(order.id)
+
+
+def _legs_for(connection: Connection, order_ids: Sequence[str]) -> dict[str, tuple[Leg, ...]]:
+    if not order_ids:
+        return {}
+    legs: dict[str, list[Leg]] = {}
+    for row in connection.execute(
+        select(LEGS)
+        .where(LEGS.c.order_id.in_(order_ids))
+        .order_by(LEGS.c.order_id, LEGS.c.position)
+    ):
+        legs.setdefault(row.order_id, []).append(Leg(row.instrument, Side(row.side), row.ratio))
+    return {order_id: tuple(items) for order_id, items in legs.items()}
+
+
+def _to_stored(row: Any, legs: tuple[Leg, ...]) -> StoredOrder:
+    spec = OrderSpec(
+        account=row.account,
+        client_order_id=row.client_order_id,
+        side=Side(row.side),
+        order_type=OrderType(row.order_type),
+        quantity=row.quantity,
+        time_in_force=TimeInForce(row.time_in_force),
+        instrument=row.instrument,
+        legs=legs,
+        price=row.price,
+        stop_price=row.stop_price,
+        post_only=row.post_only,
+        expires_at=row.expires_at,
+    )
+    order = Order(
+        id=row.id,
+        spec=spec,
+        status=OrderStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        filled_quantity=row.filled_quantity,
+        filled_notional=row.filled_notional,
+        settlement=SettlementStatus(row.settlement),
+        status_reason=row.status_reason,
+        version=row.version,
+        price=row.price,
+        quantity=row.quantity,
+    )
+    return StoredOrder(seq=row.seq, order=order, request_hash=row.request_hash)
+
+
+def _load(connection: Connection, statement: Any) -> list[StoredOrder]:
+    rows = connection.execute(statement).all()
+    legs = _legs_for(connection, [r.id for r in rows if r.instrument is None])
+    return [_to_stored(row, legs.get(row.id, ())) for row in rows]
+
+
+def get_order(connection: Connection, order_id: str) -> StoredOrder | None:
+    found = _load(connection, select(ORDERS).where(ORDERS.c.id == order_id))
+    return found[0] if found else None
+
+
+def get_by_client_order_id(
+    connection: Connection, account: str, client_order_id: str
+) -> StoredOrder | None:
+    found = _load(
+        connection,
+        select(ORDERS).where(
+            ORDERS.c.account == account, ORDERS.c.client_order_id == client_order_id
+        ),
+    )
+    return found[0] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    account: str | None = None
+    status: OrderStatus | None = None
+    instrument: str | None = None
+
+
+def list_orders(
+    connection: Connection, filters: OrderFilter, *, after_seq: int, limit: int
+) -> list[StoredOrder]:
+    """Orders in submission order after a cursor (keyset pagination: stable under inserts)."""
+    statement = select(ORDERS).where(ORDERS.c.seq > after_seq)
+    if filters.account is not None:
+        statement = statement.where(ORDERS.c.account == filters.account)
+    if filters.status is not None:
+        statement = statement.where(ORDERS.c.status == filters.status.value)
+    if filters.instrument is not None:
+        statement = statement.where(ORDERS.c.instrument == filters.instrument)
+    return _load(connection, statement.order_by(ORDERS.c.seq).limit(limit))
+
+
+def open_orders_due(connection: Connection, now: datetime, limit: int) -> list[StoredOrder]:
+    """Open good-till-date orders whose time has come."""
+    statement = (
+        select(ORDERS)
+        .where(
+            ORDERS.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+            ORDERS.c.expires_at.is_not(None),
+            ORDERS.c.expires_at <= now,
+        )
+        .order_by(ORDERS.c.seq)
+        .limit(limit)
+    )
+    return _load(connection, statement)
+
+
+def insert_fill(connection: Connection, fill: Fill) -> None:
+    connection.execute(
+        insert(FILLS).values(
+            id=fill.id,
+            order_id=fill.order_id,
+            account=fill.account,
+            instrument=fill.instrument,
+            side=fill.side.value,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            venue=fill.venue,
+            executed_at=fill.executed_at,
+            settlement=fill.settlement.value,
+        )
+    )
+
+
+def fills_for_order(connection: Connection, order_id: str) -> list[Fill]:
+    rows = connection.execute(
+        select(FILLS).where(FILLS.c.order_id == order_id).order_by(FILLS.c.executed_at, FILLS.c.id)
+    )
+    return [
+        Fill(
+            id=r.id,
+            order_id=r.order_id,
+            account=r.account,
+            instrument=r.instrument,
+            side=Side(r.side),
+            quantity=r.quantity,
+            price=r.price,
+            fee=r.fee,
+            venue=r.venue,
+            executed_at=r.executed_at,
+            settlement=SettlementStatus(r.settlement),
+            tx_hash=r.tx_hash,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,126 @@
+"""The tables. Schema changes go through Alembic migrations in `store/migrations`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from gateway.store.column_types import DecimalText, UtcDateTime
+
+
+def _decimal(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DecimalText(), nullable=nullable)
+
+
+def _time(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UtcDateTime(), nullable=nullable)
+
+
+class AccountRow(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    address: str = Field(primary_key=True, max_length=42)
+    created_at: datetime = Field(sa_column=_time())
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("account", "client_order_id", name="uq_orders_account_client_order_id"),
+        Index("ix_orders_account_seq", "account", "seq"),
+        Index("ix_orders_status_seq", "status", "seq"),
+        Index("ix_orders_instrument_seq", "instrument", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=40)
+    account: str = Field(foreign_key="accounts.address", max_length=42)
+    client_order_id: str = Field(max_length=64)
+    request_hash: str = Field(max_length=64)
+    instrument: str | None = Field(default=None, max_length=64)
+    side: str = Field(max_length=4)
+    order_type: str = Field(max_length=16)
+    time_in_force: str = Field(max_length=4)
+    post_only: bool = False
+    quantity: Decimal = Field(sa_column=_decimal())
+    price: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    stop_price: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    expires_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    status: str = Field(max_length=20)
+    settlement: str = Field(max_length=10)
+    filled_quantity: Decimal = Field(sa_column=_decimal())
+    filled_notional: Decimal = Field(sa_column=_decimal())
+    status_reason: str | None = Field(default=None, max_length=200)
+    version: int
+    created_at: datetime = Field(sa_column=_time())
+    updated_at: datetime = Field(sa_column=_time())
+
+
+class OrderLegRow(SQLModel, table=True):
+    __tablename__ = "order_legs"
+
+    order_id: str = Field(foreign_key="orders.id", primary_key=True, max_length=40)
+    position: int = Field(primary_key=True)
+    instrument: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    ratio: int
+
+
+class SettlementBatchRow(SQLModel, table=True):
+    __tablename__ = "settlement_batches"
+
+    id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(max_length=10)
+    created_at: datetime = Field(sa_column=_time())
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    operator_nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    gas_used: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class FillRow(SQLModel, table=True):
+    __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_order_id", "order_id"), Index("ix_fills_account", "account"))
+
+    id: str = Field(primary_key=True, max_length=40)
+    order_id: str = Field(foreign_key="orders.id", max_length=40)
+    account: str = Field(max_length=42)
+    instrument: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    quantity: Decimal = Field(sa_column=_decimal())
+    price: Decimal = Field(sa_column=_decimal())
+    fee: Decimal = Field(sa_column=_decimal())
+    venue: str = Field(max_length=32)
+    executed_at: datetime = Field(sa_column=_time())
+    settlement: str = Field(max_length=10)
+    batch_id: str | None = Field(default=None, foreign_key="settlement_batches.id", max_length=40)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    log_index: int | None = None
+
+
+class AuditRecordRow(SQLModel, table=True):
+    """One state change. `hash` = sha256 over the previous hash and this record's content."""
+
+    __tablename__ = "audit_log"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=40)
+    entity_id: str = Field(max_length=66)
+    payload: str
+    created_at: datetime = Field(sa_column=_time())
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The newest record's seq and hash: the row writers lock, and what truncation breaks."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(max_length=64)
