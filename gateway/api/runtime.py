@@ -73,11 +73,11 @@ class Runtime:
         self.read_engine.dispose()
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     value: Runtime = request.app.state.runtime
     return value
 
 
-def websocket_runtime(websocket: WebSocket) -> Runtime:
+async def websocket_runtime(websocket: WebSocket) -> Runtime:
     value: Runtime = websocket.app.state.runtime
     return value

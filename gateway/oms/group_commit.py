@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -33,6 +33,21 @@ class CommandResult(Generic[T]):
 
 
 Command = Callable[[Connection, datetime], CommandResult[Any]]
+
+
+class BatchableCommand(Protocol):
+    """A command whose instances can be applied together, set-wise, in a few statements.
+
+    `apply_batch` returns one outcome per command: a result, or the exception that command
+    alone must fail with. If it raises, the batch is retried one command at a time.
+    """
+
+    def __call__(self, connection: Connection, now: datetime) -> CommandResult[Any]: ...
+
+    @classmethod
+    def apply_batch(
+        cls, connection: Connection, now: datetime, commands: Sequence[Any]
+    ) -> list[CommandResult[Any] | Exception]: ...
 
 
 class GroupCommitter:
@@ -98,20 +113,63 @@ class GroupCommitter:
                 self._queue.task_done()
 
     def _apply(self, commands: list[Command]) -> tuple[list[Any], list[dict[str, Any]]]:
+        try:
+            return self._apply_in_transaction(commands, set_wise=True)
+        except _RetryOneByOne:
+            # A set-wise group failed as a whole (e.g. a constraint hit by another replica);
+            # everything was rolled back, so replay each command in its own savepoint.
+            return self._apply_in_transaction(commands, set_wise=False)
+
+    def _apply_in_transaction(
+        self, commands: list[Command], *, set_wise: bool
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
         now = self._clock.now()
         outcomes: list[Any] = []
         entries: list[AuditEntry] = []
         events: list[dict[str, Any]] = []
         with self._engine.begin() as connection:
-            for command in commands:
-                try:
-                    with connection.begin_nested():
-                        result = command(connection, now)
-                except Exception as error:
-                    outcomes.append(error)
-                    continue
-                outcomes.append(result.value)
-                entries.extend(result.audit)
-                events.extend(result.events)
+            for group in _runs_of_same_kind(commands):
+                for outcome in self._apply_group(connection, now, group, set_wise=set_wise):
+                    if isinstance(outcome, CommandResult):
+                        outcomes.append(outcome.value)
+                        entries.extend(outcome.audit)
+                        events.extend(outcome.events)
+                    else:
+                        outcomes.append(outcome)
             audit_log.append(connection, entries, now)
         return outcomes, events
+
+    def _apply_group(
+        self, connection: Connection, now: datetime, group: list[Command], *, set_wise: bool
+    ) -> list[CommandResult[Any] | Exception]:
+        batch_apply = getattr(type(group[0]), "apply_batch", None)
+        if set_wise and batch_apply is not None:
+            try:
+                results: list[CommandResult[Any] | Exception] = batch_apply(connection, now, group)
+            except Exception as error:
+                raise _RetryOneByOne from error
+            return results
+        single: list[CommandResult[Any] | Exception] = []
+        for command in group:
+            try:
+                with connection.begin_nested():
+                    single.append(command(connection, now))
+            except Exception as error:
+                single.append(error)
+        return single
+
+
+class _RetryOneByOne(Exception):
+    pass
+
+
+def _runs_of_same_kind(commands: list[Command]) -> list[list[Command]]:
+    """Consecutive commands of one batchable type form a group; order is kept."""
+    groups: list[list[Command]] = []
+    for command in commands:
+        kind = type(command)
+        if groups and type(groups[-1][0]) is kind and hasattr(kind, "apply_batch"):
+            groups[-1].append(command)
+        else:
+            groups.append([command])
+    return groups

@@ -7,6 +7,7 @@ per state change); reads use their own connections and never wait for the writer
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,6 +65,73 @@ def _change(order: Order, kind: str) -> tuple[AuditEntry, dict[str, object]]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """Write command for one submission; many are applied together in a few statements."""
+
+    spec: OrderSpec
+    fingerprint: str
+    order_id: str
+
+    def __call__(self, connection: Connection, now: datetime) -> CommandResult[Submitted]:
+        outcome = self.apply_batch(connection, now, [self])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    @classmethod
+    def apply_batch(
+        cls, connection: Connection, now: datetime, commands: Sequence[SubmitOrder]
+    ) -> list[CommandResult[Submitted] | Exception]:
+        keys = [(c.spec.account, c.spec.client_order_id) for c in commands]
+        known = {
+            key: (stored.order, stored.request_hash)
+            for key, stored in repo.get_by_client_order_ids(connection, list(set(keys))).items()
+        }
+        outcomes: list[CommandResult[Submitted] | Exception] = []
+        created: list[tuple[Order, str]] = []
+        for command, key in zip(commands, keys, strict=True):
+            if key in known:
+                order, fingerprint = known[key]
+                if fingerprint != command.fingerprint:
+                    outcomes.append(
+                        DuplicateClientOrderId(
+                            f"client_order_id {key[1]!r} was used for a different order",
+                            field="client_order_id",
+                        )
+                    )
+                else:
+                    outcomes.append(CommandResult(Submitted(order, created=False)))
+                continue
+            order, changes = _accept(command.order_id, command.spec, now)
+            known[key] = (order, command.fingerprint)
+            created.append((order, command.fingerprint))
+            outcomes.append(
+                CommandResult(
+                    Submitted(order, created=True),
+                    audit=[entry for entry, _ in changes],
+                    events=[event for _, event in changes],
+                )
+            )
+        if created:
+            repo.ensure_accounts(connection, [o.spec.account for o, _ in created], now)
+            repo.insert_orders(connection, created)
+        return outcomes
+
+
+def _accept(
+    order_id: str, spec: OrderSpec, now: datetime
+) -> tuple[Order, list[tuple[AuditEntry, dict[str, object]]]]:
+    order = Order.new(order_id, spec, now).accept(now)
+    changes = [_change(order, "order.accepted")]
+    if spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+        # No liquidity source is attached to this service yet: an immediate order finds
+        # nothing to trade against, so it ends at once rather than resting.
+        order = order.cancel(now, reason="no liquidity to execute against")
+        changes.append(_change(order, "order.cancelled"))
+    return order, changes
+
+
 class OrderService:
     def __init__(
         self,
@@ -82,43 +150,13 @@ class OrderService:
     async def submit(self, spec: OrderSpec) -> Submitted:
         """Create the order once per (account, client_order_id); a retry returns it again."""
         validate(spec, self.catalogue, self._clock.now())
-        fingerprint = request_hash(spec)
+        command = SubmitOrder(spec, request_hash(spec), new_id("ord"))
         try:
-            result: Submitted = await self._writer.execute(
-                lambda connection, now: self._submit(connection, now, spec, fingerprint)
-            )
+            result: Submitted = await self._writer.execute(command)
         except IntegrityError:
             # Another replica inserted the same client_order_id between our read and write.
-            result = await self._writer.execute(
-                lambda connection, now: self._submit(connection, now, spec, fingerprint)
-            )
+            result = await self._writer.execute(command)
         return result
-
-    def _submit(
-        self, connection: Connection, now: datetime, spec: OrderSpec, fingerprint: str
-    ) -> CommandResult[Submitted]:
-        existing = repo.get_by_client_order_id(connection, spec.account, spec.client_order_id)
-        if existing is not None:
-            if existing.request_hash != fingerprint:
-                raise DuplicateClientOrderId(
-                    f"client_order_id {spec.client_order_id!r} was used for a different order",
-                    field="client_order_id",
-                )
-            return CommandResult(Submitted(existing.order, created=False))
-        order = Order.new(new_id("ord"), spec, now).accept(now)
-        changes = [_change(order, "order.accepted")]
-        if spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
-            # No liquidity source is attached to this service yet: an immediate order
-            # finds nothing to trade against, so it ends at once rather than resting.
-            order = order.cancel(now, reason="no liquidity to execute against")
-            changes.append(_change(order, "order.cancelled"))
-        repo.ensure_accounts(connection, [spec.account], now)
-        repo.insert_orders(connection, [(order, fingerprint)])
-        return CommandResult(
-            Submitted(order, created=True),
-            audit=[entry for entry, _ in changes],
-            events=[event for _, event in changes],
-        )
 
     async def amend(
         self,

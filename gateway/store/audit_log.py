@@ -14,13 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.store.tables import AuditHeadRow, AuditRecordRow
 
 GENESIS_HASH = "0" * 64
 AUDIT_LOG = AuditRecordRow.__table__  # type: ignore[attr-defined]
 AUDIT_HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
+
+# Built once: constructing statements per call costs more than running them.
+_READ_HEAD_FOR_UPDATE = (
+    select(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1).with_for_update()
+)
+_INSERT_RECORDS = insert(AUDIT_LOG)
+_INSERT_HEAD = insert(AUDIT_HEAD)
+_MOVE_HEAD = (
+    update(AUDIT_HEAD)
+    .where(AUDIT_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +63,7 @@ def append(connection: Connection, entries: Sequence[AuditEntry], now: datetime)
     """
     if not entries:
         return
-    head = connection.execute(
-        select(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1).with_for_update()
-    ).first()
+    head = connection.execute(_READ_HEAD_FOR_UPDATE).first()
     seq, prev = (0, GENESIS_HASH) if head is None else (head.seq, head.hash)
     rows = []
     for entry in entries:
@@ -72,13 +82,11 @@ def append(connection: Connection, entries: Sequence[AuditEntry], now: datetime)
             }
         )
         prev = digest
-    connection.execute(insert(AUDIT_LOG), rows)
+    connection.execute(_INSERT_RECORDS, rows)
     if head is None:
-        connection.execute(insert(AUDIT_HEAD).values(id=1, seq=seq, hash=prev))
+        connection.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": prev})
     else:
-        connection.execute(
-            update(AUDIT_HEAD).where(AUDIT_HEAD.c.id == 1).values(seq=seq, hash=prev)
-        )
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
 
 
 @dataclass(frozen=True, slots=True)

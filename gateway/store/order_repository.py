@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.fills import Fill
@@ -19,6 +19,18 @@ ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
 LEGS = OrderLegRow.__table__  # type: ignore[attr-defined]
 FILLS = FillRow.__table__  # type: ignore[attr-defined]
 ACCOUNTS = AccountRow.__table__  # type: ignore[attr-defined]
+
+
+# Hot-path statements are built once: building them per call costs more than running them.
+_INSERT_ORDERS = insert(ORDERS)
+_INSERT_LEGS = insert(LEGS)
+_INSERT_ACCOUNTS = {
+    "sqlite": sqlite.insert(ACCOUNTS).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(ACCOUNTS).on_conflict_do_nothing(),
+}
+_ORDERS_BY_KEYS = select(ORDERS).where(
+    tuple_(ORDERS.c.account, ORDERS.c.client_order_id).in_(bindparam("keys", expanding=True))
+)
 
 
 class StaleOrder(Exception):
@@ -37,11 +49,9 @@ def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datet
     rows = [{"address": a, "created_at": now} for a in sorted(set(addresses))]
     if not rows:
         return
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        connection.execute(sqlite.insert(ACCOUNTS).on_conflict_do_nothing(), rows)
-    elif dialect == "postgresql":
-        connection.execute(postgresql.insert(ACCOUNTS).on_conflict_do_nothing(), rows)
+    upsert = _INSERT_ACCOUNTS.get(connection.dialect.name)
+    if upsert is not None:
+        connection.execute(upsert, rows)
     else:  # pragma: no cover - other backends: check first
         existing = set(
             connection.execute(
@@ -102,9 +112,9 @@ def insert_orders(connection: Connection, orders: Sequence[tuple[Order, str]]) -
                 }
             )
     if rows:
-        connection.execute(insert(ORDERS), rows)
+        connection.execute(_INSERT_ORDERS, rows)
     if legs:
-        connection.execute(insert(LEGS), legs)
+        connection.execute(_INSERT_LEGS, legs)
 
 
 def update_order(connection: Connection, order: Order, *, previous_version: int) -> None:
@@ -163,8 +173,10 @@ def _to_stored(row: Any, legs: tuple[Leg, ...]) -> StoredOrder:
     return StoredOrder(seq=row.seq, order=order, request_hash=row.request_hash)
 
 
-def _load(connection: Connection, statement: Any) -> list[StoredOrder]:
-    rows = connection.execute(statement).all()
+def _load(
+    connection: Connection, statement: Any, parameters: dict[str, Any] | None = None
+) -> list[StoredOrder]:
+    rows = connection.execute(statement, parameters or {}).all()
     legs = _legs_for(connection, [r.id for r in rows if r.instrument is None])
     return [_to_stored(row, legs.get(row.id, ())) for row in rows]
 
@@ -184,6 +196,16 @@ def get_by_client_order_id(
         ),
     )
     return found[0] if found else None
+
+
+def get_by_client_order_ids(
+    connection: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredOrder]:
+    """Orders by (account, client_order_id), many at once."""
+    if not keys:
+        return {}
+    found = _load(connection, _ORDERS_BY_KEYS, {"keys": list(keys)})
+    return {(s.order.spec.account, s.order.spec.client_order_id): s for s in found}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,74 @@
+"""Run the real gateway as a subprocess (the same `isthmus up` a user runs)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.postgres_cluster import free_port
+
+
+class GatewayProcess:
+    def __init__(self, database_url: str, port: int | None = None) -> None:
+        self.database_url = database_url
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**os.environ, "ISTHMUS_DATABASE_URL": self.database_url, "ISTHMUS_LOG_LEVEL": "info"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "up", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        self._wait_for_line(b"Application startup complete", timeout)
+
+    def _wait_for_line(self, marker: bytes, timeout: float) -> None:
+        """Block on the server's log until it says it is ready (no polling, no sleeps)."""
+        assert self.process is not None and self.process.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        seen = b""
+        while marker not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"gateway not ready: {seen.decode(errors='replace')[-2000:]}")
+            line = self.process.stderr.readline()
+            if not line:
+                raise RuntimeError(f"gateway exited: {seen.decode(errors='replace')[-2000:]}")
+            seen += line
+        selector.close()
+        # Keep draining the pipe so a chatty server never blocks on a full pipe.
+        import threading
+
+        stderr = self.process.stderr
+        threading.Thread(
+            target=lambda: [None for _ in iter(stderr.readline, b"")], daemon=True
+        ).start()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing; what the disk has is what survives."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
