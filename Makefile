@@ -7,6 +7,9 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
+# Python sources that exist in this checkout (scripts/ and bench/ may be absent early on).
+PY_PATHS := $(wildcard gateway tests bench scripts)
+
 .PHONY: up test test-fast lint format typecheck bench setup clean
 
 setup: $(VENV)/.synced node_modules/.installed
@@ -33,12 +36,12 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow and not postgres"
 
 lint: setup
-	$(BIN)/ruff check gateway tests bench scripts
-	$(BIN)/ruff format --check gateway tests bench scripts
+	$(BIN)/ruff check $(PY_PATHS)
+	$(BIN)/ruff format --check $(PY_PATHS)
 
 format: setup
-	$(BIN)/ruff format gateway tests bench scripts
-	$(BIN)/ruff check --fix gateway tests bench scripts
+	$(BIN)/ruff format $(PY_PATHS)
+	$(BIN)/ruff check --fix $(PY_PATHS)
 
 typecheck: setup
 	$(BIN)/mypy gateway

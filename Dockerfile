@@ -1,0 +1,13 @@
+# The gateway image: the same locked environment `make up` builds, run as `isthmus up`.
+FROM python:3.11-slim AS gateway
+ENV UV_PROJECT_ENVIRONMENT=/app/.venv PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+RUN pip install --no-cache-dir "uv==0.13.9"
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-install-project --no-dev
+COPY gateway ./gateway
+COPY contracts ./contracts
+RUN uv sync --frozen --no-dev
+ENV PATH=/app/.venv/bin:$PATH ISTHMUS_HOST=0.0.0.0
+EXPOSE 8000
+CMD ["isthmus", "up"]
