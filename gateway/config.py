@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Events buffered per WebSocket subscriber before it is dropped as too slow",
     )
+    venue_stale_after_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A venue silent for longer is marked stale and leaves the consolidated book",
+    )
+    book_depth_max: int = Field(default=100, ge=1, description="Deepest GET /v1/book answer")
     log_level: str = Field(default="info", description="uvicorn log level")
 
     def sqlite_path(self) -> Path | None:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import instruments, orders, stream
+from gateway.api import books, instruments, orders, stream
 from gateway.api.errors import BodySizeLimit, install_error_handlers
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
@@ -36,5 +36,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(orders.router)
     app.include_router(instruments.router)
+    app.include_router(books.router)
     app.include_router(stream.router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from fastapi import Request, WebSocket
 from sqlalchemy import Engine
@@ -13,10 +14,14 @@ from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import InstrumentCatalogue
+from gateway.domain.market import FeeSchedule
 from gateway.oms.events import OrderEvents
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.service import OrderService, SystemClock
 from gateway.store.database import create_database_engine, migrate
+from gateway.venues.internal import InternalVenue
+from gateway.venues.market_data import MarketDataHub
+from gateway.venues.protocol import Venue
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Runtime:
     events: OrderEvents
     writer: GroupCommitter
     orders: OrderService
+    market_data: MarketDataHub
+    venues: list[Venue]
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -36,8 +43,10 @@ class Runtime:
         *,
         catalogue: InstrumentCatalogue | None = None,
         clock: Clock | None = None,
+        venues: list[Venue] | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
+        catalogue = catalogue or devnet_catalogue()
         write_engine = create_database_engine(settings.database_url)
         migrate(write_engine)
         read_engine = create_database_engine(settings.database_url, for_writes=False)
@@ -48,11 +57,20 @@ class Runtime:
             batch_max=settings.commit_batch_max,
             on_committed=events.publish_all,
         )
-        orders = OrderService(writer, read_engine, catalogue or devnet_catalogue(), clock)
-        return cls(settings, write_engine, read_engine, events, writer, orders)
+        orders = OrderService(writer, read_engine, catalogue, clock)
+        if venues is None:
+            venues = [InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))]
+        market_data = MarketDataHub(
+            venues,
+            {v.name: [i.symbol for i in catalogue] for v in venues},
+            clock,
+            stale_after=settings.venue_stale_after_seconds,
+        )
+        return cls(settings, write_engine, read_engine, events, writer, orders, market_data, venues)
 
     async def start(self, *, expiry_interval: float | None = 1.0) -> None:
         self.writer.start()
+        self.market_data.start()
         if expiry_interval is not None:
             self.background.append(asyncio.create_task(self._expire_loop(expiry_interval)))
 
@@ -68,6 +86,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.background.clear()
+        await self.market_data.stop()
+        for venue in self.venues:
+            with contextlib.suppress(Exception):
+                await venue.close()
         await self.writer.stop()
         self.write_engine.dispose()
         self.read_engine.dispose()

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from eth_utils import to_checksum_address
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from gateway.domain.amounts import canonical
+from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedLevel
 from gateway.domain.orders import Leg, OrderSpec, OrderType, Side, TimeInForce
 
 DECIMAL_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,18})?$"
@@ -179,3 +181,53 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class VenueShareOut(BaseModel):
+    venue: str
+    price: str = Field(description="The venue's own price, before fees")
+    quantity: str
+
+
+class BookLevelOut(BaseModel):
+    price: str = Field(description="All-in price for a taker: asks plus fee, bids less fee")
+    quantity: str
+    venues: list[VenueShareOut]
+
+
+class ConsolidatedBookOut(BaseModel):
+    instrument: str
+    bids: list[BookLevelOut]
+    asks: list[BookLevelOut]
+    mid: str | None
+    live_venues: list[str]
+    stale_venues: list[str] = Field(description="Venues whose quotes are excluded as not live")
+    timestamp: datetime | None
+
+
+def book_out(book: ConsolidatedBook) -> ConsolidatedBookOut:
+    def levels(side: tuple[ConsolidatedLevel, ...]) -> list[BookLevelOut]:
+        return [
+            BookLevelOut(
+                price=canonical(level.price),
+                quantity=canonical(level.quantity),
+                venues=[
+                    VenueShareOut(
+                        venue=s.venue, price=canonical(s.price), quantity=canonical(s.quantity)
+                    )
+                    for s in level.shares
+                ],
+            )
+            for level in side
+        ]
+
+    mid = book.mid
+    return ConsolidatedBookOut(
+        instrument=book.instrument,
+        bids=levels(book.bids),
+        asks=levels(book.asks),
+        mid=None if mid is None else canonical(mid),
+        live_venues=list(book.live_venues),
+        stale_venues=list(book.stale_venues),
+        timestamp=book.timestamp,
+    )

@@ -1,9 +1,14 @@
-"""`/v1/stream`: order state changes pushed as JSON messages.
+"""`/v1/stream`: order state changes and consolidated books, pushed as JSON messages.
 
-Connect, optionally send `{"op": "subscribe", "accounts": ["0x..."]}` (default: everything
-you may see), then receive `{"type": "order.accepted", "account": ..., "order": {...}}`
-messages. A subscriber too slow to keep up receives `{"type": "error", "code":
-"slow_consumer"}` and is closed (code 1008); reconnect and re-read over REST.
+After connecting, send `{"op": "subscribe", "accounts": ["0x..."], "books": ["WETH/USDC"]}`
+(both optional; by default every order event and no books). Order events arrive as
+`{"type": "order.accepted", "account": ..., "order": {...}}`; books as
+`{"type": "book", "book": {...}}`.
+
+Book updates are conflated: a subscriber that reads slowly gets the newest book per
+instrument, never a backlog. Order events are never dropped silently: a subscriber too slow
+for them receives `{"type": "error", "code": "slow_consumer"}` and is closed (code 1008);
+it reconnects and re-reads over REST.
 """
 
 from __future__ import annotations
@@ -16,46 +21,82 @@ from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from gateway.api.runtime import Runtime, websocket_runtime
+from gateway.api.schemas import book_out
+from gateway.oms.events import Subscription
+from gateway.venues.market_data import ConflatedBooks
 
 router = APIRouter(prefix="/v1")
+
+
+class _Session:
+    def __init__(self, websocket: WebSocket, rt: Runtime) -> None:
+        self.websocket = websocket
+        self.rt = rt
+        self.orders: Subscription = rt.events.subscribe(None)
+        self.books: ConflatedBooks | None = None
+        self.resubscribed = asyncio.Event()
+
+    def close(self) -> None:
+        self.rt.events.unsubscribe(self.orders)
+        if self.books is not None:
+            self.rt.market_data.unsubscribe(self.books)
 
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_runtime)]) -> None:
     await websocket.accept()
-    subscription = rt.events.subscribe(None)
-    await websocket.send_json({"type": "subscribed", "accounts": None})
-    control = asyncio.create_task(_control(websocket, rt, subscription))
+    session = _Session(websocket, rt)
+    await websocket.send_json({"type": "subscribed", "accounts": None, "books": []})
+    control = asyncio.create_task(_control(session))
+    waiting: dict[str, asyncio.Task[Any]] = {}
     try:
         while True:
-            get = asyncio.create_task(subscription.queue.get())
-            overflow = asyncio.create_task(subscription.overflowed.wait())
-            done, pending = await asyncio.wait(
-                {get, overflow, control}, return_when=asyncio.FIRST_COMPLETED
+            if "order" not in waiting:
+                waiting["order"] = asyncio.create_task(session.orders.queue.get())
+            if "overflow" not in waiting:
+                waiting["overflow"] = asyncio.create_task(session.orders.overflowed.wait())
+            if session.books is not None and "books" not in waiting:
+                waiting["books"] = asyncio.create_task(session.books.next())
+            if "resubscribed" not in waiting:
+                waiting["resubscribed"] = asyncio.create_task(session.resubscribed.wait())
+            done, _ = await asyncio.wait(
+                {control, *waiting.values()}, return_when=asyncio.FIRST_COMPLETED
             )
-            for task in pending - {control}:
-                task.cancel()
             if control in done:
                 break
-            if get in done:
-                await websocket.send_json(get.result())
-                continue
-            await websocket.send_json(
-                {"type": "error", "code": "slow_consumer", "message": "fell too far behind"}
-            )
-            await websocket.close(code=1008)
-            break
+            finished = {name for name, task in waiting.items() if task in done}
+            if "overflow" in finished:
+                await websocket.send_json(
+                    {"type": "error", "code": "slow_consumer", "message": "fell too far behind"}
+                )
+                await websocket.close(code=1008)
+                break
+            if "order" in finished:
+                await websocket.send_json(waiting.pop("order").result())
+            if "books" in finished:
+                for book in waiting.pop("books").result():
+                    await websocket.send_json(
+                        {"type": "book", "book": book_out(book).model_dump(mode="json")}
+                    )
+            if "resubscribed" in finished:
+                waiting.pop("resubscribed")
+                session.resubscribed.clear()
+                stale = waiting.pop("books", None)  # the mailbox may have been replaced
+                if stale is not None:
+                    stale.cancel()
     except WebSocketDisconnect:
         pass
     finally:
-        control.cancel()
+        for task in (control, *waiting.values()):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await control
-        rt.events.unsubscribe(subscription)
+        session.close()
 
 
-async def _control(websocket: WebSocket, rt: Runtime, subscription: Any) -> None:
-    """Read client messages: subscription changes. Returns when the client goes away."""
+async def _control(session: _Session) -> None:
+    """Read client messages (subscription changes). Returns when the client goes away."""
+    websocket, rt = session.websocket, session.rt
     while True:
         try:
             message = await websocket.receive_json()
@@ -74,7 +115,17 @@ async def _control(websocket: WebSocket, rt: Runtime, subscription: Any) -> None
         ):
             await websocket.send_json({"type": "error", "code": "invalid_accounts"})
             continue
-        subscription.accounts = (
+        books = message.get("books", [])
+        if not isinstance(books, list) or not all(
+            isinstance(b, str) and b in rt.market_data.instruments for b in books
+        ):
+            await websocket.send_json({"type": "error", "code": "unknown_instrument"})
+            continue
+        session.orders.accounts = (
             None if accounts is None else frozenset(to_checksum_address(a) for a in accounts)
         )
-        await websocket.send_json({"type": "subscribed", "accounts": accounts})
+        if session.books is not None:
+            rt.market_data.unsubscribe(session.books)
+        session.books = rt.market_data.subscribe(frozenset(books)) if books else None
+        session.resubscribed.set()
+        await websocket.send_json({"type": "subscribed", "accounts": accounts, "books": books})

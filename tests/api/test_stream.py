@@ -27,7 +27,7 @@ def test_stream_pushes_state_changes_for_chosen_accounts(client: TestClient) -> 
     with client.websocket_connect("/v1/stream") as socket:
         assert socket.receive_json()["type"] == "subscribed"
         socket.send_json({"op": "subscribe", "accounts": [A.lower()]})
-        assert socket.receive_json() == {"type": "subscribed", "accounts": [A.lower()]}
+        assert socket.receive_json() == {"type": "subscribed", "accounts": [A.lower()], "books": []}
         client.post("/v1/orders", json=body(B, 1))  # not subscribed: not delivered
         created = client.post("/v1/orders", json=body(A, 2)).json()
         client.delete(f"/v1/orders/{created['id']}")
@@ -53,3 +53,24 @@ def test_slow_subscriber_is_dropped_and_others_keep_receiving() -> None:
         assert events.subscriber_count == 1
 
     asyncio.run(scenario())
+
+
+def test_stream_pushes_consolidated_books(client: TestClient) -> None:
+    with client.websocket_connect("/v1/stream") as socket:
+        socket.receive_json()
+        socket.send_json({"op": "subscribe", "books": ["NOPE/USDC"]})
+        assert socket.receive_json() == {"type": "error", "code": "unknown_instrument"}
+        socket.send_json({"op": "subscribe", "accounts": [], "books": ["WETH/USDC"]})
+        assert socket.receive_json()["type"] == "subscribed"
+        first = socket.receive_json()
+        assert first["type"] == "book" and first["book"]["instrument"] == "WETH/USDC"
+
+
+def test_rest_book(client: TestClient) -> None:
+    response = client.get("/v1/book/WETH/USDC", params={"depth": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["instrument"] == "WETH/USDC"
+    assert set(body) >= {"bids", "asks", "live_venues", "stale_venues", "mid"}
+    missing = client.get("/v1/book/NOPE/USDC")
+    assert missing.status_code == 422 and missing.json()["error"]["code"] == "unknown_instrument"

@@ -1,0 +1,235 @@
+"""Live market data from every venue, consolidated per instrument.
+
+One feed task per venue reads its book stream. A venue whose stream fails, or whose last
+update is older than `stale_after`, is stale: its quotes leave the consolidated book at
+once (never shown as live) and the feed reconnects with exponential backoff and jitter.
+Subscribers get conflated updates: the latest book per instrument, never a growing queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.domain.clock import Clock
+from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedBookBuilder
+from gateway.domain.errors import UnknownInstrument
+from gateway.domain.market import OrderBook
+from gateway.venues.protocol import Venue
+
+log = logging.getLogger("gateway.venues")
+
+
+class FeedStatus(str, enum.Enum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    STALE = "stale"
+
+
+@dataclass
+class VenueFeed:
+    venue: Venue
+    instruments: tuple[str, ...]
+    status: FeedStatus = FeedStatus.CONNECTING
+    last_update: datetime | None = None
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: float = 0.2
+    maximum: float = 10.0
+    jitter: float = 0.2  # fraction of the delay, so reconnecting venues don't synchronize
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        base: float = min(self.maximum, self.initial * 2.0 ** max(0, failures - 1))
+        return base * (1 + self.jitter * (2 * rng.random() - 1))
+
+
+class ConflatedBooks:
+    """A subscriber's mailbox: at most one pending book per instrument."""
+
+    def __init__(self, instruments: frozenset[str]) -> None:
+        self.instruments = instruments
+        self._latest: dict[str, ConsolidatedBook] = {}
+        self._ready = asyncio.Event()
+        self.conflated = 0  # updates replaced before the subscriber read them
+
+    def offer(self, book: ConsolidatedBook) -> None:
+        if book.instrument not in self.instruments:
+            return
+        if book.instrument in self._latest:
+            self.conflated += 1
+        self._latest[book.instrument] = book
+        self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._latest)
+
+    async def next(self) -> list[ConsolidatedBook]:
+        await self._ready.wait()
+        self._ready.clear()
+        books = list(self._latest.values())
+        self._latest.clear()
+        return books
+
+
+class MarketDataHub:
+    def __init__(
+        self,
+        venues: Sequence[Venue],
+        instruments: Mapping[str, Sequence[str]],
+        clock: Clock,
+        *,
+        stale_after: float = 5.0,
+        depth: int = 20,
+        backoff: Backoff | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._clock = clock
+        self._stale_after = timedelta(seconds=stale_after)
+        self._depth = depth
+        self._backoff = backoff or Backoff()
+        self._rng = random.Random(seed)
+        self.feeds: dict[str, VenueFeed] = {
+            v.name: VenueFeed(v, tuple(instruments.get(v.name, ()))) for v in venues
+        }
+        self._builders: dict[str, ConsolidatedBookBuilder] = {}
+        for feed in self.feeds.values():
+            for symbol in feed.instruments:
+                self._builders.setdefault(symbol, ConsolidatedBookBuilder(symbol))
+        self._subscribers: set[ConflatedBooks] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Callable[[str, FeedStatus], None]] = []
+        self.updates = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        for feed in self.feeds.values():
+            if feed.instruments:
+                self._tasks.append(
+                    asyncio.create_task(self._run(feed), name=f"feed-{feed.venue.name}")
+                )
+        self._tasks.append(asyncio.create_task(self._watch_staleness(), name="feed-watchdog"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def on_status_change(self, listener: Callable[[str, FeedStatus], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- reads ------------------------------------------------------------------------
+
+    @property
+    def instruments(self) -> frozenset[str]:
+        return frozenset(self._builders)
+
+    def stale_venues(self) -> frozenset[str]:
+        now = self._clock.now()
+        return frozenset(
+            name
+            for name, feed in self.feeds.items()
+            if feed.status is not FeedStatus.LIVE
+            or feed.last_update is None
+            or now - feed.last_update > self._stale_after
+        )
+
+    def book(self, instrument: str, depth: int | None = None) -> ConsolidatedBook:
+        builder = self._builders.get(instrument)
+        if builder is None:
+            raise UnknownInstrument(f"no market data for {instrument!r}", field="symbol")
+        return builder.build(depth or self._depth, stale=self.stale_venues())
+
+    def subscribe(self, instruments: frozenset[str]) -> ConflatedBooks:
+        subscription = ConflatedBooks(instruments)
+        self._subscribers.add(subscription)
+        for symbol in instruments & self.instruments:
+            subscription.offer(self.book(symbol))
+        return subscription
+
+    def unsubscribe(self, subscription: ConflatedBooks) -> None:
+        self._subscribers.discard(subscription)
+
+    # -- feeds ------------------------------------------------------------------------
+
+    def apply(self, venue: str, book: OrderBook) -> None:
+        """Fold one venue update in and publish the consolidated book."""
+        feed = self.feeds[venue]
+        builder = self._builders.get(book.instrument)
+        if builder is None:
+            return
+        builder.update(book, feed.venue.fees(book.instrument))
+        feed.last_update = self._clock.now()
+        self.updates += 1
+        if feed.status is not FeedStatus.LIVE:
+            self._set_status(feed, FeedStatus.LIVE)
+            feed.failures = 0
+        self._publish(book.instrument)
+
+    def _publish(self, instrument: str) -> None:
+        interested = [s for s in self._subscribers if instrument in s.instruments]
+        if not interested:
+            return
+        merged = self._builders[instrument].build(self._depth, stale=self.stale_venues())
+        for subscription in interested:
+            subscription.offer(merged)
+
+    def _set_status(self, feed: VenueFeed, status: FeedStatus) -> None:
+        if feed.status is status:
+            return
+        feed.status = status
+        log.info("venue %s is %s", feed.venue.name, status.value)
+        for symbol in feed.instruments:
+            if symbol in self._builders:
+                self._publish(symbol)
+        for listener in self._listeners:
+            listener(feed.venue.name, status)
+
+    async def _run(self, feed: VenueFeed) -> None:
+        while True:
+            try:
+                async for book in feed.venue.stream_order_books(feed.instruments):
+                    self.apply(feed.venue.name, book)
+                raise ConnectionError("stream ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                feed.failures += 1
+                feed.last_error = f"{type(error).__name__}: {error}"
+                self._set_status(feed, FeedStatus.STALE)
+                delay = self._backoff.delay(feed.failures, self._rng)
+                log.warning(
+                    "venue %s feed failed (%s); retry in %.2fs",
+                    feed.venue.name,
+                    feed.last_error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _watch_staleness(self) -> None:
+        """Mark venues stale whose updates stopped without an error (a silent hang)."""
+        period = max(0.05, self._stale_after.total_seconds() / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self._clock.now()
+            for feed in self.feeds.values():
+                if (
+                    feed.status is FeedStatus.LIVE
+                    and feed.last_update is not None
+                    and now - feed.last_update > self._stale_after
+                ):
+                    self._set_status(feed, FeedStatus.STALE)

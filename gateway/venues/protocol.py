@@ -1,0 +1,82 @@
+"""The one interface every liquidity source implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from gateway.domain.instruments import Instrument
+from gateway.domain.market import (
+    Balance,
+    FeeSchedule,
+    OrderBook,
+    VenueKind,
+    VenueOrder,
+    VenueOrderRequest,
+    VenuePosition,
+)
+
+
+class VenueError(Exception):
+    """A venue refused or failed a request. `code` is stable across venue kinds."""
+
+    code = "venue_error"
+
+    def __init__(self, message: str, *, venue: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.venue = venue
+        if code is not None:
+            self.code = code
+
+
+class VenueUnavailable(VenueError):
+    """The venue cannot be reached (network, maintenance, rate limit): retry later."""
+
+    code = "venue_unavailable"
+
+
+class VenueOrderNotFound(VenueError):
+    code = "venue_order_not_found"
+
+
+class VenueInsufficientFunds(VenueError):
+    code = "venue_insufficient_funds"
+
+
+class VenueRejected(VenueError):
+    code = "venue_rejected"
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """A liquidity source. Instruments are named by our symbols (e.g. `WETH/USDC`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> VenueKind: ...
+
+    async def load_instruments(self) -> list[Instrument]:
+        """The instruments this venue trades that the gateway knows."""
+        ...
+
+    async def fetch_order_book(self, instrument: str, depth: int = 20) -> OrderBook: ...
+
+    def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
+        """Books as they change; raises `VenueUnavailable` when the stream breaks."""
+        ...
+
+    async def place_order(self, request: VenueOrderRequest) -> VenueOrder: ...
+
+    async def cancel_order(self, venue_order_id: str, instrument: str) -> VenueOrder: ...
+
+    async def fetch_order(self, venue_order_id: str, instrument: str) -> VenueOrder: ...
+
+    async def fetch_balances(self) -> dict[str, Balance]: ...
+
+    async def fetch_positions(self) -> list[VenuePosition]: ...
+
+    def fees(self, instrument: str) -> FeeSchedule: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,181 @@
+"""The market-data hub: consolidation from live venues, staleness, recovery, conflation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.domain.market import BookLevel, FeeSchedule, OrderBook, VenueKind, VenueOrderRequest
+from gateway.domain.orders import OrderType, Side
+from gateway.oms.service import SystemClock
+from gateway.venues.internal import InternalVenue
+from gateway.venues.market_data import Backoff, FeedStatus, MarketDataHub
+
+ZERO = FeeSchedule(Decimal(0), Decimal(0))
+SYMBOL = "WETH/USDC"
+
+
+class ScriptedVenue:
+    """A venue whose stream the test drives: push books, break it, or let it hang."""
+
+    kind = VenueKind.CEX
+
+    def __init__(self, name: str, fee_bps: int = 0) -> None:
+        self.name = name
+        self._fees = FeeSchedule(Decimal(0), Decimal(fee_bps))
+        self.queue: asyncio.Queue[OrderBook | Exception] = asyncio.Queue()
+        self.connections = 0
+
+    def push(self, bid: str, ask: str) -> None:
+        self.queue.put_nowait(
+            OrderBook(
+                self.name,
+                SYMBOL,
+                (BookLevel(Decimal(bid), Decimal(1)),),
+                (BookLevel(Decimal(ask), Decimal(1)),),
+                datetime.now(UTC),
+            )
+        )
+
+    def fail(self) -> None:
+        self.queue.put_nowait(ConnectionError("exchange went away"))
+
+    async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
+        self.connections += 1
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def fees(self, instrument: str) -> FeeSchedule:
+        return self._fees
+
+
+async def status_change(
+    hub: MarketDataHub, venue: str, status: FeedStatus, timeout: float = 5
+) -> None:
+    reached = asyncio.Event()
+    if hub.feeds[venue].status is status:
+        return
+    hub.on_status_change(
+        lambda name, new: reached.set() if (name, new) == (venue, status) else None
+    )
+    await asyncio.wait_for(reached.wait(), timeout)
+
+
+def test_internal_book_flows_into_the_consolidated_book() -> None:
+    async def scenario() -> None:
+        internal = InternalVenue(devnet_catalogue(), SystemClock(), ZERO)
+        hub = MarketDataHub([internal], {"internal": [SYMBOL]}, SystemClock(), stale_after=60)
+        subscription = hub.subscribe(frozenset({SYMBOL}))
+        hub.start()
+        try:
+            await status_change(hub, "internal", FeedStatus.LIVE)
+            for price in ("2999", "2998"):
+                await internal.place_order(
+                    VenueOrderRequest(
+                        SYMBOL, Side.BUY, OrderType.LIMIT, Decimal("0.5"), Decimal(price)
+                    )
+                )
+            await internal.place_order(
+                VenueOrderRequest(SYMBOL, Side.SELL, OrderType.LIMIT, Decimal("2"), Decimal("3001"))
+            )
+            while True:
+                (book,) = await asyncio.wait_for(subscription.next(), 5)
+                if len(book.bids) == 2 and book.asks:
+                    break
+            assert [lvl.price for lvl in book.bids] == [Decimal(2999), Decimal(2998)]
+            assert book.asks[0].quantity == Decimal(2)
+            assert hub.book(SYMBOL).live_venues == ("internal",)
+        finally:
+            await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_venue_leaves_the_book_at_once_and_comes_back() -> None:
+    async def scenario() -> None:
+        flaky, steady = ScriptedVenue("flaky", fee_bps=10), ScriptedVenue("steady")
+        hub = MarketDataHub(
+            [flaky, steady],
+            {"flaky": [SYMBOL], "steady": [SYMBOL]},
+            SystemClock(),
+            stale_after=60,
+            backoff=Backoff(initial=0.01, maximum=0.05),
+            seed=1,
+        )
+        hub.start()
+        try:
+            flaky.push("3000", "3001")
+            steady.push("2990", "3010")
+            await status_change(hub, "flaky", FeedStatus.LIVE)
+            await status_change(hub, "steady", FeedStatus.LIVE)
+            book = hub.book(SYMBOL)
+            assert book.live_venues == ("flaky", "steady")
+            assert book.bids[0].price == Decimal("2997")  # 3000 less the 10 bp taker fee
+
+            flaky.fail()
+            await status_change(hub, "flaky", FeedStatus.STALE)
+            book = hub.book(SYMBOL)
+            assert book.stale_venues == ("flaky",)
+            assert {s.venue for lvl in book.bids + book.asks for s in lvl.shares} == {"steady"}
+
+            flaky.push("3002", "3003")  # served after the reconnect
+            await status_change(hub, "flaky", FeedStatus.LIVE)
+            assert flaky.connections == 2
+            assert hub.book(SYMBOL).bids[0].shares[0].price == Decimal("3002")
+        finally:
+            await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_venue_is_marked_stale_by_age() -> None:
+    async def scenario() -> None:
+        quiet = ScriptedVenue("quiet")
+        hub = MarketDataHub([quiet], {"quiet": [SYMBOL]}, SystemClock(), stale_after=0.2)
+        hub.start()
+        try:
+            quiet.push("3000", "3001")
+            await status_change(hub, "quiet", FeedStatus.LIVE)
+            started = asyncio.get_running_loop().time()
+            await status_change(hub, "quiet", FeedStatus.STALE, timeout=5)
+            assert asyncio.get_running_loop().time() - started < 2  # bounded detection time
+            assert hub.book(SYMBOL).live_venues == ()
+            assert hub.book(SYMBOL).bids == ()
+        finally:
+            await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_subscriber_gets_the_latest_book_not_a_backlog() -> None:
+    async def scenario() -> None:
+        venue = ScriptedVenue("burst")
+        hub = MarketDataHub([venue], {"burst": [SYMBOL]}, SystemClock(), stale_after=60)
+        slow = hub.subscribe(frozenset({SYMBOL}))
+        other = hub.subscribe(frozenset({SYMBOL}))
+        for n in range(1000):
+            hub.apply("burst", venue_book(3000 + n))
+            if n % 100 == 0:
+                await other.next()  # the other subscriber keeps reading meanwhile
+        assert slow.pending == 1
+        (latest,) = await slow.next()
+        assert latest.bids[0].price == Decimal(3999)
+        assert slow.conflated >= 999
+
+    asyncio.run(scenario())
+
+
+def venue_book(bid: int) -> OrderBook:
+    return OrderBook(
+        "burst",
+        SYMBOL,
+        (BookLevel(Decimal(bid), Decimal(1)),),
+        (BookLevel(Decimal(bid + 1), Decimal(1)),),
+        datetime.now(UTC),
+    )
