@@ -1,0 +1,351 @@
+"""Uniswap v2 pairs (and forks with the same interface) as a venue, through web3.
+
+Quotes are the pair's own integer math on its current reserves. Swaps go through the
+published Router02 so that the input transfer and the swap are one transaction, with the
+order's limit price as the slippage bound. The pool fee is inside the prices (so
+`fees()` is zero); the gas of a swap is reported separately by `gas_estimate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from web3 import Web3
+
+from gateway.chain.artifacts import uniswap_v2_periphery
+from gateway.chain.transactions import Sender, TransactionError, bind
+from gateway.chain.uniswap import ERC20_MIN_ABI, get_reserves
+from gateway.domain import amm
+from gateway.domain.amounts import from_units, to_units
+from gateway.domain.clock import Clock
+from gateway.domain.instruments import Instrument, InstrumentCatalogue
+from gateway.domain.market import (
+    Balance,
+    FeeSchedule,
+    OrderBook,
+    VenueKind,
+    VenueOrder,
+    VenueOrderRequest,
+    VenueOrderStatus,
+    VenuePosition,
+)
+from gateway.domain.orders import OrderType, Side
+from gateway.venues.protocol import VenueError, VenueOrderNotFound, VenueRejected, VenueUnavailable
+
+APPROVE_ABI = [
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "allowance",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+]
+MAX_UINT = 2**256 - 1
+SWAP_GAS_ESTIMATE = 110_000  # a router swap through one pair, measured on anvil
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One pair, seen as our instrument: `base` and `quote` are token addresses."""
+
+    instrument: str
+    pair: str
+    base: str
+    quote: str
+    base_decimals: int
+    quote_decimals: int
+    fee_bps: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class AmmQuote:
+    """A swap priced on current reserves, in token units."""
+
+    instrument: str
+    side: Side
+    base_units: int
+    quote_units: int  # paid for a buy, received for a sell
+    reserve_base: int
+    reserve_quote: int
+
+    @property
+    def average_price(self) -> Decimal:
+        return Decimal(self.quote_units) / Decimal(self.base_units)
+
+
+class UniswapV2Venue:
+    def __init__(
+        self,
+        name: str,
+        w3: Web3,
+        router: str,
+        pools: Sequence[Pool],
+        catalogue: InstrumentCatalogue,
+        clock: Clock,
+        *,
+        trader: Sender | None = None,
+        book_levels: int = 20,
+        poll_interval: float = 0.5,
+        deadline_seconds: int = 300,
+    ) -> None:
+        self._name = name
+        self._w3 = w3
+        self._router = bind(w3, uniswap_v2_periphery("UniswapV2Router02"), router)
+        self._pools: dict[str, Pool] = {p.instrument: p for p in pools}
+        self._catalogue = catalogue
+        self._clock = clock
+        self._trader = trader
+        self._book_levels = book_levels
+        self._poll_interval = poll_interval
+        self._deadline_seconds = deadline_seconds
+        self._orders: dict[str, VenueOrder] = {}
+        self._approved: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def kind(self) -> VenueKind:
+        return VenueKind.AMM
+
+    def pool(self, instrument: str) -> Pool:
+        try:
+            return self._pools[instrument]
+        except KeyError:
+            raise VenueRejected(f"no pool for {instrument}", venue=self.name) from None
+
+    async def load_instruments(self) -> list[Instrument]:
+        return [self._catalogue.get(symbol) for symbol in self._pools]
+
+    # -- quotes ---------------------------------------------------------------------
+
+    def _reserves(self, pool: Pool) -> tuple[int, int]:
+        try:
+            reserves = get_reserves(self._w3, pool.pair)
+        except Exception as error:  # connection refused, node gone
+            raise VenueUnavailable(f"cannot read {pool.pair}: {error}", venue=self.name) from error
+        return reserves.of(pool.base), reserves.of(pool.quote)
+
+    def quote(self, instrument: str, side: Side, quantity: Decimal) -> AmmQuote:
+        """Exact price of buying (exact output) or selling (exact input) `quantity` base."""
+        pool = self.pool(instrument)
+        base_units = to_units(quantity, pool.base_decimals)
+        reserve_base, reserve_quote = self._reserves(pool)
+        if side is Side.BUY:
+            quote_units = amm.amount_in(base_units, reserve_quote, reserve_base, pool.fee_bps)
+        else:
+            quote_units = amm.amount_out(base_units, reserve_base, reserve_quote, pool.fee_bps)
+        return AmmQuote(instrument, side, base_units, quote_units, reserve_base, reserve_quote)
+
+    def gas_estimate(self) -> int:
+        return SWAP_GAS_ESTIMATE
+
+    def _book(self, instrument: str, depth: int) -> OrderBook:
+        pool = self.pool(instrument)
+        reserve_base, reserve_quote = self._reserves(pool)
+        lot = self._catalogue.get(instrument).rules.lot_size
+        # chunks of about 0.1% of the pool's base, rounded to the lot size
+        chunk_size = max(lot, (from_units(reserve_base, pool.base_decimals) / 1000).quantize(lot))
+        bids, asks = amm.book_levels(
+            reserve_base,
+            reserve_quote,
+            base_decimals=pool.base_decimals,
+            quote_decimals=pool.quote_decimals,
+            chunk=to_units(chunk_size, pool.base_decimals),
+            levels=depth,
+            fee_bps=pool.fee_bps,
+        )
+        return OrderBook(self.name, instrument, bids, asks, self._clock.now())
+
+    async def fetch_order_book(self, instrument: str, depth: int = 20) -> OrderBook:
+        return await asyncio.to_thread(self._book, instrument, depth)
+
+    async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
+        """A new book whenever a pair's reserves change (checked once per new block)."""
+        last_block = -1
+        last_reserves: dict[str, tuple[int, int]] = {}
+        while True:
+            try:
+                block = await asyncio.to_thread(lambda: self._w3.eth.block_number)
+            except Exception as error:
+                raise VenueUnavailable(f"node unreachable: {error}", venue=self.name) from error
+            if block != last_block:
+                last_block = block
+                for symbol in instruments:
+                    reserves = await asyncio.to_thread(self._reserves, self.pool(symbol))
+                    if last_reserves.get(symbol) != reserves:
+                        last_reserves[symbol] = reserves
+                        yield await self.fetch_order_book(symbol, self._book_levels)
+            await asyncio.sleep(self._poll_interval)
+
+    # -- trading --------------------------------------------------------------------
+
+    def _require_trader(self) -> Sender:
+        if self._trader is None:
+            raise VenueRejected("this AMM venue has no trading account", venue=self.name)
+        return self._trader
+
+    def _ensure_allowance(self, trader: Sender, token: str) -> None:
+        if token in self._approved:
+            return
+        erc20 = self._w3.eth.contract(address=Web3.to_checksum_address(token), abi=APPROVE_ABI)
+        if erc20.functions.allowance(trader.address, self._router.address).call() < MAX_UINT // 2:
+            trader.transact(erc20.functions.approve(self._router.address, MAX_UINT))
+        self._approved.add(token)
+
+    def _swap(self, request: VenueOrderRequest) -> VenueOrder:
+        trader = self._require_trader()
+        pool = self.pool(request.instrument)
+        if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            raise VenueRejected(
+                "AMM orders are market or limit (as a price bound)", venue=self.name
+            )
+        base_units = to_units(request.quantity, pool.base_decimals)
+        deadline = self._w3.eth.get_block("latest")["timestamp"] + self._deadline_seconds
+        path_in = pool.quote if request.side is Side.BUY else pool.base
+        self._ensure_allowance(trader, path_in)
+        limit = request.price
+        if request.side is Side.BUY:
+            # pay at most quantity * limit (or the current quote when unbounded)
+            max_in = (
+                to_units(
+                    (request.quantity * limit).quantize(
+                        Decimal(10) ** -pool.quote_decimals, ROUND_FLOOR
+                    ),
+                    pool.quote_decimals,
+                )
+                if limit is not None
+                else self.quote(request.instrument, Side.BUY, request.quantity).quote_units
+            )
+            call = self._router.functions.swapTokensForExactTokens(
+                base_units, max_in, [pool.quote, pool.base], trader.address, deadline
+            )
+        else:
+            min_out = (
+                to_units(
+                    (request.quantity * limit).quantize(
+                        Decimal(10) ** -pool.quote_decimals, ROUND_CEILING
+                    ),
+                    pool.quote_decimals,
+                )
+                if limit is not None
+                else self.quote(request.instrument, Side.SELL, request.quantity).quote_units
+            )
+            call = self._router.functions.swapExactTokensForTokens(
+                base_units, min_out, [pool.base, pool.quote], trader.address, deadline
+            )
+        try:
+            receipt = trader.transact(call)
+        except TransactionError as error:
+            raise VenueRejected(f"swap reverted: {error}", venue=self.name) from error
+        except Exception as error:
+            # Estimation fails with the revert reason when the price bound cannot be met.
+            raise VenueRejected(f"swap refused: {error}", venue=self.name) from error
+        quote_units = self._quote_moved(receipt, pool, trader.address, request.side)
+        filled = from_units(base_units, pool.base_decimals)
+        paid = from_units(quote_units, pool.quote_decimals)
+        order = VenueOrder(
+            venue=self.name,
+            venue_order_id=Web3.to_hex(receipt["transactionHash"]),
+            instrument=request.instrument,
+            side=request.side,
+            order_type=request.order_type,
+            quantity=request.quantity,
+            price=request.price,
+            status=VenueOrderStatus.CLOSED,
+            filled=filled,
+            average_price=paid / filled,
+            fee=Decimal(0),
+            client_order_id=request.client_order_id,
+            timestamp=self._clock.now(),
+        )
+        self._orders[order.venue_order_id] = order
+        return order
+
+    def _quote_moved(self, receipt: Any, pool: Pool, trader: str, side: Side) -> int:
+        """Quote tokens the swap moved, read from the ERC-20 Transfer logs of the receipt."""
+        quote = Web3.to_checksum_address(pool.quote)
+        transfer = self._w3.eth.contract(address=quote, abi=_TRANSFER_EVENT).events.Transfer()
+        moved = 0
+        for raw in receipt["logs"]:
+            if Web3.to_checksum_address(raw["address"]) != quote:
+                continue  # the base token's Transfer has the same signature
+            log = transfer.process_log(raw)
+            source, target = log["args"]["from"], log["args"]["to"]
+            if side is Side.BUY and source == trader and target == pool.pair:
+                moved += log["args"]["value"]
+            if side is Side.SELL and source == pool.pair and target == trader:
+                moved += log["args"]["value"]
+        if moved == 0:
+            raise VenueError("swap receipt shows no quote transfer", venue=self.name)
+        return moved
+
+    async def place_order(self, request: VenueOrderRequest) -> VenueOrder:
+        return await asyncio.to_thread(self._swap, request)
+
+    async def cancel_order(self, venue_order_id: str, instrument: str) -> VenueOrder:
+        order = await self.fetch_order(venue_order_id, instrument)
+        raise VenueRejected(
+            f"swap {order.venue_order_id} already settled on chain", venue=self.name
+        )
+
+    async def fetch_order(self, venue_order_id: str, instrument: str) -> VenueOrder:
+        order = self._orders.get(venue_order_id)
+        if order is None or order.instrument != instrument:
+            raise VenueOrderNotFound(f"no swap {venue_order_id}", venue=self.name)
+        return order
+
+    def _balances(self) -> dict[str, Balance]:
+        trader = self._require_trader()
+        balances: dict[str, Balance] = {}
+        for pool in self._pools.values():
+            instrument = self._catalogue.get(pool.instrument)
+            for asset, token, decimals in (
+                (instrument.base, pool.base, pool.base_decimals),
+                (instrument.quote, pool.quote, pool.quote_decimals),
+            ):
+                erc20 = self._w3.eth.contract(
+                    address=Web3.to_checksum_address(token), abi=ERC20_MIN_ABI
+                )
+                units = erc20.functions.balanceOf(trader.address).call()
+                balances[asset.symbol] = Balance(asset.symbol, from_units(units, decimals))
+        return balances
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        return await asyncio.to_thread(self._balances)
+
+    async def fetch_positions(self) -> list[VenuePosition]:
+        return []
+
+    def fees(self, instrument: str) -> FeeSchedule:
+        return FeeSchedule(Decimal(0), Decimal(0))  # the pool fee is inside the quotes
+
+    async def close(self) -> None:
+        return None
+
+
+_TRANSFER_EVENT: list[Mapping[str, Any]] = [
+    {
+        "type": "event",
+        "name": "Transfer",
+        "anonymous": False,
+        "inputs": [
+            {"name": "from", "type": "address", "indexed": True},
+            {"name": "to", "type": "address", "indexed": True},
+            {"name": "value", "type": "uint256", "indexed": False},
+        ],
+    }
+]
