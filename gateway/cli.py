@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -27,30 +28,57 @@ ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Ga
 
 @app.command()
 def up(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML file with the venues and chain to use (default: the devnet)"),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default ISTHMUS_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ISTHMUS_PORT)")] = None,
 ) -> None:
-    """Run the gateway (migrates the database first)."""
+    """Run the gateway: on the embedded devnet, or on the venues a config file names."""
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.runtime import Runtime
+    from gateway.devnet.catalogue import devnet_catalogue
+    from gateway.oms.service import SystemClock
+    from gateway.venues.config import build_venues, load_config
 
     settings = Settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
-    console.print(
-        f"[bold]Isthmus[/] on http://{settings.host}:{settings.port} "
-        f"(docs /docs, database {settings.database_url})"
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=5,
-    )
+    world = None
+    if config is not None:
+        gateway_config = load_config(config)
+    else:
+        from gateway.devnet.runner import start_devnet
+
+        world = start_devnet(Path(".isthmus/devnet"), console)
+        gateway_config = world.gateway_config()
+    if gateway_config.database_url:
+        settings.database_url = gateway_config.database_url
+    try:
+        catalogue, clock = devnet_catalogue(), SystemClock()
+        venues = build_venues(gateway_config, catalogue, clock)
+        runtime = Runtime.build(settings, catalogue=catalogue, clock=clock, venues=venues)
+        console.print(
+            f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "
+            f"(docs /docs, database {settings.database_url}, venues: "
+            f"{', '.join(v.name for v in venues)})"
+        )
+        uvicorn.run(
+            create_app(settings, runtime=runtime),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if world is not None:
+            world.stop()
+            console.print("devnet stopped")
 
 
 def _call(method: str, url: str, **kwargs: Any) -> Any:

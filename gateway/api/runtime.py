@@ -62,7 +62,7 @@ class Runtime:
             venues = [InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))]
         market_data = MarketDataHub(
             venues,
-            {v.name: [i.symbol for i in catalogue] for v in venues},
+            None,  # each venue says what it trades
             clock,
             stale_after=settings.venue_stale_after_seconds,
         )

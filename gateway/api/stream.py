@@ -117,7 +117,7 @@ async def _control(session: _Session) -> None:
             continue
         books = message.get("books", [])
         if not isinstance(books, list) or not all(
-            isinstance(b, str) and b in rt.market_data.instruments for b in books
+            isinstance(b, str) and b in rt.orders.catalogue for b in books
         ):
             await websocket.send_json({"type": "error", "code": "unknown_instrument"})
             continue

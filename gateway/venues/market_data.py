@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from gateway.domain.clock import Clock
 from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedBookBuilder
-from gateway.domain.errors import UnknownInstrument
 from gateway.domain.market import OrderBook
 from gateway.venues.protocol import Venue
 
@@ -86,7 +85,7 @@ class MarketDataHub:
     def __init__(
         self,
         venues: Sequence[Venue],
-        instruments: Mapping[str, Sequence[str]],
+        instruments: Mapping[str, Sequence[str]] | None,
         clock: Clock,
         *,
         stale_after: float = 5.0,
@@ -99,13 +98,12 @@ class MarketDataHub:
         self._depth = depth
         self._backoff = backoff or Backoff()
         self._rng = random.Random(seed)
+        # None: ask each venue what it trades when its feed starts
+        self._declared = instruments
         self.feeds: dict[str, VenueFeed] = {
-            v.name: VenueFeed(v, tuple(instruments.get(v.name, ()))) for v in venues
+            v.name: VenueFeed(v, tuple((instruments or {}).get(v.name, ()))) for v in venues
         }
         self._builders: dict[str, ConsolidatedBookBuilder] = {}
-        for feed in self.feeds.values():
-            for symbol in feed.instruments:
-                self._builders.setdefault(symbol, ConsolidatedBookBuilder(symbol))
         self._subscribers: set[ConflatedBooks] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, FeedStatus], None]] = []
@@ -149,15 +147,14 @@ class MarketDataHub:
         )
 
     def book(self, instrument: str, depth: int | None = None) -> ConsolidatedBook:
-        builder = self._builders.get(instrument)
-        if builder is None:
-            raise UnknownInstrument(f"no market data for {instrument!r}", field="symbol")
+        """The consolidated book (empty when no venue quotes the instrument)."""
+        builder = self._builders.get(instrument) or ConsolidatedBookBuilder(instrument)
         return builder.build(depth or self._depth, stale=self.stale_venues())
 
     def subscribe(self, instruments: frozenset[str]) -> ConflatedBooks:
         subscription = ConflatedBooks(instruments)
         self._subscribers.add(subscription)
-        for symbol in instruments & self.instruments:
+        for symbol in instruments:
             subscription.offer(self.book(symbol))
         return subscription
 
@@ -171,7 +168,7 @@ class MarketDataHub:
         feed = self.feeds[venue]
         builder = self._builders.get(book.instrument)
         if builder is None:
-            return
+            builder = self._builders[book.instrument] = ConsolidatedBookBuilder(book.instrument)
         builder.update(book, feed.venue.fees(book.instrument))
         feed.last_update = self._clock.now()
         self.updates += 1
@@ -202,6 +199,8 @@ class MarketDataHub:
     async def _run(self, feed: VenueFeed) -> None:
         while True:
             try:
+                if not feed.instruments:
+                    feed.instruments = tuple(i.symbol for i in await feed.venue.load_instruments())
                 async for book in feed.venue.stream_order_books(feed.instruments):
                     self.apply(feed.venue.name, book)
                 raise ConnectionError("stream ended")

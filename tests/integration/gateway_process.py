@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from tests.postgres_cluster import free_port
 class GatewayProcess:
     def __init__(self, database_url: str, port: int | None = None) -> None:
         self.database_url = database_url
+        # only the internal venue: these tests are about the order service, not the devnet
+        self.config = Path(tempfile.mkdtemp(prefix="isthmus-gw-")) / "gateway.toml"
+        self.config.write_text('[[venues]]\nkind = "internal"\n')
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -26,13 +30,22 @@ class GatewayProcess:
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "ISTHMUS_DATABASE_URL": self.database_url, "ISTHMUS_LOG_LEVEL": "info"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "up", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "up",
+                "--config",
+                str(self.config),
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=Path(__file__).resolve().parents[2],
         )
-        self._wait_for_line(b"Application startup complete", timeout)
+        self._wait_for_line(b"Uvicorn running on", timeout)
 
     def _wait_for_line(self, marker: bytes, timeout: float) -> None:
         """Block on the server's log until it says it is ready (no polling, no sleeps)."""

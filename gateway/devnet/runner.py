@@ -1,0 +1,51 @@
+"""`isthmus up` with no config: start the devnet world and say what runs where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gateway.devnet.world import DevnetWorld, start_chain
+
+
+def start_devnet(state_dir: Path, console: Console) -> DevnetWorld:
+    console.print("starting the devnet: anvil, contracts, Uniswap v2 pool, demo wallets…")
+    world = start_chain(state_dir)
+    try:
+        _print_world(world, console)
+    except BaseException:
+        world.stop()
+        raise
+    return world
+
+
+def _print_world(world: DevnetWorld, console: Console) -> None:
+    d = world.deployment
+    table = Table(title="Isthmus devnet", show_header=True)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row(f"anvil (chain id {d.chain_id})", world.anvil.rpc_url)
+    for label, address in (
+        ("Settlement", d.settlement),
+        ("WalletFactory", d.wallet_factory),
+        ("PriceOracle", d.oracle),
+        ("USDC (6 decimals)", d.usdc),
+        ("WETH (18 decimals)", d.weth),
+        ("Uniswap v2 WETH/USDC pair", d.weth_usdc_pair),
+        ("Uniswap v2 router", d.uniswap_router or "-"),
+    ):
+        table.add_row(label, address)
+    for service in world.services:
+        table.add_row(
+            getattr(service, "label", type(service).__name__), getattr(service, "url", "?")
+        )
+    for trader in world.traders:
+        table.add_row(
+            f"trader {trader.name}",
+            f"owner {trader.owner}\nwallet {trader.wallet}\n"
+            f"key {trader.private_key} (anvil dev key)",
+        )
+    console.print(table)
+    console.print("deployment written to .isthmus/devnet/deployment.json; Ctrl-C stops everything")

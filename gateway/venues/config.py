@@ -1,0 +1,183 @@
+"""Which venues a gateway trades on, from a TOML file (`isthmus up --config file.toml`).
+
+Secrets never live in the file: it names the environment variables that hold them.
+
+```toml
+database_url = "postgresql+psycopg://isthmus@db/isthmus"   # optional
+
+[chain]
+rpc_url = "http://127.0.0.1:8545"
+
+[[venues]]
+kind = "internal"
+
+[[venues]]
+kind = "uniswap_v2"
+name = "uniswap"
+router = "0x..."
+trader_key_env = "ISTHMUS_AMM_TRADER_KEY"
+pools = [{instrument = "WETH/USDC", pair = "0x...", base = "0x...", quote = "0x...",
+          base_decimals = 18, quote_decimals = 6}]
+
+[[venues]]
+kind = "ccxt"
+name = "binance"
+exchange = "binance"
+api_key_env = "BINANCE_KEY"
+secret_env = "BINANCE_SECRET"
+symbols = {"WETH/USDC" = "ETH/USDC"}
+taker_bps = "10"
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.domain.clock import Clock
+from gateway.domain.instruments import InstrumentCatalogue
+from gateway.domain.market import FeeSchedule
+from gateway.venues.protocol import Venue
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InternalVenueConfig(_Config):
+    kind: Literal["internal"]
+    name: str = "internal"
+    maker_bps: Decimal = Decimal(0)
+    taker_bps: Decimal = Decimal(0)
+
+
+class UniswapPoolConfig(_Config):
+    instrument: str
+    pair: str
+    base: str
+    quote: str
+    base_decimals: int = Field(ge=0, le=36)
+    quote_decimals: int = Field(ge=0, le=36)
+    fee_bps: int = Field(default=30, ge=0, lt=10_000)
+
+
+class UniswapV2VenueConfig(_Config):
+    kind: Literal["uniswap_v2"]
+    name: str = "uniswap"
+    router: str
+    pools: list[UniswapPoolConfig]
+    trader_key_env: str | None = Field(
+        default=None, description="Environment variable with the swapping account's key"
+    )
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
+class CcxtVenueConfig(_Config):
+    kind: Literal["ccxt"]
+    name: str
+    exchange: str = Field(description="ccxt exchange id, e.g. binance, deribit")
+    api_key_env: str | None = None
+    secret_env: str | None = None
+    url_host: str | None = Field(
+        default=None, description="Replace scheme and host of every API URL (simulators)"
+    )
+    symbols: dict[str, str] = Field(description="Our symbol -> the exchange's ccxt symbol")
+    maker_bps: Decimal = Decimal(0)
+    taker_bps: Decimal = Decimal(0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
+VenueConfig = Annotated[
+    InternalVenueConfig | UniswapV2VenueConfig | CcxtVenueConfig, Field(discriminator="kind")
+]
+
+
+class ChainConfig(_Config):
+    rpc_url: str
+
+
+class GatewayConfig(_Config):
+    database_url: str | None = None
+    chain: ChainConfig | None = None
+    venues: list[VenueConfig] = Field(default_factory=list)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    with path.open("rb") as handle:
+        return GatewayConfig.model_validate(tomllib.load(handle))
+
+
+def _secret(variable: str | None) -> str | None:
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ValueError(f"environment variable {variable} is not set")
+    return value
+
+
+def build_venues(
+    config: GatewayConfig, catalogue: InstrumentCatalogue, clock: Clock
+) -> list[Venue]:
+    """Instantiate every configured venue (connections open lazily)."""
+    venues: list[Venue] = []
+    for entry in config.venues:
+        if isinstance(entry, InternalVenueConfig):
+            from gateway.venues.internal import InternalVenue
+
+            venues.append(
+                InternalVenue(catalogue, clock, FeeSchedule(entry.maker_bps, entry.taker_bps))
+            )
+        elif isinstance(entry, UniswapV2VenueConfig):
+            venues.append(_uniswap(entry, config, catalogue, clock))
+        else:
+            venues.append(_ccxt(entry, catalogue, clock))
+    names = [v.name for v in venues]
+    if len(names) != len(set(names)):
+        raise ValueError(f"venue names must be unique: {names}")
+    return venues
+
+
+def _uniswap(
+    entry: UniswapV2VenueConfig, config: GatewayConfig, catalogue: InstrumentCatalogue, clock: Clock
+) -> Venue:
+    from eth_account import Account
+
+    from gateway.chain.transactions import Sender, connect
+    from gateway.venues.amm import Pool, UniswapV2Venue
+
+    if config.chain is None:
+        raise ValueError("a uniswap_v2 venue needs [chain] rpc_url")
+    w3 = connect(config.chain.rpc_url)
+    key = _secret(entry.trader_key_env)
+    trader = Sender(w3, Account.from_key(key)) if key else None
+    pools = [Pool(**pool.model_dump()) for pool in entry.pools]
+    return UniswapV2Venue(
+        entry.name,
+        w3,
+        entry.router,
+        pools,
+        catalogue,
+        clock,
+        trader=trader,
+        poll_interval=entry.poll_interval,
+    )
+
+
+def _ccxt(entry: CcxtVenueConfig, catalogue: InstrumentCatalogue, clock: Clock) -> Venue:
+    from gateway.venues.ccxt_venue import CcxtVenue
+
+    return CcxtVenue.from_config(
+        entry,
+        catalogue=catalogue,
+        clock=clock,
+        api_key=_secret(entry.api_key_env),
+        secret=_secret(entry.secret_env),
+    )

@@ -1,0 +1,98 @@
+"""`isthmus up` with no config: the whole devnet comes up, serves, and Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from gateway.chain.anvil import port_is_free
+from tests.postgres_cluster import free_port
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    env = {
+        **os.environ,
+        "ISTHMUS_DATABASE_URL": f"sqlite:///{tmp_path / 'devnet.db'}",
+        "COLUMNS": "200",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    output = b""
+    deadline = time.monotonic() + 120
+    while b"Uvicorn running on" not in output:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not selector.select(remaining):
+            process.kill()
+            raise TimeoutError(output.decode(errors="replace"))
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(output.decode(errors="replace"))
+        output += line
+    selector.close()
+    return process, output.decode(errors="replace")
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, _ = process.communicate(timeout=60)
+    return out.decode(errors="replace")
+
+
+def first_book_with(port: int, venue: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait on the book stream (no polling) until `venue` quotes WETH/USDC live."""
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as socket:
+        socket.recv(timeout=10)
+        socket.send(json.dumps({"op": "subscribe", "accounts": [], "books": ["WETH/USDC"]}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("type") == "book" and venue in message["book"]["live_venues"]:
+                book: dict[str, Any] = message["book"]
+                return book
+
+
+def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    for attempt in range(2):  # a second `make up` works too
+        process, banner = start(tmp_path, port)
+        try:
+            assert "Settlement" in banner and "trader alice" in banner
+            rpc = next(
+                word
+                for word in banner.split()
+                if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
+            )
+            streamed = first_book_with(port, "uniswap")
+            assert streamed["asks"] and streamed["bids"]
+            book = httpx.get(f"http://127.0.0.1:{port}/v1/book/WETH/USDC", timeout=10).json()
+            assert "uniswap" in book["live_venues"]
+            deployment = (tmp_path / ".isthmus/devnet/deployment.json").read_text()
+            assert '"settlement"' in deployment
+        finally:
+            tail = stop(process)
+        assert process.returncode == 0, tail
+        assert "devnet stopped" in tail
+        anvil_port = int(rpc.rsplit(":", 1)[1])
+        assert port_is_free("127.0.0.1", anvil_port), f"anvil still running after attempt {attempt}"
