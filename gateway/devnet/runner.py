@@ -7,13 +7,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gateway.devnet.world import DevnetWorld, start_chain
+from gateway.devnet.world import DevnetWorld, start_chain, start_exchanges
 
 
 def start_devnet(state_dir: Path, console: Console) -> DevnetWorld:
     console.print("starting the devnet: anvil, contracts, Uniswap v2 pool, demo wallets…")
     world = start_chain(state_dir)
     try:
+        console.print("starting the simulated exchanges: Binance spot, Deribit…")
+        start_exchanges(world)
         _print_world(world, console)
     except BaseException:
         world.stop()

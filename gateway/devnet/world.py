@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,10 @@ from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig, port_is_free
 from gateway.chain.deploy import Deployment, create_wallet, deploy_all
 from gateway.chain.transactions import Sender, connect
+from gateway.devnet.exchange_sim import binance, deribit
+from gateway.devnet.exchange_sim.venues import binance_symbol_map
 from gateway.venues.config import (
+    CcxtVenueConfig,
     ChainConfig,
     GatewayConfig,
     InternalVenueConfig,
@@ -30,8 +35,15 @@ from gateway.venues.config import (
     VenueConfig,
 )
 
-# anvil's dev keys are public; the devnet puts the operator's where the config expects it.
+# anvil's dev keys and the simulators' credentials are public; the devnet puts them where
+# the config expects secrets: in environment variables.
 OPERATOR_KEY_ENV = "ISTHMUS_DEVNET_OPERATOR_KEY"
+DEVNET_SECRETS = {
+    "ISTHMUS_DEVNET_BINANCE_KEY": binance.DEVNET_API_KEY,
+    "ISTHMUS_DEVNET_BINANCE_SECRET": binance.DEVNET_SECRET,
+    "ISTHMUS_DEVNET_DERIBIT_KEY": deribit.DEVNET_CLIENT_ID,
+    "ISTHMUS_DEVNET_DERIBIT_SECRET": deribit.DEVNET_CLIENT_SECRET,
+}
 DEMO_USDC = 250_000 * 10**6
 DEMO_WETH = 50 * 10**18
 
@@ -55,6 +67,7 @@ class DevnetWorld:
 
     def gateway_config(self) -> GatewayConfig:
         os.environ[OPERATOR_KEY_ENV] = Web3.to_hex(self.operator.key)
+        os.environ.update(DEVNET_SECRETS)
         d = self.deployment
         assert d.uniswap_router is not None
         return GatewayConfig(
@@ -108,3 +121,76 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
     except BaseException:
         anvil.stop()
         raise
+
+
+class ExchangeProcess:
+    """A simulated exchange in its own process, as a real exchange would be."""
+
+    def __init__(self, exchange: str, *, seed: int, step_interval: float) -> None:
+        self.label = f"simulated {exchange}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.devnet.exchange_sim.server",
+                exchange,
+                "--seed",
+                str(seed),
+                "--step-interval",
+                str(step_interval),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()  # printed once the port is bound
+        if not self.url.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"{exchange} simulator did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_exchanges(world: DevnetWorld, *, seed: int = 7, step_interval: float = 1.0) -> None:
+    """Binance spot (WETH/USDC) and Deribit (the USDC-margined WETH perpetual).
+
+    Deribit's ETH options are inverse (priced in ETH); until prices are converted to USDC
+    they stay out of the consolidated books, which quote options in USDC.
+    """
+    binance_sim = ExchangeProcess("binance", seed=seed, step_interval=step_interval)
+    world.services.append(binance_sim)
+    deribit_sim = ExchangeProcess("deribit", seed=seed + 1, step_interval=step_interval)
+    world.services.append(deribit_sim)
+    world.extra_venues += [
+        CcxtVenueConfig(
+            kind="ccxt",
+            name="binance",
+            exchange="binance",
+            api_key_env="ISTHMUS_DEVNET_BINANCE_KEY",
+            secret_env="ISTHMUS_DEVNET_BINANCE_SECRET",
+            url_host=binance_sim.url,
+            symbols=binance_symbol_map(),
+            maker_bps=binance.SPOT_MARKET.maker_bps,
+            taker_bps=binance.SPOT_MARKET.taker_bps,
+            options={"fetchMarkets": {"types": ["spot"]}},
+            websocket=True,
+        ),
+        CcxtVenueConfig(
+            kind="ccxt",
+            name="deribit",
+            exchange="deribit",
+            api_key_env="ISTHMUS_DEVNET_DERIBIT_KEY",
+            secret_env="ISTHMUS_DEVNET_DERIBIT_SECRET",
+            url_host=deribit_sim.url,
+            symbols={"WETH-PERP": "ETH/USDC:USDC"},
+            websocket=True,
+        ),
+    ]

@@ -91,6 +91,7 @@ class CcxtVenueConfig(_Config):
     maker_bps: Decimal = Decimal(0)
     taker_bps: Decimal = Decimal(0)
     options: dict[str, Any] = Field(default_factory=dict)
+    websocket: bool = Field(default=False, description="Stream books over ccxt.pro WebSockets")
     poll_interval: float = Field(default=0.5, gt=0)
 
 

@@ -113,7 +113,7 @@ class MarketDataHub:
 
     def start(self) -> None:
         for feed in self.feeds.values():
-            if feed.instruments:
+            if feed.instruments or self._declared is None:
                 self._tasks.append(
                     asyncio.create_task(self._run(feed), name=f"feed-{feed.venue.name}")
                 )

@@ -6,6 +6,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,6 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from gateway.chain.anvil import port_is_free
 from tests.postgres_cluster import free_port
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -54,21 +54,27 @@ def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     return process, output.decode(errors="replace")
 
 
+def accepts_connections(port: int) -> bool:
+    """Something still listens (a bind test would also fail on TIME_WAIT leftovers)."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def stop(process: subprocess.Popen[bytes]) -> str:
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, _ = process.communicate(timeout=60)
     return out.decode(errors="replace")
 
 
-def first_book_with(port: int, venue: str, timeout: float = 60) -> dict[str, Any]:
-    """Wait on the book stream (no polling) until `venue` quotes WETH/USDC live."""
+def first_book_with(port: int, venues: set[str], timeout: float = 60) -> dict[str, Any]:
+    """Wait on the book stream (no polling) until all `venues` quote WETH/USDC live."""
     with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as socket:
         socket.recv(timeout=10)
         socket.send(json.dumps({"op": "subscribe", "accounts": [], "books": ["WETH/USDC"]}))
         deadline = time.monotonic() + timeout
         while True:
             message = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
-            if message.get("type") == "book" and venue in message["book"]["live_venues"]:
+            if message.get("type") == "book" and venues <= set(message["book"]["live_venues"]):
                 book: dict[str, Any] = message["book"]
                 return book
 
@@ -84,8 +90,15 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 for word in banner.split()
                 if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
             )
-            streamed = first_book_with(port, "uniswap")
+            streamed = first_book_with(port, {"uniswap", "binance"})
             assert streamed["asks"] and streamed["bids"]
+            sources = {v["venue"] for level in streamed["asks"] for v in level["venues"]}
+            assert {"uniswap", "binance"} <= sources
+            services = [
+                int(word.rsplit(":", 1)[1])
+                for word in banner.split()
+                if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
+            ]
             book = httpx.get(f"http://127.0.0.1:{port}/v1/book/WETH/USDC", timeout=10).json()
             assert "uniswap" in book["live_venues"]
             deployment = (tmp_path / ".isthmus/devnet/deployment.json").read_text()
@@ -95,4 +108,6 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert process.returncode == 0, tail
         assert "devnet stopped" in tail
         anvil_port = int(rpc.rsplit(":", 1)[1])
-        assert port_is_free("127.0.0.1", anvil_port), f"anvil still running after attempt {attempt}"
+        assert not accepts_connections(anvil_port), f"anvil still running after attempt {attempt}"
+        alive = [p for p in services if accepts_connections(p)]
+        assert not alive, f"still serving after Ctrl-C: {alive}"

@@ -179,3 +179,20 @@ def venue_book(bid: int) -> OrderBook:
         (BookLevel(Decimal(bid + 1), Decimal(1)),),
         datetime.now(UTC),
     )
+
+
+def test_venues_declare_what_they_trade() -> None:
+    """With no instrument list, each feed asks its venue (as the gateway runtime does)."""
+
+    async def scenario() -> None:
+        internal = InternalVenue(devnet_catalogue(), SystemClock(), ZERO)
+        hub = MarketDataHub([internal], None, SystemClock(), stale_after=60)
+        hub.start()
+        try:
+            await status_change(hub, "internal", FeedStatus.LIVE)
+            assert set(hub.feeds["internal"].instruments) == {i.symbol for i in devnet_catalogue()}
+            assert hub.book("WETH-PERP").live_venues == ("internal",)
+        finally:
+            await hub.stop()
+
+    asyncio.run(scenario())

@@ -1,0 +1,110 @@
+"""Simulated exchanges on free loopback ports, and funded accounts on them.
+
+The servers live for the whole session; each test gets its own API key (a fresh, funded
+account) so balances it checks are its own. Tests that need a market of their own (a known
+random-walk path) start a fresh simulator with `fresh_binance`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.devnet.exchange_sim.binance import BinanceSim
+from gateway.devnet.exchange_sim.deribit import DeribitSim
+from gateway.devnet.exchange_sim.server import SimServer
+from gateway.devnet.exchange_sim.venues import binance_venue_config, deribit_venue_config
+from gateway.venues.ccxt_venue import CcxtVenue
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class RunningSim:
+    sim: BinanceSim | DeribitSim
+    server: SimServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account on a simulator and the way to build a venue for it."""
+
+    running: RunningSim
+    api_key: str
+    secret: str
+    name: str
+
+    def venue(
+        self, *, api_key: str | None = None, secret: str | None = None, websocket: bool = False
+    ) -> CcxtVenue:
+        """A venue for this account; `websocket` streams books through ccxt.pro."""
+        poll_interval = 0.05
+        key = api_key if api_key is not None else self.api_key
+        sec = secret if secret is not None else self.secret
+        if isinstance(self.running.sim, BinanceSim):
+            config = binance_venue_config(
+                self.running.url,
+                api_key=key,
+                secret=sec,
+                enable_rate_limit=False,
+                poll_interval=poll_interval,
+                websocket=websocket,
+            )
+        else:
+            config = deribit_venue_config(
+                self.running.url,
+                api_key=key,
+                secret=sec,
+                enable_rate_limit=False,
+                poll_interval=poll_interval,
+                websocket=websocket,
+            )
+        return CcxtVenue(config, catalogue=devnet_catalogue())
+
+
+def _serve(sim: BinanceSim | DeribitSim) -> Iterator[RunningSim]:
+    server = SimServer(sim.app).start()
+    try:
+        yield RunningSim(sim, server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def binance() -> Iterator[RunningSim]:
+    yield from _serve(BinanceSim(seed=11))
+
+
+@pytest.fixture(scope="session")
+def deribit() -> Iterator[RunningSim]:
+    yield from _serve(DeribitSim(seed=12))
+
+
+@pytest.fixture
+def fresh_binance() -> Iterator[RunningSim]:
+    yield from _serve(BinanceSim(seed=5))
+
+
+def open_account(running: RunningSim, balances: dict[str, Decimal]) -> Account:
+    n = next(_ids)
+    key, secret = f"test-key-{n}", f"test-secret-{n}"
+    name = running.sim.add_account(key, secret, balances)
+    return Account(running, key, secret, name)
+
+
+@pytest.fixture
+def binance_account(binance: RunningSim) -> Account:
+    return open_account(binance, {"ETH": Decimal(10), "USDC": Decimal(100_000)})
+
+
+@pytest.fixture
+def deribit_account(deribit: RunningSim) -> Account:
+    return open_account(deribit, {"ETH": Decimal(10), "USDC": Decimal(100_000)})
