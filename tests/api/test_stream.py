@@ -72,5 +72,12 @@ def test_rest_book(client: TestClient) -> None:
     body = response.json()
     assert body["instrument"] == "WETH/USDC"
     assert set(body) >= {"bids", "asks", "live_venues", "stale_venues", "mid"}
+    with client.websocket_connect("/v1/stream") as socket:  # wait for the feed, not a timer
+        socket.receive_json()
+        socket.send_json({"op": "subscribe", "accounts": [], "books": ["WETH/USDC"]})
+        socket.receive_json()
+        while "internal" not in socket.receive_json()["book"]["live_venues"]:
+            pass
+    assert client.get("/v1/book/WETH/USDC").json()["live_venues"] == ["internal"]
     missing = client.get("/v1/book/NOPE/USDC")
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "unknown_instrument"

@@ -1,0 +1,1 @@
+"""Settlement: EIP-712 encoding (``eip712``), batch building, sending, reconciliation, audit."""
