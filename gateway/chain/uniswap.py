@@ -11,8 +11,9 @@ from web3.contract import Contract
 
 from gateway.chain.artifacts import uniswap_v2_core, uniswap_v2_periphery
 from gateway.chain.transactions import Sender, bind
+from gateway.domain import amm
 
-ERC20_MIN_ABI = [
+ERC20_ABI = [
     {
         "type": "function",
         "name": "transfer",
@@ -26,6 +27,30 @@ ERC20_MIN_ABI = [
         "stateMutability": "view",
         "inputs": [{"name": "owner", "type": "address"}],
         "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "allowance",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+    {
+        "type": "event",
+        "name": "Transfer",
+        "anonymous": False,
+        "inputs": [
+            {"name": "from", "type": "address", "indexed": True},
+            {"name": "to", "type": "address", "indexed": True},
+            {"name": "value", "type": "uint256", "indexed": False},
+        ],
     },
 ]
 
@@ -100,7 +125,7 @@ def add_liquidity(
     pair_c = pair_contract(w3, pair)
     lp_before: int = pair_c.functions.balanceOf(sender.address).call()
     for token, amount in ((token_a, amount_a), (token_b, amount_b)):
-        erc20 = w3.eth.contract(address=Web3.to_checksum_address(token), abi=ERC20_MIN_ABI)
+        erc20 = w3.eth.contract(address=Web3.to_checksum_address(token), abi=ERC20_ABI)
         sender.transact(erc20.functions.transfer(pair_c.address, amount))
     sender.transact(pair_c.functions.mint(sender.address))
     lp_after: int = pair_c.functions.balanceOf(sender.address).call()
@@ -120,7 +145,4 @@ def get_reserves(w3: Web3, pair: str) -> Reserves:
 
 def amount_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
     """``UniswapV2Library.getAmountOut`` (0.3% fee), exact integer math."""
-    if amount_in <= 0 or reserve_in <= 0 or reserve_out <= 0:
-        raise ValueError("amounts and reserves must be positive")
-    amount_in_with_fee = amount_in * 997
-    return amount_in_with_fee * reserve_out // (reserve_in * 1000 + amount_in_with_fee)
+    return amm.amount_out(amount_in, reserve_in, reserve_out, fee_bps=30)

@@ -9,7 +9,7 @@ order's limit price as the slippage bound. The pool fee is inside the prices (so
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -18,7 +18,7 @@ from web3 import Web3
 
 from gateway.chain.artifacts import uniswap_v2_periphery
 from gateway.chain.transactions import Sender, TransactionError, bind
-from gateway.chain.uniswap import ERC20_MIN_ABI, get_reserves
+from gateway.chain.uniswap import ERC20_ABI, get_reserves
 from gateway.domain import amm
 from gateway.domain.amounts import from_units, to_units
 from gateway.domain.clock import Clock
@@ -36,22 +36,6 @@ from gateway.domain.market import (
 from gateway.domain.orders import OrderType, Side
 from gateway.venues.protocol import VenueError, VenueOrderNotFound, VenueRejected, VenueUnavailable
 
-APPROVE_ABI = [
-    {
-        "type": "function",
-        "name": "approve",
-        "stateMutability": "nonpayable",
-        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-    {
-        "type": "function",
-        "name": "allowance",
-        "stateMutability": "view",
-        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-]
 MAX_UINT = 2**256 - 1
 SWAP_GAS_ESTIMATE = 110_000  # a router swap through one pair, measured on anvil
 
@@ -201,7 +185,7 @@ class UniswapV2Venue:
     def _ensure_allowance(self, trader: Sender, token: str) -> None:
         if token in self._approved:
             return
-        erc20 = self._w3.eth.contract(address=Web3.to_checksum_address(token), abi=APPROVE_ABI)
+        erc20 = self._w3.eth.contract(address=Web3.to_checksum_address(token), abi=ERC20_ABI)
         if erc20.functions.allowance(trader.address, self._router.address).call() < MAX_UINT // 2:
             trader.transact(erc20.functions.approve(self._router.address, MAX_UINT))
         self._approved.add(token)
@@ -217,35 +201,14 @@ class UniswapV2Venue:
         deadline = self._w3.eth.get_block("latest")["timestamp"] + self._deadline_seconds
         path_in = pool.quote if request.side is Side.BUY else pool.base
         self._ensure_allowance(trader, path_in)
-        limit = request.price
+        bound = self._quote_bound(request, pool)
         if request.side is Side.BUY:
-            # pay at most quantity * limit (or the current quote when unbounded)
-            max_in = (
-                to_units(
-                    (request.quantity * limit).quantize(
-                        Decimal(10) ** -pool.quote_decimals, ROUND_FLOOR
-                    ),
-                    pool.quote_decimals,
-                )
-                if limit is not None
-                else self.quote(request.instrument, Side.BUY, request.quantity).quote_units
-            )
             call = self._router.functions.swapTokensForExactTokens(
-                base_units, max_in, [pool.quote, pool.base], trader.address, deadline
+                base_units, bound, [pool.quote, pool.base], trader.address, deadline
             )
         else:
-            min_out = (
-                to_units(
-                    (request.quantity * limit).quantize(
-                        Decimal(10) ** -pool.quote_decimals, ROUND_CEILING
-                    ),
-                    pool.quote_decimals,
-                )
-                if limit is not None
-                else self.quote(request.instrument, Side.SELL, request.quantity).quote_units
-            )
             call = self._router.functions.swapExactTokensForTokens(
-                base_units, min_out, [pool.base, pool.quote], trader.address, deadline
+                base_units, bound, [pool.base, pool.quote], trader.address, deadline
             )
         try:
             receipt = trader.transact(call)
@@ -275,10 +238,24 @@ class UniswapV2Venue:
         self._orders[order.venue_order_id] = order
         return order
 
+    def _quote_bound(self, request: VenueOrderRequest, pool: Pool) -> int:
+        """Most quote a buy pays, least a sell receives, in token units.
+
+        From the limit price, rounded in the trader's favour; a market order is bounded by
+        the current quote (the swap reverts if the pool moved against it meanwhile).
+        """
+        if request.price is None:
+            return self.quote(request.instrument, request.side, request.quantity).quote_units
+        rounding = ROUND_FLOOR if request.side is Side.BUY else ROUND_CEILING
+        exact = (request.quantity * request.price).quantize(
+            Decimal(10) ** -pool.quote_decimals, rounding
+        )
+        return to_units(exact, pool.quote_decimals)
+
     def _quote_moved(self, receipt: Any, pool: Pool, trader: str, side: Side) -> int:
         """Quote tokens the swap moved, read from the ERC-20 Transfer logs of the receipt."""
         quote = Web3.to_checksum_address(pool.quote)
-        transfer = self._w3.eth.contract(address=quote, abi=_TRANSFER_EVENT).events.Transfer()
+        transfer = self._w3.eth.contract(address=quote, abi=ERC20_ABI).events.Transfer()
         moved = 0
         for raw in receipt["logs"]:
             if Web3.to_checksum_address(raw["address"]) != quote:
@@ -318,7 +295,7 @@ class UniswapV2Venue:
                 (instrument.quote, pool.quote, pool.quote_decimals),
             ):
                 erc20 = self._w3.eth.contract(
-                    address=Web3.to_checksum_address(token), abi=ERC20_MIN_ABI
+                    address=Web3.to_checksum_address(token), abi=ERC20_ABI
                 )
                 units = erc20.functions.balanceOf(trader.address).call()
                 balances[asset.symbol] = Balance(asset.symbol, from_units(units, decimals))
@@ -335,17 +312,3 @@ class UniswapV2Venue:
 
     async def close(self) -> None:
         return None
-
-
-_TRANSFER_EVENT: list[Mapping[str, Any]] = [
-    {
-        "type": "event",
-        "name": "Transfer",
-        "anonymous": False,
-        "inputs": [
-            {"name": "from", "type": "address", "indexed": True},
-            {"name": "to", "type": "address", "indexed": True},
-            {"name": "value", "type": "uint256", "indexed": False},
-        ],
-    }
-]
