@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,6 +60,9 @@ def up(
         gateway_config = world.gateway_config()
     if gateway_config.database_url:
         settings.database_url = gateway_config.database_url
+    # uvicorn re-raises the signal that stopped it; make SIGTERM (docker stop, supervisors)
+    # end like Ctrl-C does, through the `finally` below, so the devnet is torn down too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         catalogue, clock = devnet_catalogue(), SystemClock()
         venues = build_venues(gateway_config, catalogue, clock)
@@ -79,6 +83,10 @@ def up(
         if world is not None:
             world.stop()
             console.print("devnet stopped")
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _call(method: str, url: str, **kwargs: Any) -> Any:

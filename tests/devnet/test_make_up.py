@@ -60,8 +60,8 @@ def accepts_connections(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def stop(process: subprocess.Popen[bytes]) -> str:
-    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+def stop(process: subprocess.Popen[bytes], how: signal.Signals) -> str:
+    process.send_signal(how)
     out, _ = process.communicate(timeout=60)
     return out.decode(errors="replace")
 
@@ -104,7 +104,8 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             deployment = (tmp_path / ".isthmus/devnet/deployment.json").read_text()
             assert '"settlement"' in deployment
         finally:
-            tail = stop(process)
+            # Ctrl-C first, then what docker stop and supervisors send
+            tail = stop(process, signal.SIGINT if attempt == 0 else signal.SIGTERM)
         assert process.returncode == 0, tail
         assert "devnet stopped" in tail
         anvil_port = int(rpc.rsplit(":", 1)[1])
