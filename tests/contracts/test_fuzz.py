@@ -23,6 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from gateway.risk.margin import OptionPosition, series_requirement
 from tests.contracts.conftest import (
     USDC,
     WETH,
@@ -56,22 +57,11 @@ def shared_world() -> tuple[World, list[Trader], Trader, list[tuple]]:
 
 
 def mirror_margin(positions: dict[tuple, int], usdc: int, weth: int) -> bool:
-    """The margin rule of contracts/README.md, independently in Python (one series)."""
-    legs = [(ins[3], ins[5], size) for ins, size in positions.items() if size != 0]
-    if not legs:
-        return True
-    net_calls = sum(size for _, is_call, size in legs if is_call)
-    cover = max(0, -net_calls)
-
-    def payoff(p: int) -> int:
-        total = cover * p
-        for k, is_call, size in legs:
-            total += size * (max(p - k, 0) if is_call else max(k - p, 0))
-        return total
-
-    worst = min([payoff(0)] + [payoff(k) for k, _, _ in legs])
-    required = -(-max(0, -worst) // WETH)
-    return weth >= cover and usdc >= required
+    """Whether a wallet with these balances meets the margin rule, by the Python mirror
+    (gateway.risk.margin), which the contract math must equal (one series)."""
+    legs = [OptionPosition(ins[3], ins[5], size) for ins, size in positions.items() if size != 0]
+    requirement = series_requirement(legs, WETH)
+    return weth >= requirement.underlying_cover and usdc >= requirement.quote_required
 
 
 class Machine(RuleBasedStateMachine):
