@@ -6,10 +6,12 @@ random-walk path) start a fresh simulator with `fresh_binance`."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 
@@ -21,6 +23,7 @@ from gateway.devnet.exchange_sim.venues import binance_venue_config, deribit_ven
 from gateway.venues.ccxt_venue import CcxtVenue
 
 _ids = itertools.count(1)
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,25 +52,38 @@ class Account:
         poll_interval = 0.05
         key = api_key if api_key is not None else self.api_key
         sec = secret if secret is not None else self.secret
-        if isinstance(self.running.sim, BinanceSim):
-            config = binance_venue_config(
-                self.running.url,
-                api_key=key,
-                secret=sec,
-                enable_rate_limit=False,
-                poll_interval=poll_interval,
-                websocket=websocket,
-            )
-        else:
-            config = deribit_venue_config(
-                self.running.url,
-                api_key=key,
-                secret=sec,
-                enable_rate_limit=False,
-                poll_interval=poll_interval,
-                websocket=websocket,
-            )
+        make_config = (
+            binance_venue_config
+            if isinstance(self.running.sim, BinanceSim)
+            else deribit_venue_config
+        )
+        config = make_config(
+            self.running.url,
+            api_key=key,
+            secret=sec,
+            enable_rate_limit=False,
+            poll_interval=poll_interval,
+            websocket=websocket,
+        )
         return CcxtVenue(config, catalogue=devnet_catalogue())
+
+
+def with_venue(
+    account: Account,
+    scenario: Callable[[CcxtVenue], Awaitable[T]],
+    api_key: str | None = None,
+    secret: str | None = None,
+) -> T:
+    """Run `scenario` against a fresh venue for `account`, closing the venue afterwards."""
+
+    async def main() -> T:
+        venue = account.venue(api_key=api_key, secret=secret)
+        try:
+            return await scenario(venue)
+        finally:
+            await venue.close()
+
+    return asyncio.run(main())
 
 
 def _serve(sim: BinanceSim | DeribitSim) -> Iterator[RunningSim]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
@@ -33,26 +32,10 @@ from gateway.venues.protocol import (
     VenueRejected,
     VenueUnavailable,
 )
-from tests.venues.conftest import Account, RunningSim, open_account
+from tests.venues.conftest import Account, RunningSim, open_account, with_venue
 
 T = TypeVar("T")
 PAIR = "WETH/USDC"
-
-
-def with_venue(
-    account: Account,
-    scenario: Callable[[CcxtVenue], Awaitable[T]],
-    api_key: str | None = None,
-    secret: str | None = None,
-) -> T:
-    async def main() -> T:
-        venue = account.venue(api_key=api_key, secret=secret)
-        try:
-            return await scenario(venue)
-        finally:
-            await venue.close()
-
-    return asyncio.run(main())
 
 
 def sim_of(account: Account) -> BinanceSim:
