@@ -94,7 +94,11 @@ class SpotPair(Instrument):
 
 @dataclass(frozen=True, slots=True)
 class Perpetual(Instrument):
-    pass
+    """A perpetual swap. Linear: quantity in base, P&L in quote. Inverse (Deribit's
+    ETH-PERPETUAL): quantity in contracts of `contract_size` quote each, P&L in base."""
+
+    inverse: bool = False
+    contract_size: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +124,27 @@ def spot(base: Asset, quote: Asset, rules: TradingRules) -> SpotPair:
     return SpotPair(f"{base.symbol}/{quote.symbol}", InstrumentKind.SPOT, base, quote, rules)
 
 
-def perpetual(base: Asset, quote: Asset, rules: TradingRules) -> Perpetual:
-    return Perpetual(f"{base.symbol}-PERP", InstrumentKind.PERPETUAL, base, quote, rules)
+def perpetual(
+    base: Asset,
+    quote: Asset,
+    rules: TradingRules,
+    *,
+    inverse: bool = False,
+    contract_size: Decimal = Decimal(1),
+) -> Perpetual:
+    """`WETH-PERP` (linear) or `WETH-IPERP` (inverse, `contract_size` quote per contract)."""
+    if contract_size <= 0:
+        raise DomainError("contract size must be positive")
+    suffix = "IPERP" if inverse else "PERP"
+    return Perpetual(
+        f"{base.symbol}-{suffix}",
+        InstrumentKind.PERPETUAL,
+        base,
+        quote,
+        rules,
+        inverse=inverse,
+        contract_size=contract_size,
+    )
 
 
 def option(
