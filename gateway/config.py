@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.risk.pretrade import RiskLimits
 
 
 class Settings(BaseSettings):
@@ -36,6 +39,43 @@ class Settings(BaseSettings):
     )
     book_depth_max: int = Field(default=100, ge=1, description="Deepest GET /v1/book answer")
     log_level: str = Field(default="info", description="uvicorn log level")
+    risk_max_order_notional: Decimal | None = Field(
+        default=Decimal(1_000_000),
+        description="Default per-order exposure notional limit in quote (empty: none)",
+    )
+    risk_max_open_notional: Decimal | None = Field(
+        default=Decimal(5_000_000),
+        description="Default limit on the notional of an account's working orders together",
+    )
+    risk_max_position: Decimal | None = Field(
+        default=None,
+        description="Default worst-case position limit per instrument, in its quantity units",
+    )
+    risk_max_open_orders: int | None = Field(
+        default=1_000, ge=1, description="Default limit on an account's working orders"
+    )
+    risk_orders_per_second: Decimal = Field(
+        default=Decimal(50), gt=0, description="Default sustained order rate per account"
+    )
+    risk_order_burst: int = Field(default=100, ge=1, description="Default order burst per account")
+    risk_price_band_bps: int = Field(
+        default=1_000, ge=1, description="Spot/perp limit prices further from the mid are refused"
+    )
+    risk_option_price_band_bps: int = Field(
+        default=5_000, ge=1, description="Option limit prices further from the mid are refused"
+    )
+
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(
+            max_order_notional=self.risk_max_order_notional,
+            max_open_notional=self.risk_max_open_notional,
+            max_position=self.risk_max_position,
+            max_open_orders=self.risk_max_open_orders,
+            orders_per_second=self.risk_orders_per_second,
+            order_burst=self.risk_order_burst,
+            price_band_bps=self.risk_price_band_bps,
+            option_price_band_bps=self.risk_option_price_band_bps,
+        )
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite:///"

@@ -13,11 +13,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
+from gateway.risk.pretrade import InstrumentNotAllowed, KillSwitchEngaged, OrderRateExceeded
 
 log = logging.getLogger("gateway.api")
 
 # Domain errors by HTTP status; subclasses are looked up through the MRO.
 DOMAIN_STATUS: dict[type[DomainError], int] = {
+    KillSwitchEngaged: 403,
+    InstrumentNotAllowed: 403,
+    OrderRateExceeded: 429,
     OrderNotFound: 404,
     DuplicateClientOrderId: 409,
     VersionConflict: 409,

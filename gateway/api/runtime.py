@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from fastapi import Request, WebSocket
 from sqlalchemy import Engine
@@ -17,11 +18,25 @@ from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
 from gateway.oms.events import OrderEvents
 from gateway.oms.group_commit import GroupCommitter
+from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.service import OrderService, SystemClock
+from gateway.risk.exposure import ExposureLedger
+from gateway.risk.pretrade import PreTradeValidator, RiskControls
+from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine, migrate
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import MarketDataHub
 from gateway.venues.protocol import Venue
+
+
+class HubMids:
+    """Reference prices for the pre-trade checks: the consolidated mid of live venues."""
+
+    def __init__(self, hub: MarketDataHub) -> None:
+        self._hub = hub
+
+    def mid(self, instrument: str) -> Decimal | None:
+        return self._hub.book(instrument, depth=1).mid
 
 
 @dataclass
@@ -34,6 +49,8 @@ class Runtime:
     orders: OrderService
     market_data: MarketDataHub
     venues: list[Venue]
+    pre_trade: PreTradeValidator
+    risk_controls: RiskControlService
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -51,13 +68,17 @@ class Runtime:
         migrate(write_engine)
         read_engine = create_database_engine(settings.database_url, for_writes=False)
         events = OrderEvents(settings.stream_queue_size)
+        ledger = ExposureLedger()
+        with read_engine.connect() as connection:
+            ledger.load([s.order for s in repo.open_orders(connection)], repo.all_fills(connection))
+
+        def committed(batch: list[dict[str, Any]]) -> None:
+            ledger.apply_events(batch)  # before anyone is told: limits see it first
+            events.publish_all(batch)
+
         writer = GroupCommitter(
-            write_engine,
-            clock,
-            batch_max=settings.commit_batch_max,
-            on_committed=events.publish_all,
+            write_engine, clock, batch_max=settings.commit_batch_max, on_committed=committed
         )
-        orders = OrderService(writer, read_engine, catalogue, clock)
         if venues is None:
             venues = [InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))]
         market_data = MarketDataHub(
@@ -66,7 +87,23 @@ class Runtime:
             clock,
             stale_after=settings.venue_stale_after_seconds,
         )
-        return cls(settings, write_engine, read_engine, events, writer, orders, market_data, venues)
+        controls = RiskControls(defaults=settings.risk_limits())
+        validator = PreTradeValidator(catalogue, controls, ledger, HubMids(market_data), clock.now)
+        orders = OrderService(writer, read_engine, catalogue, clock, pre_trade=validator)
+        risk_controls = RiskControlService(writer, read_engine, controls, orders)
+        risk_controls.load()
+        return cls(
+            settings,
+            write_engine,
+            read_engine,
+            events,
+            writer,
+            orders,
+            market_data,
+            venues,
+            validator,
+            risk_controls,
+        )
 
     async def start(self, *, expiry_interval: float | None = 1.0) -> None:
         self.writer.start()

@@ -24,6 +24,7 @@ from gateway.domain.orders import Order, OrderSpec, TimeInForce, validate
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import order_facts, request_hash
+from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AuditEntry
 
@@ -139,24 +140,60 @@ class OrderService:
         read_engine: Engine,
         catalogue: InstrumentCatalogue,
         clock: Clock,
+        pre_trade: PreTradeValidator | None = None,
     ) -> None:
         self._writer = writer
         self._read_engine = read_engine
         self.catalogue = catalogue
         self._clock = clock
+        self.pre_trade = pre_trade
 
     # -- writes ---------------------------------------------------------------------------
 
     async def submit(self, spec: OrderSpec) -> Submitted:
         """Create the order once per (account, client_order_id); a retry returns it again."""
         validate(spec, self.catalogue, self._clock.now())
-        command = SubmitOrder(spec, request_hash(spec), new_id("ord"))
+        fingerprint = request_hash(spec)
+        reserved = False
+        if self.pre_trade is not None:
+            try:
+                reserved = self.pre_trade.admit(spec)
+            except PreTradeRejected:
+                # A retry of an order accepted earlier gets that order back, not a rejection
+                # by limits that it already counts towards.
+                earlier = await self._earlier(spec, fingerprint)
+                if earlier is None:
+                    raise
+                return earlier
+        command = SubmitOrder(spec, fingerprint, new_id("ord"))
         try:
-            result: Submitted = await self._writer.execute(command)
-        except IntegrityError:
-            # Another replica inserted the same client_order_id between our read and write.
-            result = await self._writer.execute(command)
+            try:
+                result: Submitted = await self._writer.execute(command)
+            except IntegrityError:
+                # Another replica inserted the same client_order_id between our read and write.
+                result = await self._writer.execute(command)
+        except BaseException:
+            if reserved and self.pre_trade is not None:
+                self.pre_trade.ledger.release(spec)
+            raise
+        if reserved and not result.created and self.pre_trade is not None:
+            self.pre_trade.ledger.release(spec)
         return result
+
+    async def _earlier(self, spec: OrderSpec, fingerprint: str) -> Submitted | None:
+        def read() -> repo.StoredOrder | None:
+            with self._read_engine.connect() as connection:
+                return repo.get_by_client_order_id(connection, spec.account, spec.client_order_id)
+
+        stored = await asyncio.to_thread(read)
+        if stored is None:
+            return None
+        if stored.request_hash != fingerprint:
+            raise DuplicateClientOrderId(
+                f"client_order_id {spec.client_order_id!r} was used for a different order",
+                field="client_order_id",
+            )
+        return Submitted(stored.order, created=False)
 
     async def amend(
         self,

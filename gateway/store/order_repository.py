@@ -266,20 +266,39 @@ def fills_for_order(connection: Connection, order_id: str) -> list[Fill]:
     rows = connection.execute(
         select(FILLS).where(FILLS.c.order_id == order_id).order_by(FILLS.c.executed_at, FILLS.c.id)
     )
-    return [
-        Fill(
-            id=r.id,
-            order_id=r.order_id,
-            account=r.account,
-            instrument=r.instrument,
-            side=Side(r.side),
-            quantity=r.quantity,
-            price=r.price,
-            fee=r.fee,
-            venue=r.venue,
-            executed_at=r.executed_at,
-            settlement=SettlementStatus(r.settlement),
-            tx_hash=r.tx_hash,
+    return [_fill(r) for r in rows]
+
+
+def _fill(r: Any) -> Fill:
+    return Fill(
+        id=r.id,
+        order_id=r.order_id,
+        account=r.account,
+        instrument=r.instrument,
+        side=Side(r.side),
+        quantity=r.quantity,
+        price=r.price,
+        fee=r.fee,
+        venue=r.venue,
+        executed_at=r.executed_at,
+        settlement=SettlementStatus(r.settlement),
+        tx_hash=r.tx_hash,
+    )
+
+
+def open_orders(connection: Connection) -> list[StoredOrder]:
+    """Every working order, oldest first (rebuilds the risk ledger at start-up)."""
+    statement = (
+        select(ORDERS)
+        .where(
+            ORDERS.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value])
         )
-        for r in rows
-    ]
+        .order_by(ORDERS.c.seq)
+    )
+    return _load(connection, statement)
+
+
+def all_fills(connection: Connection) -> list[Fill]:
+    """Every fill in execution order (positions are folded from them)."""
+    rows = connection.execute(select(FILLS).order_by(FILLS.c.executed_at, FILLS.c.id))
+    return [_fill(r) for r in rows]

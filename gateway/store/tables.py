@@ -124,3 +124,14 @@ class AuditHeadRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(max_length=64)
+
+
+class RiskControlRow(SQLModel, table=True):
+    """Operator risk switches: scope "global" or an account address; limits as JSON."""
+
+    __tablename__ = "risk_controls"
+    scope: str = Field(primary_key=True, max_length=42)
+    kill_switch: bool = Field(default=False)
+    reason: str | None = Field(default=None, max_length=200)
+    limits: str | None = Field(default=None)
+    updated_at: datetime = Field(sa_column=_time())

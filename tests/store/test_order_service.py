@@ -35,7 +35,8 @@ def spec(n: int, account: str = ACCOUNTS[0], **changes: Any) -> OrderSpec:
         "order_type": OrderType.LIMIT,
         "quantity": Decimal("0.5"),
         "instrument": "WETH/USDC",
-        "price": Decimal("3000") + n,
+        # buys below sells: these tests are about the writer, not self-trade prevention
+        "price": Decimal("3000") + n if n % 2 == 0 else Decimal("2000") + n,
     }
     values.update(changes)
     return OrderSpec(**values)
