@@ -65,6 +65,31 @@ class Settings(BaseSettings):
         default=5_000, ge=1, description="Option limit prices further from the mid are refused"
     )
 
+    risk_default_vol: float = Field(
+        default=0.6, gt=0, description="Annual vol where no option mid implies one"
+    )
+    risk_rate: float = Field(default=0.0, description="Risk-free rate for option pricing")
+    risk_confidence: float = Field(default=0.99, gt=0, lt=1, description="VaR/ES confidence")
+    risk_horizon_days: int = Field(default=1, ge=1, description="VaR/ES horizon in days")
+    risk_monte_carlo_paths: int = Field(
+        default=20_000, ge=1_000, description="Monte Carlo VaR paths per report"
+    )
+    risk_monitor_interval_seconds: float = Field(
+        default=1.0, gt=0, description="The risk monitor re-prices at least this often"
+    )
+    risk_history_interval_seconds: float = Field(
+        default=60.0, gt=0, description="Spot mids kept for historical VaR at this spacing"
+    )
+    risk_webhook_url: str | None = Field(
+        default=None, description="Margin alerts are POSTed here (JSON, signed)"
+    )
+    risk_webhook_secret: str | None = Field(
+        default=None, description="HMAC-SHA256 key for the X-Isthmus-Signature header"
+    )
+    risk_hedge_slippage_bps: Decimal = Field(
+        default=Decimal(50), ge=0, description="Protective limit of a hedge beyond the best price"
+    )
+
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(
             max_order_notional=self.risk_max_order_notional,

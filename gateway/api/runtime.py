@@ -19,8 +19,13 @@ from gateway.domain.market import FeeSchedule
 from gateway.oms.events import OrderEvents
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.risk_controls import RiskControlService
+from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
+from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
 from gateway.oms.service import OrderService, SystemClock
+from gateway.oms.webhook import WebhookSender
+from gateway.risk.account_risk import RiskSettings
 from gateway.risk.exposure import ExposureLedger
+from gateway.risk.market_view import MarketView, PriceHistory, VolatilityDefaults
 from gateway.risk.pretrade import PreTradeValidator, RiskControls
 from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine, migrate
@@ -51,6 +56,8 @@ class Runtime:
     venues: list[Venue]
     pre_trade: PreTradeValidator
     risk_controls: RiskControlService
+    risk: RiskView
+    monitor: RiskMonitor
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -61,6 +68,7 @@ class Runtime:
         catalogue: InstrumentCatalogue | None = None,
         clock: Clock | None = None,
         venues: list[Venue] | None = None,
+        wallets: WalletSource | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
         catalogue = catalogue or devnet_catalogue()
@@ -68,7 +76,7 @@ class Runtime:
         migrate(write_engine)
         read_engine = create_database_engine(settings.database_url, for_writes=False)
         events = OrderEvents(settings.stream_queue_size)
-        ledger = ExposureLedger()
+        ledger = ExposureLedger(catalogue)
         with read_engine.connect() as connection:
             ledger.load([s.order for s in repo.open_orders(connection)], repo.all_fills(connection))
 
@@ -90,7 +98,45 @@ class Runtime:
         controls = RiskControls(defaults=settings.risk_limits())
         validator = PreTradeValidator(catalogue, controls, ledger, HubMids(market_data), clock.now)
         orders = OrderService(writer, read_engine, catalogue, clock, pre_trade=validator)
-        risk_controls = RiskControlService(writer, read_engine, controls, orders)
+        market_view = MarketView(
+            catalogue,
+            validator.prices,
+            VolatilityDefaults(default_vol=settings.risk_default_vol, rate=settings.risk_rate),
+        )
+        risk_view = RiskView(
+            catalogue,
+            ledger,
+            market_view,
+            PriceHistory(settings.risk_history_interval_seconds),
+            clock,
+            pre_trade=validator,
+            wallets=wallets,
+            venues=venues,
+            settings=RiskSettings(
+                confidence=settings.risk_confidence,
+                horizon_days=settings.risk_horizon_days,
+                monte_carlo_paths=settings.risk_monte_carlo_paths,
+            ),
+        )
+        if wallets is not None:
+            validator.margin = WalletMarginProjection(wallets, catalogue)
+        webhook = None
+        if settings.risk_webhook_url:
+            webhook = WebhookSender(settings.risk_webhook_url, settings.risk_webhook_secret)
+        monitor = RiskMonitor(
+            risk_view,
+            market_data,
+            clock,
+            events.publish,
+            webhook=webhook,
+            router=HedgeRouter(
+                orders, market_data, venues, slippage_bps=settings.risk_hedge_slippage_bps
+            ),
+            interval=settings.risk_monitor_interval_seconds,
+        )
+        risk_controls = RiskControlService(
+            writer, read_engine, controls, orders, hedge_policies=monitor.policies
+        )
         risk_controls.load()
         return cls(
             settings,
@@ -103,13 +149,19 @@ class Runtime:
             venues,
             validator,
             risk_controls,
+            risk_view,
+            monitor,
         )
 
-    async def start(self, *, expiry_interval: float | None = 1.0) -> None:
+    async def start(self, *, expiry_interval: float | None = 1.0, monitor: bool = True) -> None:
         self.writer.start()
         self.market_data.start()
+        if self.monitor.webhook is not None:
+            self.monitor.webhook.start()
         if expiry_interval is not None:
             self.background.append(asyncio.create_task(self._expire_loop(expiry_interval)))
+        if monitor:
+            self.background.append(asyncio.create_task(self.monitor.run(), name="risk-monitor"))
 
     async def _expire_loop(self, interval: float) -> None:
         while True:
@@ -123,6 +175,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.background.clear()
+        if self.monitor.webhook is not None:
+            await self.monitor.webhook.stop()
         await self.market_data.stop()
         for venue in self.venues:
             with contextlib.suppress(Exception):

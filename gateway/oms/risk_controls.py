@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from gateway.domain.errors import DomainError
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.service import OrderService
+from gateway.risk.hedging import DeltaHedgePolicy
 from gateway.risk.pretrade import RiskControls, RiskLimits
 from gateway.store import risk_controls as store
 from gateway.store.audit_log import AuditEntry
@@ -40,11 +44,16 @@ class RiskControlService:
         read_engine: Engine,
         controls: RiskControls,
         orders: OrderService,
+        hedge_policies: dict[str, DeltaHedgePolicy] | None = None,
     ) -> None:
         self._writer = writer
         self._read_engine = read_engine
         self.controls = controls
         self._orders = orders
+        # shared with the risk monitor, which hedges the accounts found here
+        self.hedge_policies: dict[str, DeltaHedgePolicy] = (
+            {} if hedge_policies is None else hedge_policies
+        )
 
     def load(self) -> None:
         """Read every persisted switch into memory (at start-up, before serving)."""
@@ -53,7 +62,10 @@ class RiskControlService:
         self.controls.killed_accounts.clear()
         self.controls.account_limits.clear()
         self.controls.global_kill = False
+        self.hedge_policies.clear()
         for row in rows:
+            if row.hedge is not None:
+                self.hedge_policies[row.scope] = policy_from_json(row.hedge)
             if row.scope == GLOBAL:
                 self.controls.global_kill = row.kill_switch
                 continue
@@ -63,40 +75,20 @@ class RiskControlService:
                 self.controls.account_limits[row.scope] = RiskLimits.from_json(row.limits)
 
     async def _write(
-        self,
-        scope: str,
-        *,
-        kill_switch: bool | None,
-        reason: str | None,
-        limits: RiskLimits | None,
-        clear_limits: bool = False,
+        self, scope: str, kind: str, change: Callable[[store.StoredControl], store.StoredControl]
     ) -> store.StoredControl:
         def command(connection: Connection, now: datetime) -> CommandResult[store.StoredControl]:
-            current = store.get(connection, scope)
-            control = store.StoredControl(
-                scope,
-                current.kill_switch if kill_switch is None and current else bool(kill_switch),
-                reason if kill_switch is not None else (current.reason if current else None),
-                None
-                if clear_limits
-                else limits.to_json()
-                if limits is not None
-                else (current.limits if current else None),
-                now,
+            current = store.get(connection, scope) or store.StoredControl(
+                scope, False, None, None, now
             )
+            control = replace(change(current), updated_at=now)
             store.put(connection, control)
-            kind = (
-                "risk.limits_set"
-                if kill_switch is None
-                else "risk.kill_switch_engaged"
-                if kill_switch
-                else "risk.kill_switch_released"
-            )
             facts = {
                 "scope": scope,
                 "kill_switch": control.kill_switch,
                 "reason": control.reason,
                 "limits": control.limits,
+                "hedge": control.hedge,
             }
             event = {"type": kind, "account": None if scope == GLOBAL else scope, "risk": facts}
             return CommandResult(control, [AuditEntry(kind, scope, facts)], [event])
@@ -107,7 +99,10 @@ class RiskControlService:
     async def set_kill_switch(
         self, scope: str, engaged: bool, reason: str | None
     ) -> KillSwitchState:
-        control = await self._write(scope, kill_switch=engaged, reason=reason, limits=None)
+        kind = "risk.kill_switch_engaged" if engaged else "risk.kill_switch_released"
+        control = await self._write(
+            scope, kind, lambda c: replace(c, kill_switch=engaged, reason=reason)
+        )
         if scope == GLOBAL:
             self.controls.global_kill = control.kill_switch
         elif control.kill_switch:
@@ -121,14 +116,22 @@ class RiskControlService:
 
     async def set_limits(self, account: str, limits: RiskLimits | None) -> RiskLimits:
         """Replace the account's limits; None goes back to the defaults."""
-        await self._write(
-            account, kill_switch=None, reason=None, limits=limits, clear_limits=limits is None
-        )
+        data = None if limits is None else limits.to_json()
+        await self._write(account, "risk.limits_set", lambda c: replace(c, limits=data))
         if limits is None:
             self.controls.account_limits.pop(account, None)
             return self.controls.defaults
         self.controls.account_limits[account] = limits
         return limits
+
+    async def set_hedge_policy(self, account: str, policy: DeltaHedgePolicy | None) -> None:
+        """Turn automatic delta hedging on (with this policy) or off for the account."""
+        data = None if policy is None else policy_to_json(policy)
+        await self._write(account, "risk.hedge_policy_set", lambda c: replace(c, hedge=data))
+        if policy is None:
+            self.hedge_policies.pop(account, None)
+        else:
+            self.hedge_policies[account] = policy
 
     def kill_switches(self) -> list[KillSwitchState]:
         states = [KillSwitchState(GLOBAL, self.controls.global_kill, None)]
@@ -158,3 +161,21 @@ class RiskControlService:
                 continue
             cancelled += 1
         return cancelled
+
+
+def policy_to_json(policy: DeltaHedgePolicy) -> dict[str, Any]:
+    return {
+        "instrument": policy.instrument,
+        "band": str(policy.band),
+        "target": str(policy.target),
+        "max_order": None if policy.max_order is None else str(policy.max_order),
+    }
+
+
+def policy_from_json(data: dict[str, Any]) -> DeltaHedgePolicy:
+    return DeltaHedgePolicy(
+        instrument=str(data["instrument"]),
+        band=Decimal(data["band"]),
+        target=Decimal(data.get("target", "0")),
+        max_order=None if data.get("max_order") is None else Decimal(data["max_order"]),
+    )

@@ -150,6 +150,10 @@ class OrderService:
 
     # -- writes ---------------------------------------------------------------------------
 
+    def validate(self, spec: OrderSpec) -> None:
+        """The catalogue's rules (tick, lot, legs, expiry): raise InvalidOrder or return."""
+        validate(spec, self.catalogue, self._clock.now())
+
     async def submit(self, spec: OrderSpec) -> Submitted:
         """Create the order once per (account, client_order_id); a retry returns it again."""
         validate(spec, self.catalogue, self._clock.now())

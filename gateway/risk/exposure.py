@@ -8,13 +8,14 @@ reservations, so two concurrent orders cannot both squeeze under one limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from gateway.domain.fills import Fill
+from gateway.domain.instruments import InstrumentCatalogue, InstrumentKind
 from gateway.domain.orders import Leg, Order, OrderSpec, OrderType, Side
 from gateway.domain.positions import Position
 
@@ -73,8 +74,17 @@ class WorkingOrder:
 
 @dataclass
 class AccountExposure:
-    working: dict[str, WorkingOrder]  # by client_order_id
-    positions: dict[str, Position]  # by instrument
+    """One account's working orders and positions, with running totals so that the checks
+    on the hot path cost the same whatever the number of working orders."""
+
+    working: dict[str, WorkingOrder] = field(default_factory=dict)  # by client_order_id
+    positions: dict[str, Position] = field(default_factory=dict)  # by instrument
+    # Cash moved by fills not yet settled on chain, per asset: what buying spot or options
+    # paid (negative) or selling received. Perpetuals move no cash until they are closed.
+    unsettled_cash: dict[str, Decimal] = field(default_factory=dict)
+    open_notional: Decimal = Decimal(0)  # of the working orders, valued when they came in
+    _pending: dict[str, list[Decimal]] = field(default_factory=dict)  # instrument: [buy, sell]
+    _notional: dict[str, Decimal] = field(default_factory=dict)  # by client_order_id
 
     def position(self, instrument: str) -> Decimal:
         held = self.positions.get(instrument)
@@ -82,26 +92,49 @@ class AccountExposure:
 
     def worst_case(self, instrument: str) -> tuple[Decimal, Decimal]:
         """Position if every working buy fills / if every working sell fills."""
-        longest = shortest = self.position(instrument)
-        for order in self.working.values():
-            for symbol, quantity in order.leg_quantities():
-                if symbol != instrument:
-                    continue
-                if quantity > 0:
-                    longest += quantity
-                else:
-                    shortest += quantity
-        return longest, shortest
+        held = self.position(instrument)
+        pending = self._pending.get(instrument)
+        if pending is None:
+            return held, held
+        return held + pending[0], held + pending[1]
+
+    def put(self, key: str, order: WorkingOrder, notional: Decimal) -> None:
+        self.drop(key)
+        self.working[key] = order
+        self._notional[key] = notional
+        self.open_notional += notional
+        for symbol, quantity in order.leg_quantities():
+            pending = self._pending.setdefault(symbol, [Decimal(0), Decimal(0)])
+            pending[0 if quantity > 0 else 1] += quantity
+
+    def drop(self, key: str) -> WorkingOrder | None:
+        order = self.working.pop(key, None)
+        if order is None:
+            return None
+        self.open_notional -= self._notional.pop(key, Decimal(0))
+        for symbol, quantity in order.leg_quantities():
+            pending = self._pending[symbol]
+            pending[0 if quantity > 0 else 1] -= quantity
+            if not pending[0] and not pending[1]:
+                del self._pending[symbol]
+        return order
+
+
+def _no_notional(order: WorkingOrder) -> Decimal:
+    return Decimal(0)
 
 
 class ExposureLedger:
-    def __init__(self) -> None:
+    def __init__(self, catalogue: InstrumentCatalogue | None = None) -> None:
         self._accounts: dict[str, AccountExposure] = {}
+        self._catalogue = catalogue
+        # How a working order counts towards open notional; the pre-trade validator sets it.
+        self.notional_of: Callable[[WorkingOrder], Decimal] = _no_notional
 
     def account(self, address: str) -> AccountExposure:
         found = self._accounts.get(address)
         if found is None:
-            found = self._accounts[address] = AccountExposure({}, {})
+            found = self._accounts[address] = AccountExposure()
         return found
 
     def accounts(self) -> list[str]:
@@ -116,14 +149,15 @@ class ExposureLedger:
         """Rebuild from the store: open orders, and every fill in execution order."""
         self._accounts.clear()
         for order in open_orders:
-            self.account(order.spec.account).working[order.spec.client_order_id] = (
-                WorkingOrder.of_order(order)
-            )
+            self._put(order.spec.account, WorkingOrder.of_order(order))
         for fill in fills:
             self.apply_fill(fill)
 
+    def _put(self, account: str, order: WorkingOrder) -> None:
+        self.account(account).put(order.client_order_id, order, self.notional_of(order))
+
     def reserve(self, spec: OrderSpec) -> None:
-        self.account(spec.account).working[spec.client_order_id] = WorkingOrder.of_spec(spec)
+        self._put(spec.account, WorkingOrder.of_spec(spec))
 
     def release(self, spec: OrderSpec) -> None:
         """Drop a reservation whose submission failed (a committed order is kept)."""
@@ -132,7 +166,7 @@ class ExposureLedger:
             return
         working = exposure.working.get(spec.client_order_id)
         if working is not None and working.order_id is None:
-            del exposure.working[spec.client_order_id]
+            exposure.drop(spec.client_order_id)
 
     def is_known(self, spec: OrderSpec) -> bool:
         exposure = self._accounts.get(spec.account)
@@ -147,13 +181,13 @@ class ExposureLedger:
                 self.apply_fill(_fill_from_facts(event["fill"]))
 
     def _apply_order_facts(self, facts: Mapping[str, Any]) -> None:
-        exposure = self.account(str(facts["account"]))
+        account = str(facts["account"])
         client_id = str(facts["client_order_id"])
         if facts["status"] not in OPEN_STATUSES:
-            exposure.working.pop(client_id, None)
+            self.account(account).drop(client_id)
             return
         price = facts.get("price")
-        exposure.working[client_id] = WorkingOrder(
+        order = WorkingOrder(
             str(facts["id"]),
             client_id,
             facts.get("instrument"),
@@ -166,11 +200,20 @@ class ExposureLedger:
             Decimal(facts["remaining_quantity"]),
             None if price is None else Decimal(price),
         )
+        self._put(account, order)
 
     def apply_fill(self, fill: Fill) -> None:
         exposure = self.account(fill.account)
         held = exposure.positions.get(fill.instrument) or Position(fill.account, fill.instrument)
         exposure.positions[fill.instrument] = held.apply(fill)
+        if self._catalogue is None or fill.instrument not in self._catalogue:
+            return
+        instrument = self._catalogue.get(fill.instrument)
+        if instrument.kind is InstrumentKind.PERPETUAL:
+            return
+        asset = instrument.quote.symbol
+        paid = fill.side.sign * fill.quantity * fill.price + fill.fee
+        exposure.unsettled_cash[asset] = exposure.unsettled_cash.get(asset, Decimal(0)) - paid
 
 
 def _fill_from_facts(facts: Mapping[str, Any]) -> Fill:

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gateway.domain.instruments import EuropeanOption, Instrument, Perpetual, SpotPair
-from gateway.risk.pricing import Greeks, black_scholes
+from gateway.risk.pricing import Greeks, black_scholes, black_scholes_price
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -199,19 +199,33 @@ class PortfolioArrays:
         `elapsed` years pass first: options lose that much time to expiry (floored at 0).
         """
         s_all = self.spot if spots is None else np.asarray(spots, dtype=np.float64)
-        s = s_all[..., self.column]
         q = self.quantity
         kind = self.kind
-        out = np.where(kind == 0, q * s, 0.0)
-        out = np.where(kind == 1, q * (s - self.entry), out)
-        safe_entry = np.where(self.entry > 0, self.entry, 1.0)
-        out = np.where(kind == 2, q * self.contract_size * (s / safe_entry - 1.0), out)
-        opt = kind == 3
-        if opt.any():
+        out = np.empty((*s_all.shape[:-1], len(self)))
+        # Each kind is computed on its own columns only (scenario revaluation calls this with
+        # many rows; a np.where chain would evaluate every formula on every position).
+        spot = np.flatnonzero(kind == 0)
+        if spot.size:
+            out[..., spot] = q[spot] * s_all[..., self.column[spot]]
+        lin = np.flatnonzero(kind == 1)
+        if lin.size:
+            out[..., lin] = q[lin] * (s_all[..., self.column[lin]] - self.entry[lin])
+        inv = np.flatnonzero(kind == 2)
+        if inv.size:
+            s = s_all[..., self.column[inv]]
+            out[..., inv] = q[inv] * self.contract_size[inv] * (s / self.entry[inv] - 1.0)
+        opt = np.flatnonzero(kind == 3)
+        if opt.size:
             t = np.maximum(self.expiry[opt] - elapsed, 0.0)
-            price = black_scholes(
-                s[..., opt], self.strike[opt], t, self.rate, 0.0, self.vol[opt], self.is_call[opt]
-            ).price
+            price = black_scholes_price(
+                s_all[..., self.column[opt]],
+                self.strike[opt],
+                t,
+                self.rate,
+                0.0,
+                self.vol[opt],
+                self.is_call[opt],
+            )
             out[..., opt] = q[opt] * price
         return out
 

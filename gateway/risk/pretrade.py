@@ -136,6 +136,7 @@ class MarginVerdict:
     required: int  # quote base units
     available: int
     ok: bool
+    reason: str | None = None  # when the wallet would refuse the fill outright
 
 
 class MarginProjection(Protocol):
@@ -170,6 +171,7 @@ class PreTradeValidator:
         self._now = now
         self.margin = margin
         self._buckets: dict[str, _Bucket] = {}
+        ledger.notional_of = self._working_notional
         self._underlying_pairs = {
             (i.base.symbol, i.quote.symbol): i.symbol
             for i in catalogue
@@ -178,8 +180,10 @@ class PreTradeValidator:
 
     # -- the check ------------------------------------------------------------------------
 
-    def check(self, spec: OrderSpec) -> None:
-        """Raise a PreTradeRejected naming the first rule the order breaks."""
+    def check(self, spec: OrderSpec, *, dry_run: bool = False) -> None:
+        """Raise a PreTradeRejected naming the first rule the order breaks.
+
+        `dry_run` (what-if) leaves the order-rate bucket alone."""
         controls = self.controls
         account = spec.account
         if controls.global_kill:
@@ -198,7 +202,8 @@ class PreTradeValidator:
                     raise InstrumentNotAllowed(
                         f"account {account} may not trade {symbol}", field="instrument"
                     )
-        self._take_token(account, limits)
+        if not dry_run:
+            self._take_token(account, limits)
         exposure = self.ledger.account(account)
         incoming = WorkingOrder.of_spec(spec)
         self._check_self_trade(incoming, exposure)
@@ -209,8 +214,9 @@ class PreTradeValidator:
             verdict = self.margin.margin_after(spec, list(exposure.working.values()))
             if verdict is not None and not verdict.ok:
                 raise PreTradeRejected(
-                    f"the wallet would need {verdict.required} quote units of margin and has "
-                    f"{verdict.available} if this and its working orders filled",
+                    verdict.reason
+                    or f"the wallet would need {verdict.required} quote units of margin and "
+                    f"have {verdict.available} if this (and its working orders) filled",
                     code="insufficient_margin",
                 )
 
@@ -370,9 +376,7 @@ class PreTradeValidator:
                 code="open_orders_limit",
             )
         if limits.max_open_notional is not None:
-            total = notional + sum(
-                (self._working_notional(o) for o in exposure.working.values()), Decimal(0)
-            )
+            total = notional + exposure.open_notional
             if total > limits.max_open_notional:
                 raise PreTradeRejected(
                     f"working orders would total {total:f} of notional "

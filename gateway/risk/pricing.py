@@ -64,6 +64,7 @@ __all__ = [
     "black76",
     "black76_implied_vol",
     "black_scholes",
+    "black_scholes_price",
     "implied_vol",
 ]
 
@@ -212,6 +213,56 @@ def black_scholes(
             w * t * k_term,
         )
     )
+
+
+def black_scholes_price(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    expiry: ArrayLike,
+    rate: ArrayLike,
+    dividend: ArrayLike,
+    vol: ArrayLike,
+    is_call: ArrayLike,
+) -> FloatArray:
+    """Black-Scholes-Merton price only: bit-for-bit ``black_scholes(...).price``.
+
+    Scenario revaluation (VaR, stress) prices the same options under many spots and needs no
+    Greeks. This skips the density and the Greeks, keeps the call/put sign w at the shape of
+    ``is_call`` (numpy broadcasts it), and skips the multiplication by e^{-qT} when every q
+    is 0 (it is exactly 1.0 then). The remaining arithmetic is the same sequence of floating
+    point operations as ``black_scholes`` / ``_core``, so the two prices are identical,
+    degenerate (s -> 0) limits included.
+    """
+    calls = np.asarray(is_call, dtype=np.bool_)
+    s, k, t, r, q, v = (
+        np.asarray(a, dtype=np.float64) for a in (spot, strike, expiry, rate, dividend, vol)
+    )
+    shape = np.broadcast_shapes(calls.shape, s.shape, k.shape, t.shape, r.shape, q.shape, v.shape)
+    w = calls.astype(np.float64) * 2.0 - 1.0
+    _check("spot", s > 0)
+    _check("strike", k > 0)
+    _check("expiry", t >= 0)
+    _check("vol", v >= 0)
+    df = np.exp(-r * t)
+    carry = bool(np.any(q))
+    div_df = np.exp(-q * t)
+    s_div = s * div_df if carry else s  # s * 1.0 == s exactly
+    forward = s_div / df
+    stdev = v * np.sqrt(t)
+    degenerate = stdev < _MIN_STDEV
+    any_degenerate = bool(degenerate.any())
+    safe = np.where(degenerate, 1.0, stdev) if any_degenerate else stdev
+    log_moneyness = np.log(forward / k)
+    d1 = log_moneyness / safe + 0.5 * safe
+    d2 = d1 - safe
+    if any_degenerate:
+        limit = np.where(log_moneyness > 0.0, np.inf, np.where(log_moneyness < 0.0, -np.inf, 0.0))
+        d1 = np.where(degenerate, limit, d1)
+        d2 = np.where(degenerate, limit, d2)
+    s_term = s_div * ndtr(w * d1)
+    k_term = k * df * ndtr(w * d2)
+    price: FloatArray = np.asarray(w * (s_term - k_term), dtype=np.float64)
+    return price if price.shape == shape else np.broadcast_to(price, shape).copy()
 
 
 def black76(

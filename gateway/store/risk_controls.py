@@ -22,6 +22,7 @@ class StoredControl:
     reason: str | None
     limits: dict[str, Any] | None
     updated_at: datetime
+    hedge: dict[str, Any] | None = None
 
 
 def _control(r: Any) -> StoredControl:
@@ -31,6 +32,7 @@ def _control(r: Any) -> StoredControl:
         r.reason,
         None if r.limits is None else json.loads(r.limits),
         r.updated_at,
+        None if r.hedge is None else json.loads(r.hedge),
     )
 
 
@@ -53,5 +55,6 @@ def put(connection: Connection, control: StoredControl) -> None:
             reason=control.reason,
             limits=None if control.limits is None else json.dumps(control.limits, sort_keys=True),
             updated_at=control.updated_at,
+            hedge=None if control.hedge is None else json.dumps(control.hedge, sort_keys=True),
         )
     )

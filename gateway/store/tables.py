@@ -134,4 +134,5 @@ class RiskControlRow(SQLModel, table=True):
     kill_switch: bool = Field(default=False)
     reason: str | None = Field(default=None, max_length=200)
     limits: str | None = Field(default=None)
+    hedge: str | None = Field(default=None)
     updated_at: datetime = Field(sa_column=_time())

@@ -268,3 +268,79 @@ def test_worst_case_position_never_exceeds_the_limit(
             )
         longest, shortest = validator.ledger.account(ALICE).worst_case("WETH/USDC")
         assert longest <= limit and -shortest <= limit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["reserve", "release", "commit", "close"]),
+            st.integers(0, 7),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            SIZES,
+            st.sampled_from(["WETH/USDC", "WETH-PERP", "strategy"]),
+        ),
+        max_size=60,
+    )
+)
+def test_running_totals_equal_a_recount(steps: list[tuple[str, int, Side, Decimal, str]]) -> None:
+    """The ledger's per-instrument pending totals and open notional always equal what a
+    recount of its working orders gives, whatever order reservations, commits and closes
+    come in."""
+    validator, _ = make()
+    ledger = validator.ledger
+    for action, key, side, size, symbol in steps:
+        legs = (Leg(CALL, Side.BUY, 1), Leg("WETH-20270326-3200-C", Side.SELL, 2))
+        spec = order(
+            client_order_id=f"k{key}",
+            side=side,
+            quantity=size,
+            instrument=None if symbol == "strategy" else symbol,
+            legs=legs if symbol == "strategy" else (),
+            price=Decimal(5) if symbol == "strategy" else Decimal(3000),
+        )
+        if action == "reserve":
+            ledger.reserve(spec)
+        elif action == "release":
+            ledger.release(spec)
+        else:
+            facts = {
+                "account": ALICE,
+                "client_order_id": spec.client_order_id,
+                "id": f"ord_{key}",
+                "status": "accepted" if action == "commit" else "cancelled",
+                "instrument": spec.instrument,
+                "legs": [
+                    {"instrument": leg.instrument, "side": leg.side.value, "ratio": leg.ratio}
+                    for leg in spec.legs
+                ],
+                "side": side.value,
+                "type": "limit",
+                "remaining_quantity": str(size),
+                "price": str(spec.price),
+            }
+            ledger.apply_events([{"type": "order.accepted", "order": facts}])
+        exposure = ledger.account(ALICE)
+        assert exposure.open_notional == sum(
+            (validator._working_notional(w) for w in exposure.working.values()), Decimal(0)
+        )
+        for instrument in ("WETH/USDC", "WETH-PERP", CALL, "WETH-20270326-3200-C"):
+            buys = sum(
+                (
+                    q
+                    for w in exposure.working.values()
+                    for s, q in w.leg_quantities()
+                    if s == instrument and q > 0
+                ),
+                Decimal(0),
+            )
+            sells = sum(
+                (
+                    q
+                    for w in exposure.working.values()
+                    for s, q in w.leg_quantities()
+                    if s == instrument and q < 0
+                ),
+                Decimal(0),
+            )
+            assert exposure.worst_case(instrument) == (buys, sells)

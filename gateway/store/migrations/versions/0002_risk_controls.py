@@ -1,4 +1,4 @@
-"""risk controls: kill switches and per-account limits
+"""risk controls: kill switches, per-account limits and hedge policies
 
 Revision ID: 0002
 Revises: 0001
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("kill_switch", sa.Boolean(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("limits", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("hedge", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column(
             "updated_at", gateway.store.column_types.UtcDateTime(timezone=True), nullable=False
         ),
