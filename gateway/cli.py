@@ -66,7 +66,16 @@ def up(
     try:
         catalogue, clock = devnet_catalogue(), SystemClock()
         venues = build_venues(gateway_config, catalogue, clock)
-        runtime = Runtime.build(settings, catalogue=catalogue, clock=clock, venues=venues)
+        wallets = None
+        chain = gateway_config.chain
+        if chain is not None and chain.settlement is not None:
+            from gateway.chain.transactions import connect
+            from gateway.chain.wallets import ChainWallets
+
+            wallets = ChainWallets(connect(chain.rpc_url), chain.settlement)
+        runtime = Runtime.build(
+            settings, catalogue=catalogue, clock=clock, venues=venues, wallets=wallets
+        )
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "
             f"(docs /docs, database {settings.database_url}, venues: "

@@ -71,7 +71,7 @@ class DevnetWorld:
         d = self.deployment
         assert d.uniswap_router is not None
         return GatewayConfig(
-            chain=ChainConfig(rpc_url=self.anvil.rpc_url),
+            chain=ChainConfig(rpc_url=self.anvil.rpc_url, settlement=d.settlement),
             venues=[
                 InternalVenueConfig(kind="internal"),
                 UniswapV2VenueConfig(

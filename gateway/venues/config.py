@@ -102,6 +102,9 @@ VenueConfig = Annotated[
 
 class ChainConfig(_Config):
     rpc_url: str
+    # The Settlement contract: accounts' MarginWallets are read through it for on-chain
+    # margin (reports, pre-trade checks); without it risk uses off-chain figures only.
+    settlement: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
 class GatewayConfig(_Config):

@@ -103,6 +103,17 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert "uniswap" in book["live_venues"]
             deployment = (tmp_path / ".isthmus/devnet/deployment.json").read_text()
             assert '"settlement"' in deployment
+            # the demo wallet's risk, read from the chain through the Settlement
+            words = banner.split()
+            wallet = words[words.index("wallet") + 1]
+            risk = httpx.get(f"http://127.0.0.1:{port}/v1/accounts/{wallet}/risk", timeout=30)
+            assert risk.status_code == 200, risk.text
+            assert risk.json()["margin"]["onchain"] == {
+                "required": "0",
+                "available": "0",
+                "ok": True,
+            }
+            assert risk.json()["market"]["spots"]["WETH"]  # a live mid from the venues
         finally:
             # Ctrl-C first, then what docker stop and supervisors send
             tail = stop(process, signal.SIGINT if attempt == 0 else signal.SIGTERM)

@@ -1,0 +1,110 @@
+"""Risk on a real chain: a MarginWallet deployed on anvil, read through web3.
+
+The account risk shows the contract's own margin figures for the wallet, and the pre-trade
+check refuses an order (alone, or with the account's working orders) that would leave the
+wallet failing the on-chain margin rule, with the mirror's integers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from gateway.api.runtime import Runtime
+from gateway.chain import tokens
+from gateway.chain.deploy import create_wallet, deploy_all
+from gateway.chain.transactions import Sender
+from gateway.chain.wallet_state import read_margin_status
+from gateway.chain.wallets import ChainWallets
+from gateway.config import Settings
+from gateway.domain.market import BookLevel, OrderBook
+from gateway.domain.orders import OrderSpec, OrderType, Side
+from gateway.risk.pretrade import PreTradeRejected
+from tests.conftest import ManualClock
+
+pytestmark = pytest.mark.chain
+PUT = "WETH-20270326-3000-P"
+
+
+def book(instrument: str, bid: str, ask: str) -> OrderBook:
+    return OrderBook(
+        "internal",
+        instrument,
+        (BookLevel(Decimal(bid), Decimal(10)),),
+        (BookLevel(Decimal(ask), Decimal(10)),),
+        datetime.now(UTC),
+    )
+
+
+def sell_puts(wallet: str, n: int, quantity: str) -> OrderSpec:
+    return OrderSpec(
+        wallet,
+        f"puts-{n}",
+        Side.SELL,
+        OrderType.LIMIT,
+        Decimal(quantity),
+        instrument=PUT,
+        price=Decimal(100),
+    )
+
+
+def test_onchain_margin_in_reports_and_pre_trade(
+    fresh_chain: Web3, deployer: Sender, tmp_path: Path
+) -> None:
+    w3 = fresh_chain
+    deployment = deploy_all(deployer)
+    owner = w3.eth.accounts[3]
+    wallet = create_wallet(deployer, deployment, owner)
+    tokens.mint(deployer, deployment.usdc, wallet, 5_000 * 10**6)  # 5,000 USDC, no WETH
+
+    async def scenario() -> None:
+        wallets = ChainWallets(w3, deployment.settlement, fresh_for_seconds=0)
+        rt = Runtime.build(
+            Settings(database_url=f"sqlite:///{tmp_path / 'chain.db'}"),
+            clock=ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC)),
+            wallets=wallets,
+        )
+        await rt.start(expiry_interval=None, monitor=False)
+        try:
+            rt.market_data.apply("internal", book("WETH/USDC", "2999", "3001"))
+            rt.market_data.apply("internal", book(PUT, "95", "105"))
+
+            report = await rt.risk.account(wallet)
+            assert report.onchain is not None
+            assert tuple(report.onchain) == read_margin_status(w3, wallet)  # the contract
+            assert tuple(report.onchain) == (0, 0, True)  # no option: the rule returns early
+            usdc = {c.asset: c.amount for c in await wallets.collateral(wallet)}
+            assert usdc == {"USDC": Decimal(5000), "WETH": Decimal(0)}
+            assert wallets.token("WETH") == deployment.weth
+
+            # one short put needs 3,000 USDC less the 100 received: passes
+            await rt.orders.submit(sell_puts(wallet, 1, "1"))
+            # two alone would need 6,000 against 5,000 + 200: refused
+            with pytest.raises(PreTradeRejected) as alone:
+                await rt.orders.submit(sell_puts(wallet, 2, "2"))
+            assert alone.value.code == "insufficient_margin"
+            assert (
+                "need 6000000000" in alone.value.message
+                and "have 5200000000" in alone.value.message
+            )
+            # one more fits alone (3,000 against 5,100) but not with the first still working
+            with pytest.raises(PreTradeRejected) as together:
+                await rt.orders.submit(sell_puts(wallet, 3, "1"))
+            assert together.value.code == "insufficient_margin"
+            assert "need 6000000000" in together.value.message
+            # half of one fits with the first: 4,500 against 5,150
+            await rt.orders.submit(sell_puts(wallet, 4, "0.5"))
+
+            # an address that is not a wallet has no on-chain figures and no projection
+            stranger = Web3.to_checksum_address(w3.eth.accounts[4])
+            assert (await rt.risk.account(stranger)).onchain is None
+            await rt.orders.submit(sell_puts(stranger, 5, "1"))
+        finally:
+            await rt.stop()
+
+    asyncio.run(scenario())
