@@ -20,8 +20,12 @@ app = typer.Typer(
 )
 orders_app = typer.Typer(help="Submit, inspect, amend and cancel orders.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify what the gateway recorded.", no_args_is_help=True)
+risk_app = typer.Typer(
+    help="Account risk, the operator's book, kill switches.", no_args_is_help=True
+)
 app.add_typer(orders_app, name="orders")
 app.add_typer(audit_app, name="audit")
+app.add_typer(risk_app, name="risk")
 
 console = Console()
 ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Gateway base URL")]
@@ -225,6 +229,102 @@ def orders_amend(
 def orders_cancel(order_id: str, api: ApiUrl = "http://127.0.0.1:8000") -> None:
     """Cancel an open order."""
     console.print(_orders_table([_call("DELETE", f"{api}/v1/orders/{order_id}")]))
+
+
+def _risk_tables(report: dict[str, Any]) -> list[Table]:
+    greeks = Table(title="Greeks by underlying (quote currency)")
+    for column in ("underlying", "value", "delta", "gamma", "vega", "theta", "rho"):
+        greeks.add_column(column, justify="left" if column == "underlying" else "right")
+    for underlying, g in report["greeks"].items():
+        greeks.add_row(
+            underlying, *(g[k] or "-" for k in ("value", "delta", "gamma", "vega", "theta", "rho"))
+        )
+    var = Table(title="VaR and expected shortfall")
+    for column in ("method", "confidence", "horizon (days)", "VaR", "ES", "scenarios"):
+        var.add_column(column, justify="left" if column == "method" else "right")
+    for m in report["var"]:
+        if m["available"]:
+            var.add_row(
+                m["method"],
+                m["confidence"],
+                str(m["horizon_days"]),
+                m["var"],
+                m["expected_shortfall"],
+                str(m["scenarios"]),
+            )
+        else:
+            var.add_row(m["method"], "-", "-", "-", "-", m["reason"])
+    margin = Table(title="Margin and liquidation")
+    for column in ("underlying", "price", "liquidation below", "above", "equity", "maintenance"):
+        margin.add_column(column, justify="left" if column == "underlying" else "right")
+    for row in report["liquidation"]:
+        margin.add_row(
+            row["underlying"],
+            row["current"] or "-",
+            row["below"] or "-",
+            row["above"] or "-",
+            report["margin"]["equity"] or "-",
+            report["margin"]["maintenance"] or "-",
+        )
+    return [greeks, var, margin]
+
+
+@risk_app.command("show")
+def risk_show(
+    account: str,
+    api: ApiUrl = "http://127.0.0.1:8000",
+    confidence: Annotated[float | None, typer.Option(help="VaR confidence, e.g. 0.99")] = None,
+    horizon: Annotated[int | None, typer.Option(help="VaR horizon in days")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """An account's live risk: Greeks, VaR/ES, margin, liquidation prices."""
+    params = {k: v for k, v in {"confidence": confidence, "horizon_days": horizon}.items() if v}
+    report = _call("GET", f"{api}/v1/accounts/{account}/risk", params=params)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for table in _risk_tables(report):
+        console.print(table)
+    onchain = report["margin"]["onchain"]
+    if onchain is not None:
+        state = "[green]passes[/]" if onchain["ok"] else "[red]fails[/]"
+        console.print(
+            f"on-chain margin rule {state}: required {onchain['required']}, "
+            f"available {onchain['available']} (quote base units)"
+        )
+
+
+@risk_app.command("book")
+def risk_book(
+    api: ApiUrl = "http://127.0.0.1:8000",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The operator's whole book: every account plus the CEX venue accounts."""
+    report = _call("GET", f"{api}/v1/risk/book")
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for table in _risk_tables(report)[:2]:
+        console.print(table)
+
+
+@risk_app.command("kill")
+def risk_kill(
+    scope: Annotated[str, typer.Argument(help="`global` or an account address")],
+    release: Annotated[bool, typer.Option("--release", help="Release instead of engage")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
+    api: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Engage (or release) a kill switch; engaging cancels the working orders in scope."""
+    state = _call(
+        "PUT",
+        f"{api}/v1/risk/kill-switches/{scope}",
+        json={"engaged": not release, "reason": reason},
+    )
+    word = "[red]engaged[/]" if state["engaged"] else "[green]released[/]"
+    console.print(
+        f"kill switch {state['scope']} {word}; {state['cancelled_orders']} working orders cancelled"
+    )
 
 
 @audit_app.command("verify-log")

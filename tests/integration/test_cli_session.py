@@ -69,3 +69,27 @@ def test_submit_list_amend_cancel_from_the_terminal(gateway: GatewayProcess) -> 
         gateway, "orders", "submit", ACCOUNT, "WETH/USDC", "buy", "1.5", "--price", "3000.001"
     )
     assert bad.returncode == 1 and "invalid_price_tick" in bad.stdout
+
+
+def test_risk_commands_from_the_terminal(gateway: GatewayProcess) -> None:
+    submitted = isthmus(
+        gateway, "orders", "submit", ACCOUNT, "WETH/USDC", "buy", "1", "--price", "3000"
+    )
+    assert submitted.returncode == 0, submitted.stderr
+
+    shown = isthmus(gateway, "risk", "show", ACCOUNT)
+    assert shown.returncode == 0, shown.stderr
+    assert "VaR and expected shortfall" in shown.stdout  # no positions yet: empty tables
+
+    killed = isthmus(gateway, "risk", "kill", ACCOUNT, "--reason", "desk closed")
+    assert killed.returncode == 0, killed.stderr
+    assert "engaged" in killed.stdout and "1 working orders cancelled" in killed.stdout
+    refused = isthmus(
+        gateway, "orders", "submit", ACCOUNT, "WETH/USDC", "buy", "1", "--price", "3000"
+    )
+    assert refused.returncode == 1 and "kill_switch_engaged" in refused.stdout
+    released = isthmus(gateway, "risk", "kill", ACCOUNT, "--release")
+    assert released.returncode == 0 and "released" in released.stdout
+
+    book = isthmus(gateway, "risk", "book", "--json")
+    assert book.returncode == 0 and '"greeks"' in book.stdout
