@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python bench/api_orders.py
 	$(BIN)/python bench/book.py
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python bench/gas.py
+	$(BIN)/python bench/risk.py
 
 clean:
 	rm -rf .tools $(VENV) node_modules .build .isthmus .pytest_cache .mypy_cache
