@@ -15,8 +15,11 @@ from tests.postgres_cluster import free_port
 
 
 class GatewayProcess:
-    def __init__(self, database_url: str, port: int | None = None) -> None:
+    def __init__(
+        self, database_url: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.database_url = database_url
+        self.env = env or {}
         # only the internal venue: these tests are about the order service, not the devnet
         self.config = Path(tempfile.mkdtemp(prefix="isthmus-gw-")) / "gateway.toml"
         self.config.write_text('[[venues]]\nkind = "internal"\n')
@@ -28,7 +31,12 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "ISTHMUS_DATABASE_URL": self.database_url, "ISTHMUS_LOG_LEVEL": "info"}
+        env = {
+            **os.environ,
+            "ISTHMUS_DATABASE_URL": self.database_url,
+            "ISTHMUS_LOG_LEVEL": "info",
+            **self.env,
+        }
         self.process = subprocess.Popen(
             [
                 sys.executable,
