@@ -53,16 +53,17 @@ to maintenance.
 
 B. On-chain MarginWallet (contracts/README.md "Margin rule")
 ------------------------------------------------------------
-Exact integers, mirroring the contract: `required` (quote base units) is the sum of
-`series_requirement` over the wallet's option series and does not depend on any price;
-`available` = quote balance + sum over collateral tokens t (not the quote) of
-`(balance_t - cover_t) * price_t // 10**decimals_t * (10000 - haircut_bps_t) // 10000`.
+On the contract mirror's state (`gateway.risk.wallet_margin.WalletState`, evaluated by its
+`margin_status`, the bit-for-bit mirror of `MarginWallet.margin_status()`): `required` (quote
+base units) is the sum of the series' requirements and does not depend on any price;
+`available` = quote balance + (when that is short) sum over collateral tokens t (not the
+quote) of `(balance_t - cover_t) * price_t // unit_t * (10000 - haircut_bps_t) // 10000`.
 Only the non-quote collateral moves with its price, and each term is monotone in its price,
 so for one token the wallet passes iff that token's oracle price is >= a threshold.
 `wallet_margin_call` returns the continuous break-even price (an exact rational, as Decimal)
-and the smallest integer oracle price at which the contract passes, given its rounding. If
-some underlying balance is below the cover of the wallet's net short calls the wallet fails
-at any price, which is reported as such.
+and the smallest integer oracle price at which `margin_status` passes, given the contract's
+rounding. If some underlying balance is below the cover of the wallet's net short calls the
+wallet fails at any price, which is reported as such.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, Decimal, localcontext
 from fractions import Fraction
 
@@ -78,7 +79,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
-from gateway.risk.margin import OptionPosition, series_requirement
+from gateway.risk.margin import OptionPosition
 from gateway.risk.portfolio import (
     _KIND_CODE,
     MarketSnapshot,
@@ -86,32 +87,35 @@ from gateway.risk.portfolio import (
     PositionKind,
     RiskPosition,
 )
+from gateway.risk.wallet_margin import (
+    BPS,
+    MarginReverts,
+    WalletState,
+    margin_status,
+    series_requirement_checked,
+)
 
 __all__ = [
     "DEFAULT_GRID_POINTS",
     "DEFAULT_SEARCH",
     "AccountLiquidation",
     "CollateralHolding",
-    "CollateralToken",
     "CrossMarginAccount",
     "LiquidationPrice",
     "MaintenanceRates",
     "WalletMarginCall",
     "WalletMarginOutcome",
-    "WalletSeries",
-    "WalletState",
     "account_liquidation",
     "liquidation_price",
     "margin_curve",
     "position_liquidation_price",
-    "wallet_margin",
     "wallet_margin_call",
     "wallet_margin_calls",
+    "with_collateral_price",
 ]
 
 FloatArray = NDArray[np.float64]
 
-BPS = 10_000
 # Search range as multiples of the current price, and grid density over it.
 DEFAULT_SEARCH: tuple[float, float] = (1e-3, 1e3)
 DEFAULT_GRID_POINTS = 4001
@@ -463,91 +467,6 @@ def account_liquidation(
 # =========================================================================== B. on-chain wallet
 
 
-@dataclass(frozen=True, slots=True)
-class WalletSeries:
-    """The wallet's open options of one series (underlying token, expiry)."""
-
-    underlying: str
-    unit: int  # 10**underlying decimals
-    positions: tuple[OptionPosition, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CollateralToken:
-    """A Settlement collateral registry entry."""
-
-    token: str
-    decimals: int
-    haircut_bps: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.haircut_bps <= BPS:
-            raise ValueError(f"haircut must be within 0..{BPS} bps, got {self.haircut_bps}")
-        if self.decimals < 0:
-            raise ValueError("decimals must be >= 0")
-
-    def value(self, amount: int, price: int) -> int:
-        """Settlement.collateral_value: quote base units, rounded down twice like the contract."""
-        if amount <= 0:
-            return 0
-        unit: int = 10**self.decimals
-        return amount * price // unit * (BPS - self.haircut_bps) // BPS
-
-
-@dataclass(frozen=True, slots=True)
-class WalletState:
-    """What the contract reads: balances (token base units), the option series, the
-    Settlement's collateral registry and oracle prices (quote base units per whole token)."""
-
-    quote: str
-    quote_balance: int
-    balances: Mapping[str, int] = field(default_factory=dict)
-    series: tuple[WalletSeries, ...] = ()
-    collateral: tuple[CollateralToken, ...] = ()
-    prices: Mapping[str, int] = field(default_factory=dict)
-
-    def covers(self) -> dict[str, int]:
-        """Underlying units that must be held, per token, to cover net short calls."""
-        out: dict[str, int] = {}
-        for s in self.series:
-            cover = series_requirement(s.positions, s.unit).underlying_cover
-            if cover > 0:
-                out[s.underlying] = out.get(s.underlying, 0) + cover
-        return out
-
-    def required(self) -> int:
-        """Quote base units required by all series (independent of every price)."""
-        return sum(series_requirement(s.positions, s.unit).quote_required for s in self.series)
-
-
-def _collateral_values(
-    state: WalletState, covers: Mapping[str, int], prices: Mapping[str, int]
-) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for c in state.collateral:
-        if c.token == state.quote:
-            continue
-        free = state.balances.get(c.token, 0) - covers.get(c.token, 0)
-        out[c.token] = c.value(free, prices[c.token]) if free > 0 else 0
-    return out
-
-
-def wallet_margin(
-    state: WalletState, prices: Mapping[str, int] | None = None
-) -> tuple[int, int, bool]:
-    """(required, available, ok) as MarginWallet.margin_status computes them, at `prices`
-    (default: the state's). `available` is 0 when some cover is missing, like the contract;
-    unlike it, the collateral is always added (the contract skips it when the quote alone
-    suffices, which does not change `ok`)."""
-    px = state.prices if prices is None else prices
-    required = state.required()
-    covers = state.covers()
-    if any(state.balances.get(t, 0) < c for t, c in covers.items()):
-        return required, 0, False
-    available = state.quote_balance + sum(_collateral_values(state, covers, px).values())
-    return required, available, available >= required
-
-
 class WalletMarginOutcome(str, enum.Enum):
     """How the wallet's margin depends on one collateral token's price."""
 
@@ -563,58 +482,105 @@ class WalletMarginCall:
     """The margin-call price of `token` for one wallet, other prices fixed.
 
     `price` is the exact break-even of the continuous rule
-    fixed_available + free * P / 10**decimals * (1 - haircut) = required (rational, given as a
+    fixed_available + free * P / unit * (1 - haircut) = required (rational, given as a
     Decimal to 60 significant digits, rounded up); `threshold` the smallest integer oracle
     price at which the contract, with its floor divisions, passes (>= ceil(price)). Both None
-    unless `outcome` is PASSES_ABOVE. `cover_shortfall` lists tokens held below their cover.
+    unless `outcome` is PASSES_ABOVE. `cover_shortfall` lists underlyings held below their
+    cover (base units missing). `current_price` is None when the oracle read of `token`
+    reverts now; `passes_now` is `margin_status(state).ok`, False where it reverts.
     """
 
     token: str
     outcome: WalletMarginOutcome
     required: int
-    fixed_available: int  # quote balance + other collateral at their prices
+    fixed_available: int  # what the contract counts without `token` (its price at 0)
     free_balance: int  # balance of `token` minus its cover
-    current_price: int
+    current_price: int | None
     passes_now: bool
     price: Decimal | None
     threshold: int | None
     cover_shortfall: Mapping[str, int]
 
 
+def with_collateral_price(state: WalletState, token: str, price: int | None) -> WalletState:
+    """`state` with the oracle price of collateral `token` replaced (every other input kept)."""
+    key = token.lower()
+    collateral = tuple(replace(c, price=price) if c.token == key else c for c in state.collateral)
+    return replace(state, collateral=collateral)
+
+
+def _covers(state: WalletState) -> dict[str, int]:
+    """Underlying base units locked as cover of net short calls, per underlying, summed over
+    the wallet's series as `margin_status` sums them."""
+    series: dict[tuple[str, int], list[OptionPosition]] = {}
+    for p in state.positions:
+        series.setdefault(p.series, []).append(OptionPosition(p.strike, p.is_call, p.size))
+    covers: dict[str, int] = {}
+    for (underlying, _expiry), legs in series.items():
+        cover = series_requirement_checked(legs, state.unit(underlying))[1]
+        if cover > 0:
+            covers[underlying] = covers.get(underlying, 0) + cover
+    return covers
+
+
+def _passes(state: WalletState) -> bool:
+    """`margin_status(state).ok`, a revert counting as a failure."""
+    try:
+        return margin_status(state).ok
+    except MarginReverts:
+        return False
+
+
 def wallet_margin_call(state: WalletState, token: str) -> WalletMarginCall:
     """The oracle price of collateral `token` below which the wallet fails its margin rule.
 
-    Solved exactly: the shortfall D = required - fixed_available must come from
-    floor(floor(x P / unit) (10000 - h) / 10000) with x the free balance, which holds iff
-    floor(x P / unit) >= V = ceil(10000 D / (10000 - h)), iff x P >= V unit, iff
-    P >= ceil(V unit / x).
+    `state` is the contract mirror's `gateway.risk.wallet_margin.WalletState`; the price of
+    `token` moves, every other input stays. Everything but `token`'s own term is read off
+    `margin_status` itself: `required`, and `fixed_available` = its `available` with the price
+    of `token` at 0. Then, with x the free balance (balance - cover) and h the haircut, the
+    shortfall D = required - fixed_available must come from
+    floor(floor(x P / unit) (10000 - h) / 10000), which holds iff floor(x P / unit) >= V =
+    ceil(10000 D / (10000 - h)), iff x P >= V unit, iff P >= ceil(V unit / x). The threshold
+    is checked against `margin_status`; where the contract reverts there (uint256 overflow) it
+    passes at no price. (At prices so large that x P overflows uint256, > 2**256 / x, the
+    contract reverts too; no threshold is anywhere near.)
+
+    Raises ValueError when `token` is not a (non-quote) collateral token of the state or is
+    listed twice or with a haircut outside 0..10000 bps (the Settlement allows neither), and
+    what `margin_status` raises where the rule fails whatever the price of `token`
+    (`MarginReverts`: another token's oracle read reverts, a checked overflow;
+    `MissingState`: a balance or decimals missing from the state).
     """
-    entry = next((c for c in state.collateral if c.token == token), None)
-    if entry is None or token == state.quote:
+    key = token.lower()
+    entries = [c for c in state.collateral if c.token == key]
+    if not entries or key == state.option_quote:
         raise ValueError(f"{token} is not a (non-quote) collateral token")
-    if token not in state.prices:
-        raise ValueError(f"no oracle price for {token}")
-    current = state.prices[token]
-    required = state.required()
-    covers = state.covers()
+    if len(entries) > 1:
+        raise ValueError(f"{token} is listed twice as collateral")
+    entry = entries[0]
+    if not 0 <= entry.haircut_bps <= BPS:
+        raise ValueError(f"haircut must be within 0..{BPS} bps, got {entry.haircut_bps}")
+    covers = _covers(state)
     shortfall = {
-        t: c - state.balances.get(t, 0) for t, c in covers.items() if state.balances.get(t, 0) < c
+        u: need - state.balance(u) for u, need in covers.items() if state.balance(u) < need
     }
-    free = state.balances.get(token, 0) - covers.get(token, 0)
-    values = _collateral_values(state, covers, state.prices) if not shortfall else {}
-    fixed = state.quote_balance + sum(v for t, v in values.items() if t != token)
+    free = state.balance(key) - covers.get(key, 0)
+    if shortfall:
+        required, fixed = margin_status(state).required, state.balance(state.option_quote)
+    else:
+        required, fixed, _ok = margin_status(with_collateral_price(state, key, 0))
 
     def result(
         outcome: WalletMarginOutcome, price: Decimal | None = None, threshold: int | None = None
     ) -> WalletMarginCall:
         return WalletMarginCall(
-            token=token,
+            token=key,
             outcome=outcome,
             required=required,
             fixed_available=fixed,
             free_balance=free,
-            current_price=current,
-            passes_now=wallet_margin(state)[2],
+            current_price=entry.price,
+            passes_now=_passes(state),
             price=price,
             threshold=threshold,
             cover_shortfall=shortfall,
@@ -628,21 +594,27 @@ def wallet_margin_call(state: WalletState, token: str) -> WalletMarginCall:
     if deficit <= 0:
         return result(WalletMarginOutcome.ALWAYS_PASSES)
     keep = BPS - entry.haircut_bps
-    if free <= 0 or keep == 0:
+    if free <= 0 or keep == 0 or entry.unit == 0:
         return result(WalletMarginOutcome.FAILS_AT_ANY_PRICE)
-    unit = 10**entry.decimals
-    exact = Fraction(deficit * unit * BPS, free * keep)
+    exact = Fraction(deficit * entry.unit * BPS, free * keep)
     value_needed = -(-deficit * BPS // keep)
-    threshold = -(-value_needed * unit // free)
+    threshold = -(-value_needed * entry.unit // free)
+    try:
+        at_threshold = margin_status(with_collateral_price(state, key, threshold))
+    except MarginReverts:
+        return result(WalletMarginOutcome.FAILS_AT_ANY_PRICE)
+    if not at_threshold.ok:  # pragma: no cover - the closed form is exact
+        raise AssertionError(f"margin call of {token}: the contract fails at {threshold}")
     return result(WalletMarginOutcome.PASSES_ABOVE, _decimal_ceil(exact), threshold)
 
 
 def wallet_margin_calls(state: WalletState) -> dict[str, WalletMarginCall]:
-    """`wallet_margin_call` for every non-quote collateral token of the registry."""
+    """`wallet_margin_call` for every collateral token of the registry but the option quote,
+    keyed by its (lower-case) address."""
     return {
         c.token: wallet_margin_call(state, c.token)
         for c in state.collateral
-        if c.token != state.quote
+        if c.token != state.option_quote
     }
 
 

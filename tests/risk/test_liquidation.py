@@ -1,13 +1,15 @@
-"""Liquidation prices against closed forms, independent brute-force scans and the contract's
-integer margin rule."""
+"""Liquidation prices against closed forms and independent brute-force scans; wallet
+margin-call prices against the contract-verified mirror of its margin rule
+(`gateway.risk.wallet_margin.margin_status`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -19,23 +21,27 @@ from scipy.special import ndtr
 from gateway.risk.liquidation import (
     AccountLiquidation,
     CollateralHolding,
-    CollateralToken,
     CrossMarginAccount,
     LiquidationPrice,
     MaintenanceRates,
     WalletMarginOutcome,
-    WalletSeries,
-    WalletState,
     account_liquidation,
     liquidation_price,
     margin_curve,
     position_liquidation_price,
-    wallet_margin,
     wallet_margin_call,
     wallet_margin_calls,
+    with_collateral_price,
 )
-from gateway.risk.margin import OptionPosition
 from gateway.risk.portfolio import MarketSnapshot, PositionKind, RiskPosition
+from gateway.risk.wallet_margin import (
+    CollateralToken,
+    MarginReverts,
+    MarginStatus,
+    SeriesPosition,
+    WalletState,
+    margin_status,
+)
 
 FloatArray = NDArray[np.float64]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -572,125 +578,210 @@ def test_liquidation_price_properties(spec: Spec, extra: float) -> None:
 USDC = 10**6
 WETH = 10**18
 WBTC = 10**8
-REGISTRY = (
-    CollateralToken("USDC", 6, 0),
-    CollateralToken("WETH", 18, 2_000),
-    CollateralToken("WBTC", 8, 1_000),
-)
+QUOTE_T = "0x" + "a0" * 20  # USDC, the option quote
+WETH_T = "0x" + "e0" * 20
+WBTC_T = "0x" + "b0" * 20
+EXPIRY = 1_790_000_000
 
 
-def contract_ok(state: WalletState, prices: dict[str, int]) -> bool:
-    """The README rule written out again, independently of `wallet_margin`."""
-    required = state.required()
-    covers = state.covers()
-    for token, cover in covers.items():
-        if state.balances.get(token, 0) < cover:
-            return False
-    available = state.quote_balance
-    for c in state.collateral:
-        if c.token == state.quote:
-            continue
-        free = state.balances.get(c.token, 0) - covers.get(c.token, 0)
-        if free > 0:
-            available += (
-                free * prices[c.token] // 10**c.decimals * (10_000 - c.haircut_bps) // 10_000
-            )
-    return available >= required
-
-
-def weth_series(*legs: tuple[int, bool, int]) -> WalletSeries:
-    """Legs (strike in USDC, is_call, size in WETH base units)."""
-    return WalletSeries(
-        "WETH", WETH, tuple(OptionPosition(k * USDC, call, size) for k, call, size in legs)
+def registry(
+    weth_price: int | None = 3_000 * USDC,
+    wbtc_price: int | None = 60_000 * USDC,
+    *,
+    wbtc_unit: int = WBTC,
+    wbtc_haircut: int = 1_000,
+    quote: bool = True,
+) -> tuple[CollateralToken, ...]:
+    """The Settlement's collateral: WETH at 20% haircut, WBTC at 10% (and the quote itself,
+    which the rule skips)."""
+    tokens = (
+        CollateralToken(WETH_T, weth_price, WETH, 2_000),
+        CollateralToken(WBTC_T, wbtc_price, wbtc_unit, wbtc_haircut),
     )
+    return ((CollateralToken(QUOTE_T, USDC, USDC, 0),) if quote else ()) + tokens
+
+
+def ok_at(state: WalletState, prices: Mapping[str, int | None]) -> bool:
+    """The contract mirror's verdict with these oracle prices (the others as in the state);
+    a revert fails."""
+    collateral = tuple(replace(c, price=prices.get(c.token, c.price)) for c in state.collateral)
+    try:
+        return margin_status(replace(state, collateral=collateral)).ok
+    except MarginReverts:
+        return False
+
+
+def weth_series(*legs: tuple[int, bool, int]) -> tuple[SeriesPosition, ...]:
+    """Legs (strike in USDC, is_call, size in WETH base units) of one WETH series."""
+    return tuple(SeriesPosition(WETH_T, EXPIRY, k * USDC, call, size) for k, call, size in legs)
 
 
 def wallet(
-    quote: int, weth: int, *series: WalletSeries, wbtc: int = 0, price: int = 3_000
+    quote: int,
+    weth: int,
+    positions: tuple[SeriesPosition, ...],
+    *,
+    wbtc: int = 0,
+    price: int = 3_000,
+    collateral: tuple[CollateralToken, ...] | None = None,
 ) -> WalletState:
     return WalletState(
-        "USDC",
-        quote,
-        {"WETH": weth, "WBTC": wbtc},
-        series,
-        REGISTRY,
-        {"WETH": price * USDC, "WBTC": 60_000 * USDC},
+        QUOTE_T,
+        {QUOTE_T: quote, WETH_T: weth, WBTC_T: wbtc},
+        {WETH_T: 18},
+        positions,
+        registry(price * USDC) if collateral is None else collateral,
     )
+
+
+def assert_threshold_exact(state: WalletState, token: str, threshold: int | None) -> None:
+    """`margin_status` passes at the threshold and fails one quote unit below it."""
+    assert threshold is not None and threshold >= 1
+    assert ok_at(state, {token: threshold})
+    assert not ok_at(state, {token: threshold - 1})
+    assert margin_status(with_collateral_price(state, token, threshold)).ok
+    assert not margin_status(with_collateral_price(state, token, threshold - 1)).ok
 
 
 def test_wallet_short_put_margin_call() -> None:
     """Short 1 put at 3000 needs 3000 USDC; 1000 USDC + 1 WETH at 80% covers it from 2500."""
     state = wallet(1_000 * USDC, WETH, weth_series((3_000, False, -WETH)))
-    call = wallet_margin_call(state, "WETH")
+    call = wallet_margin_call(state, WETH_T)
     assert call.outcome is WalletMarginOutcome.PASSES_ABOVE
     assert call.required == 3_000 * USDC and call.fixed_available == 1_000 * USDC
     assert call.price == Decimal(2_500 * USDC) and call.threshold == 2_500 * USDC
     assert call.passes_now and call.free_balance == WETH
-    for p, ok in ((call.threshold, True), (call.threshold - 1, False)):
-        assert contract_ok(state, {"WETH": p, "WBTC": 60_000 * USDC}) is ok
-        assert wallet_margin(state, {"WETH": p, "WBTC": 60_000 * USDC})[2] is ok
+    assert call.current_price == 3_000 * USDC and call.token == WETH_T
+    assert_threshold_exact(state, WETH_T, call.threshold)
+    # the contract mirror's own figures at the threshold and one unit below
+    at = margin_status(with_collateral_price(state, WETH_T, 2_500 * USDC))
+    assert at == MarginStatus(3_000 * USDC, 3_000 * USDC, True)
+    below = margin_status(with_collateral_price(state, WETH_T, 2_500 * USDC - 1))
+    assert below == MarginStatus(3_000 * USDC, 3_000 * USDC - 1, False)
+    # a checksummed (mixed-case) address names the same token
+    assert wallet_margin_call(state, WETH_T.upper().replace("0X", "0x")) == call
 
 
 def test_wallet_cover_and_special_outcomes() -> None:
+    """The README examples (1 unit, strike 3000) and what each leaves to the WETH price."""
     straddle = weth_series((3_000, True, -WETH), (3_000, False, -WETH))
-    # 2 WETH, 1 of them locked as cover of the short call: only 1 WETH moves available
+    # short straddle: 1 WETH + 3000. With 2 WETH, 1 is locked as cover of the short call:
+    # only 1 WETH moves available
     state = wallet(1_000 * USDC, 2 * WETH, straddle)
-    call = wallet_margin_call(state, "WETH")
+    call = wallet_margin_call(state, WETH_T)
     assert call.free_balance == WETH and call.threshold == 2_500 * USDC
+    assert_threshold_exact(state, WETH_T, call.threshold)
     # exactly the cover: the rest must come from elsewhere, at no WETH price
     state = wallet(1_000 * USDC, WETH, straddle)
-    call = wallet_margin_call(state, "WETH")
+    call = wallet_margin_call(state, WETH_T)
     assert call.outcome is WalletMarginOutcome.FAILS_AT_ANY_PRICE and call.threshold is None
     assert not call.passes_now
+    for p in (0, 1, 3_000 * USDC, 10**30):
+        assert not ok_at(state, {WETH_T: p})
     # ... unless WBTC covers it: 0.05 WBTC at 60000 * 0.9 = 2700 > 2000 missing
     state = wallet(1_000 * USDC, WETH, straddle, wbtc=5 * WBTC // 100)
-    assert wallet_margin_call(state, "WETH").outcome is WalletMarginOutcome.ALWAYS_PASSES
-    wbtc = wallet_margin_call(state, "WBTC")
+    call = wallet_margin_call(state, WETH_T)
+    assert call.outcome is WalletMarginOutcome.ALWAYS_PASSES
+    assert call.fixed_available == 1_000 * USDC + 2_700 * USDC
+    for p in (0, 1, 3_000 * USDC):
+        assert ok_at(state, {WETH_T: p})
+    wbtc = wallet_margin_call(state, WBTC_T)
     assert wbtc.outcome is WalletMarginOutcome.PASSES_ABOVE
-    assert wbtc.threshold is not None
-    for p, ok in ((wbtc.threshold, True), (wbtc.threshold - 1, False)):
-        assert contract_ok(state, {"WETH": 3_000 * USDC, "WBTC": p}) is ok
-    # a lone short call without the coin: refused at any price
+    assert_threshold_exact(state, WBTC_T, wbtc.threshold)
+    # a lone short call leg without the coin: refused at any price
     state = wallet(10**6 * USDC, WETH // 2, weth_series((3_000, True, -WETH)))
-    call = wallet_margin_call(state, "WETH")
+    call = wallet_margin_call(state, WETH_T)
     assert call.outcome is WalletMarginOutcome.COVER_SHORTFALL
-    assert call.cover_shortfall == {"WETH": WETH // 2} and not call.passes_now
+    assert call.cover_shortfall == {WETH_T: WETH // 2} and not call.passes_now
+    assert call.fixed_available == 10**6 * USDC and call.free_balance == -(WETH // 2)
     for p in (1, 3_000 * USDC, 10**12 * USDC):
-        assert not wallet_margin(state, {"WETH": p, "WBTC": 60_000 * USDC})[2]
-    # covered call: nothing required
+        assert not ok_at(state, {WETH_T: p, WBTC_T: p})
+    # covered call: cover 1 WETH, nothing required
     state = wallet(0, WETH, weth_series((3_000, True, -WETH)))
-    assert wallet_margin_call(state, "WETH").outcome is WalletMarginOutcome.NO_REQUIREMENT
-    # iron condor: 100 USDC required, held in quote
+    call = wallet_margin_call(state, WETH_T)
+    assert call.outcome is WalletMarginOutcome.NO_REQUIREMENT and call.passes_now
+    assert margin_status(state).required == 0
+    # short iron condor 2800/2900/3100/3200: 100 USDC required, held in quote
     condor = weth_series(
         (2_800, False, WETH), (2_900, False, -WETH), (3_100, True, -WETH), (3_200, True, WETH)
     )
     state = wallet(100 * USDC, 0, condor)
-    assert state.required() == 100 * USDC
-    assert set(wallet_margin_calls(state)) == {"WETH", "WBTC"}
-    assert all(
-        c.outcome is WalletMarginOutcome.ALWAYS_PASSES for c in wallet_margin_calls(state).values()
-    )
+    assert margin_status(state).required == 100 * USDC
+    calls = wallet_margin_calls(state)
+    assert set(calls) == {WETH_T, WBTC_T}
+    assert all(c.outcome is WalletMarginOutcome.ALWAYS_PASSES for c in calls.values())
     with pytest.raises(ValueError, match="collateral"):
-        wallet_margin_call(state, "USDC")
+        wallet_margin_call(state, QUOTE_T)
+    with pytest.raises(ValueError, match="collateral"):
+        wallet_margin_call(state, "0x" + "cd" * 20)
+    # a wallet with no open position passes at any price
+    empty = wallet_margin_call(wallet(0, 0, ()), WETH_T)
+    assert empty.outcome is WalletMarginOutcome.NO_REQUIREMENT and empty.passes_now
+
+
+def test_wallet_margin_call_where_the_oracle_or_the_arithmetic_reverts() -> None:
+    short_put = weth_series((3_000, False, -WETH))
+    # a stale WETH feed: the margin call is still known, the wallet fails now (the read reverts)
+    state = wallet(1_000 * USDC, WETH, short_put, collateral=registry(weth_price=None))
+    call = wallet_margin_call(state, WETH_T)
+    assert call.current_price is None and not call.passes_now
+    assert call.threshold == 2_500 * USDC
+    assert_threshold_exact(state, WETH_T, call.threshold)
+    # ... but not when the quote alone suffices (the contract never reads the price)
+    rich = wallet(3_000 * USDC, WETH, short_put, collateral=registry(weth_price=None))
+    assert wallet_margin_call(rich, WETH_T).passes_now
+    # a stale WBTC feed with WBTC held: the contract reverts whatever the WETH price
+    stale = wallet(1_000 * USDC, WETH, short_put, wbtc=WBTC, collateral=registry(wbtc_price=None))
+    with pytest.raises(MarginReverts):
+        wallet_margin_call(stale, WETH_T)
+    # a threshold beyond uint256 arithmetic: the contract reverts before it ever passes
+    # (a loss of 2**254 quote units * unit, one WETH base unit held at a 90% haircut)
+    huge = (SeriesPosition(WETH_T, EXPIRY, 2**194, False, -(2**60)),)
+    state = wallet(0, 1, huge, collateral=(CollateralToken(WETH_T, 1, WETH, 9_000),))
+    call = wallet_margin_call(state, WETH_T)
+    assert call.outcome is WalletMarginOutcome.FAILS_AT_ANY_PRICE and call.threshold is None
+    assert not ok_at(state, {WETH_T: 2**255})
+    # registries the Settlement cannot hold
+    twice = (*registry(), CollateralToken(WETH_T, 1, WETH, 0))
+    with pytest.raises(ValueError, match="twice"):
+        wallet_margin_call(wallet(0, WETH, short_put, collateral=twice), WETH_T)
+    with pytest.raises(ValueError, match="haircut"):
+        wallet_margin_call(
+            wallet(0, WETH, short_put, collateral=registry(wbtc_haircut=10_001)), WBTC_T
+        )
+
+
+def test_with_collateral_price_changes_one_price_only() -> None:
+    state = wallet(1_000 * USDC, WETH, weth_series((3_000, False, -WETH)))
+    moved = with_collateral_price(state, WETH_T.upper().replace("0X", "0x"), 7)
+    assert [c.price for c in moved.collateral] == [USDC, 7, 60_000 * USDC]
+    assert replace(moved, collateral=state.collateral) == state
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     quote=st.integers(0, 50_000 * USDC),
     weth=st.integers(0, 30 * WETH),
+    topped=st.booleans(),
     wbtc=st.integers(0, 2 * WBTC),
     haircut=st.integers(0, 9_999),
     decimals=st.sampled_from([0, 6, 8, 18]),
     legs=st.lists(
-        st.tuples(st.integers(1, 6_000), st.booleans(), st.integers(-10 * WETH, 10 * WETH)),
+        st.tuples(
+            st.integers(1, 6_000),
+            st.booleans(),
+            st.integers(-10 * WETH, 10 * WETH).filter(bool),
+        ),
         min_size=1,
         max_size=6,
+        unique_by=lambda leg: (leg[0], leg[1]),
     ),
     wbtc_price=st.integers(1, 100_000 * USDC),
 )
 def test_wallet_threshold_is_exact_under_contract_rounding(
     quote: int,
     weth: int,
+    topped: bool,
     wbtc: int,
     haircut: int,
     decimals: int,
@@ -698,33 +789,39 @@ def test_wallet_threshold_is_exact_under_contract_rounding(
     wbtc_price: int,
 ) -> None:
     """Passes at the threshold, fails one quote unit below; the continuous break-even lies
-    at or below the threshold and every price below it fails."""
-    registry = (CollateralToken("WETH", 18, 2_000), CollateralToken("WBTC", decimals, haircut))
-    state = WalletState(
-        "USDC",
+    at or below the threshold and every price below it fails (all by `margin_status`).
+    `topped`: the WETH balance is on top of the cover of the net short calls."""
+    if topped:
+        weth += max(0, -sum(size for _, is_call, size in legs if is_call))
+    state = wallet(
         quote,
-        {"WETH": weth, "WBTC": wbtc},
-        (weth_series(*legs),),
-        registry,
-        {"WETH": 3_000 * USDC, "WBTC": wbtc_price},
+        weth,
+        weth_series(*legs),
+        wbtc=wbtc,
+        collateral=registry(
+            wbtc_price=wbtc_price, wbtc_unit=10**decimals, wbtc_haircut=haircut, quote=False
+        ),
     )
-    call = wallet_margin_call(state, "WBTC")
-    assert call.passes_now == contract_ok(state, dict(state.prices))
-    at = {"WETH": 3_000 * USDC}
+    call = wallet_margin_call(state, WBTC_T)
+    assert call.passes_now == ok_at(state, {})
+    assert call.required == margin_status(state).required
     if call.outcome is WalletMarginOutcome.PASSES_ABOVE:
         assert call.threshold is not None and call.price is not None
-        assert call.threshold >= 1
-        assert contract_ok(state, {**at, "WBTC": call.threshold})
-        if call.threshold > 1:
-            assert not contract_ok(state, {**at, "WBTC": call.threshold - 1})
+        assert_threshold_exact(state, WBTC_T, call.threshold)
         assert call.price <= call.threshold
         below = math.ceil(call.price) - 1
-        if below >= 1:
-            assert not contract_ok(state, {**at, "WBTC": below})
+        if below >= 0:
+            assert not ok_at(state, {WBTC_T: below})
         assert call.passes_now == (wbtc_price >= call.threshold)
+        # the continuous rule at the break-even: fixed + free * P / unit * keep = required
+        breakeven = Fraction(call.fixed_available) + Fraction(call.free_balance) * Fraction(
+            call.price
+        ) / 10**decimals * Fraction(10_000 - haircut, 10_000)
+        assert breakeven >= call.required
+        assert breakeven - call.required <= Fraction(call.required, 10**50)
     elif call.outcome is WalletMarginOutcome.ALWAYS_PASSES:
-        assert contract_ok(state, {**at, "WBTC": 1})
+        assert ok_at(state, {WBTC_T: 0}) and ok_at(state, {WBTC_T: 1})
     elif call.outcome is WalletMarginOutcome.NO_REQUIREMENT:
-        assert call.required == 0 and contract_ok(state, {**at, "WBTC": 1})
+        assert call.required == 0 and ok_at(state, {WBTC_T: 1})
     else:
-        assert not contract_ok(state, {**at, "WBTC": 10**40})
+        assert not ok_at(state, {WBTC_T: 10**40})
