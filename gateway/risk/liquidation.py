@@ -79,7 +79,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
-from gateway.risk.margin import OptionPosition
 from gateway.risk.portfolio import (
     _KIND_CODE,
     MarketSnapshot,
@@ -92,7 +91,7 @@ from gateway.risk.wallet_margin import (
     MarginReverts,
     WalletState,
     margin_status,
-    series_requirement_checked,
+    requirements,
 )
 
 __all__ = [
@@ -509,20 +508,6 @@ def with_collateral_price(state: WalletState, token: str, price: int | None) -> 
     return replace(state, collateral=collateral)
 
 
-def _covers(state: WalletState) -> dict[str, int]:
-    """Underlying base units locked as cover of net short calls, per underlying, summed over
-    the wallet's series as `margin_status` sums them."""
-    series: dict[tuple[str, int], list[OptionPosition]] = {}
-    for p in state.positions:
-        series.setdefault(p.series, []).append(OptionPosition(p.strike, p.is_call, p.size))
-    covers: dict[str, int] = {}
-    for (underlying, _expiry), legs in series.items():
-        cover = series_requirement_checked(legs, state.unit(underlying))[1]
-        if cover > 0:
-            covers[underlying] = covers.get(underlying, 0) + cover
-    return covers
-
-
 def _passes(state: WalletState) -> bool:
     """`margin_status(state).ok`, a revert counting as a failure."""
     try:
@@ -560,7 +545,7 @@ def wallet_margin_call(state: WalletState, token: str) -> WalletMarginCall:
     entry = entries[0]
     if not 0 <= entry.haircut_bps <= BPS:
         raise ValueError(f"haircut must be within 0..{BPS} bps, got {entry.haircut_bps}")
-    covers = _covers(state)
+    covers = requirements(state)[1]
     shortfall = {
         u: need - state.balance(u) for u, need in covers.items() if state.balance(u) < need
     }

@@ -292,11 +292,9 @@ def series_requirement_checked(positions: Sequence[OptionPosition], unit: int) -
 # ---------------------------------------------------------------------------- the rule
 
 
-def margin_status(state: WalletState) -> MarginStatus:
-    """Exactly ``MarginWallet.margin_status()`` for ``state`` (raises :class:`MarginReverts`
-    where the contract reverts)."""
-    if not state.positions:
-        return MarginStatus(0, 0, True)
+def requirements(state: WalletState) -> tuple[int, dict[str, int]]:
+    """(quote required, underlying cover per underlying) of the wallet's option series, summed
+    as the contract sums them (grouped by (underlying, expiry), in open-list order)."""
     groups: dict[tuple[str, int], list[OptionPosition]] = {}
     for p in state.positions:
         groups.setdefault(p.series, []).append(OptionPosition(p.strike, p.is_call, p.size))
@@ -307,6 +305,15 @@ def margin_status(state: WalletState) -> MarginStatus:
         required = _u(required + req)
         if need > 0:
             cover[underlying] = _u(cover.get(underlying, 0) + need)
+    return required, cover
+
+
+def margin_status(state: WalletState) -> MarginStatus:
+    """Exactly ``MarginWallet.margin_status()`` for ``state`` (raises :class:`MarginReverts`
+    where the contract reverts)."""
+    if not state.positions:
+        return MarginStatus(0, 0, True)
+    required, cover = requirements(state)
     for token, need in cover.items():
         if state.balance(token) < need:
             return MarginStatus(required, 0, False)
