@@ -125,6 +125,17 @@ def report_json(report: AccountRiskReport) -> dict[str, Any]:
                 "required": str(onchain.required),
                 "available": str(onchain.available),
                 "ok": onchain.ok,
+                # oracle prices (quote base units per whole token) at which the rule flips
+                "margin_calls": {
+                    symbol: {
+                        "outcome": call.outcome.value,
+                        "current_price": None
+                        if call.current_price is None
+                        else str(call.current_price),
+                        "threshold_price": None if call.threshold is None else str(call.threshold),
+                    }
+                    for symbol, call in sorted(report.margin_calls.items())
+                },
             },
         },
         "liquidation": [_liquidation(p) for _, p in sorted(liquidation.by_underlying.items())],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Protocol
@@ -25,7 +25,7 @@ from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.domain.positions import Position
 from gateway.risk.account_risk import AccountRiskReport, RiskSettings, account_risk, risk_positions
 from gateway.risk.exposure import AccountExposure, ExposureLedger, WorkingOrder
-from gateway.risk.liquidation import CollateralHolding
+from gateway.risk.liquidation import CollateralHolding, wallet_margin_calls
 from gateway.risk.market_view import MarketView, PriceHistory
 from gateway.risk.portfolio import RiskPosition
 from gateway.risk.pretrade import MarginVerdict, PreTradeRejected, PreTradeValidator
@@ -57,6 +57,10 @@ class WalletSource(Protocol):
 
     def token(self, symbol: str) -> str | None:
         """The token address of an asset symbol, None when it has none on chain."""
+        ...
+
+    def symbol(self, token: str) -> str:
+        """The symbol of a token address (the address itself when unknown)."""
         ...
 
 
@@ -210,9 +214,20 @@ class RiskView:
         exposure = self.ledger.peek(address)
         positions = risk_positions(exposure.positions if exposure else {}, self.catalogue)
         collateral, onchain = await self.collateral_of(address, exposure)
-        return await self._report(
+        report = await self._report(
             positions, collateral, onchain, settings or self.settings, self.clock.now()
         )
+        state = None if self.wallets is None else self.wallets.cached_state(address)
+        if state is None or not state.positions:
+            return report
+        try:
+            calls = wallet_margin_calls(state)
+        except (MarginReverts, MissingState, ValueError) as error:
+            log.warning("margin calls of %s: %s", address, error)
+            return report
+        assert self.wallets is not None
+        named = {self.wallets.symbol(token): call for token, call in calls.items()}
+        return replace(report, margin_calls=named)
 
     async def what_if(self, spec: OrderSpec, settings: RiskSettings | None = None) -> WhatIf:
         """Risk now and if `spec` filled completely at its limit price (market: the mid)."""

@@ -21,6 +21,7 @@ from gateway.risk.liquidation import (
     CollateralHolding,
     CrossMarginAccount,
     MaintenanceRates,
+    WalletMarginCall,
     account_liquidation,
 )
 from gateway.risk.portfolio import FloatArray, MarketSnapshot, PortfolioArrays, RiskPosition
@@ -70,6 +71,8 @@ class AccountRiskReport:
     measures: tuple[RiskMeasure | Unavailable, ...]
     liquidation: AccountLiquidation
     onchain: MarginStatus | None
+    # per collateral token (by symbol): the oracle price at which the wallet's margin fails
+    margin_calls: Mapping[str, WalletMarginCall] = field(default_factory=dict)
 
     @property
     def equity(self) -> float:

@@ -42,3 +42,6 @@ def fresh_chain(w3: Web3, deployer: Sender) -> Iterator[Web3]:
     finally:
         w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
         deployer.reset_nonce()
+
+
+from tests.chain.option_world import world  # noqa: E402,F401  (a fixture for this folder)

@@ -11,13 +11,14 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
 
 from gateway.api.runtime import Runtime
 from gateway.chain import tokens
-from gateway.chain.deploy import create_wallet, deploy_all
+from gateway.chain.deploy import aggregator_contract, create_wallet, deploy_all, settlement_contract
 from gateway.chain.transactions import Sender
 from gateway.chain.wallet_state import read_margin_status
 from gateway.chain.wallets import ChainWallets
@@ -25,6 +26,7 @@ from gateway.config import Settings
 from gateway.domain.market import BookLevel, OrderBook
 from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.risk.pretrade import PreTradeRejected
+from tests.chain.option_world import USDC, WETH, World, option, trade
 from tests.conftest import ManualClock
 
 pytestmark = pytest.mark.chain
@@ -108,3 +110,40 @@ def test_onchain_margin_in_reports_and_pre_trade(
             await rt.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_margin_call_price_is_where_the_contract_flips(world: World, tmp_path: Path) -> None:
+    """A short straddle settled on chain: the report's WETH margin-call price is the oracle
+    price at which the deployed wallet's own margin_status() stops passing."""
+    w3, d = world.w3, world.d
+    settlement = settlement_contract(w3, d)
+    for batch_id, is_call in ((1, True), (2, False)):
+        ins = option(world, 3_000 * USDC, is_call)
+        _, _, batch = trade(world, ins, WETH, 150 * USDC, batch_id)
+        world.operator.transact(settlement.functions.settle(batch))
+    # required 3,000 USDC; held 800 USDC and 2 WETH, one of them cover for the short call:
+    # the free WETH at 80% must bring 2,200, i.e. a WETH price of 2,750
+
+    async def report() -> Any:
+        rt = Runtime.build(
+            Settings(database_url=f"sqlite:///{tmp_path / 'calls.db'}"),
+            clock=ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC)),
+            wallets=ChainWallets(w3, d.settlement, fresh_for_seconds=0),
+        )
+        await rt.start(expiry_interval=None, monitor=False)
+        try:
+            rt.market_data.apply("internal", book("WETH/USDC", "2999", "3001"))
+            return await rt.risk.account(world.writer_wallet)
+        finally:
+            await rt.stop()
+
+    result = asyncio.run(report())
+    call = result.margin_calls["WETH"]
+    assert call.outcome.value == "passes_above" and call.threshold == 2_750 * USDC
+    assert result.onchain == (3_000 * USDC, 3_200 * USDC, True)
+    feed = aggregator_contract(w3, d)
+    scale = 10 ** (feed.functions.decimals().call() - 6)  # feed decimals vs USDC's
+    world.operator.transact(feed.functions.set_answer(2_750 * USDC * scale))
+    assert read_margin_status(w3, world.writer_wallet)[2] is True
+    world.operator.transact(feed.functions.set_answer((2_750 * USDC - 1) * scale))
+    assert read_margin_status(w3, world.writer_wallet)[2] is False
