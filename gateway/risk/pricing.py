@@ -2,8 +2,10 @@
 
 Every function takes array-likes that broadcast against each other (scalars, per-option
 arrays of a whole portfolio) and works in one pass of numpy operations, with no Python loop
-over options. These are floating-point analytics, not money: amounts that settle are
-Decimal/int elsewhere.
+over options; ``black_scholes`` / ``black_scholes_price`` on a 1-D portfolio run instead one
+fused compiled kernel (``pricing_kernels``, numba + glibc libmvec) with the same formulas and
+limits. These are floating-point analytics, not money: amounts that settle are Decimal/int
+elsewhere.
 
 Conventions
 -----------
@@ -51,7 +53,10 @@ returns a large vol (at most 80 / sqrt(T)).
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +75,8 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+_log = logging.getLogger(__name__)
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Below this total standard deviation the degenerate (intrinsic) limit is used, which keeps
@@ -187,7 +194,95 @@ def black_scholes(
     vol: ArrayLike,
     is_call: ArrayLike,
 ) -> Greeks:
-    """Black-Scholes-Merton price and Greeks with continuous dividend/borrow yield q."""
+    """Black-Scholes-Merton price and Greeks with continuous dividend/borrow yield q.
+
+    A portfolio - inputs that are 1-D arrays of one common length n, or scalars - goes
+    through the fused numba kernel of ``pricing_kernels`` (same formulas and edge limits,
+    agrees with the numpy path to a few ulps per transcendental). Other shapes, and
+    out-of-domain inputs (to raise the ValueError), take the numpy path
+    ``_black_scholes_numpy``.
+    """
+    fast = _black_scholes_fused(spot, strike, expiry, rate, dividend, vol, is_call)
+    if fast is not None:
+        return fast
+    return _black_scholes_numpy(spot, strike, expiry, rate, dividend, vol, is_call)
+
+
+@functools.cache
+def _fused_kernel() -> Callable[..., bool] | None:
+    """``pricing_kernels.black_scholes_into``, imported on first use (numba adds ~0.5 s).
+
+    None (numpy path only, logged once) if numba cannot load, e.g. no writable cache dir for
+    ``cache=True`` (set NUMBA_CACHE_DIR).
+    """
+    try:
+        from gateway.risk.pricing_kernels import black_scholes_into
+    except (ImportError, OSError, RuntimeError):
+        _log.warning("fused Black-Scholes kernels unavailable; numpy path only", exc_info=True)
+        return None
+    return black_scholes_into
+
+
+def _fused_inputs(
+    is_call: ArrayLike, *values: ArrayLike
+) -> tuple[int, BoolArray, list[FloatArray]] | None:
+    """(n, calls, values) as contiguous 1-D arrays of length n or 1, when the broadcast shape
+    is (n,) with some input of shape (n,) and every other of shape () or (1,); else None."""
+    calls = np.asarray(is_call, dtype=np.bool_)
+    arrays = [np.asarray(a, dtype=np.float64) for a in values]
+    n = 0
+    for a in (calls, *arrays):
+        if a.ndim > 1:
+            return None
+        if a.ndim == 1 and a.shape[0] != 1:
+            if n and a.shape[0] != n:
+                return None
+            n = a.shape[0]
+    if n == 0:  # all scalars / length 1: result shape () or (1,), numpy path
+        return None
+    return (
+        n,
+        np.ascontiguousarray(calls.reshape(-1)),
+        [np.ascontiguousarray(a.reshape(-1)) for a in arrays],
+    )
+
+
+def _black_scholes_fused(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    expiry: ArrayLike,
+    rate: ArrayLike,
+    dividend: ArrayLike,
+    vol: ArrayLike,
+    is_call: ArrayLike,
+    *,
+    parallel: bool | None = None,
+    simd: bool | None = None,
+) -> Greeks | None:
+    """The fused-kernel fast path, or None when it does not apply (shape, invalid input)."""
+    prepared = _fused_inputs(is_call, spot, strike, expiry, rate, dividend, vol)
+    if prepared is None:
+        return None
+    kernel = _fused_kernel()
+    if kernel is None:
+        return None
+    n, calls, (s, k, t, r, q, v) = prepared
+    out = np.empty((6, n), dtype=np.float64)
+    if not kernel(out, s, k, t, r, q, v, calls, parallel=parallel, simd=simd):
+        return None
+    return Greeks(out[0], out[1], out[2], out[3], out[4], out[5])
+
+
+def _black_scholes_numpy(
+    spot: ArrayLike,
+    strike: ArrayLike,
+    expiry: ArrayLike,
+    rate: ArrayLike,
+    dividend: ArrayLike,
+    vol: ArrayLike,
+    is_call: ArrayLike,
+) -> Greeks:
+    """Black-Scholes-Merton in numpy operations: any broadcastable shapes; validates."""
     w, (s, k, t, r, q, v) = _broadcast(
         is_call, spot, strike, expiry, rate, dividend, vol, copy=False
     )
@@ -231,8 +326,12 @@ def black_scholes_price(
     ``is_call`` (numpy broadcasts it), and skips the multiplication by e^{-qT} when every q
     is 0 (it is exactly 1.0 then). The remaining arithmetic is the same sequence of floating
     point operations as ``black_scholes`` / ``_core``, so the two prices are identical,
-    degenerate (s -> 0) limits included.
+    degenerate (s -> 0) limits included. 1-D portfolios take the fused kernel here as in
+    ``black_scholes`` (and so stay identical to it).
     """
+    fast = _black_scholes_fused(spot, strike, expiry, rate, dividend, vol, is_call)
+    if fast is not None:
+        return fast.price.copy()  # not a view keeping the five Greeks alive
     calls = np.asarray(is_call, dtype=np.bool_)
     s, k, t, r, q, v = (
         np.asarray(a, dtype=np.float64) for a in (spot, strike, expiry, rate, dividend, vol)

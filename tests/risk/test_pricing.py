@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,14 +12,18 @@ import QuantLib as ql
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from scipy.special import ndtr
 
 from gateway.risk import (
+    Greeks,
     PriceOutsideArbitrageBounds,
     black76,
     black76_implied_vol,
     black_scholes,
     implied_vol,
+    pricing,
 )
+from gateway.risk.pricing_kernels import PARALLEL_MIN_OPTIONS, VECTOR_WIDTH, kernels
 
 TODAY = ql.Date(25, 11, 2026)
 DAYS = [1, 7, 30, 91, 365, 730, 1095]
@@ -400,3 +405,164 @@ def test_prices_outside_bounds_raise_with_indices() -> None:
         implied_vol(np.nan, SPOT, 100.0, 1.0, 0.0, 0.0, True)
     # the valid one alone solves
     assert np.isfinite(implied_vol(prices[0], SPOT, 100.0, 1.0, 0.05, 0.02, True))
+
+
+# --- fused numba kernels (fast path) against the numpy path -------------------------------------
+
+
+def _fused_tolerance(
+    s: NDArray[np.float64],
+    k: NDArray[np.float64],
+    t: NDArray[np.float64],
+    r: NDArray[np.float64],
+    q: NDArray[np.float64],
+    v: NDArray[np.float64],
+    c: NDArray[np.bool_],
+    ref: Greeks,
+) -> dict[str, NDArray[np.float64]]:
+    """Allowed |fused - numpy| per Greek, relative to the size of its terms.
+
+    The paths differ by a few ulps per exp/log/erfc. Relative to the terms S e^{-qT} N(w d1)
+    and K e^{-rT} N(w d2) that is ~1e-15, except that exp(-d^2/2) (and the cdf tails) turn an
+    ulp of d into d^2 ulps of the result (1e-13 near the money, ~1e-11 at |d| ~ 35), and an
+    ulp of F/K moves d by ~1e-16 / s, a lot for tiny s = sigma sqrt(T). Degenerate options
+    (s == 0) within rounding of the forward are not compared (inf).
+    """
+    w = np.where(c, 1.0, -1.0)
+    sqrt_t = np.sqrt(t)
+    stdev = v * sqrt_t
+    ok = stdev >= 1e-100
+    safe = np.where(ok, stdev, 1.0)
+    lm = np.log(s * np.exp(-q * t) / np.exp(-r * t) / k)
+    d1 = np.where(ok, lm / safe + 0.5 * safe, 0.0)
+    d2 = np.where(ok, d1 - safe, 0.0)
+    s_term = s * np.exp(-q * t) * ndtr(w * d1)
+    k_term = k * np.exp(-r * t) * ndtr(w * d2)
+    diffusion = np.where(t > 0, ref.vega * v / (2.0 * np.where(t > 0, t, 1.0)), 0.0)
+    scales = {
+        "price": s_term + k_term,
+        "delta": np.abs(ref.delta),
+        "gamma": ref.gamma,
+        "vega": ref.vega,
+        "theta": np.abs(q) * s_term + np.abs(r) * k_term + diffusion,
+        "rho": t * k_term,
+    }
+    # an ulp of F/K moves d by ~1e-16 / s (short-dated, low-vol options)
+    moves_d = np.where(ok, 1e-15 * (1.0 + np.abs(lm)) / safe, 0.0)
+    conditioning = 1e-14 * (4.0 + d1 * d1 + d2 * d2) + (2.0 + np.abs(d1) + np.abs(d2)) * moves_d
+    # s == 0 with F == K up to the rounding of F = S e^{-qT} / e^{-rT}: the step (delta, vega,
+    # rho, theta) sits where that rounding puts it, which differs between exp implementations
+    knife_edge = ~ok & (np.abs(lm) < 1e-15)
+    return {
+        name: np.where(knife_edge, np.inf, conditioning * scale + 1e-300)
+        for name, scale in scales.items()
+    }
+
+
+def _random_book(
+    seed: int, n: int, scalars: list[bool]
+) -> tuple[list[float | NDArray[np.float64]], NDArray[np.bool_]]:
+    """spot, strike, expiry, rate, dividend, vol (each a scalar where scalars[i]) and calls.
+
+    A share of expiries and vols are exactly 0 (degenerate limits) and some options sit
+    exactly at the forward (F == K: S == K, r == q).
+    """
+    rng = np.random.default_rng(seed)
+    s = np.exp(rng.uniform(-3.0, 9.0, n))
+    k = s * np.exp(rng.uniform(-1.5, 1.5, n))
+    t = np.where(rng.random(n) < 0.15, 0.0, np.exp(rng.uniform(np.log(1 / 8760), np.log(10), n)))
+    v = np.where(rng.random(n) < 0.15, 0.0, rng.uniform(0.01, 3.0, n))
+    r = rng.uniform(-0.05, 0.15, n)
+    q = rng.uniform(-0.05, 0.15, n)
+    at_forward = rng.random(n) < 0.1
+    k = np.where(at_forward, s, k)
+    q = np.where(at_forward, r, q)
+    c = rng.random(n) < 0.5
+    values: list[float | NDArray[np.float64]] = [
+        float(a[0]) if scalar else a for a, scalar in zip((s, k, t, r, q, v), scalars, strict=True)
+    ]
+    return values, c
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 300),
+    scalars=st.lists(st.booleans(), min_size=6, max_size=6),
+    simd=st.booleans(),
+    threads=st.booleans(),
+)
+def test_fused_kernels_agree_with_numpy_path(
+    seed: int, n: int, scalars: list[bool], simd: bool, threads: bool
+) -> None:
+    values, c = _random_book(seed, n, scalars)
+    ref = pricing._black_scholes_numpy(*values, c)
+    fused = pricing._black_scholes_fused(*values, c, parallel=False, simd=simd)
+    assert fused is not None
+    if threads:  # the prange kernel on the same inputs (any n)
+        n_, calls, arrays = pricing._fused_inputs(c, *values) or (0, c, [])
+        out = np.empty((6, n_))
+        steps = np.array([0 if a.shape[0] == 1 else 1 for a in (*arrays, calls)], np.int64)
+        assert kernels(simd=simd and VECTOR_WIDTH > 0)[1](*arrays, calls, steps, out) == 0
+        fused = Greeks(*out)
+    full = [np.broadcast_to(np.asarray(a, dtype=np.float64), (n,)) for a in values]
+    tol = _fused_tolerance(*full, c, ref)
+    expired = full[2] == 0.0
+    for name in GREEKS:
+        got, want = getattr(fused, name), getattr(ref, name)
+        assert got.shape == want.shape == (n,) and got.dtype == np.float64
+        assert np.isfinite(got).all(), name
+        assert (np.abs(got - want) <= tol[name]).all(), (name, np.max(np.abs(got - want)))
+        # at T == 0 both paths do exactly the same arithmetic on exact values
+        np.testing.assert_array_equal(got[expired], want[expired], err_msg=name)
+
+
+def test_fused_path_routing_and_validation() -> None:
+    k = np.array([80.0, 100.0, 125.0])
+    # 1-D portfolios (with scalars broadcast) take the fused path, others the numpy path
+    assert pricing._black_scholes_fused(SPOT, k, 1.0, 0.03, 0.01, 0.25, True) is not None
+    assert pricing._black_scholes_fused(SPOT, 100.0, 1.0, 0.03, 0.01, 0.25, True) is None
+    assert pricing._black_scholes_fused(SPOT, k[:1], 1.0, 0.03, 0.01, 0.25, True) is None
+    assert pricing._black_scholes_fused(SPOT, k.reshape(3, 1), 1.0, 0.0, 0.0, 0.2, True) is None
+    assert pricing._black_scholes_fused(SPOT, k, np.ones(2), 0.0, 0.0, 0.2, True) is None
+    assert black_scholes(SPOT, 100.0, 1.0, 0.03, 0.01, 0.25, True).price.shape == ()
+    assert black_scholes(SPOT, k[:1], 1.0, 0.03, 0.01, 0.25, True).price.shape == (1,)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        black_scholes(SPOT, k, np.ones(2), 0.0, 0.0, 0.2, True)
+    # out-of-domain inputs: the fused path declines, the numpy path raises the same error
+    for bad, name in (
+        ((np.array([SPOT, -1.0, SPOT]), k, 1.0, 0.0, 0.0, 0.2), "spot"),
+        ((SPOT, np.array([80.0, np.nan, 1.0]), 1.0, 0.0, 0.0, 0.2), "strike"),
+        ((SPOT, k, np.array([1.0, 1.0, -1e-300]), 0.0, 0.0, 0.2), "expiry"),
+        ((SPOT, k, 1.0, 0.0, 0.0, np.array([0.2, np.nan, 0.2])), "vol"),
+    ):
+        assert pricing._black_scholes_fused(*bad, True) is None
+        with pytest.raises(ValueError, match=name) as info:
+            black_scholes(*bad, True)
+        with pytest.raises(ValueError) as numpy_info:
+            pricing._black_scholes_numpy(*bad, True)
+        assert str(info.value) == str(numpy_info.value)
+
+
+def test_fused_path_concurrent_callers_agree() -> None:
+    """Threads calling at once: one gets the prange kernel, the others the serial one."""
+    n = PARALLEL_MIN_OPTIONS + 3
+    values, c = _random_book(11, n, [False] * 6)
+    ref = pricing._black_scholes_fused(*values, c, parallel=False)
+    assert ref is not None
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: pricing._black_scholes_fused(*values, c, parallel=True), range(8))
+        )
+    for got in results:
+        assert got is not None
+        for name in GREEKS:
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_price_only_pricer_is_bitwise_the_fused_pricer_on_portfolios() -> None:
+    values, c = _random_book(5, 1_000, [True, False, False, False, False, False])
+    full = black_scholes(*values, c).price
+    fast = pricing.black_scholes_price(*values, c)
+    assert fast.shape == full.shape == (1_000,) and fast.base is None
+    np.testing.assert_array_equal(fast, full)
