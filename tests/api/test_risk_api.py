@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from datetime import UTC, datetime
 from decimal import Decimal
+from statistics import NormalDist
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -177,3 +177,26 @@ def test_hedging_policy_round_trip(client: TestClient) -> None:
         "band",
     )
     assert client.delete(f"/v1/risk/hedging/{A}").json()["enabled"] is False
+
+
+def test_what_if_a_strategy_fills_every_leg_at_its_mid(client: TestClient) -> None:
+    market(client)
+    quote(client, "WETH-20270326-3200-C", "200", "210")
+    spread = {
+        "account": A,
+        "client_order_id": "spread-1",
+        "quantity": "2",
+        "price": "100",
+        "legs": [
+            {"instrument": CALL, "side": "buy"},
+            {"instrument": "WETH-20270326-3200-C", "side": "sell"},
+        ],
+    }
+    body = client.post("/v1/risk/what-if", json={"strategy": spread}).json()
+    assert body["pre_trade"] == {"accepted": True}
+    assert body["assumed_fill_prices"] == {CALL: "305", "WETH-20270326-3200-C": "205"}
+    held = {p["instrument"]: p["quantity"] for p in body["after"]["positions"]}
+    assert held == {CALL: "2", "WETH-20270326-3200-C": "-2"}
+    # a call spread: long delta, bounded; its vega is small next to a naked call's
+    greeks = body["after"]["greeks"]["WETH"]
+    assert 0 < float(greeks["delta"]) < 2
