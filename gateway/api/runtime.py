@@ -21,6 +21,7 @@ from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
+from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService, SystemClock
 from gateway.oms.webhook import WebhookSender
 from gateway.risk.account_risk import RiskSettings
@@ -58,6 +59,7 @@ class Runtime:
     risk_controls: RiskControlService
     risk: RiskView
     monitor: RiskMonitor
+    routes: RouteSources
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -151,6 +153,7 @@ class Runtime:
             risk_controls,
             risk_view,
             monitor,
+            RouteSources(market_data, venues, catalogue),
         )
 
     async def start(self, *, expiry_interval: float | None = 1.0, monitor: bool = True) -> None:

@@ -137,6 +137,21 @@ class UniswapV2Venue:
     def gas_estimate(self) -> int:
         return SWAP_GAS_ESTIMATE
 
+    def reserves(self, instrument: str) -> tuple[Pool, int, int]:
+        """The pool and its current (base, quote) reserves in token units (blocking call)."""
+        pool = self.pool(instrument)
+        reserve_base, reserve_quote = self._reserves(pool)
+        return pool, reserve_base, reserve_quote
+
+    def gas_price(self) -> int:
+        """The chain's current gas price in wei (blocking call)."""
+        try:
+            return int(self._w3.eth.gas_price)
+        except Exception as error:
+            raise VenueUnavailable(
+                f"cannot read the gas price: {error}", venue=self.name
+            ) from error
+
     def _book(self, instrument: str, depth: int) -> OrderBook:
         pool = self.pool(instrument)
         reserve_base, reserve_quote = self._reserves(pool)

@@ -104,6 +104,7 @@ class MarketDataHub:
             v.name: VenueFeed(v, tuple((instruments or {}).get(v.name, ()))) for v in venues
         }
         self._builders: dict[str, ConsolidatedBookBuilder] = {}
+        self._latest: dict[str, dict[str, OrderBook]] = {}  # instrument: venue: raw book
         self._subscribers: set[ConflatedBooks] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, FeedStatus], None]] = []
@@ -151,6 +152,13 @@ class MarketDataHub:
         builder = self._builders.get(instrument) or ConsolidatedBookBuilder(instrument)
         return builder.build(depth or self._depth, stale=self.stale_venues())
 
+    def venue_books(self, instrument: str) -> dict[str, OrderBook]:
+        """Each live venue's own latest book of `instrument` (stale venues left out): what
+        the router splits an order across."""
+        stale = self.stale_venues()
+        books = self._latest.get(instrument, {})
+        return {name: book for name, book in books.items() if name not in stale}
+
     def subscribe(self, instruments: frozenset[str]) -> ConflatedBooks:
         subscription = ConflatedBooks(instruments)
         self._subscribers.add(subscription)
@@ -170,6 +178,7 @@ class MarketDataHub:
         if builder is None:
             builder = self._builders[book.instrument] = ConsolidatedBookBuilder(book.instrument)
         builder.update(book, feed.venue.fees(book.instrument))
+        self._latest.setdefault(book.instrument, {})[venue] = book
         feed.last_update = self._clock.now()
         self.updates += 1
         if feed.status is not FeedStatus.LIVE:

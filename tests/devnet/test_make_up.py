@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,19 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             onchain = risk.json()["margin"]["onchain"]
             assert (onchain["required"], onchain["available"], onchain["ok"]) == ("0", "0", True)
             assert risk.json()["market"]["spots"]["WETH"]  # a live mid from the venues
+            # a large buy routed smart costs less than the whole order on any one venue
+            quoted = httpx.post(
+                f"http://127.0.0.1:{port}/v1/quote",
+                json={"instrument": "WETH/USDC", "side": "buy", "quantity": "40"},
+                timeout=30,
+            )
+            assert quoted.status_code == 200, quoted.text
+            smart, single = quoted.json()["route"], quoted.json()["best_single_venue"]
+            assert {leg["venue"] for leg in smart["legs"]} >= {"uniswap", "binance"}
+            if single["unfilled"] == "0":
+                assert Decimal(smart["quote_amount"]) < Decimal(single["quote_amount"])
+            else:  # no single venue holds 40 WETH: the split fills more
+                assert Decimal(smart["filled"]) > Decimal(single["filled"])
         finally:
             # Ctrl-C first, then what docker stop and supervisors send
             tail = stop(process, signal.SIGINT if attempt == 0 else signal.SIGTERM)
