@@ -19,9 +19,9 @@ from gateway.api.schemas import (
     StrategyIn,
     Symbol,
 )
-from gateway.domain.errors import DomainError
+from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.lifecycle import OrderStatus
-from gateway.domain.orders import Order
+from gateway.domain.orders import Order, TimeInForce
 from gateway.oms.order_facts import order_facts
 from gateway.store.order_repository import OrderFilter
 
@@ -54,7 +54,20 @@ def _json(order: Order, status_code: int = 200) -> Response:
     summary="Submit an order (idempotent on account + client_order_id)",
 )
 async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
-    submitted = await rt.orders.submit(body.to_spec())
+    spec = body.to_spec()
+    if body.route == "smart":
+        if spec.time_in_force is not TimeInForce.IOC:
+            raise InvalidOrder(
+                "a smart-routed order executes at once: time_in_force must be ioc",
+                field="time_in_force",
+                code="smart_route_needs_ioc",
+            )
+        submitted = await rt.orders.submit(spec, routed=True)
+        order = submitted.order
+        if submitted.created:
+            order = (await rt.smart.execute(order)).order
+        return _json(order, 201 if submitted.created else 200)
+    submitted = await rt.orders.submit(spec)
     return _json(submitted.order, 201 if submitted.created else 200)
 
 

@@ -23,6 +23,7 @@ from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService, SystemClock
+from gateway.oms.smart_execution import SmartExecutor
 from gateway.oms.webhook import WebhookSender
 from gateway.risk.account_risk import RiskSettings
 from gateway.risk.exposure import ExposureLedger
@@ -60,6 +61,7 @@ class Runtime:
     risk: RiskView
     monitor: RiskMonitor
     routes: RouteSources
+    smart: SmartExecutor
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -140,6 +142,7 @@ class Runtime:
             writer, read_engine, controls, orders, hedge_policies=monitor.policies
         )
         risk_controls.load()
+        routes = RouteSources(market_data, venues, catalogue)
         return cls(
             settings,
             write_engine,
@@ -153,11 +156,13 @@ class Runtime:
             risk_controls,
             risk_view,
             monitor,
-            RouteSources(market_data, venues, catalogue),
+            routes,
+            SmartExecutor(orders, routes, venues),
         )
 
     async def start(self, *, expiry_interval: float | None = 1.0, monitor: bool = True) -> None:
         self.writer.start()
+        await self.orders.cancel_stranded_immediate()
         self.market_data.start()
         if self.monitor.webhook is not None:
             self.monitor.webhook.start()

@@ -50,6 +50,11 @@ class OrderIn(_Strict):
     client_order_id: ClientOrderId
     instrument: Symbol
     side: Side
+    route: Literal["direct", "smart"] = Field(
+        default="direct",
+        description="smart: split across venues by the smart order router and executed at "
+        "once (time_in_force ioc); the rest is cancelled",
+    )
     type: OrderType = OrderType.LIMIT
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False

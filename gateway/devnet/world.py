@@ -46,6 +46,8 @@ DEVNET_SECRETS = {
 }
 DEMO_USDC = 250_000 * 10**6
 DEMO_WETH = 50 * 10**18
+OPERATOR_USDC = 1_000_000 * 10**6
+OPERATOR_WETH = 300 * 10**18
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,9 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
         operator = Sender(w3, accounts[0])
         deployment = deploy_all(operator)
         deployment.save(state_dir / "deployment.json")
+        # the operator's own inventory: what its AMM swaps (smart routes, hedges) trade from
+        tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
+        tokens.mint(operator, deployment.weth, operator.address, OPERATOR_WETH)
         traders = []
         for name, account in (("alice", accounts[1]), ("bob", accounts[2])):
             wallet = create_wallet(operator, deployment, account.address)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
@@ -128,19 +128,67 @@ class RouteSources:
                     found.append(pool)
         return found
 
-    async def quote(self, symbol: str, side: Side, quantity: Decimal) -> Quote:
+    async def quote(
+        self, symbol: str, side: Side, quantity: Decimal, *, limit: Decimal | None = None
+    ) -> Quote:
         """The smart route for `quantity` now (the consolidated mid as the slippage
-        reference), and the best single-venue route on the same liquidity to compare."""
+        reference), and the best single-venue route on the same liquidity to compare.
+
+        With a `limit`, nothing is routed at a marginal all-in price (fees and gas included)
+        beyond it: book levels past it are dropped and the quantity is cut back on the lot
+        grid until the route's marginal price is within it."""
         venues = await self.sources(symbol, side)
+        if limit is not None:
+            venues = [_within(v, side, limit) for v in venues]
+            venues = [v for v in venues if not isinstance(v, BookVenue) or v.levels]
         mid = self.hub.book(symbol, depth=1).mid
+        lot = self.catalogue.get(symbol).rules.lot_size
 
         def solve() -> Quote:
-            return Quote(
-                route(side, quantity, venues, mid=mid),
-                best_single_venue(side, quantity, venues, mid=mid),
-            )
+            if not venues:
+                return Quote(_empty(side, quantity, mid), None)
+            found = route(side, quantity, venues, mid=mid)
+            if limit is not None and _beyond(found, side, limit):
+                low, high = Decimal(0), found.filled  # in lots: low fits, high does not
+                while high - low > lot:
+                    middle = ((low + high) / 2 / lot).to_integral_value() * lot
+                    if _beyond(route(side, middle, venues, mid=mid), side, limit):
+                        high = middle
+                    else:
+                        low = middle
+                # nothing within the limit: an empty route (everything unfilled)
+                found = (
+                    route(side, low, venues, mid=mid) if low > 0 else _empty(side, quantity, mid)
+                )
+            return Quote(found, best_single_venue(side, quantity, venues, mid=mid))
 
         return await asyncio.to_thread(solve)
+
+
+def _empty(side: Side, quantity: Decimal, mid: Decimal | None) -> Route:
+    """No liquidity (within the limit): nothing routed, everything unfilled."""
+    zero = Decimal(0)
+    return Route(side, quantity, (), zero, quantity, zero, zero, zero, zero, None, mid, None, None)
+
+
+def _beyond(found: Route, side: Side, limit: Decimal) -> bool:
+    marginal = found.marginal_price
+    if marginal is None or found.filled == 0:
+        return False
+    return marginal > limit if side is Side.BUY else marginal < limit
+
+
+def _within(venue: RouteVenue, side: Side, limit: Decimal) -> RouteVenue:
+    """A book venue without the levels whose all-in price is beyond `limit`."""
+    if not isinstance(venue, BookVenue):
+        return venue
+    factor = 1 + side.sign * venue.taker_fee_bps / 10_000
+    kept = tuple(
+        level
+        for level in venue.levels
+        if (level.price * factor <= limit if side is Side.BUY else level.price * factor >= limit)
+    )
+    return replace(venue, levels=kept)
 
 
 @dataclass(frozen=True, slots=True)

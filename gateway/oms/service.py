@@ -73,6 +73,7 @@ class SubmitOrder:
     spec: OrderSpec
     fingerprint: str
     order_id: str
+    routed: bool = False  # the smart router executes it right after the commit
 
     def __call__(self, connection: Connection, now: datetime) -> CommandResult[Submitted]:
         outcome = self.apply_batch(connection, now, [self])[0]
@@ -104,7 +105,7 @@ class SubmitOrder:
                 else:
                     outcomes.append(CommandResult(Submitted(order, created=False)))
                 continue
-            order, changes = _accept(command.order_id, command.spec, now)
+            order, changes = _accept(command.order_id, command.spec, now, command.routed)
             known[key] = (order, command.fingerprint)
             created.append((order, command.fingerprint))
             outcomes.append(
@@ -121,11 +122,11 @@ class SubmitOrder:
 
 
 def _accept(
-    order_id: str, spec: OrderSpec, now: datetime
+    order_id: str, spec: OrderSpec, now: datetime, routed: bool = False
 ) -> tuple[Order, list[tuple[AuditEntry, dict[str, object]]]]:
     order = Order.new(order_id, spec, now).accept(now)
     changes = [_change(order, "order.accepted")]
-    if spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+    if not routed and spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
         # No liquidity source is attached to this service yet: an immediate order finds
         # nothing to trade against, so it ends at once rather than resting.
         order = order.cancel(now, reason="no liquidity to execute against")
@@ -154,10 +155,13 @@ class OrderService:
         """The catalogue's rules (tick, lot, legs, expiry): raise InvalidOrder or return."""
         validate(spec, self.catalogue, self._clock.now())
 
-    async def submit(self, spec: OrderSpec) -> Submitted:
-        """Create the order once per (account, client_order_id); a retry returns it again."""
+    async def submit(self, spec: OrderSpec, *, routed: bool = False) -> Submitted:
+        """Create the order once per (account, client_order_id); a retry returns it again.
+
+        `routed`: an immediate order the smart router executes after the commit (so it is not
+        cancelled at once for want of liquidity here)."""
         validate(spec, self.catalogue, self._clock.now())
-        fingerprint = request_hash(spec)
+        fingerprint = request_hash(spec) + (":smart" if routed else "")
         reserved = False
         if self.pre_trade is not None:
             try:
@@ -169,7 +173,7 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
-        command = SubmitOrder(spec, fingerprint, new_id("ord"))
+        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed)
         try:
             try:
                 result: Submitted = await self._writer.execute(command)
@@ -217,10 +221,16 @@ class OrderService:
         order: Order = await self._writer.execute(command)
         return order
 
-    async def cancel(self, order_id: str, *, expected_version: int | None = None) -> Order:
+    async def cancel(
+        self,
+        order_id: str,
+        *,
+        expected_version: int | None = None,
+        reason: str = "cancelled by client",
+    ) -> Order:
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:
             current = self._load_for_update(connection, order_id, expected_version)
-            cancelled = current.cancel(now)
+            cancelled = current.cancel(now, reason=reason)
             repo.update_order(connection, cancelled, previous_version=current.version)
             entry, event = _change(cancelled, "order.cancelled")
             return CommandResult(cancelled, [entry], [event])
@@ -285,6 +295,23 @@ class OrderService:
                 expired = stored.order.expire(now)
                 repo.update_order(connection, expired, previous_version=stored.order.version)
                 entry, event = _change(expired, "order.expired")
+                entries.append(entry)
+                events.append(event)
+            return CommandResult(len(entries), entries, events)
+
+        count: int = await self._writer.execute(command)
+        return count
+
+    async def cancel_stranded_immediate(self) -> int:
+        """Cancel immediate orders left open by a stop in the middle of routing them (only a
+        routed ioc/fok order is ever open): its fills so far stand, the rest is cancelled."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[int]:
+            entries, events = [], []
+            for stored in repo.open_immediate_orders(connection):
+                cancelled = stored.order.cancel(now, reason="gateway stopped while routing it")
+                repo.update_order(connection, cancelled, previous_version=stored.order.version)
+                entry, event = _change(cancelled, "order.cancelled")
                 entries.append(entry)
                 events.append(event)
             return CommandResult(len(entries), entries, events)

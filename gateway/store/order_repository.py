@@ -302,3 +302,16 @@ def all_fills(connection: Connection) -> list[Fill]:
     """Every fill in execution order (positions are folded from them)."""
     rows = connection.execute(select(FILLS).order_by(FILLS.c.executed_at, FILLS.c.id))
     return [_fill(r) for r in rows]
+
+
+def open_immediate_orders(connection: Connection) -> list[StoredOrder]:
+    """Open ioc/fok orders: only an order being routed is ever in that state."""
+    statement = (
+        select(ORDERS)
+        .where(
+            ORDERS.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+            ORDERS.c.time_in_force.in_([TimeInForce.IOC.value, TimeInForce.FOK.value]),
+        )
+        .order_by(ORDERS.c.seq)
+    )
+    return _load(connection, statement)

@@ -125,6 +125,25 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 assert Decimal(smart["quote_amount"]) < Decimal(single["quote_amount"])
             else:  # no single venue holds 40 WETH: the split fills more
                 assert Decimal(smart["filled"]) > Decimal(single["filled"])
+            smart_order = httpx.post(
+                f"http://127.0.0.1:{port}/v1/orders",
+                json={
+                    "account": wallet,
+                    "client_order_id": "smart-1",
+                    "instrument": "WETH/USDC",
+                    "side": "buy",
+                    "quantity": "30",
+                    "price": "3250",
+                    "time_in_force": "ioc",
+                    "route": "smart",
+                },
+                timeout=60,
+            )
+            # executed across the exchange and the pool (from the operator's inventory)
+            assert smart_order.status_code in (200, 201), smart_order.text  # 200: 2nd start
+            executed = smart_order.json()
+            assert executed["filled_quantity"] == "30" and executed["status"] == "filled"
+            assert Decimal(executed["average_price"]) <= Decimal(3250)
         finally:
             # Ctrl-C first, then what docker stop and supervisors send
             tail = stop(process, signal.SIGINT if attempt == 0 else signal.SIGTERM)

@@ -1,0 +1,120 @@
+"""Executing an order through the smart order router: one immediate child per venue.
+
+The parent order is stored (and risk-checked) first, as every order is. Then it is routed on
+the venues' live liquidity within its limit price, each leg is sent as an immediate-or-cancel
+child at a protective price (the leg's expected average moved by `slippage_bps`; for a pool,
+a bound on what the swap may cost or must return), each child's fill is recorded on the parent,
+and whatever did not fill is cancelled: a smart order never rests. A child carries the
+parent's id and its leg number as client order id, so a venue execution can be traced back if
+the gateway stops in the middle; at the next start such a parent is cancelled (its recorded
+fills stand). The internal book is matched by the matching engine, not routed to here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from gateway.domain.errors import DomainError
+from gateway.domain.market import VenueKind, VenueOrderRequest
+from gateway.domain.orders import Order, OrderType, Side, TimeInForce
+from gateway.oms.route_sources import RouteSources
+from gateway.oms.service import OrderService
+from gateway.routing.allocation import Route
+from gateway.venues.protocol import Venue, VenueError
+
+log = logging.getLogger("gateway.routing")
+BPS = Decimal(10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildResult:
+    venue: str
+    requested: Decimal
+    filled: Decimal
+    average_price: Decimal | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmartExecution:
+    order: Order  # the parent after execution
+    route: Route
+    children: tuple[ChildResult, ...] = field(default_factory=tuple)
+
+
+class SmartExecutor:
+    def __init__(
+        self,
+        orders: OrderService,
+        routes: RouteSources,
+        venues: list[Venue],
+        *,
+        slippage_bps: Decimal = Decimal(50),
+    ) -> None:
+        self.orders = orders
+        self.routes = routes
+        self.venues = {v.name: v for v in venues}
+        self.slippage_bps = slippage_bps
+
+    def _protective(self, side: Side, average: Decimal, tick: Decimal) -> Decimal:
+        move = average * self.slippage_bps / BPS
+        raw = average + move if side is Side.BUY else average - move
+        rounding = ROUND_CEILING if side is Side.BUY else ROUND_FLOOR
+        return (raw / tick).to_integral_value(rounding) * tick
+
+    async def execute(self, parent: Order) -> SmartExecution:
+        spec = parent.spec
+        assert spec.instrument is not None
+        instrument = self.orders.catalogue.get(spec.instrument)
+        quote = await self.routes.quote(
+            spec.instrument, spec.side, parent.remaining, limit=spec.price
+        )
+        children: list[ChildResult] = []
+        for number, leg in enumerate(quote.smart.legs):
+            venue = self.venues.get(leg.venue)
+            if venue is None or venue.kind is VenueKind.INTERNAL:
+                continue
+            price = self._protective(spec.side, leg.average_price, instrument.rules.tick_size)
+            if spec.price is not None:  # never beyond the parent's own limit
+                price = min(price, spec.price) if spec.side is Side.BUY else max(price, spec.price)
+            request = VenueOrderRequest(
+                spec.instrument,
+                spec.side,
+                OrderType.LIMIT,
+                leg.quantity,
+                price,
+                TimeInForce.IOC,
+                client_order_id=f"{parent.id}-{number}",
+            )
+            try:
+                child = await venue.place_order(request)
+            except VenueError as error:
+                log.warning(
+                    "smart child %s on %s refused: %s", request.client_order_id, venue.name, error
+                )
+                children.append(ChildResult(venue.name, leg.quantity, Decimal(0), None, error.code))
+                continue
+            children.append(
+                ChildResult(venue.name, leg.quantity, child.filled, child.average_price)
+            )
+            if child.filled > 0:
+                fee = (
+                    child.fee if child.fee_asset in (None, instrument.quote.symbol) else Decimal(0)
+                )
+                await self.orders.record_fill(
+                    parent.id,
+                    quantity=child.filled,
+                    price=child.average_price or price,
+                    fee=fee,
+                    venue=venue.name,
+                )
+        final = await self.orders.get(parent.id)
+        if final.status.is_open:
+            with contextlib.suppress(DomainError):
+                final = await self.orders.cancel(
+                    parent.id, reason="the rest found no liquidity within the limit"
+                )
+        return SmartExecution(final, quote.smart, tuple(children))
