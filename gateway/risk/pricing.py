@@ -152,9 +152,18 @@ class _Core:
     theta_factor: FloatArray
 
 
-def _core(
-    forward: FloatArray, strike: FloatArray, expiry: FloatArray, vol: FloatArray, w: FloatArray
-) -> _Core:
+@dataclass(frozen=True, slots=True)
+class _D:
+    """d1, d2 and what they were computed from; `degenerate` is None when no option is."""
+
+    sqrt_t: FloatArray
+    safe: FloatArray  # s = sigma sqrt(T), 1.0 where degenerate (keeps 1/s finite)
+    degenerate: BoolArray | None
+    d1: FloatArray
+    d2: FloatArray
+
+
+def _d1_d2(forward: FloatArray, strike: FloatArray, expiry: FloatArray, vol: FloatArray) -> _D:
     sqrt_t = np.sqrt(expiry)
     stdev = vol * sqrt_t
     degenerate = stdev < _MIN_STDEV
@@ -168,9 +177,17 @@ def _core(
         limit = np.where(log_moneyness > 0.0, np.inf, np.where(log_moneyness < 0.0, -np.inf, 0.0))
         d1 = np.where(degenerate, limit, d1)
         d2 = np.where(degenerate, limit, d2)
+    return _D(sqrt_t, safe, degenerate if any_degenerate else None, d1, d2)
+
+
+def _core(
+    forward: FloatArray, strike: FloatArray, expiry: FloatArray, vol: FloatArray, w: FloatArray
+) -> _Core:
+    d = _d1_d2(forward, strike, expiry, vol)
+    sqrt_t, safe, degenerate, d1, d2 = d.sqrt_t, d.safe, d.degenerate, d.d1, d.d2
     pdf1 = _INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
     pdf1_over_stdev = pdf1 / safe
-    if any_degenerate:
+    if degenerate is not None:
         pdf1_over_stdev = np.where(degenerate, 0.0, pdf1_over_stdev)
         theta_factor = np.where(degenerate, 0.0, pdf1_over_stdev * vol * vol * 0.5)
     else:
@@ -347,17 +364,8 @@ def black_scholes_price(
     div_df = np.exp(-q * t)
     s_div = s * div_df if carry else s  # s * 1.0 == s exactly
     forward = s_div / df
-    stdev = v * np.sqrt(t)
-    degenerate = stdev < _MIN_STDEV
-    any_degenerate = bool(degenerate.any())
-    safe = np.where(degenerate, 1.0, stdev) if any_degenerate else stdev
-    log_moneyness = np.log(forward / k)
-    d1 = log_moneyness / safe + 0.5 * safe
-    d2 = d1 - safe
-    if any_degenerate:
-        limit = np.where(log_moneyness > 0.0, np.inf, np.where(log_moneyness < 0.0, -np.inf, 0.0))
-        d1 = np.where(degenerate, limit, d1)
-        d2 = np.where(degenerate, limit, d2)
+    d = _d1_d2(forward, k, t, v)
+    d1, d2 = d.d1, d.d2
     s_term = s_div * ndtr(w * d1)
     k_term = k * df * ndtr(w * d2)
     price: FloatArray = np.asarray(w * (s_term - k_term), dtype=np.float64)
