@@ -127,6 +127,8 @@ class Runtime:
         webhook = None
         if settings.risk_webhook_url:
             webhook = WebhookSender(settings.risk_webhook_url, settings.risk_webhook_secret)
+        routes = RouteSources(market_data, venues, catalogue)
+        smart = SmartExecutor(orders, routes, venues)
         monitor = RiskMonitor(
             risk_view,
             market_data,
@@ -134,7 +136,7 @@ class Runtime:
             events.publish,
             webhook=webhook,
             router=HedgeRouter(
-                orders, market_data, venues, slippage_bps=settings.risk_hedge_slippage_bps
+                orders, market_data, smart, slippage_bps=settings.risk_hedge_slippage_bps
             ),
             interval=settings.risk_monitor_interval_seconds,
         )
@@ -142,7 +144,6 @@ class Runtime:
             writer, read_engine, controls, orders, hedge_policies=monitor.policies
         )
         risk_controls.load()
-        routes = RouteSources(market_data, venues, catalogue)
         return cls(
             settings,
             write_engine,
@@ -157,7 +158,7 @@ class Runtime:
             risk_view,
             monitor,
             routes,
-            SmartExecutor(orders, routes, venues),
+            smart,
         )
 
     async def start(self, *, expiry_interval: float | None = 1.0, monitor: bool = True) -> None:

@@ -24,11 +24,11 @@ import numpy as np
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.instruments import InstrumentKind
-from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.ids import new_id
 from gateway.oms.risk_view import RiskView
 from gateway.oms.service import OrderService
+from gateway.oms.smart_execution import SmartExecutor
 from gateway.oms.webhook import WebhookSender
 from gateway.risk.account_risk import risk_positions
 from gateway.risk.alerts import MarginAlert, MarginAlerts, usage_of
@@ -36,7 +36,6 @@ from gateway.risk.hedging import DeltaHedgePolicy, HedgeOrder, hedge_order
 from gateway.risk.liquidation import CrossMarginAccount, margin_curve
 from gateway.risk.portfolio import PortfolioArrays
 from gateway.venues.market_data import MarketDataHub
-from gateway.venues.protocol import Venue, VenueError
 
 log = logging.getLogger("gateway.risk")
 BPS = Decimal(10_000)
@@ -63,36 +62,30 @@ class HedgeResult:
 
 
 class HedgeRouter:
-    """Executes a hedge: a gateway order (risk-checked and persisted like any other) sent as
-    an immediate-or-cancel child to the venue quoting the best all-in price, its fill
-    recorded, its unfilled rest cancelled. The full smart order router replaces the venue
-    choice here; the steps stay."""
+    """Executes a hedge through the smart order router: a gateway order (risk-checked and
+    stored like any other), immediate-or-cancel, limited to `slippage_bps` beyond the
+    consolidated mid, split across venues by the router, its fills recorded."""
 
     def __init__(
         self,
         orders: OrderService,
         hub: MarketDataHub,
-        venues: list[Venue],
+        smart: SmartExecutor,
         *,
         slippage_bps: Decimal = Decimal(50),
     ) -> None:
         self.orders = orders
         self.hub = hub
-        self.venues = {v.name: v for v in venues if v.kind is not VenueKind.INTERNAL}
+        self.smart = smart
         self.slippage_bps = slippage_bps
 
     async def execute(self, account: str, hedge: HedgeOrder) -> HedgeResult:
-        book = self.hub.book(hedge.instrument, depth=1)
-        levels = book.asks if hedge.side is Side.BUY else book.bids
-        shares = [s for s in (levels[0].shares if levels else ()) if s.venue in self.venues]
-        if not shares:
-            return HedgeResult(account, hedge, None, None, Decimal(0), None, "no venue quotes it")
-        venue = self.venues[shares[0].venue]
-        top = shares[0].price
-        instrument = self.orders.catalogue.get(hedge.instrument)
-        tick = instrument.rules.tick_size
-        move = top * self.slippage_bps / BPS
-        raw = top + move if hedge.side is Side.BUY else top - move
+        mid = self.hub.book(hedge.instrument, depth=1).mid
+        if mid is None:
+            return HedgeResult(account, hedge, None, None, Decimal(0), None, "no_reference_price")
+        tick = self.orders.catalogue.get(hedge.instrument).rules.tick_size
+        move = mid * self.slippage_bps / BPS
+        raw = mid + move if hedge.side is Side.BUY else mid - move
         price = (raw / tick).to_integral_value() * tick  # protective limit on the tick grid
         spec = OrderSpec(
             account=account,
@@ -100,41 +93,26 @@ class HedgeRouter:
             side=hedge.side,
             order_type=OrderType.LIMIT,
             quantity=hedge.quantity,
+            time_in_force=TimeInForce.IOC,
             instrument=hedge.instrument,
             price=price,
         )
         try:
-            submitted = await self.orders.submit(spec)
+            submitted = await self.orders.submit(spec, routed=True)
         except DomainError as error:
-            return HedgeResult(account, hedge, venue.name, None, Decimal(0), None, error.code)
-        order_id = submitted.order.id
-        try:
-            child = await venue.place_order(
-                VenueOrderRequest(
-                    hedge.instrument,
-                    hedge.side,
-                    OrderType.LIMIT,
-                    hedge.quantity,
-                    price,
-                    TimeInForce.IOC,
-                    client_order_id=order_id,
-                )
-            )
-        except VenueError as error:
-            await self.orders.cancel(order_id)
-            return HedgeResult(account, hedge, venue.name, order_id, Decimal(0), None, error.code)
-        if child.filled > 0:
-            await self.orders.record_fill(
-                order_id,
-                quantity=child.filled,
-                price=child.average_price or price,
-                fee=child.fee if child.fee_asset in (None, instrument.quote.symbol) else Decimal(0),
-                venue=venue.name,
-            )
-        if child.filled < hedge.quantity:
-            with contextlib.suppress(DomainError):
-                await self.orders.cancel(order_id)
-        return HedgeResult(account, hedge, venue.name, order_id, child.filled, child.average_price)
+            return HedgeResult(account, hedge, None, None, Decimal(0), None, error.code)
+        done = await self.smart.execute(submitted.order)
+        venues = ",".join(c.venue for c in done.children if c.filled > 0) or None
+        errors = [c.error for c in done.children if c.error]
+        return HedgeResult(
+            account,
+            hedge,
+            venues,
+            done.order.id,
+            done.order.filled_quantity,
+            done.order.average_price,
+            None if done.order.filled_quantity > 0 or not errors else errors[0],
+        )
 
 
 @dataclass
