@@ -16,6 +16,7 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
+from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.events import OrderEvents
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.risk_controls import RiskControlService
@@ -62,6 +63,7 @@ class Runtime:
     monitor: RiskMonitor
     routes: RouteSources
     smart: SmartExecutor
+    algos: AlgoRunner = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -144,7 +146,7 @@ class Runtime:
             writer, read_engine, controls, orders, hedge_policies=monitor.policies
         )
         risk_controls.load()
-        return cls(
+        built = cls(
             settings,
             write_engine,
             read_engine,
@@ -160,11 +162,20 @@ class Runtime:
             routes,
             smart,
         )
+        built.algos = AlgoRunner(writer, read_engine, orders, smart, market_data, catalogue, clock)
+        return built
 
-    async def start(self, *, expiry_interval: float | None = 1.0, monitor: bool = True) -> None:
+    async def start(
+        self, *, expiry_interval: float | None = 1.0, monitor: bool = True, algos: bool = True
+    ) -> None:
+        """`algos=False`: algos are loaded and recovered but no background loop runs them
+        (tests drive `self.algos.run_due` with simulated time)."""
         self.writer.start()
         await self.orders.cancel_stranded_immediate()
         self.market_data.start()
+        await self.algos.recover()  # after the routed orders a stop stranded were cancelled
+        if algos:
+            self.background.append(asyncio.create_task(self.algos.run(), name="algo-runner"))
         if self.monitor.webhook is not None:
             self.monitor.webhook.start()
         if expiry_interval is not None:

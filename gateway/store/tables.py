@@ -136,3 +136,26 @@ class RiskControlRow(SQLModel, table=True):
     limits: str | None = Field(default=None)
     hedge: str | None = Field(default=None)
     updated_at: datetime = Field(sa_column=_time())
+
+
+class AlgoOrderRow(SQLModel, table=True):
+    """A parent order run by an execution algorithm (`gateway.routing.algos`): the spec and
+    the state machine's document as JSON text (decimals as strings). `active` is False once
+    the algo is terminal with no child open: nothing more can change."""
+
+    __tablename__ = "algo_orders"
+    __table_args__ = (
+        Index("ix_algo_orders_active", "active"),
+        Index("ix_algo_orders_account", "account"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    account: str = Field(max_length=42)
+    instrument: str = Field(max_length=64)
+    kind: str = Field(max_length=10)
+    status: str = Field(max_length=12)
+    active: bool = Field(default=True)
+    spec: str
+    state: str
+    created_at: datetime = Field(sa_column=_time())
+    updated_at: datetime = Field(sa_column=_time())
