@@ -124,3 +124,10 @@ def binance_account(binance: RunningSim) -> Account:
 @pytest.fixture
 def deribit_account(deribit: RunningSim) -> Account:
     return open_account(deribit, {"ETH": Decimal(10), "USDC": Decimal(100_000)})
+
+
+@pytest.fixture
+def private_binance_account(fresh_binance: RunningSim) -> Account:
+    """An account on a simulator of its own: for tests that trade through the gateway's
+    router or algos, whose takes must not move the shared simulator's book under others."""
+    return open_account(fresh_binance, {"ETH": Decimal(10), "USDC": Decimal(100_000)})

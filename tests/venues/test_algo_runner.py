@@ -122,11 +122,11 @@ async def child_orders(rt: Runtime, state: AlgoState) -> dict[int, Any]:
 
 
 def test_twap_fills_on_the_exchange_slice_by_slice(
-    binance_account: Account, tmp_path: Path
+    private_binance_account: Account, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
         clock = SimClock(T0 - MINUTE)
-        async with gateway(binance_account, f"sqlite:///{tmp_path / 'twap.db'}") as rt:
+        async with gateway(private_binance_account, f"sqlite:///{tmp_path / 'twap.db'}") as rt:
             limit = (best_ask(rt) * Decimal("1.02")).quantize(CENT)
             algo = await rt.algos.create(request(AlgoKind.TWAP, "0.5", "0.2", limit_price=limit))
             algo_id = algo.spec.algo_id
@@ -146,7 +146,7 @@ def test_twap_fills_on_the_exchange_slice_by_slice(
             assert sorted(orders) == [1, 2, 3, 4, 5]
             assert all(o.filled_quantity == Decimal("0.1") for o in orders.values())
             assert all(o.spec.price == limit for o in orders.values())
-            on_exchange = exchange_fills(binance_account)
+            on_exchange = exchange_fills(private_binance_account)
             assert sum(on_exchange.values()) == Decimal("0.5")
             assert {cid.rsplit("-", 1)[0] for cid in on_exchange} == {o.id for o in orders.values()}
             position = rt.pre_trade.ledger.account(ALICE).positions["WETH/USDC"]
@@ -159,7 +159,7 @@ def test_twap_fills_on_the_exchange_slice_by_slice(
 
 
 def test_restart_mid_run_continues_without_sending_a_child_twice(
-    binance_account: Account, tmp_path: Path
+    private_binance_account: Account, tmp_path: Path
 ) -> None:
     database = f"sqlite:///{tmp_path / 'restart.db'}"
 
@@ -168,7 +168,7 @@ def test_restart_mid_run_continues_without_sending_a_child_twice(
 
     async def scenario() -> None:
         clock = SimClock(T0)
-        async with gateway(binance_account, database) as rt:
+        async with gateway(private_binance_account, database) as rt:
             limit = (best_ask(rt) * Decimal("1.02")).quantize(CENT)
             algo = await rt.algos.create(request(AlgoKind.TWAP, "0.5", "0.3", limit_price=limit))
             algo_id = algo.spec.algo_id
@@ -185,14 +185,14 @@ def test_restart_mid_run_continues_without_sending_a_child_twice(
             state = await state_of(rt, algo_id)
             assert state.filled == Decimal("0.2") and state.child_seq == 3
             assert [c.child_id for c in state.open_children] == [f"{algo_id}-3"]
-        assert sum(exchange_fills(binance_account).values()) == Decimal("0.3")
+        assert sum(exchange_fills(private_binance_account).values()) == Decimal("0.3")
 
-        async with gateway(binance_account, database) as rt:
+        async with gateway(private_binance_account, database) as rt:
             # recovered from the store: child 3 is settled from its gateway order, not resent
             assert rt.algos.active_ids() == [algo_id]
             state = await state_of(rt, algo_id)
             assert state.filled == Decimal("0.3") and state.open_children == ()
-            assert len(exchange_fills(binance_account)) == 3
+            assert len(exchange_fills(private_binance_account)) == 3
 
             # slice 3: the gateway dies after persisting child 4, before submitting it
             rt.orders.submit = crash  # type: ignore[method-assign]
@@ -201,7 +201,7 @@ def test_restart_mid_run_continues_without_sending_a_child_twice(
             state = await state_of(rt, algo_id)
             assert state.child_seq == 4 and state.in_flight == Decimal("0.1")
 
-        async with gateway(binance_account, database) as rt:
+        async with gateway(private_binance_account, database) as rt:
             # child 4 never reached the gateway: closed as unsent; the last slice catches up
             state = await state_of(rt, algo_id)
             assert state.filled == Decimal("0.3") and state.open_children == ()
@@ -215,7 +215,7 @@ def test_restart_mid_run_continues_without_sending_a_child_twice(
             assert sorted(orders) == [1, 2, 3, 5]  # child 4 was never submitted
             assert orders[5].quantity == Decimal("0.2")  # the shortfall, under a new id
             assert sum(o.filled_quantity for o in orders.values()) == Decimal("0.5")
-            on_exchange = exchange_fills(binance_account)
+            on_exchange = exchange_fills(private_binance_account)
             assert len(on_exchange) == 4  # one exchange order per child sent, none twice
             assert sum(on_exchange.values()) == Decimal("0.5")
             assert {cid.rsplit("-", 1)[0] for cid in on_exchange} == {o.id for o in orders.values()}
@@ -233,11 +233,11 @@ def test_restart_mid_run_continues_without_sending_a_child_twice(
 
 
 def test_sniper_fires_only_when_the_book_reaches_its_trigger(
-    binance_account: Account, tmp_path: Path
+    private_binance_account: Account, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
         clock = SimClock(T0)
-        async with gateway(binance_account, f"sqlite:///{tmp_path / 'sniper.db'}") as rt:
+        async with gateway(private_binance_account, f"sqlite:///{tmp_path / 'sniper.db'}") as rt:
             ask = best_ask(rt)
             far = (ask * Decimal("0.5")).quantize(CENT)
             idle = await rt.algos.create(
@@ -249,7 +249,7 @@ def test_sniper_fires_only_when_the_book_reaches_its_trigger(
             state = await state_of(rt, idle.spec.algo_id)
             assert state.status is AlgoStatus.RUNNING
             assert state.child_seq == 0 and state.filled == 0
-            assert exchange_fills(binance_account) == {}
+            assert exchange_fills(private_binance_account) == {}
             cancelled = await rt.algos.cancel(idle.spec.algo_id, clock.now())
             assert cancelled.status is AlgoStatus.CANCELLED
 
@@ -265,6 +265,6 @@ def test_sniper_fires_only_when_the_book_reaches_its_trigger(
             assert state.child_seq == 2  # the whole quantity at once, in two pieces
             orders = await child_orders(rt, state)
             assert [o.quantity for o in orders.values()] == [Decimal("0.15"), Decimal("0.15")]
-            assert sum(exchange_fills(binance_account).values()) == Decimal("0.3")
+            assert sum(exchange_fills(private_binance_account).values()) == Decimal("0.3")
 
     asyncio.run(scenario())

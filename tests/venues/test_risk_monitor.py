@@ -57,11 +57,11 @@ async def receiver() -> tuple[
 
 
 def test_a_tick_alerts_and_hedges_through_the_exchange(
-    binance_account: Account, tmp_path: Path
+    private_binance_account: Account, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
         runner, url, received, arrived = await receiver()
-        venue = binance_account.venue()
+        venue = private_binance_account.venue()
         catalogue = devnet_catalogue()
         clock = SystemClock()
         settings = Settings(

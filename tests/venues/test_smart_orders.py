@@ -39,13 +39,13 @@ def ioc(n: int, quantity: str, price: str | None, side: Side = Side.BUY) -> Orde
 
 
 def test_smart_orders_fill_on_the_exchange_within_the_limit(
-    binance_account: Account, tmp_path: Path
+    private_binance_account: Account, tmp_path: Path
 ) -> None:
     database = f"sqlite:///{tmp_path / 'smart.db'}"
 
     async def scenario() -> None:
         catalogue, clock = devnet_catalogue(), SystemClock()
-        venue = binance_account.venue()
+        venue = private_binance_account.venue()
         rt = Runtime.build(
             Settings(database_url=database),
             catalogue=catalogue,
