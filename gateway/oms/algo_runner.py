@@ -52,7 +52,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -123,27 +123,9 @@ class AlgoRequest:
     trigger_price: Decimal | None = None
 
     def to_spec(self, algo_id: str, lot_size: Decimal) -> AlgoSpec:
-        return AlgoSpec(
-            algo_id=algo_id,
-            kind=self.kind,
-            account=self.account,
-            instrument=self.instrument,
-            side=self.side,
-            quantity=self.quantity,
-            start=self.start,
-            end=self.end,
-            lot_size=lot_size,
-            min_child=self.min_child,
-            max_child=self.max_child,
-            limit_price=self.limit_price,
-            interval=self.interval,
-            volume_profile=self.volume_profile,
-            participation_rate=self.participation_rate,
-            display_quantity=self.display_quantity,
-            display_variance=self.display_variance,
-            seed=self.seed,
-            trigger_price=self.trigger_price,
-        )
+        """The spec: these fields as they are, plus the id and the instrument's lot size."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        return AlgoSpec(algo_id=algo_id, lot_size=lot_size, **given)
 
 
 def state_facts(state: AlgoState) -> dict[str, Any]:
