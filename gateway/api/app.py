@@ -7,7 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import algos, books, instruments, orders, quotes, risk, risk_controls, stream
+from gateway.api import (
+    algos,
+    books,
+    instruments,
+    orders,
+    quotes,
+    risk,
+    risk_controls,
+    stream,
+    tca,
+)
 from gateway.api.errors import BodySizeLimit, install_error_handlers
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
@@ -42,4 +52,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(risk.router)
     app.include_router(quotes.router)
     app.include_router(algos.router)
+    app.include_router(tca.router)
     return app

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
+from gateway.oms.execution_analysis import TcaUnavailable
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
 from gateway.risk.pretrade import InstrumentNotAllowed, KillSwitchEngaged, OrderRateExceeded
 
@@ -26,6 +27,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     DuplicateClientOrderId: 409,
     VersionConflict: 409,
     IllegalTransition: 409,
+    TcaUnavailable: 409,
     UnknownInstrument: 422,
     InvalidOrder: 422,
     DomainError: 422,

@@ -62,7 +62,9 @@ async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
                 field="time_in_force",
                 code="smart_route_needs_ioc",
             )
-        submitted = await rt.orders.submit(spec, routed=True)
+        assert spec.instrument is not None
+        arrival = rt.routes.arrival(spec.instrument, rt.clock.now())
+        submitted = await rt.orders.submit(spec, routed=True, arrival=arrival)
         order = submitted.order
         if submitted.created:
             order = (await rt.smart.execute(order)).order

@@ -18,6 +18,7 @@ from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
 from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.events import OrderEvents
+from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
@@ -64,6 +65,8 @@ class Runtime:
     routes: RouteSources
     smart: SmartExecutor
     algos: AlgoRunner = field(init=False)  # set by `build`
+    clock: Clock = field(init=False)  # set by `build`
+    tca: TransactionCostAnalysis = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -162,6 +165,8 @@ class Runtime:
             routes,
             smart,
         )
+        built.clock = clock
+        built.tca = TransactionCostAnalysis(read_engine, routes, clock)
         built.algos = AlgoRunner(writer, read_engine, orders, smart, market_data, catalogue, clock)
         return built
 

@@ -26,6 +26,7 @@ class Fill:
     executed_at: datetime
     settlement: SettlementStatus = SettlementStatus.PENDING
     tx_hash: str | None = None
+    gas: Decimal = Decimal(0)  # network fee the operator paid for it (AMM swaps), in quote
 
     @property
     def notional(self) -> Decimal:

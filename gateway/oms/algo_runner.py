@@ -59,6 +59,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from gateway.domain.benchmarks import ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.instruments import InstrumentCatalogue
@@ -79,6 +80,7 @@ from gateway.routing.algos import (
     MarketObservation,
 )
 from gateway.store import algo_repository as store
+from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as order_repo
 from gateway.store.audit_log import AuditEntry
 from gateway.venues.market_data import MarketDataHub
@@ -227,9 +229,12 @@ class AlgoRunner:
         spec = request.to_spec(new_id("algo"), instrument.rules.lot_size)
         spec.check_rules(instrument.rules)
         state = algos.start(spec)
+        arrival = self._smart.routes.arrival(spec.instrument, self._clock.now())
+        benchmark = ExecutionBenchmark(spec.algo_id, "algo", spec.instrument, spec.side, arrival)
 
         def command(connection: Connection, now: datetime) -> CommandResult[AlgoState]:
             store.insert(connection, state, now)
+            benchmarks.insert_benchmark(connection, benchmark)
             facts = {"spec": spec.to_json(), **state_facts(state)}
             event = {"type": "algo.created", "account": spec.account, "algo": facts}
             return CommandResult(state, [AuditEntry("algo.created", spec.algo_id, facts)], [event])

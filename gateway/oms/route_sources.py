@@ -13,8 +13,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
+from gateway.domain.benchmarks import ArrivalPrice, arrival_from_books
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
 from gateway.domain.market import VenueKind
 from gateway.domain.orders import Side
@@ -127,6 +129,10 @@ class RouteSources:
                 if pool is not None:
                     found.append(pool)
         return found
+
+    def arrival(self, symbol: str, now: datetime) -> ArrivalPrice:
+        """The touch across the live venues' own books now: a parent order's TCA benchmark."""
+        return arrival_from_books(symbol, self.hub.venue_books(symbol), now)
 
     async def quote(
         self, symbol: str, side: Side, quantity: Decimal, *, limit: Decimal | None = None

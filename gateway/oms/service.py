@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from gateway.domain.benchmarks import ArrivalPrice, ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.fills import Fill
@@ -25,6 +26,7 @@ from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import order_facts, request_hash
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
+from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AuditEntry
 
@@ -74,6 +76,7 @@ class SubmitOrder:
     fingerprint: str
     order_id: str
     routed: bool = False  # the smart router executes it right after the commit
+    arrival: ArrivalPrice | None = None  # the market at arrival, stored for TCA
 
     def __call__(self, connection: Connection, now: datetime) -> CommandResult[Submitted]:
         outcome = self.apply_batch(connection, now, [self])[0]
@@ -118,7 +121,23 @@ class SubmitOrder:
         if created:
             repo.ensure_accounts(connection, [o.spec.account for o, _ in created], now)
             repo.insert_orders(connection, created)
+            by_id = {c.order_id: c for c in commands}
+            for order, _ in created:
+                arrival = by_id[order.id].arrival
+                if arrival is not None:
+                    benchmarks.insert_benchmark(connection, _benchmark(order, arrival))
         return outcomes
+
+
+def _benchmark(order: Order, arrival: ArrivalPrice) -> ExecutionBenchmark:
+    spec = order.spec
+    return ExecutionBenchmark(
+        order.id,
+        "strategy" if spec.is_strategy else "order",
+        spec.instrument or "strategy",
+        spec.side,
+        arrival,
+    )
 
 
 def _accept(
@@ -155,11 +174,14 @@ class OrderService:
         """The catalogue's rules (tick, lot, legs, expiry): raise InvalidOrder or return."""
         validate(spec, self.catalogue, self._clock.now())
 
-    async def submit(self, spec: OrderSpec, *, routed: bool = False) -> Submitted:
+    async def submit(
+        self, spec: OrderSpec, *, routed: bool = False, arrival: ArrivalPrice | None = None
+    ) -> Submitted:
         """Create the order once per (account, client_order_id); a retry returns it again.
 
         `routed`: an immediate order the smart router executes after the commit (so it is not
-        cancelled at once for want of liquidity here)."""
+        cancelled at once for want of liquidity here). `arrival`: the market now, stored with
+        the order as its TCA benchmark."""
         validate(spec, self.catalogue, self._clock.now())
         fingerprint = request_hash(spec) + (":smart" if routed else "")
         reserved = False
@@ -173,7 +195,7 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
-        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed)
+        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival)
         try:
             try:
                 result: Submitted = await self._writer.execute(command)
@@ -239,7 +261,14 @@ class OrderService:
         return order
 
     async def record_fill(
-        self, order_id: str, *, quantity: Decimal, price: Decimal, fee: Decimal, venue: str
+        self,
+        order_id: str,
+        *,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        venue: str,
+        gas: Decimal = Decimal(0),
     ) -> tuple[Order, Fill]:
         """Record an execution and queue it for settlement in the same transaction."""
 
@@ -258,6 +287,7 @@ class OrderService:
                 fee=fee,
                 venue=venue,
                 executed_at=now,
+                gas=gas,
             )
             repo.update_order(connection, filled, previous_version=current.version)
             repo.insert_fill(connection, fill)
@@ -274,6 +304,7 @@ class OrderService:
                 "quantity": str(fill.quantity),
                 "price": str(fill.price),
                 "fee": str(fill.fee),
+                "gas": str(fill.gas),
                 "venue": fill.venue,
                 "executed_at": fill.executed_at.isoformat(),
             }

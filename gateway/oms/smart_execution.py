@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from gateway.domain.errors import DomainError
+from gateway.domain.instruments import Instrument
 from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import Order, OrderType, Side, TimeInForce
 from gateway.oms.route_sources import RouteSources
@@ -101,15 +102,14 @@ class SmartExecutor:
                 ChildResult(venue.name, leg.quantity, child.filled, child.average_price)
             )
             if child.filled > 0:
-                fee = (
-                    child.fee if child.fee_asset in (None, instrument.quote.symbol) else Decimal(0)
-                )
+                fee = _fee_in_quote(child.fee, child.fee_asset, instrument, child.average_price)
                 await self.orders.record_fill(
                     parent.id,
                     quantity=child.filled,
                     price=child.average_price or price,
                     fee=fee,
                     venue=venue.name,
+                    gas=leg.gas if venue.kind is VenueKind.AMM else Decimal(0),
                 )
         final = await self.orders.get(parent.id)
         if final.status.is_open:
@@ -118,3 +118,15 @@ class SmartExecutor:
                     parent.id, reason="the rest found no liquidity within the limit"
                 )
         return SmartExecution(final, quote.smart, tuple(children))
+
+
+def _fee_in_quote(
+    fee: Decimal, asset: str | None, instrument: Instrument, price: Decimal | None
+) -> Decimal:
+    """A venue fee in the quote asset: exchanges charge a buy's fee in the base received."""
+    if asset in (None, instrument.quote.symbol):
+        return fee
+    if asset == instrument.base.symbol and price is not None:
+        return fee * price
+    log.warning("fee of %s %s not in %s's assets: not counted", fee, asset, instrument.symbol)
+    return Decimal(0)

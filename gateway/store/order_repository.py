@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
@@ -255,6 +256,7 @@ def insert_fill(connection: Connection, fill: Fill) -> None:
             quantity=fill.quantity,
             price=fill.price,
             fee=fill.fee,
+            gas=fill.gas or None,
             venue=fill.venue,
             executed_at=fill.executed_at,
             settlement=fill.settlement.value,
@@ -283,6 +285,7 @@ def _fill(r: Any) -> Fill:
         executed_at=r.executed_at,
         settlement=SettlementStatus(r.settlement),
         tx_hash=r.tx_hash,
+        gas=r.gas or Decimal(0),
     )
 
 

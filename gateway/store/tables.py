@@ -93,6 +93,8 @@ class FillRow(SQLModel, table=True):
     quantity: Decimal = Field(sa_column=_decimal())
     price: Decimal = Field(sa_column=_decimal())
     fee: Decimal = Field(sa_column=_decimal())
+    # gas the operator paid for this execution (an AMM swap), in the quote asset; NULL = none
+    gas: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
     venue: str = Field(max_length=32)
     executed_at: datetime = Field(sa_column=_time())
     settlement: str = Field(max_length=10)
@@ -159,3 +161,21 @@ class AlgoOrderRow(SQLModel, table=True):
     state: str
     created_at: datetime = Field(sa_column=_time())
     updated_at: datetime = Field(sa_column=_time())
+
+
+class ExecutionBenchmarkRow(SQLModel, table=True):
+    """The market when a parent order (a smart order, an algo, a legged strategy) arrived:
+    the benchmark of its transaction cost analysis. Written in the parent's own creating
+    transaction. `legs` holds each leg's arrival prices (JSON) for a strategy."""
+
+    __tablename__ = "execution_benchmarks"
+
+    parent_id: str = Field(primary_key=True, max_length=40)
+    parent_kind: str = Field(max_length=10)
+    instrument: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    bid: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    ask: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    mid: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    legs: str | None = Field(default=None)
+    observed_at: datetime = Field(sa_column=_time())
