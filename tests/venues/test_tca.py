@@ -3,6 +3,7 @@ simulator (ccxt over HTTP); every figure is recomputed here from the recorded fi
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -53,72 +54,66 @@ def test_tca_of_a_smart_order_and_of_a_twap(
     private_binance_account: Account, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        async with gateway(private_binance_account, f"sqlite:///{tmp_path / 'tca.db'}") as rt:
-            async with client_for(rt) as http:
-                limit = (best_ask(rt) * Decimal("1.02")).quantize(CENT)
-                placed = await http.post(
-                    "/v1/orders",
-                    json={
-                        "account": ALICE,
-                        "client_order_id": "tca-smart",
-                        "instrument": "WETH/USDC",
-                        "side": "buy",
-                        "type": "limit",
-                        "quantity": "0.3",
-                        "price": str(limit),
-                        "time_in_force": "ioc",
-                        "route": "smart",
-                    },
-                )
-                assert placed.status_code == 201, placed.text
-                order_id = placed.json()["id"]
-                tca = (await http.get(f"/v1/orders/{order_id}/tca")).json()
-                assert tca["parent_kind"] == "order" and tca["finished"] is True
-                check_costs(tca, await fills_of(rt, [order_id]), +1)
-                assert [v["venue"] for v in tca["venues"]] == ["binance"]
-                assert tca["unfilled"] == "0" and tca["children"] == 0
+        database = f"sqlite:///{tmp_path / 'tca.db'}"
+        async with gateway(private_binance_account, database) as rt, client_for(rt) as http:
+            limit = (best_ask(rt) * Decimal("1.02")).quantize(CENT)
+            placed = await http.post(
+                "/v1/orders",
+                json={
+                    "account": ALICE,
+                    "client_order_id": "tca-smart",
+                    "instrument": "WETH/USDC",
+                    "side": "buy",
+                    "type": "limit",
+                    "quantity": "0.3",
+                    "price": str(limit),
+                    "time_in_force": "ioc",
+                    "route": "smart",
+                },
+            )
+            assert placed.status_code == 201, placed.text
+            order_id = placed.json()["id"]
+            tca = (await http.get(f"/v1/orders/{order_id}/tca")).json()
+            assert tca["parent_kind"] == "order" and tca["finished"] is True
+            check_costs(tca, await fills_of(rt, [order_id]), +1)
+            assert [v["venue"] for v in tca["venues"]] == ["binance"]
+            assert tca["unfilled"] == "0" and tca["children"] == 0
 
-                # an algo: its children's fills, its own arrival price
-                clock = SimClock(T0)
-                algo = await rt.algos.create(
-                    request(AlgoKind.TWAP, "0.3", "0.2", limit_price=limit)
-                )
-                for k in range(5):
-                    clock.advance_to(T0 + k * MINUTE)
-                    await rt.algos.run_due(clock.now())
-                state = (await rt.algos.get(algo.spec.algo_id)).state
-                assert state.filled == Decimal("0.3")
-                tca = (await http.get(f"/v1/orders/{algo.spec.algo_id}/tca")).json()
-                assert tca["parent_kind"] == "algo" and tca["children"] == state.child_seq
-                with rt.read_engine.connect() as connection:
-                    children = [
-                        order_repo.get_by_client_order_id(
-                            connection, ALICE, f"{algo.spec.algo_id}-{n}"
-                        )
-                        for n in range(1, state.child_seq + 1)
-                    ]
-                check_costs(tca, await fills_of(rt, [c.order.id for c in children if c]), +1)
+            # an algo: its children's fills, its own arrival price
+            clock = SimClock(T0)
+            algo = await rt.algos.create(request(AlgoKind.TWAP, "0.3", "0.2", limit_price=limit))
+            for k in range(5):
+                clock.advance_to(T0 + k * MINUTE)
+                await rt.algos.run_due(clock.now())
+            state = (await rt.algos.get(algo.spec.algo_id)).state
+            assert state.filled == Decimal("0.3")
+            tca = (await http.get(f"/v1/orders/{algo.spec.algo_id}/tca")).json()
+            assert tca["parent_kind"] == "algo" and tca["children"] == state.child_seq
+            with rt.read_engine.connect() as connection:
+                children = [
+                    order_repo.get_by_client_order_id(connection, ALICE, f"{algo.spec.algo_id}-{n}")
+                    for n in range(1, state.child_seq + 1)
+                ]
+            check_costs(tca, await fills_of(rt, [c.order.id for c in children if c]), +1)
 
-                # an order without an arrival price, and an unknown id: structured errors
-                plain = await http.post(
-                    "/v1/orders",
-                    json={
-                        "account": ALICE,
-                        "client_order_id": "tca-plain",
-                        "instrument": "WETH/USDC",
-                        "side": "buy",
-                        "type": "limit",
-                        "quantity": "0.1",
-                        "price": "100",
-                    },
-                )
-                assert plain.status_code == 201, plain.text
-                refused = await http.get(f"/v1/orders/{plain.json()['id']}/tca")
-                assert refused.status_code == 409
-                assert refused.json()["error"]["code"] == "tca_unavailable"
-                missing = await http.get("/v1/orders/ord_nothing/tca")
-                assert missing.status_code == 404
-
-    import asyncio
+            # an order without an arrival price, and an unknown id: structured errors
+            plain = await http.post(
+                "/v1/orders",
+                json={
+                    "account": ALICE,
+                    "client_order_id": "tca-plain",
+                    "instrument": "WETH/USDC",
+                    "side": "buy",
+                    "type": "limit",
+                    "quantity": "0.1",
+                    "price": "100",
+                },
+            )
+            assert plain.status_code == 201, plain.text
+            refused = await http.get(f"/v1/orders/{plain.json()['id']}/tca")
+            assert refused.status_code == 409
+            assert refused.json()["error"]["code"] == "tca_unavailable"
+            missing = await http.get("/v1/orders/ord_nothing/tca")
+            assert missing.status_code == 404
 
     asyncio.run(scenario())
