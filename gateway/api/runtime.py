@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService, SystemClock
 from gateway.oms.smart_execution import SmartExecutor
+from gateway.oms.venue_children import VenueChildren
 from gateway.oms.webhook import WebhookSender
 from gateway.risk.account_risk import RiskSettings
 from gateway.risk.exposure import ExposureLedger
@@ -48,6 +50,9 @@ class HubMids:
         return self._hub.book(instrument, depth=1).mid
 
 
+log = logging.getLogger("gateway.runtime")
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -66,6 +71,7 @@ class Runtime:
     smart: SmartExecutor
     algos: AlgoRunner = field(init=False)  # set by `build`
     clock: Clock = field(init=False)  # set by `build`
+    venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -133,7 +139,8 @@ class Runtime:
         if settings.risk_webhook_url:
             webhook = WebhookSender(settings.risk_webhook_url, settings.risk_webhook_secret)
         routes = RouteSources(market_data, venues, catalogue)
-        smart = SmartExecutor(orders, routes, venues)
+        venue_children = VenueChildren(orders, read_engine, venues, catalogue)
+        smart = SmartExecutor(orders, routes, venues, venue_children)
         monitor = RiskMonitor(
             risk_view,
             market_data,
@@ -166,16 +173,24 @@ class Runtime:
             smart,
         )
         built.clock = clock
+        built.venue_children = venue_children
         built.tca = TransactionCostAnalysis(read_engine, routes, clock)
         built.algos = AlgoRunner(writer, read_engine, orders, smart, market_data, catalogue, clock)
         return built
 
     async def start(
-        self, *, expiry_interval: float | None = 1.0, monitor: bool = True, algos: bool = True
+        self,
+        *,
+        expiry_interval: float | None = 1.0,
+        monitor: bool = True,
+        algos: bool = True,
+        reconcile_interval: float | None = 5.0,
     ) -> None:
         """`algos=False`: algos are loaded and recovered but no background loop runs them
         (tests drive `self.algos.run_due` with simulated time)."""
         self.writer.start()
+        # fills a stop left unrecorded first, then the routed orders it stranded are ended
+        await self.venue_children.reconcile()
         await self.orders.cancel_stranded_immediate()
         self.market_data.start()
         await self.algos.recover()  # after the routed orders a stop stranded were cancelled
@@ -187,6 +202,19 @@ class Runtime:
             self.background.append(asyncio.create_task(self._expire_loop(expiry_interval)))
         if monitor:
             self.background.append(asyncio.create_task(self.monitor.run(), name="risk-monitor"))
+        if reconcile_interval is not None:
+            self.background.append(
+                asyncio.create_task(self._reconcile_loop(reconcile_interval), name="reconciler")
+            )
+
+    async def _reconcile_loop(self, interval: float) -> None:
+        """Venue children whose outcome a venue did not give at once (a timeout)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.venue_children.reconcile()
+            except Exception:
+                log.exception("reconciling venue children failed")
 
     async def _expire_loop(self, interval: float) -> None:
         while True:

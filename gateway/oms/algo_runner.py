@@ -52,7 +52,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -63,6 +63,7 @@ from gateway.domain.benchmarks import ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.instruments import InstrumentCatalogue
+from gateway.domain.market import VenueOrderRequest
 from gateway.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
@@ -84,10 +85,11 @@ from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as order_repo
 from gateway.store.audit_log import AuditEntry
 from gateway.venues.market_data import MarketDataHub
+from gateway.venues.protocol import VenueError
 
 log = logging.getLogger("gateway.algos")
 _ZERO = Decimal(0)
-SUPPORTED_KINDS = frozenset({AlgoKind.TWAP, AlgoKind.VWAP, AlgoKind.SNIPER})
+SUPPORTED_KINDS = frozenset({AlgoKind.TWAP, AlgoKind.VWAP, AlgoKind.SNIPER, AlgoKind.ICEBERG})
 
 
 class AlgoNotFound(OrderNotFound):
@@ -217,12 +219,8 @@ class AlgoRunner:
         """Validate (spec rules and the instrument's trading rules), persist, schedule."""
         if request.kind not in SUPPORTED_KINDS:
             raise AlgoKindUnsupported(
-                f"{request.kind.value} cannot run here: "
-                + (
-                    "an iceberg rests a GTC child and smart routing never rests"
-                    if request.kind is AlgoKind.ICEBERG
-                    else "POV needs the market's traded volume and no venue provides a trade feed"
-                ),
+                f"{request.kind.value} cannot run here: it needs the market's traded volume "
+                "and no venue provides a trade feed",
                 field="kind",
             )
         instrument = self._catalogue.get(request.instrument, field="instrument")
@@ -311,7 +309,10 @@ class AlgoRunner:
     async def _process(self, algo_id: str, now: datetime, *, due: bool) -> None:
         state = self._active[algo_id]
         for child in state.open_children:
-            state = await self._settle(state, now, child.child_id)
+            if state.spec.kind is AlgoKind.ICEBERG:  # resting: read its venue, keep it
+                state = await self._refresh(state, now, child.child_id)
+            else:
+                state = await self._settle(state, now, child.child_id)
         if due and not state.is_terminal:
             decision = algos.step(state, now, self._observe(state.spec.instrument))
             state = await self._apply(state, decision, now, "algo.stepped")
@@ -370,8 +371,11 @@ class AlgoRunner:
             instrument=child.instrument,
             price=child.limit_price,
         )
+        resting = child.time_in_force is TimeInForce.GTC
+        if resting:
+            spec = replace(spec, time_in_force=TimeInForce.GTC)
         try:
-            submitted = await self._orders.submit(spec, routed=True)
+            submitted = await self._orders.submit(spec, routed=not resting)
         except DomainError as error:  # refused (risk, rules): nothing reached a venue
             log.warning("algo child %s refused: %s", child.child_id, error.message)
             decision = algos.on_child_done(state, now, child.child_id, _ZERO, child.quantity)
@@ -379,9 +383,79 @@ class AlgoRunner:
             facts.update(child_id=child.child_id, refused=error.code, reason=error.message)
             return await self._persist(decision.state, "algo.child_refused", facts)
         order = submitted.order
+        if resting:
+            if submitted.created:
+                order = await self._rest(order)
+            return await self._child_progress(state, now, child.child_id, order)
         if submitted.created:
             order = (await self._smart.execute(order)).order
         return await self._child_finished(state, now, child.child_id, order)
+
+    async def _rest(self, order: Order) -> Order:
+        """Show a resting child on the venue where passive liquidity of its side is."""
+        spec = order.spec
+        assert spec.instrument is not None
+        venue = self._smart.routes.resting_venue(spec.instrument, spec.side)
+        if venue is None:
+            return await self._orders.cancel(order.id, reason="no exchange to rest the order on")
+        request = VenueOrderRequest(
+            spec.instrument,
+            spec.side,
+            OrderType.LIMIT,
+            order.remaining,
+            spec.price,
+            TimeInForce.GTC,
+            client_order_id=f"{order.id}-0",
+        )
+        try:
+            _, order = await self._smart.children.send(order, venue, request)
+        except VenueError as error:
+            log.warning("resting child of %s refused by %s: %s", order.id, venue.name, error)
+            return await self._orders.cancel(order.id, reason=f"refused by {venue.name}")
+        return order
+
+    async def _refresh(self, state: AlgoState, now: datetime, child_id: str) -> AlgoState:
+        """Read a resting child's venue order; record new fills; close the child once done."""
+        stored = await self._child_order(state.spec.account, child_id)
+        if stored is None:  # never submitted (a stop came first)
+            return await self._settle(state, now, child_id)
+        order = stored.order
+        for venue_child in await self._smart.children.children_of(order.id):
+            if not venue_child.status.is_final:
+                try:
+                    _, order = await self._smart.children.sync(venue_child)
+                except VenueError as error:
+                    log.warning("cannot read %s: %s", venue_child.client_order_id, error)
+        if order.status.is_open and all(
+            c.status.is_final for c in await self._smart.children.children_of(order.id)
+        ):  # the venue ended it (cancelled there): end ours too
+            with contextlib.suppress(DomainError):
+                order = await self._orders.cancel(order.id, reason="ended on its venue")
+        return await self._child_progress(state, now, child_id, order)
+
+    async def _child_order(self, account: str, child_id: str) -> order_repo.StoredOrder | None:
+        def read() -> order_repo.StoredOrder | None:
+            with self._read_engine.connect() as connection:
+                return order_repo.get_by_client_order_id(connection, account, child_id)
+
+        return await asyncio.to_thread(read)
+
+    async def _child_progress(
+        self, state: AlgoState, now: datetime, child_id: str, order: Order
+    ) -> AlgoState:
+        """Feed a resting child's new fills to the algo; finish the child once its order is."""
+        if not order.status.is_open:
+            return await self._child_finished(state, now, child_id, order)
+        child = next(c for c in state.open_children if c.child_id == child_id)
+        new_fill = order.filled_quantity - child.filled
+        if new_fill <= 0:
+            return state
+        price = order.average_price
+        assert price is not None
+        decision = algos.on_fill(state, child_id, new_fill, price)
+        facts = state_facts(decision.state)
+        facts.update(child_id=child_id, order_id=order.id, child_filled=str(order.filled_quantity))
+        return await self._persist(decision.state, "algo.child_filled", facts)
 
     async def _settle(self, state: AlgoState, now: datetime, child_id: str) -> AlgoState:
         """Close an open child from what the gateway recorded for it (never resend it)."""
@@ -392,6 +466,12 @@ class AlgoRunner:
                 return order_repo.get_by_client_order_id(connection, account, child_id)
 
         stored = await asyncio.to_thread(read)
+        if stored is not None and stored.order.status.is_open:
+            for venue_child in await self._smart.children.children_of(stored.order.id):
+                if not venue_child.status.is_final:  # a resting child: take it off its venue
+                    with contextlib.suppress(VenueError):
+                        await self._smart.children.cancel(venue_child)
+            stored = await asyncio.to_thread(read)
         if stored is None:
             child = next(c for c in state.open_children if c.child_id == child_id)
             decision = algos.on_child_done(state, now, child_id, child.filled, child.open_quantity)
@@ -424,7 +504,7 @@ class AlgoRunner:
             child_average_price=None if order.average_price is None else str(order.average_price),
         )
         state = await self._persist(decision.state, "algo.child_done", facts)
-        if decision.children:  # (iceberg only; refused at creation)
+        if decision.children:  # an iceberg shows its next child at once
             for follow in decision.children:
                 state = await self._send(state, now, follow)
         return state

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.domain.amounts import canonical
 from gateway.domain.orders import Order, OrderSpec
+from gateway.domain.venue_child import VenueChild
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -59,3 +60,24 @@ def order_facts(order: Order) -> dict[str, Any]:
         updated_at=order.updated_at.isoformat(),
     )
     return facts
+
+
+def child_facts(child: VenueChild) -> dict[str, Any]:
+    """The audit view of a venue child (decimals as strings)."""
+    return {
+        "client_order_id": child.client_order_id,
+        "order_id": child.order_id,
+        "venue": child.venue,
+        "instrument": child.instrument,
+        "side": child.side.value,
+        "type": child.order_type.value,
+        "time_in_force": child.time_in_force.value,
+        "quantity": _text(child.quantity),
+        "price": _text(child.price),
+        "status": child.status.value,
+        "venue_order_id": child.venue_order_id,
+        "filled": _text(child.filled),
+        "filled_notional": _text(child.filled_notional),
+        "fee": _text(child.fee),
+        "reason": child.reason,
+    }

@@ -130,6 +130,21 @@ class RouteSources:
                     found.append(pool)
         return found
 
+    def resting_venue(self, symbol: str, side: Side) -> Venue | None:
+        """Where a passive order of ours rests best: the live exchange showing the most
+        quantity on our side near the touch (where passive orders of that side trade).
+        Pools cannot hold an order; the internal book is the matching engine's."""
+        books = self.hub.venue_books(symbol)
+        ranked = sorted(
+            (
+                -sum((level.quantity for level in (b.bids if side is Side.BUY else b.asks)[:5])),
+                name,
+            )
+            for name, b in books.items()
+            if name in self.venues and self.venues[name].kind is VenueKind.CEX
+        )
+        return self.venues[ranked[0][1]] if ranked else None
+
     def arrival(self, symbol: str, now: datetime) -> ArrivalPrice:
         """The touch across the live venues' own books now: a parent order's TCA benchmark."""
         return arrival_from_books(symbol, self.hub.venue_books(symbol), now)

@@ -22,12 +22,14 @@ from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, OrderSpec, TimeInForce, validate
+from gateway.domain.venue_child import ChildProgress, VenueChild
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
-from gateway.oms.order_facts import order_facts, request_hash
+from gateway.oms.order_facts import child_facts, order_facts, request_hash
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
+from gateway.store import venue_orders
 from gateway.store.audit_log import AuditEntry
 
 
@@ -273,49 +275,105 @@ class OrderService:
         """Record an execution and queue it for settlement in the same transaction."""
 
         def command(connection: Connection, now: datetime) -> CommandResult[tuple[Order, Fill]]:
-            current = self._load_for_update(connection, order_id, None)
-            filled = current.fill(quantity, price, now)
-            instrument = current.spec.instrument or "strategy"
-            fill = Fill(
-                id=new_id("fil"),
-                order_id=current.id,
-                account=current.spec.account,
-                instrument=instrument,
-                side=current.spec.side,
-                quantity=quantity,
-                price=price,
-                fee=fee,
-                venue=venue,
-                executed_at=now,
-                gas=gas,
-            )
-            repo.update_order(connection, filled, previous_version=current.version)
-            repo.insert_fill(connection, fill)
-            kind = (
-                "order.filled" if filled.status is OrderStatus.FILLED else "order.partially_filled"
-            )
-            entry, event = _change(filled, kind)
-            fill_facts = {
-                "id": fill.id,
-                "order_id": fill.order_id,
-                "account": fill.account,
-                "instrument": fill.instrument,
-                "side": fill.side.value,
-                "quantity": str(fill.quantity),
-                "price": str(fill.price),
-                "fee": str(fill.fee),
-                "gas": str(fill.gas),
-                "venue": fill.venue,
-                "executed_at": fill.executed_at.isoformat(),
-            }
-            return CommandResult(
-                (filled, fill),
-                [entry, AuditEntry("fill.recorded", fill.id, fill_facts)],
-                [event, {"type": "fill.recorded", "account": fill.account, "fill": fill_facts}],
-            )
+            return self._fill_changes(connection, now, order_id, quantity, price, fee, venue, gas)
 
         result: tuple[Order, Fill] = await self._writer.execute(command)
         return result
+
+    def _fill_changes(
+        self,
+        connection: Connection,
+        now: datetime,
+        order_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        venue: str,
+        gas: Decimal,
+    ) -> CommandResult[tuple[Order, Fill]]:
+        current = self._load_for_update(connection, order_id, None)
+        filled = current.fill(quantity, price, now)
+        instrument = current.spec.instrument or "strategy"
+        fill = Fill(
+            id=new_id("fil"),
+            order_id=current.id,
+            account=current.spec.account,
+            instrument=instrument,
+            side=current.spec.side,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            venue=venue,
+            executed_at=now,
+            gas=gas,
+        )
+        repo.update_order(connection, filled, previous_version=current.version)
+        repo.insert_fill(connection, fill)
+        kind = "order.filled" if filled.status is OrderStatus.FILLED else "order.partially_filled"
+        entry, event = _change(filled, kind)
+        fill_facts = {
+            "id": fill.id,
+            "order_id": fill.order_id,
+            "account": fill.account,
+            "instrument": fill.instrument,
+            "side": fill.side.value,
+            "quantity": str(fill.quantity),
+            "price": str(fill.price),
+            "fee": str(fill.fee),
+            "gas": str(fill.gas),
+            "venue": fill.venue,
+            "executed_at": fill.executed_at.isoformat(),
+        }
+        return CommandResult(
+            (filled, fill),
+            [entry, AuditEntry("fill.recorded", fill.id, fill_facts)],
+            [event, {"type": "fill.recorded", "account": fill.account, "fill": fill_facts}],
+        )
+
+    async def record_venue_child(self, child: VenueChild, *, created: bool = False) -> None:
+        """Store a venue child's state with no new execution: `created` before it is sent."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[None]:
+            if created:
+                venue_orders.insert_child(connection, child, now)
+            else:
+                venue_orders.update_child(connection, child, now)
+            kind = "venue_order.created" if created else "venue_order.updated"
+            return CommandResult(
+                None, [AuditEntry(kind, child.client_order_id, child_facts(child))]
+            )
+
+        await self._writer.execute(command)
+
+    async def record_child_progress(
+        self, step: ChildProgress, *, fee_in_quote: Decimal, gas: Decimal = Decimal(0)
+    ) -> Order:
+        """Record what a venue report adds (a fill, if any) and the child's new totals in one
+        transaction, so a report processed twice records its fill once."""
+        child = step.child
+
+        def command(connection: Connection, now: datetime) -> CommandResult[Order]:
+            venue_orders.update_child(connection, child, now)
+            entry = AuditEntry("venue_order.updated", child.client_order_id, child_facts(child))
+            if step.quantity <= 0 or step.price is None:
+                stored = repo.get_order(connection, child.order_id)
+                assert stored is not None
+                return CommandResult(stored.order, [entry])
+            changes = self._fill_changes(
+                connection,
+                now,
+                child.order_id,
+                step.quantity,
+                step.price,
+                fee_in_quote,
+                child.venue,
+                gas,
+            )
+            order, _ = changes.value
+            return CommandResult(order, [entry, *changes.audit], changes.events)
+
+        order: Order = await self._writer.execute(command)
+        return order
 
     async def expire_due(self, limit: int = 500) -> int:
         """Expire open good-till-date orders whose time has passed; returns how many."""
@@ -339,7 +397,10 @@ class OrderService:
 
         def command(connection: Connection, now: datetime) -> CommandResult[int]:
             entries, events = [], []
+            waiting = {c.order_id for c in venue_orders.unfinished_children(connection)}
             for stored in repo.open_immediate_orders(connection):
+                if stored.order.id in waiting:  # a venue child's outcome is still to be read
+                    continue
                 cancelled = stored.order.cancel(now, reason="gateway stopped while routing it")
                 repo.update_order(connection, cancelled, previous_version=stored.order.version)
                 entry, event = _change(cancelled, "order.cancelled")

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from gateway.domain.errors import DomainError
-from gateway.domain.instruments import Instrument
 from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import Order, OrderType, Side, TimeInForce
+from gateway.domain.venue_child import VenueChildStatus
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService
+from gateway.oms.venue_children import VenueChildren
 from gateway.routing.allocation import Route
 from gateway.venues.protocol import Venue, VenueError
 
@@ -52,12 +53,14 @@ class SmartExecutor:
         orders: OrderService,
         routes: RouteSources,
         venues: list[Venue],
+        children: VenueChildren,
         *,
         slippage_bps: Decimal = Decimal(50),
     ) -> None:
         self.orders = orders
         self.routes = routes
         self.venues = {v.name: v for v in venues}
+        self.children = children
         self.slippage_bps = slippage_bps
 
     def _protective(self, side: Side, average: Decimal, tick: Decimal) -> Decimal:
@@ -74,6 +77,7 @@ class SmartExecutor:
             spec.instrument, spec.side, parent.remaining, limit=spec.price
         )
         children: list[ChildResult] = []
+        unknown = False  # a child the venue did not answer for: its outcome is reconciled later
         for number, leg in enumerate(quote.smart.legs):
             venue = self.venues.get(leg.venue)
             if venue is None or venue.kind is VenueKind.INTERNAL:
@@ -90,43 +94,23 @@ class SmartExecutor:
                 TimeInForce.IOC,
                 client_order_id=f"{parent.id}-{number}",
             )
+            gas = leg.gas if venue.kind is VenueKind.AMM else Decimal(0)
             try:
-                child = await venue.place_order(request)
+                child, _ = await self.children.send(parent, venue, request, gas=gas)
             except VenueError as error:
                 log.warning(
                     "smart child %s on %s refused: %s", request.client_order_id, venue.name, error
                 )
                 children.append(ChildResult(venue.name, leg.quantity, Decimal(0), None, error.code))
                 continue
+            unknown = unknown or child.status is VenueChildStatus.PENDING
             children.append(
                 ChildResult(venue.name, leg.quantity, child.filled, child.average_price)
             )
-            if child.filled > 0:
-                fee = _fee_in_quote(child.fee, child.fee_asset, instrument, child.average_price)
-                await self.orders.record_fill(
-                    parent.id,
-                    quantity=child.filled,
-                    price=child.average_price or price,
-                    fee=fee,
-                    venue=venue.name,
-                    gas=leg.gas if venue.kind is VenueKind.AMM else Decimal(0),
-                )
         final = await self.orders.get(parent.id)
-        if final.status.is_open:
+        if final.status.is_open and not unknown:
             with contextlib.suppress(DomainError):
                 final = await self.orders.cancel(
                     parent.id, reason="the rest found no liquidity within the limit"
                 )
         return SmartExecution(final, quote.smart, tuple(children))
-
-
-def _fee_in_quote(
-    fee: Decimal, asset: str | None, instrument: Instrument, price: Decimal | None
-) -> Decimal:
-    """A venue fee in the quote asset: exchanges charge a buy's fee in the base received."""
-    if asset in (None, instrument.quote.symbol):
-        return fee
-    if asset == instrument.base.symbol and price is not None:
-        return fee * price
-    log.warning("fee of %s %s not in %s's assets: not counted", fee, asset, instrument.symbol)
-    return Decimal(0)

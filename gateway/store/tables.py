@@ -179,3 +179,34 @@ class ExecutionBenchmarkRow(SQLModel, table=True):
     mid: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
     legs: str | None = Field(default=None)
     observed_at: datetime = Field(sa_column=_time())
+
+
+class VenueOrderRow(SQLModel, table=True):
+    """A child a gateway order sent to a venue. Inserted (`pending`) before it is sent, so a
+    crash can never leave an execution the store does not know to look for; `filled`,
+    `filled_notional` and `fee` are what has been recorded as fills on the gateway order, in
+    the same transaction as those fills."""
+
+    __tablename__ = "venue_orders"
+    __table_args__ = (
+        Index("ix_venue_orders_order_id", "order_id"),
+        Index("ix_venue_orders_status", "status"),
+    )
+
+    client_order_id: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(foreign_key="orders.id", max_length=40)
+    venue: str = Field(max_length=32)
+    instrument: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    order_type: str = Field(max_length=16)
+    time_in_force: str = Field(max_length=4)
+    quantity: Decimal = Field(sa_column=_decimal())
+    price: Decimal | None = Field(default=None, sa_column=_decimal(nullable=True))
+    venue_order_id: str | None = Field(default=None, max_length=128)
+    status: str = Field(max_length=10)
+    filled: Decimal = Field(sa_column=_decimal())
+    filled_notional: Decimal = Field(sa_column=_decimal())
+    fee: Decimal = Field(sa_column=_decimal())
+    reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_column=_time())
+    updated_at: datetime = Field(sa_column=_time())

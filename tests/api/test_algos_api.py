@@ -106,7 +106,7 @@ def test_sniper_and_vwap_are_accepted(client: TestClient) -> None:
         ({"kind": "sniper"}, "invalid_algo_spec", "trigger_price"),
         ({"trigger_price": "3000.00"}, "invalid_algo_spec", "trigger_price"),  # not for twap
         ({"kind": "vwap"}, "invalid_algo_spec", "volume_profile"),
-        ({"kind": "iceberg", "display_quantity": "0.1"}, "algo_kind_unsupported", "kind"),
+        ({"kind": "iceberg"}, "invalid_algo_spec", "display_quantity"),
         ({"kind": "pov", "participation_rate": "0.1"}, "algo_kind_unsupported", "kind"),
         ({"instrument": "DOGE/USDC"}, "unknown_instrument", "instrument"),
         ({"quantity": 1.2}, "validation_error", "body.quantity"),  # a JSON number: refused
