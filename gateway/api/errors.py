@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
 from gateway.oms.execution_analysis import TcaUnavailable
+from gateway.oms.legging_runner import LeggingNotFound
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
 from gateway.risk.pretrade import InstrumentNotAllowed, KillSwitchEngaged, OrderRateExceeded
 
@@ -28,6 +29,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     VersionConflict: 409,
     IllegalTransition: 409,
     TcaUnavailable: 409,
+    LeggingNotFound: 404,
     UnknownInstrument: 422,
     InvalidOrder: 422,
     DomainError: 422,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from gateway.api.legging import LeggingOut, legging_out
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import (
     Address,
@@ -22,7 +24,9 @@ from gateway.api.schemas import (
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, TimeInForce
+from gateway.oms.legging_runner import LeggingParams
 from gateway.oms.order_facts import order_facts
+from gateway.routing.legging import FailurePolicy
 from gateway.store.order_repository import OrderFilter
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -84,8 +88,54 @@ async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
     summary="Submit a multi-leg strategy (all legs or none)",
 )
 async def submit_strategy(body: StrategyIn, rt: RuntimeDep) -> Response:
-    submitted = await rt.orders.submit(body.to_spec())
+    spec = body.to_spec()
+    if body.route == "legged":
+        params = _legging_params(body)
+        rt.orders.validate(spec)
+        rt.legging.check(spec, params)  # refused before anything is written
+        submitted = await rt.orders.submit(spec)
+        if submitted.created:
+            await rt.legging.start(submitted.order, params)
+        order = await rt.orders.get(submitted.order.id)
+        return _json(order, 201 if submitted.created else 200)
+    if body.legging is not None:
+        raise InvalidOrder("legging bounds are for legged strategies", field="legging")
+    submitted = await rt.orders.submit(spec)
     return _json(submitted.order, 201 if submitted.created else 200)
+
+
+def _seconds(text: str, field: str) -> timedelta:
+    value = Decimal(text)
+    if value <= 0 or value > 86_400:
+        raise InvalidOrder("must be between 0 and 86400 seconds", field=field)
+    return timedelta(microseconds=int(value * 1_000_000))
+
+
+def _legging_params(body: StrategyIn) -> LeggingParams:
+    given = body.legging
+    if given is None:
+        raise InvalidOrder("a legged strategy needs its legging bounds", field="legging")
+    if body.time_in_force not in (TimeInForce.GTC, TimeInForce.GTD):
+        raise InvalidOrder("a legged strategy runs until done: gtc or gtd", field="time_in_force")
+    return LeggingParams(
+        max_unhedged_notional=Decimal(given.max_unhedged_notional),
+        max_legging_time=_seconds(given.max_legging_time, "legging.max_legging_time"),
+        on_failure=FailurePolicy(given.on_failure),
+        max_slippage_bps=Decimal(given.max_slippage_bps),
+        deadline=body.expires_at,
+        retry_interval=_seconds(given.retry_interval, "legging.retry_interval"),
+        max_attempts=given.max_attempts,
+    )
+
+
+@router.get(
+    "/strategies/{order_id}/legging",
+    response_model=LeggingOut,
+    responses=ERRORS,
+    summary="Progress and legging cost of a legged strategy",
+)
+async def get_legging(order_id: OrderId, rt: RuntimeDep) -> LeggingOut:
+    return legging_out(await rt.legging.report(order_id))
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
@@ -151,4 +201,7 @@ async def cancel_order(
     rt: RuntimeDep,
     expected_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    if rt.legging.is_running(order_id):  # stop new clips; an unbalanced one is rebalanced
+        await rt.legging.cancel(order_id)
+        return _json(await rt.orders.get(order_id))
     return _json(await rt.orders.cancel(order_id, expected_version=expected_version))

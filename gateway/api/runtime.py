@@ -21,6 +21,7 @@ from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
+from gateway.oms.legging_runner import LeggingRunner
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
@@ -73,6 +74,7 @@ class Runtime:
     clock: Clock = field(init=False)  # set by `build`
     venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
+    legging: LeggingRunner = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -175,6 +177,9 @@ class Runtime:
         built.clock = clock
         built.venue_children = venue_children
         built.tca = TransactionCostAnalysis(read_engine, routes, clock)
+        built.legging = LeggingRunner(
+            writer, read_engine, orders, smart, market_data, catalogue, clock
+        )
         built.algos = AlgoRunner(writer, read_engine, orders, smart, market_data, catalogue, clock)
         return built
 
@@ -194,8 +199,10 @@ class Runtime:
         await self.orders.cancel_stranded_immediate()
         self.market_data.start()
         await self.algos.recover()  # after the routed orders a stop stranded were cancelled
+        await self.legging.recover()
         if algos:
             self.background.append(asyncio.create_task(self.algos.run(), name="algo-runner"))
+            self.background.append(asyncio.create_task(self.legging.run(), name="legging"))
         if self.monitor.webhook is not None:
             self.monitor.webhook.start()
         if expiry_interval is not None:

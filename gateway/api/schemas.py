@@ -85,8 +85,26 @@ class LegIn(_Strict):
     ratio: int = Field(default=1, ge=1, le=1000)
 
 
+class LeggingIn(_Strict):
+    """Bounds on executing a strategy leg by leg on the exchanges (`"route": "legged"`)."""
+
+    max_unhedged_notional: DecimalText = Field(
+        description="Most quote value one side may carry while the legs are out of ratio"
+    )
+    max_legging_time: DecimalText = Field(
+        default="5", description="Seconds a clip may stay out of ratio before it fails"
+    )
+    on_failure: Literal["unwind", "complete_at_market"] = "unwind"
+    max_slippage_bps: DecimalText = "50"
+    retry_interval: DecimalText = Field(default="1", description="Seconds between retries")
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
 class StrategyIn(_Strict):
-    """A multi-leg strategy: all legs fill together in their ratios, or nothing fills."""
+    """A multi-leg strategy: all legs fill together in their ratios, or nothing fills.
+
+    `"route": "legged"` executes it at once on the exchanges, leg by leg, within `legging`'s
+    bounds (no atomicity there: legs fill one after the other)."""
 
     account: Address
     client_order_id: ClientOrderId
@@ -98,6 +116,12 @@ class StrategyIn(_Strict):
     )
     time_in_force: TimeInForce = TimeInForce.GTC
     expires_at: AwareDatetime | None = None
+    route: Literal["atomic", "legged"] = Field(
+        default="atomic",
+        description="atomic: all legs in one settlement (the internal book); legged: leg by "
+        "leg on the exchanges, within `legging`'s bounds",
+    )
+    legging: LeggingIn | None = None
 
     def to_spec(self) -> OrderSpec:
         return OrderSpec(

@@ -22,6 +22,11 @@ WETH = Asset("WETH", 18)
 SPOT_RULES = TradingRules(
     tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"), min_quantity=Decimal("0.0001")
 )
+# as Deribit lists ETH_USDC-PERPETUAL: a router or a legging run must not size a child
+# finer than the venue can fill it
+PERPETUAL_RULES = TradingRules(
+    tick_size=Decimal("0.05"), lot_size=Decimal("0.001"), min_quantity=Decimal("0.001")
+)
 OPTION_RULES = TradingRules(
     tick_size=Decimal("0.5"), lot_size=Decimal("0.01"), min_quantity=Decimal("0.01")
 )
@@ -32,7 +37,7 @@ OPTION_STRIKES = [Decimal(k) for k in (2500, 2800, 3000, 3200, 3500)]
 def devnet_catalogue() -> InstrumentCatalogue:
     instruments: list[Instrument] = [
         spot(WETH, USDC, SPOT_RULES),
-        perpetual(WETH, USDC, SPOT_RULES),
+        perpetual(WETH, USDC, PERPETUAL_RULES),
     ]
     for strike in OPTION_STRIKES:
         for right in (OptionRight.CALL, OptionRight.PUT):

@@ -330,6 +330,28 @@ class OrderService:
             [event, {"type": "fill.recorded", "account": fill.account, "fill": fill_facts}],
         )
 
+    async def record_strategy_progress(
+        self, order_id: str, *, quantity: Decimal, net_price: Decimal
+    ) -> Order:
+        """Advance a legged strategy by `quantity` units completed at `net_price` each. Its
+        legs were executed as orders of their own whose fills are the executions, so no fill
+        is recorded here (it would count the legs twice)."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[Order]:
+            current = self._load_for_update(connection, order_id, None)
+            advanced = current.fill(quantity, net_price, now)
+            repo.update_order(connection, advanced, previous_version=current.version)
+            kind = (
+                "order.filled"
+                if advanced.status is OrderStatus.FILLED
+                else "order.partially_filled"
+            )
+            entry, event = _change(advanced, kind)
+            return CommandResult(advanced, [entry], [event])
+
+        order: Order = await self._writer.execute(command)
+        return order
+
     async def record_venue_child(self, child: VenueChild, *, created: bool = False) -> None:
         """Store a venue child's state with no new execution: `created` before it is sent."""
 

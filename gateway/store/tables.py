@@ -210,3 +210,19 @@ class VenueOrderRow(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_column=_time())
     updated_at: datetime = Field(sa_column=_time())
+
+
+class LeggedStrategyRow(SQLModel, table=True):
+    """A strategy order executed leg by leg (`gateway.routing.legging`): the machine's
+    document as JSON text. `active` is False once it is terminal with nothing in flight."""
+
+    __tablename__ = "legged_strategies"
+    __table_args__ = (Index("ix_legged_strategies_active", "active"),)
+
+    order_id: str = Field(foreign_key="orders.id", primary_key=True, max_length=40)
+    account: str = Field(max_length=42)
+    status: str = Field(max_length=16)
+    active: bool = Field(default=True)
+    state: str
+    created_at: datetime = Field(sa_column=_time())
+    updated_at: datetime = Field(sa_column=_time())

@@ -79,7 +79,7 @@ def test_hedge_order_sizes() -> None:
     assert hedge_order(D("0.5"), policy, perp) is None
     order = hedge_order(D("1.23456"), policy, perp)
     assert order is not None
-    assert (order.side, order.quantity) == (Side.SELL, D("1.2345"))  # lot 0.0001, down
+    assert (order.side, order.quantity) == (Side.SELL, D("1.234"))  # lot 0.001, down
     order = hedge_order(D("-3"), DeltaHedgePolicy("WETH-PERP", D("0.5"), max_order=D(2)), perp)
     assert order is not None and (order.side, order.quantity) == (Side.BUY, D(2))
     targeted = hedge_order(D(3), DeltaHedgePolicy("WETH-PERP", D("0.5"), target=D(1)), perp)

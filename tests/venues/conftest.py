@@ -131,3 +131,14 @@ def private_binance_account(fresh_binance: RunningSim) -> Account:
     """An account on a simulator of its own: for tests that trade through the gateway's
     router or algos, whose takes must not move the shared simulator's book under others."""
     return open_account(fresh_binance, {"ETH": Decimal(10), "USDC": Decimal(100_000)})
+
+
+@pytest.fixture
+def fresh_deribit() -> Iterator[RunningSim]:
+    yield from _serve(DeribitSim(seed=6))
+
+
+@pytest.fixture
+def private_deribit_account(fresh_deribit: RunningSim) -> Account:
+    """A Deribit account on a simulator of its own (see `private_binance_account`)."""
+    return open_account(fresh_deribit, {"ETH": Decimal(10), "USDC": Decimal(100_000)})
