@@ -37,6 +37,12 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     return w3
 
 
+# Estimated in one block, mined in a later one: a Uniswap v2 pair's first swap in a new
+# block second also writes its two price accumulators (two fresh storage slots, ~45k gas)
+# that the estimate did not see. The headroom covers that; unused gas is not charged.
+GAS_HEADROOM = 60_000
+
+
 @dataclass
 class Sender:
     """Signs and sends transactions from one account; waits for each receipt.
@@ -76,7 +82,7 @@ class Sender:
             filled["maxFeePerGas"] = Wei(2 * base + tip)
         if "gas" not in filled:
             estimate = self.w3.eth.estimate_gas(cast(TxParams, filled))
-            filled["gas"] = int(estimate * self.gas_multiplier) + 10_000
+            filled["gas"] = int(estimate * self.gas_multiplier) + GAS_HEADROOM
         filled["nonce"] = self.next_nonce()
         return cast(TxParams, filled)
 

@@ -121,3 +121,24 @@ class VenuePosition:
     quantity: Decimal
     average_price: Decimal | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTrade:
+    """One trade on a venue's public tape (anyone's, not only ours).
+
+    `quantity` is in base units; `price` in the instrument's price currency per base unit;
+    `side` is the taker's side, None when the venue does not say; `timestamp` is aware UTC.
+    `trade_id` is unique within the venue (dedupe on `(venue, trade_id)`)."""
+
+    venue: str
+    instrument: str
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    side: Side | None
+    timestamp: datetime
+
+    @property
+    def notional(self) -> Decimal:
+        return self.price * self.quantity

@@ -4,6 +4,11 @@ Quotes are the pair's own integer math on its current reserves. Swaps go through
 published Router02 so that the input transfer and the swap are one transaction, with the
 order's limit price as the slippage bound. The pool fee is inside the prices (so
 `fees()` is zero); the gas of a swap is reported separately by `gas_estimate`.
+
+The public tape is the pair's `Swap` events: each is one trade of its net base amount at the
+quote paid or received per base (fee included), timed by its block. Block timestamps are
+cached; one `fetch_trades` scans at most `max_scan_blocks` blocks, in `get_logs` requests of
+`log_chunk_blocks`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -18,7 +24,7 @@ from web3 import Web3
 
 from gateway.chain.artifacts import uniswap_v2_periphery
 from gateway.chain.transactions import Sender, TransactionError, bind
-from gateway.chain.uniswap import ERC20_ABI, get_reserves
+from gateway.chain.uniswap import ERC20_ABI, get_reserves, pair_contract
 from gateway.domain import amm
 from gateway.domain.amounts import from_units, to_units
 from gateway.domain.clock import Clock
@@ -27,6 +33,7 @@ from gateway.domain.market import (
     Balance,
     FeeSchedule,
     OrderBook,
+    PublicTrade,
     VenueKind,
     VenueOrder,
     VenueOrderRequest,
@@ -38,6 +45,8 @@ from gateway.venues.protocol import VenueError, VenueOrderNotFound, VenueRejecte
 
 MAX_UINT = 2**256 - 1
 SWAP_GAS_ESTIMATE = 110_000  # a router swap through one pair, measured on anvil
+SWAP_TOPIC = Web3.keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)")
+BLOCK_TIME_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class UniswapV2Venue:
         book_levels: int = 20,
         poll_interval: float = 0.5,
         deadline_seconds: int = 300,
+        max_scan_blocks: int = 50_000,
+        log_chunk_blocks: int = 5_000,
     ) -> None:
         self._name = name
         self._w3 = w3
@@ -96,6 +107,10 @@ class UniswapV2Venue:
         self._deadline_seconds = deadline_seconds
         self._orders: dict[str, VenueOrder] = {}
         self._approved: set[str] = set()
+        self._max_scan_blocks = max_scan_blocks
+        self._log_chunk_blocks = log_chunk_blocks
+        self._block_times: dict[int, int] = {}
+        self._base_is_token0: dict[str, bool] = {}
 
     @property
     def name(self) -> str:
@@ -189,6 +204,124 @@ class UniswapV2Venue:
                         last_reserves[symbol] = reserves
                         yield await self.fetch_order_book(symbol, self._book_levels)
             await asyncio.sleep(self._poll_interval)
+
+    # -- public trades (Swap events) ------------------------------------------------------
+
+    async def fetch_trades(
+        self, instrument: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[PublicTrade]:
+        """The pair's swaps, oldest first: from the first block at or after `since` onwards,
+        or the most recent ones back from the latest block; at most `max_scan_blocks`
+        blocks are scanned either way."""
+        pool = self.pool(instrument)
+        if limit <= 0:
+            return []
+        try:
+            return await asyncio.to_thread(self._trades, pool, since, limit)
+        except VenueError:
+            raise
+        except Exception as error:  # connection refused, node gone, RPC refused the range
+            raise VenueUnavailable(
+                f"cannot read swaps of {pool.pair}: {error}", venue=self.name
+            ) from error
+
+    def _trades(self, pool: Pool, since: datetime | None, limit: int) -> list[PublicTrade]:
+        latest = int(self._w3.eth.block_number)
+        chunk = max(1, self._log_chunk_blocks)
+        trades: list[PublicTrade] = []
+        if since is None:
+            floor = max(0, latest - self._max_scan_blocks + 1)
+            to_block = latest
+            while to_block >= floor and len(trades) < limit:
+                from_block = max(floor, to_block - chunk + 1)
+                trades = self._swaps(pool, from_block, to_block) + trades
+                to_block = from_block - 1
+            return trades[-limit:]
+        start = self._first_block_at(int(since.timestamp()), latest)
+        end = min(latest, start + self._max_scan_blocks - 1)
+        from_block = start
+        while from_block <= end and len(trades) < limit:
+            to_block = min(end, from_block + chunk - 1)
+            trades.extend(
+                t for t in self._swaps(pool, from_block, to_block) if t.timestamp >= since
+            )
+            from_block = to_block + 1
+        return trades[:limit]
+
+    def _block_time(self, number: int) -> int:
+        cached = self._block_times.get(number)
+        if cached is None:
+            cached = int(self._w3.eth.get_block(number)["timestamp"])
+            if len(self._block_times) >= BLOCK_TIME_CACHE_SIZE:
+                self._block_times.clear()  # simplest bound; refills on demand
+            self._block_times[number] = cached
+        return cached
+
+    def _first_block_at(self, seconds: int, latest: int) -> int:
+        """The first block whose timestamp is >= `seconds` (latest + 1 if none): block
+        timestamps never decrease, so a binary search."""
+        low, high = 0, latest + 1
+        while low < high:
+            middle = (low + high) // 2
+            if self._block_time(middle) >= seconds:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def _token0_is_base(self, pool: Pool) -> bool:
+        known = self._base_is_token0.get(pool.pair)
+        if known is None:
+            token0 = pair_contract(self._w3, pool.pair).functions.token0().call()
+            known = Web3.to_checksum_address(token0) == Web3.to_checksum_address(pool.base)
+            self._base_is_token0[pool.pair] = known
+        return known
+
+    def _swaps(self, pool: Pool, from_block: int, to_block: int) -> list[PublicTrade]:
+        logs = self._w3.eth.get_logs(
+            {
+                "address": Web3.to_checksum_address(pool.pair),
+                "topics": [SWAP_TOPIC],
+                "fromBlock": from_block,
+                "toBlock": to_block,
+            }
+        )
+        event = pair_contract(self._w3, pool.pair).events.Swap()
+        base_is_token0 = self._token0_is_base(pool)
+        trades: list[PublicTrade] = []
+        for raw in logs:
+            args = event.process_log(raw)["args"]
+            in0, in1, out0, out1 = (
+                int(args["amount0In"]),
+                int(args["amount1In"]),
+                int(args["amount0Out"]),
+                int(args["amount1Out"]),
+            )
+            base_out, quote_in = (
+                (out0 - in0, in1 - out1)
+                if base_is_token0
+                else (
+                    out1 - in1,
+                    in0 - out0,
+                )
+            )
+            if base_out == 0 or quote_in == 0:
+                continue  # no net trade (a flash swap repaid in kind)
+            base = from_units(abs(base_out), pool.base_decimals)
+            quote = from_units(abs(quote_in), pool.quote_decimals)
+            block_time = self._block_time(int(raw["blockNumber"]))
+            trades.append(
+                PublicTrade(
+                    venue=self.name,
+                    instrument=pool.instrument,
+                    trade_id=f"{Web3.to_hex(raw['transactionHash'])}:{int(raw['logIndex'])}",
+                    price=quote / base,
+                    quantity=base,
+                    side=Side.BUY if base_out > 0 else Side.SELL,
+                    timestamp=datetime.fromtimestamp(block_time, tz=UTC),
+                )
+            )
+        return trades
 
     # -- trading --------------------------------------------------------------------
 
@@ -299,6 +432,16 @@ class UniswapV2Venue:
         if order is None or order.instrument != instrument:
             raise VenueOrderNotFound(f"no swap {venue_order_id}", venue=self.name)
         return order
+
+    async def find_order(self, client_order_id: str, instrument: str) -> VenueOrder | None:
+        """Swaps sent by this process only: a swap is a transaction, and the chain does not
+        know our client order ids, so a swap from before a restart cannot be told apart."""
+        for order in self._orders.values():
+            if order.client_order_id == client_order_id and order.instrument == instrument:
+                return order
+        raise VenueUnavailable(
+            f"swap {client_order_id} is not one this process sent", venue=self.name
+        )
 
     def _balances(self) -> dict[str, Balance]:
         trader = self._require_trader()

@@ -18,6 +18,9 @@ the caller.
 `watch_order_book` when `websocket` is set (the Binance simulator serves Binance's diff-depth
 stream); otherwise it polls `fetch_order_book` every `poll_interval` seconds and yields a book
 when it differs from the last one seen (the Deribit simulator serves HTTP only).
+
+`fetch_trades` is the exchange's public tape through ccxt's `fetch_trades` (Binance spot:
+`GET /api/v3/aggTrades`; Deribit: `public/get_last_trades_by_instrument[_and_time]`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from gateway.domain.market import (
     BookLevel,
     FeeSchedule,
     OrderBook,
+    PublicTrade,
     VenueKind,
     VenueOrder,
     VenueOrderRequest,
@@ -79,6 +83,7 @@ _STATUS = {
     "rejected": VenueOrderStatus.REJECTED,
 }
 _TIME_IN_FORCE = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+MAX_TRADES_PAGE = 1000  # the most trades Binance and Deribit return per request
 
 
 @dataclass(frozen=True)
@@ -444,6 +449,99 @@ class CcxtVenue:
                     last[ours] = (book.bids, book.asks)
                     yield book
 
+    # --- protocol: public trades --------------------------------------------------------------
+
+    async def fetch_trades(
+        self, instrument: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[PublicTrade]:
+        """The exchange's public trades through ccxt's `fetch_trades`, oldest first.
+
+        Binance (`GET /api/v3/aggTrades`): ccxt turns `since` into a one-hour window; when
+        that is empty the first trade after it is found by binary search over aggregate ids,
+        and a page is continued by id (`fromId`) until `limit` trades or the end of the tape.
+        Deribit (`public/get_last_trades_by_instrument_and_time`) is asked for `sorting=asc`,
+        so a page starts at `since` whatever the exchange's default order."""
+        theirs = self._ccxt_symbol(instrument)
+        if limit <= 0:
+            return []
+        since_ms = int(since.timestamp() * 1000) if since is not None else None
+        if self.config.exchange_id == "binance" and since_ms is not None:
+            raw = await self._binance_trades_since(theirs, since_ms, limit)
+        else:
+            params: dict[str, Any] = {}
+            if self.config.exchange_id == "deribit" and since_ms is not None:
+                params["sorting"] = "asc"
+            page_limit = min(limit, MAX_TRADES_PAGE)
+            raw = await self._call(self.exchange.fetch_trades(theirs, since_ms, page_limit, params))
+        trades = [self._public_trade(instrument, entry) for entry in raw]
+        if since is not None:
+            trades = [t for t in trades if t.timestamp >= since]
+        trades.sort(key=lambda t: t.timestamp)
+        return trades[:limit] if since is not None else trades[-limit:]
+
+    async def _binance_trades_since(
+        self, theirs: str, since_ms: int, limit: int
+    ) -> list[dict[str, Any]]:
+        page: list[dict[str, Any]] = await self._call(
+            self.exchange.fetch_trades(theirs, since_ms, min(limit, MAX_TRADES_PAGE))
+        )
+        if not page:  # nothing in the first hour: find the first trade after it by id
+            first_id = await self._binance_first_id_at(theirs, since_ms)
+            if first_id is None:
+                return []
+            page = await self._call(
+                self.exchange.fetch_trades(
+                    theirs, None, min(limit, MAX_TRADES_PAGE), {"fromId": first_id}
+                )
+            )
+        trades = list(page)
+        while page and len(trades) < limit:
+            wanted = min(limit - len(trades), MAX_TRADES_PAGE)
+            next_id = int(page[-1]["id"]) + 1
+            page = await self._call(
+                self.exchange.fetch_trades(theirs, None, wanted, {"fromId": next_id})
+            )
+            trades.extend(page)
+            if len(page) < wanted:  # the end of the tape
+                break
+        return trades
+
+    async def _binance_first_id_at(self, theirs: str, since_ms: int) -> int | None:
+        """An id from which (`fromId`) the trades start at or after `since_ms`, by binary
+        search over aggregate ids, one trade per request: ids grow with time. None if no
+        trade is that late."""
+        latest = await self._call(self.exchange.fetch_trades(theirs, None, 1))
+        if not latest or int(latest[-1]["timestamp"]) < since_ms:
+            return None
+        low, high = 0, int(latest[-1]["id"])
+        while low < high:
+            middle = (low + high) // 2
+            probe = await self._call(
+                self.exchange.fetch_trades(theirs, None, 1, {"fromId": middle})
+            )
+            if not probe:
+                return high
+            if int(probe[0]["timestamp"]) >= since_ms:
+                high = middle  # the first trade from `middle` on is late enough
+            else:
+                low = int(probe[0]["id"]) + 1
+        return high
+
+    def _public_trade(self, instrument: str, trade: Mapping[str, Any]) -> PublicTrade:
+        timestamp = _timestamp(trade.get("timestamp"))
+        if timestamp is None or trade.get("id") is None:
+            raise VenueError(f"{self.name} returned a trade without id or time", venue=self.name)
+        side_text = trade.get("side")
+        return PublicTrade(
+            venue=self.name,
+            instrument=instrument,
+            trade_id=str(trade["id"]),
+            price=_required_decimal(trade.get("price"), "trade price", self.name),
+            quantity=_required_decimal(trade.get("amount"), "trade amount", self.name),
+            side=Side(side_text) if side_text in ("buy", "sell") else None,
+            timestamp=timestamp,
+        )
+
     # --- protocol: orders ---------------------------------------------------------------------
 
     async def place_order(self, request: VenueOrderRequest) -> VenueOrder:
@@ -496,6 +594,32 @@ class CcxtVenue:
         theirs = self._ccxt_symbol(instrument)
         order = await self._call(self.exchange.fetch_order(venue_order_id, theirs))
         return await self._venue_order(order, instrument)
+
+    async def find_order(self, client_order_id: str, instrument: str) -> VenueOrder | None:
+        theirs = self._ccxt_symbol(instrument)
+        if self.exchange.id == "binance":  # GET /api/v3/order?origClientOrderId=
+            try:
+                order = await self._call(
+                    self.exchange.fetch_order("", theirs, {"clientOrderId": client_order_id})
+                )
+            except VenueOrderNotFound:
+                return None
+            return await self._venue_order(order, instrument)
+        # Elsewhere: the open orders, then the closed ones, matched on the client order id.
+        # A venue that cannot list closed orders cannot prove the order never reached it.
+        for method, capability in (
+            ("fetch_open_orders", "fetchOpenOrders"),
+            ("fetch_closed_orders", "fetchClosedOrders"),
+        ):
+            if not self.exchange.has.get(capability):
+                raise VenueUnavailable(
+                    f"{self.name} cannot list orders to find {client_order_id}", venue=self.name
+                )
+            orders = await self._call(getattr(self.exchange, method)(theirs))
+            for order in orders:
+                if order.get("clientOrderId") == client_order_id:
+                    return await self._venue_order(order, instrument)
+        return None
 
     async def _venue_order(
         self,

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from gateway.domain.clock import Clock
@@ -19,6 +20,7 @@ from gateway.domain.market import (
     BookLevel,
     FeeSchedule,
     OrderBook,
+    PublicTrade,
     VenueKind,
     VenueOrder,
     VenueOrderRequest,
@@ -81,6 +83,14 @@ class InternalVenue:
             for symbol in instruments:
                 yield self._book(symbol, 50)
 
+    async def fetch_trades(
+        self, instrument: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[PublicTrade]:
+        """Always empty: this book does not match yet, so it has no trades to publish
+        (internal fills happen in `gateway.matching` and are not recorded here)."""
+        self._catalogue.get(instrument)
+        return []
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -130,6 +140,12 @@ class InternalVenue:
         if order is None or order.instrument != instrument:
             raise VenueOrderNotFound(f"no order {venue_order_id}", venue=self.name)
         return order
+
+    async def find_order(self, client_order_id: str, instrument: str) -> VenueOrder | None:
+        for order in self._orders.values():
+            if order.client_order_id == client_order_id and order.instrument == instrument:
+                return order
+        return None
 
     async def fetch_balances(self) -> dict[str, Balance]:
         return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from gateway.domain.instruments import Instrument
@@ -10,6 +11,7 @@ from gateway.domain.market import (
     Balance,
     FeeSchedule,
     OrderBook,
+    PublicTrade,
     VenueKind,
     VenueOrder,
     VenueOrderRequest,
@@ -67,11 +69,26 @@ class Venue(Protocol):
         """Books as they change; raises `VenueUnavailable` when the stream breaks."""
         ...
 
+    async def fetch_trades(
+        self, instrument: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[PublicTrade]:
+        """Public market trades (everyone's), oldest first: with `since`, the first `limit`
+        trades at or after it; without, the most recent `limit`. A page shorter than
+        `limit` does not prove there are no more: page on with `since` = the last timestamp
+        (and dedupe by `trade_id`, since trades at that instant come again)."""
+        ...
+
     async def place_order(self, request: VenueOrderRequest) -> VenueOrder: ...
 
     async def cancel_order(self, venue_order_id: str, instrument: str) -> VenueOrder: ...
 
     async def fetch_order(self, venue_order_id: str, instrument: str) -> VenueOrder: ...
+
+    async def find_order(self, client_order_id: str, instrument: str) -> VenueOrder | None:
+        """Our order by the client order id we sent it with: how an order whose answer was
+        lost (a timeout, a stop) is found. None only when the venue proves it never had it;
+        raises `VenueUnavailable` when it cannot tell."""
+        ...
 
     async def fetch_balances(self) -> dict[str, Balance]: ...
 

@@ -1,7 +1,9 @@
 """Binance SPOT REST, simulated: the wire format ccxt's `binance` class speaks, on loopback.
 
 Endpoints (paths as on api.binance.com): `/api/v3/ping`, `time`, `exchangeInfo`, `depth`,
-`ticker/bookTicker`, `ticker/24hr`, signed `account`, `order` (POST/GET/DELETE), `openOrders`,
+`ticker/bookTicker`, `ticker/24hr`, the public trade tape `aggTrades` (what ccxt's
+`fetch_trades` calls for spot by default) and `trades` (its `fetchTradesMethod:
+publicGetTrades`), signed `account`, `order` (POST/GET/DELETE), `openOrders`,
 `myTrades`, the diff-depth WebSocket stream at `/ws` (see `depth_feed`), and the signed
 `/sapi/v1/margin/allPairs`, `/sapi/v1/margin/isolated/allPairs` and
 `/sapi/v1/capital/config/getall` that ccxt calls from `load_markets` when it has keys.
@@ -12,6 +14,9 @@ total params (query string then body, without `signature`) keyed by the secret, 
 1000 ms ahead of it. Errors are Binance's `{"code": ..., "msg": ...}` with Binance's HTTP
 statuses. Request weight is limited per API key (per client address for public calls) in
 one-minute windows; over the limit the answer is HTTP 429 with code -1003.
+
+The public tape starts with a seeded synthetic history (`history`); aggregate trades group
+the consecutive fills of one taker order at one price, as Binance does.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,6 +42,7 @@ from gateway.devnet.exchange_sim.common import (
     parse_decimal_param,
 )
 from gateway.devnet.exchange_sim.depth_feed import BinanceDepthFeed
+from gateway.devnet.exchange_sim.history import HistoryConfig, seed_history
 from gateway.devnet.exchange_sim.market_maker import MarketMaker, QuoteRule, RandomWalk
 from gateway.devnet.exchange_sim.matching import (
     MarketKind,
@@ -54,6 +61,8 @@ DEVNET_API_KEY = "isthmus-devnet-binance-key"
 DEVNET_SECRET = "isthmus-devnet-binance-secret"
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60_000
+MAX_TRADES_LIMIT = 1000
+AGG_TRADES_MAX_WINDOW_MS = 3_600_000  # startTime..endTime may span at most one hour
 
 SPOT_SYMBOL = "ETHUSDC"
 SPOT_MARKET = MarketSpec(
@@ -117,6 +126,20 @@ def _strip_signature(raw: str) -> tuple[str, str | None]:
     return "&".join(kept), signature
 
 
+@dataclass(slots=True)
+class AggTrade:
+    """Consecutive fills of one taker order at one price (Binance's aggregate trade)."""
+
+    agg_id: int
+    first_id: int
+    last_id: int
+    price: Decimal
+    quantity: Decimal
+    timestamp_ms: int
+    buyer_is_maker: bool
+    taker_order_id: int
+
+
 Handler = Callable[[Request, dict[str, str], ApiCredential | None], Awaitable[Any]]
 
 
@@ -131,9 +154,12 @@ class BinanceSim(SimVenueBase):
         weight_limit: int = 6000,
         clock_ms: Callable[[], int] | None = None,
         devnet_account: bool = True,
+        history: HistoryConfig | None = None,
     ) -> None:
+        """`history`: the synthetic tape seeded at startup (default: the past 2 days)."""
         super().__init__(clock_ms)
         self.limiter = WeightLimiter(weight_limit)
+        self._agg_trades: dict[str, tuple[list[AggTrade], int]] = {}
         self.exchange.add_market(SPOT_MARKET)
         walk = RandomWalk(seed, start_mid, SPOT_MARKET.tick_size, max_ticks_per_step=50)
         self.market_maker = MarketMaker(
@@ -152,6 +178,17 @@ class BinanceSim(SimVenueBase):
         )
         self.market_maker.fund({"ETH": Decimal(1_000_000), "USDC": Decimal(10_000_000_000)})
         self.market_maker.refresh()
+        self.history = history if history is not None else HistoryConfig()
+        seed_history(
+            self.exchange,
+            SPOT_SYMBOL,
+            seed=seed,
+            reference_price=start_mid,
+            min_quantity=Decimal("0.01"),
+            max_quantity=Decimal("2"),
+            now_ms=self.now_ms(),
+            config=self.history,
+        )
         if devnet_account:
             self.add_account(
                 DEVNET_API_KEY,
@@ -182,6 +219,8 @@ class BinanceSim(SimVenueBase):
             route("/api/v3/depth", self._depth, ["GET"], 5, False),
             route("/api/v3/ticker/bookTicker", self._book_ticker, ["GET"], 2, False),
             route("/api/v3/ticker/24hr", self._ticker_24hr, ["GET"], 2, False),
+            route("/api/v3/aggTrades", self._agg_trades_endpoint, ["GET"], 2, False),
+            route("/api/v3/trades", self._recent_trades, ["GET"], 10, False),
             route("/api/v3/account", self._account, ["GET"], 20, True),
             route("/api/v3/order", self._order, ["GET", "POST", "DELETE"], 1, True),
             route("/api/v3/openOrders", self._open_orders, ["GET"], 6, True),
@@ -426,6 +465,110 @@ class BinanceSim(SimVenueBase):
             "lastId": trades[-1].trade_id if trades else -1,
             "count": len(trades),
         }
+
+    def aggregate_trades(self, symbol: str) -> list[AggTrade]:
+        """The market's aggregate trades, oldest first; extended incrementally (the engine's
+        tape only grows, and a taker's fills all land within one request)."""
+        aggregated, consumed = self._agg_trades.get(symbol, ([], 0))
+        trades = self.exchange.all_trades(symbol)
+        for trade in trades[consumed:]:
+            last = aggregated[-1] if aggregated else None
+            if (
+                last is not None
+                and trade.taker_order_id != 0
+                and trade.taker_order_id == last.taker_order_id
+                and trade.price == last.price
+            ):
+                last.last_id = trade.trade_id
+                last.quantity += trade.quantity
+                continue
+            aggregated.append(
+                AggTrade(
+                    agg_id=len(aggregated) + 1,
+                    first_id=trade.trade_id,
+                    last_id=trade.trade_id,
+                    price=trade.price,
+                    quantity=trade.quantity,
+                    timestamp_ms=trade.timestamp_ms,
+                    buyer_is_maker=trade.taker_side is SimSide.SELL,
+                    taker_order_id=trade.taker_order_id,
+                )
+            )
+        self._agg_trades[symbol] = (aggregated, len(trades))
+        return aggregated
+
+    @staticmethod
+    def _int_param(params: dict[str, str], name: str) -> int | None:
+        text = params.get(name)
+        if text is None or text == "":
+            return None
+        if not text.lstrip("-").isdigit():
+            raise BinanceApiError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+        return int(text)
+
+    def _trades_limit(self, params: dict[str, str]) -> int:
+        limit = self._int_param(params, "limit")
+        if limit is None:
+            return 500
+        if limit <= 0:
+            raise BinanceApiError(400, -1100, "Illegal characters found in parameter 'limit'.")
+        return min(limit, MAX_TRADES_LIMIT)
+
+    async def _agg_trades_endpoint(
+        self, request: Request, params: dict[str, str], _: ApiCredential | None
+    ) -> Any:
+        """`fromId`: from that aggregate id on; `startTime`/`endTime` (ms, inclusive, at most
+        one hour apart): the first `limit` in the window; neither: the most recent `limit`."""
+        market = self._symbol(params)
+        limit = self._trades_limit(params)
+        from_id = self._int_param(params, "fromId")
+        start = self._int_param(params, "startTime")
+        end = self._int_param(params, "endTime")
+        if start is not None and end is not None and end - start > AGG_TRADES_MAX_WINDOW_MS:
+            raise BinanceApiError(400, -1127, "More than 1 hours between startTime and endTime.")
+        aggregated = self.aggregate_trades(market.symbol)
+        if from_id is None and start is None and end is None:
+            selected = aggregated[-limit:]
+        else:
+            selected = [
+                a
+                for a in aggregated
+                if (from_id is None or a.agg_id >= from_id)
+                and (start is None or a.timestamp_ms >= start)
+                and (end is None or a.timestamp_ms <= end)
+            ][:limit]
+        return [
+            {
+                "a": a.agg_id,
+                "p": fmt(a.price),
+                "q": fmt(a.quantity),
+                "f": a.first_id,
+                "l": a.last_id,
+                "T": a.timestamp_ms,
+                "m": a.buyer_is_maker,
+                "M": True,
+            }
+            for a in selected
+        ]
+
+    async def _recent_trades(
+        self, request: Request, params: dict[str, str], _: ApiCredential | None
+    ) -> Any:
+        """The most recent `limit` trades (Binance's `GET /api/v3/trades`), oldest first."""
+        market = self._symbol(params)
+        limit = self._trades_limit(params)
+        return [
+            {
+                "id": t.trade_id,
+                "price": fmt(t.price),
+                "qty": fmt(t.quantity),
+                "quoteQty": fmt(t.price * t.quantity),
+                "time": t.timestamp_ms,
+                "isBuyerMaker": t.taker_side is SimSide.SELL,
+                "isBestMatch": True,
+            }
+            for t in self.exchange.all_trades(market.symbol)[-limit:]
+        ]
 
     # --- signed ---------------------------------------------------------------------------
 

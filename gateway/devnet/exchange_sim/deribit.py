@@ -14,6 +14,10 @@ id=<client_id>,ts=<ms>,sig=<hex>,nonce=<nonce>` where `sig` is HMAC-SHA256 over
 from `public/auth` (`grant_type=client_credentials`). Errors are
 `{"jsonrpc": "2.0", "error": {"code": ..., "message": ...}, "usIn": .., "usOut": ..}`.
 
+The public tape: `public/get_last_trades_by_instrument` (ccxt's `fetch_trades` without
+`since`) and `public/get_last_trades_by_instrument_and_time` (with `since`), starting with a
+seeded synthetic history of the perpetual (`history`).
+
 Wire numbers are JSON numbers (as on Deribit), written from `Decimal` exactly.
 
 Books also stream over the WebSocket at `/ws/api/v2` (`public/subscribe` to
@@ -46,6 +50,7 @@ from gateway.devnet.exchange_sim.common import (
     plain,
 )
 from gateway.devnet.exchange_sim.depth_feed import DeribitBookFeed
+from gateway.devnet.exchange_sim.history import HistoryConfig, seed_history
 from gateway.devnet.exchange_sim.market_maker import MarketMaker, QuoteRule, RandomWalk
 from gateway.devnet.exchange_sim.matching import (
     MarketKind,
@@ -64,6 +69,7 @@ DEVNET_CLIENT_ID = "isthmus-devnet-deribit-id"
 DEVNET_CLIENT_SECRET = "isthmus-devnet-deribit-secret"
 SIGNATURE_MAX_AGE_MS = 60_000
 TOKEN_LIFETIME_S = 900
+MAX_TRADES_COUNT = 1000
 
 PERPETUAL = "ETH_USDC-PERPETUAL"
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
@@ -151,7 +157,9 @@ class DeribitSim(SimVenueBase):
         request_limit: int = 6000,
         clock_ms: Callable[[], int] | None = None,
         devnet_account: bool = True,
+        history: HistoryConfig | None = None,
     ) -> None:
+        """`history`: the perpetual's synthetic tape seeded at startup (default: 2 days)."""
         super().__init__(clock_ms)
         self.limiter = WeightLimiter(request_limit)
         self.tokens: dict[str, tuple[ApiCredential, int]] = {}
@@ -214,6 +222,17 @@ class DeribitSim(SimVenueBase):
         self.market_maker = MarketMaker(self.exchange, walk, rules)
         self.market_maker.fund({"ETH": Decimal(1_000_000), "USDC": Decimal(10_000_000_000)})
         self.market_maker.refresh()
+        self.history = history if history is not None else HistoryConfig()
+        seed_history(
+            self.exchange,
+            PERPETUAL,
+            seed=seed,
+            reference_price=start_index,
+            min_quantity=Decimal("0.01"),
+            max_quantity=Decimal("5"),
+            now_ms=self.now_ms(),
+            config=self.history,
+        )
         if devnet_account:
             self.add_account(
                 DEVNET_CLIENT_ID,
@@ -228,6 +247,8 @@ class DeribitSim(SimVenueBase):
             "get_instruments": self._get_instruments,
             "get_order_book": self._get_order_book,
             "ticker": self._get_order_book,
+            "get_last_trades_by_instrument": self._last_trades,
+            "get_last_trades_by_instrument_and_time": self._last_trades_by_time,
             "get_index_price": lambda p: {
                 "index_price": self.index,
                 "estimated_delivery_price": self.index,
@@ -548,6 +569,79 @@ class DeribitSim(SimVenueBase):
                 {"funding_8h": 0, "current_funding": 0, "estimated_delivery_price": self.index}
             )
         return result
+
+    def _public_trade_json(self, trade: SimTrade) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "trade_seq": trade.trade_id,
+            "trade_id": f"ETH-{trade.trade_id}",
+            "timestamp": trade.timestamp_ms,
+            "tick_direction": 0,
+            "price": trade.price,
+            "mark_price": trade.price,
+            "index_price": self.index,
+            "instrument_name": trade.symbol,
+            "direction": trade.taker_side.value,
+            "amount": trade.quantity,
+            "contracts": trade.quantity,
+        }
+        if self.exchange.markets[trade.symbol].kind is MarketKind.OPTION:
+            result["iv"] = 60
+        return result
+
+    @staticmethod
+    def _int_param(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+        text = params.get(name)
+        if text is None or text == "":
+            return default
+        if not text.lstrip("-").isdigit():
+            raise _invalid_param(name, "must be an integer")
+        return int(text)
+
+    def _trades_page(
+        self, params: dict[str, str], trades: list[SimTrade], newest_first: bool
+    ) -> dict[str, Any]:
+        """`count` (default 10, at most 1000) trades: the newest (`sorting` desc, Deribit's
+        default) or the oldest (`asc`) of `trades`; `has_more` when some were left out."""
+        count = self._int_param(params, "count", 10) or 10
+        count = max(1, min(count, MAX_TRADES_COUNT))
+        sorting = params.get("sorting", "desc")
+        if sorting not in ("asc", "desc", "default"):
+            raise _invalid_param("sorting", "must be one of asc, desc, default")
+        if sorting == "asc":
+            newest_first = False
+        elif sorting == "desc":
+            newest_first = True
+        page = trades[-count:][::-1] if newest_first else trades[:count]
+        return {
+            "trades": [self._public_trade_json(t) for t in page],
+            "has_more": len(trades) > count,
+        }
+
+    def _last_trades(self, params: dict[str, str]) -> Any:
+        """Trades by sequence number (`start_seq`/`end_seq` inclusive), newest first."""
+        market = self._market_param(params)
+        start = self._int_param(params, "start_seq")
+        end = self._int_param(params, "end_seq")
+        trades = [
+            t
+            for t in self.exchange.all_trades(market.symbol)
+            if (start is None or t.trade_id >= start) and (end is None or t.trade_id <= end)
+        ]
+        return self._trades_page(params, trades, newest_first=True)
+
+    def _last_trades_by_time(self, params: dict[str, str]) -> Any:
+        """Trades with `start_timestamp <= timestamp <= end_timestamp` (ms; the end defaults
+        to now, as ccxt sends none), newest first unless `sorting=asc`."""
+        market = self._market_param(params)
+        start = self._int_param(params, "start_timestamp")
+        if start is None:
+            raise _invalid_param("start_timestamp")
+        end = self._int_param(params, "end_timestamp", self.now_ms())
+        assert end is not None
+        trades = [
+            t for t in self.exchange.all_trades(market.symbol) if start <= t.timestamp_ms <= end
+        ]
+        return self._trades_page(params, trades, newest_first=True)
 
     # --- private --------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 FEE_ACCOUNT = "__fees__"
+TAPE_ACCOUNT = "__tape__"  # the counterparty of synthetic history trades: no balances, no orders
 FEE_QUANTUM = Decimal("1e-8")
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
@@ -321,6 +322,36 @@ class SimExchange:
 
     def all_trades(self, symbol: str | None = None) -> list[SimTrade]:
         return [t for t in self._trades if symbol is None or t.symbol == symbol]
+
+    def record_tape_trade(
+        self,
+        symbol: str,
+        price: Decimal,
+        quantity: Decimal,
+        taker_side: SimSide,
+        timestamp_ms: int,
+    ) -> SimTrade:
+        """Append a trade to the public tape only: no order, no book, no balance, no position
+        and no account's own trades change (synthetic venue history, see `history`)."""
+        self.market(symbol)
+        trade = SimTrade(
+            trade_id=next(self._trade_ids),
+            symbol=symbol,
+            price=price,
+            quantity=quantity,
+            taker_side=taker_side,
+            maker_order_id=0,
+            taker_order_id=0,
+            maker_account=TAPE_ACCOUNT,
+            taker_account=TAPE_ACCOUNT,
+            maker_fee=ZERO,
+            taker_fee=ZERO,
+            maker_fee_asset=self.markets[symbol].cash_asset,
+            taker_fee_asset=self.markets[symbol].cash_asset,
+            timestamp_ms=timestamp_ms,
+        )
+        self._trades.append(trade)
+        return trade
 
     def order_by_client_id(self, account: str, client_order_id: str) -> SimOrder:
         for order in self._orders.values():

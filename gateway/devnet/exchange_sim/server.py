@@ -3,7 +3,7 @@
 `SimServer(app).start()` runs uvicorn in a background thread on `127.0.0.1` (port 0 picks a
 free one) and returns once the socket accepts connections; `stop()` shuts it down and joins.
 
-    python -m gateway.devnet.exchange_sim.server binance --port 8101 --seed 7
+    python -m gateway.devnet.exchange_sim.server binance --port 8101 --seed 7 --history-days 2
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import uvicorn
 from gateway.devnet.exchange_sim.binance import BinanceSim
 from gateway.devnet.exchange_sim.common import SimVenueBase
 from gateway.devnet.exchange_sim.deribit import DeribitSim
+from gateway.devnet.exchange_sim.history import HistoryConfig
 
 HOST = "127.0.0.1"
 
@@ -132,8 +133,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--step-interval", type=float, default=1.0, help="seconds between market-maker steps"
     )
+    parser.add_argument(
+        "--history-days",
+        type=float,
+        default=HistoryConfig().days,
+        help="days of synthetic public trade history to seed (0 for none)",
+    )
     args = parser.parse_args(argv)
-    sim = make_sim(args.exchange, seed=args.seed)
+    sim = make_sim(args.exchange, seed=args.seed, history=HistoryConfig(days=args.history_days))
     sock = bind(args.port)
     print(f"http://{HOST}:{sock.getsockname()[1]}", flush=True)
     asyncio.run(serve_forever(sim, sim.app, sock, args.step_interval))
