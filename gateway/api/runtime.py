@@ -39,6 +39,7 @@ from gateway.store.database import create_database_engine, migrate
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import MarketDataHub
 from gateway.venues.protocol import Venue
+from gateway.venues.trade_tape import TradeTape
 
 
 class HubMids:
@@ -175,12 +176,15 @@ class Runtime:
             smart,
         )
         built.clock = clock
+        tape = TradeTape(venues, clock=clock)
         built.venue_children = venue_children
-        built.tca = TransactionCostAnalysis(read_engine, routes, clock)
+        built.tca = TransactionCostAnalysis(read_engine, routes, clock, tape)
         built.legging = LeggingRunner(
             writer, read_engine, orders, smart, market_data, catalogue, clock
         )
-        built.algos = AlgoRunner(writer, read_engine, orders, smart, market_data, catalogue, clock)
+        built.algos = AlgoRunner(
+            writer, read_engine, orders, smart, market_data, catalogue, clock, tape=tape
+        )
         return built
 
     async def start(

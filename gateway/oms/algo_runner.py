@@ -86,10 +86,10 @@ from gateway.store import order_repository as order_repo
 from gateway.store.audit_log import AuditEntry
 from gateway.venues.market_data import MarketDataHub
 from gateway.venues.protocol import VenueError
+from gateway.venues.trade_tape import TradeTape
 
 log = logging.getLogger("gateway.algos")
 _ZERO = Decimal(0)
-SUPPORTED_KINDS = frozenset({AlgoKind.TWAP, AlgoKind.VWAP, AlgoKind.SNIPER, AlgoKind.ICEBERG})
 
 
 class AlgoNotFound(OrderNotFound):
@@ -159,6 +159,8 @@ class AlgoRunner:
         catalogue: InstrumentCatalogue,
         clock: Clock,
         *,
+        tape: TradeTape | None = None,
+        history_days: int = 2,
         poll_interval: float = 0.5,
     ) -> None:
         self._writer = writer
@@ -171,6 +173,9 @@ class AlgoRunner:
         self._poll = poll_interval
         self._active: dict[str, AlgoState] = {}
         self._lock = asyncio.Lock()
+        self._tape = tape
+        self._history_days = history_days
+        self._volume_seen: dict[str, Decimal] = {}  # POV: market volume since its last step
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -217,12 +222,14 @@ class AlgoRunner:
 
     async def create(self, request: AlgoRequest) -> AlgoState:
         """Validate (spec rules and the instrument's trading rules), persist, schedule."""
-        if request.kind not in SUPPORTED_KINDS:
+        if request.kind is AlgoKind.POV and self._tape is None:
             raise AlgoKindUnsupported(
-                f"{request.kind.value} cannot run here: it needs the market's traded volume "
-                "and no venue provides a trade feed",
+                "pov cannot run here: it needs the market's traded volume and no trade tape "
+                "is configured",
                 field="kind",
             )
+        if request.kind is AlgoKind.VWAP and not request.volume_profile:
+            request = await self._with_history_profile(request)
         instrument = self._catalogue.get(request.instrument, field="instrument")
         spec = request.to_spec(new_id("algo"), instrument.rules.lot_size)
         spec.check_rules(instrument.rules)
@@ -241,6 +248,25 @@ class AlgoRunner:
         async with self._lock:
             self._active[spec.algo_id] = created
         return created
+
+    async def _with_history_profile(self, request: AlgoRequest) -> AlgoRequest:
+        """A VWAP without a given profile follows the venues' volume over the same time of
+        day on the previous days."""
+        if request.end <= request.start or request.interval <= timedelta(0):
+            return request  # the spec's own checks say what is wrong
+        buckets = -(-(request.end - request.start) // request.interval)
+        profile = None
+        if self._tape is not None and request.end - request.start <= timedelta(days=1):
+            profile = await self._tape.volume_profile(
+                request.instrument, request.start, request.end, buckets, self._history_days
+            )
+        if profile is None:
+            raise InvalidAlgoSpec(
+                f"no venue history of {request.instrument} over that time of day to build a "
+                "volume profile from: give volume_profile",
+                field="volume_profile",
+            )
+        return replace(request, volume_profile=profile)
 
     async def get(self, algo_id: str) -> store.StoredAlgo:
         def read() -> store.StoredAlgo | None:
@@ -282,6 +308,7 @@ class AlgoRunner:
         simulated clock's time; the background task with the runtime clock's."""
         stepped = 0
         async with self._lock:
+            await self._observe_volume()
             for algo_id, state in list(self._active.items()):
                 due = state.next_wake_at is not None and state.next_wake_at <= now
                 watching = state.spec.kind is AlgoKind.SNIPER and state.status is AlgoStatus.RUNNING
@@ -314,7 +341,7 @@ class AlgoRunner:
             else:
                 state = await self._settle(state, now, child.child_id)
         if due and not state.is_terminal:
-            decision = algos.step(state, now, self._observe(state.spec.instrument))
+            decision = algos.step(state, now, self._observe(state))
             state = await self._apply(state, decision, now, "algo.stepped")
         self._keep(state)
 
@@ -324,14 +351,30 @@ class AlgoRunner:
         else:
             self._active[state.spec.algo_id] = state
 
-    def _observe(self, instrument: str) -> MarketObservation:
-        book = self._market.book(instrument, depth=1)
+    def _observe(self, state: AlgoState) -> MarketObservation:
+        book = self._market.book(state.spec.instrument, depth=1)
         return MarketObservation(
             best_bid=book.bids[0].price if book.bids else None,
             best_ask=book.asks[0].price if book.asks else None,
             last_price=book.mid,
-            traded_volume=_ZERO,  # no trade feed in the venue protocol (see the docstring)
+            traded_volume=self._volume_seen.pop(state.spec.algo_id, _ZERO),
         )
+
+    async def _observe_volume(self) -> None:
+        """Read the tape once per instrument that a running POV follows; every such algo
+        accumulates the volume until its next step."""
+        if self._tape is None:
+            return
+        following: dict[str, list[str]] = {}
+        for algo_id, state in self._active.items():
+            # from creation on (the first read only places the cursor), paused included:
+            # the schedule catches up on resume
+            if state.spec.kind is AlgoKind.POV and not state.is_terminal:
+                following.setdefault(state.spec.instrument, []).append(algo_id)
+        for instrument, algo_ids in following.items():
+            volume = await self._tape.poll(instrument)
+            for algo_id in algo_ids:
+                self._volume_seen[algo_id] = self._volume_seen.get(algo_id, _ZERO) + volume
 
     async def _apply(
         self, before: AlgoState, decision: Decision, now: datetime, kind: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -29,6 +29,9 @@ from gateway.routing.tca import CostAnalysis, ExecutedFill, MarketInterval, anal
 from gateway.store import algo_repository as algo_store
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as order_repo
+
+
+TAPE_SLACK = timedelta(seconds=1)
 
 
 class TcaUnavailable(DomainError):
@@ -98,7 +101,10 @@ class TransactionCostAnalysis:
         end = parent.last_change if parent.finished else now
         market = None
         if self._tape is not None and end > parent.start:
-            vwap, volume = await self._tape.vwap(parent.instrument, parent.start, end)
+            # venues stamp trades in whole milliseconds (pools: whole-second blocks)
+            vwap, volume = await self._tape.vwap(
+                parent.instrument, parent.start - TAPE_SLACK, end + TAPE_SLACK
+            )
             market = MarketInterval(vwap, volume)
         mark = self._routes.arrival(parent.instrument, now).mid
         analysis = analyse_execution(

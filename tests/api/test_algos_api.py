@@ -107,7 +107,7 @@ def test_sniper_and_vwap_are_accepted(client: TestClient) -> None:
         ({"trigger_price": "3000.00"}, "invalid_algo_spec", "trigger_price"),  # not for twap
         ({"kind": "vwap"}, "invalid_algo_spec", "volume_profile"),
         ({"kind": "iceberg"}, "invalid_algo_spec", "display_quantity"),
-        ({"kind": "pov", "participation_rate": "0.1"}, "algo_kind_unsupported", "kind"),
+        ({"kind": "pov"}, "invalid_algo_spec", "participation_rate"),
         ({"instrument": "DOGE/USDC"}, "unknown_instrument", "instrument"),
         ({"quantity": 1.2}, "validation_error", "body.quantity"),  # a JSON number: refused
         ({"kind": "martingale"}, "validation_error", "body.kind"),

@@ -78,6 +78,9 @@ def test_tca_of_a_smart_order_and_of_a_twap(
             check_costs(tca, await fills_of(rt, [order_id]), +1)
             assert [v["venue"] for v in tca["venues"]] == ["binance"]
             assert tca["unfilled"] == "0" and tca["children"] == 0
+            # the public tape over the order's interval holds its own trade (at least)
+            assert Decimal(tca["market_volume"]) >= Decimal("0.3")
+            assert tca["vs_vwap_bps"] is not None and tca["market_vwap"] is not None
 
             # an algo: its children's fills, its own arrival price
             clock = SimClock(T0)
