@@ -45,6 +45,7 @@ MAX_STRATEGIES: Final = 8
 MAX_SWAPS: Final = 8
 MAX_BATCH_INSTRUMENTS: Final = 16
 MAX_WALLETS: Final = 72  # distinct wallets per batch
+MAX_BATCH_TOKENS: Final = 16  # distinct tokens a batch can move (instruments and swap pairs)
 
 
 @dataclass(frozen=True, slots=True)

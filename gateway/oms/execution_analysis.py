@@ -30,7 +30,6 @@ from gateway.store import algo_repository as algo_store
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as order_repo
 
-
 TAPE_SLACK = timedelta(seconds=1)
 
 
