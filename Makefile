@@ -51,6 +51,8 @@ bench: setup
 	$(BIN)/python bench/book.py
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python bench/gas.py
 	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/sor.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf .tools $(VENV) node_modules .build .isthmus .pytest_cache .mypy_cache
