@@ -95,6 +95,7 @@ class VenueOrder:
     fee_asset: str | None = None
     client_order_id: str | None = None
     timestamp: datetime | None = None
+    network_fee: Decimal = Decimal(0)  # gas paid in the chain's native asset (AMM swaps)
 
     @property
     def remaining(self) -> Decimal:

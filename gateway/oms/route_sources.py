@@ -73,8 +73,7 @@ class RouteSources:
         except VenueError as error:
             log.warning("pool %s unavailable: %s", venue.name, error)
             return None
-        native = self.hub.book(NATIVE_PAIR, depth=1).mid if NATIVE_PAIR in self.catalogue else None
-        gas = gas_in_quote(venue.gas_estimate(), gas_price, native or Decimal(0))
+        gas = gas_in_quote(venue.gas_estimate(), gas_price, self.native_price() or Decimal(0))
         return AmmPool(
             venue.name,
             reserve_base,
@@ -144,6 +143,12 @@ class RouteSources:
             if name in self.venues and self.venues[name].kind is VenueKind.CEX
         )
         return self.venues[ranked[0][1]] if ranked else None
+
+    def native_price(self) -> Decimal | None:
+        """The chain's native asset (gas) in quote: its wrapped token's consolidated mid."""
+        if NATIVE_PAIR not in self.catalogue:
+            return None
+        return self.hub.book(NATIVE_PAIR, depth=1).mid
 
     def arrival(self, symbol: str, now: datetime) -> ArrivalPrice:
         """The touch across the live venues' own books now: a parent order's TCA benchmark."""

@@ -94,9 +94,10 @@ class SmartExecutor:
                 TimeInForce.IOC,
                 client_order_id=f"{parent.id}-{number}",
             )
-            gas = leg.gas if venue.kind is VenueKind.AMM else Decimal(0)
             try:
-                child, _ = await self.children.send(parent, venue, request, gas=gas)
+                child, _ = await self.children.send(
+                    parent, venue, request, native_price=self.routes.native_price()
+                )
             except VenueError as error:
                 log.warning(
                     "smart child %s on %s refused: %s", request.client_order_id, venue.name, error

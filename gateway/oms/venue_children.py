@@ -72,10 +72,15 @@ class VenueChildren:
         self._catalogue = catalogue
 
     async def send(
-        self, order: Order, venue: Venue, request: VenueOrderRequest, *, gas: Decimal = _ZERO
+        self,
+        order: Order,
+        venue: Venue,
+        request: VenueOrderRequest,
+        *,
+        native_price: Decimal | None = None,
     ) -> tuple[VenueChild, Order]:
-        """Record the child, send it, record what the venue answered. `gas`: the network fee
-        of this execution in quote (AMM swaps), charged to its first fill."""
+        """Record the child, send it, record what the venue answered. `native_price`: the
+        chain's native asset in quote, to count a swap's gas (charged to its first fill)."""
         assert request.client_order_id is not None
         child = VenueChild(
             request.client_order_id,
@@ -101,13 +106,14 @@ class VenueChildren:
             )
             await self._orders.record_venue_child(refused)
             raise
-        return await self.apply(child, placed, gas=gas)
+        return await self.apply(child, placed, native_price=native_price)
 
     async def apply(
-        self, child: VenueChild, report: VenueOrder, *, gas: Decimal = _ZERO
+        self, child: VenueChild, report: VenueOrder, *, native_price: Decimal | None = None
     ) -> tuple[VenueChild, Order]:
         """Fold a venue report of `child` in and record what it adds."""
         instrument = self._catalogue.get(child.instrument)
+        gas = report.network_fee * native_price if native_price is not None else _ZERO
         fee = fee_in_quote(report.fee, report.fee_asset, instrument, report.average_price)
         step = progress(
             child,

@@ -382,6 +382,9 @@ class UniswapV2Venue:
             fee=Decimal(0),
             client_order_id=request.client_order_id,
             timestamp=self._clock.now(),
+            network_fee=from_units(
+                int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0)), 18
+            ),
         )
         self._orders[order.venue_order_id] = order
         return order

@@ -144,6 +144,16 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             executed = smart_order.json()
             assert executed["filled_quantity"] == "30" and executed["status"] == "filled"
             assert Decimal(executed["average_price"]) <= Decimal(3250)
+            # its costs: the pool's leg paid gas (from the swap's receipt), the exchange a fee
+            tca = httpx.get(
+                f"http://127.0.0.1:{port}/v1/orders/{executed['id']}/tca", timeout=30
+            ).json()
+            by_venue = {v["venue"]: v for v in tca["venues"]}
+            assert Decimal(by_venue["uniswap"]["gas"]) > 0 and by_venue["uniswap"]["fees"] == "0"
+            assert Decimal(by_venue["binance"]["fees"]) > 0
+            assert Decimal(tca["implementation_shortfall"]["gas"]) == Decimal(
+                by_venue["uniswap"]["gas"]
+            )
         finally:
             # Ctrl-C first, then what docker stop and supervisors send
             tail = stop(process, signal.SIGINT if attempt == 0 else signal.SIGTERM)
