@@ -21,6 +21,7 @@ from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
+from gateway.oms.internal_book import InternalBook
 from gateway.oms.legging_runner import LeggingRunner
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
@@ -73,6 +74,7 @@ class Runtime:
     smart: SmartExecutor
     algos: AlgoRunner = field(init=False)  # set by `build`
     clock: Clock = field(init=False)  # set by `build`
+    book: InternalBook = field(init=False)  # set by `build`
     venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
     legging: LeggingRunner = field(init=False)  # set by `build`
@@ -176,6 +178,8 @@ class Runtime:
             smart,
         )
         built.clock = clock
+        built.book = InternalBook(writer, read_engine, catalogue)
+        orders.book = built.book
         tape = TradeTape(venues, clock=clock)
         built.venue_children = venue_children
         built.tca = TransactionCostAnalysis(read_engine, routes, clock, tape)
@@ -198,6 +202,7 @@ class Runtime:
         """`algos=False`: algos are loaded and recovered but no background loop runs them
         (tests drive `self.algos.run_due` with simulated time)."""
         self.writer.start()
+        await self.book.load()  # the resting orders, in their time priority
         # fills a stop left unrecorded first, then the routed orders it stranded are ended
         await self.venue_children.reconcile()
         await self.orders.cancel_stranded_immediate()

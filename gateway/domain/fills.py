@@ -27,6 +27,7 @@ class Fill:
     settlement: SettlementStatus = SettlementStatus.PENDING
     tx_hash: str | None = None
     gas: Decimal = Decimal(0)  # network fee the operator paid for it (AMM swaps), in quote
+    trade_id: str | None = None  # an internal match: the maker's and the taker's fill share it
 
     @property
     def notional(self) -> Decimal:

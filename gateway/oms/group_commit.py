@@ -86,11 +86,20 @@ class GroupCommitter:
         self._task = None
 
     async def execute(self, command: Command) -> Any:
+        return await self.enqueue(command)
+
+    def enqueue(self, command: Command) -> asyncio.Future[Any]:
+        """Queue `command` now (commands commit in the order they were queued) and return
+        the future of its outcome."""
         if self._task is None:
             raise RuntimeError("the writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((command, future))
-        return await future
+        return future
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        await self._queue.join()
 
     async def _run(self) -> None:
         while True:

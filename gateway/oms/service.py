@@ -7,6 +7,7 @@ per state change); reads use their own connections and never wait for the writer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from gateway.domain.orders import Order, OrderSpec, TimeInForce, validate
 from gateway.domain.venue_child import ChildProgress, VenueChild
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
+from gateway.oms.internal_book import InternalBook
 from gateway.oms.order_facts import child_facts, order_facts, request_hash
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
@@ -169,6 +171,7 @@ class OrderService:
         self.catalogue = catalogue
         self._clock = clock
         self.pre_trade = pre_trade
+        self.book: InternalBook | None = None  # directly routed orders trade there when set
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -199,11 +202,15 @@ class OrderService:
                 return earlier
         command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival)
         try:
-            try:
-                result: Submitted = await self._writer.execute(command)
-            except IntegrityError:
-                # Another replica inserted the same client_order_id between our read and write.
-                result = await self._writer.execute(command)
+            if not routed and self.book is not None and self.book.takes(spec):
+                result = await self._place_on_book(spec, fingerprint)
+            else:
+                try:
+                    result = await self._writer.execute(command)
+                except IntegrityError:
+                    # Another replica inserted the same client_order_id between our read
+                    # and write.
+                    result = await self._writer.execute(command)
         except BaseException:
             if reserved and self.pre_trade is not None:
                 self.pre_trade.ledger.release(spec)
@@ -211,6 +218,20 @@ class OrderService:
         if reserved and not result.created and self.pre_trade is not None:
             self.pre_trade.ledger.release(spec)
         return result
+
+    async def _place_on_book(self, spec: OrderSpec, fingerprint: str) -> Submitted:
+        assert self.book is not None
+        earlier = await self._earlier(spec, fingerprint)
+        if earlier is not None:  # a retry: the order as it is, not a second placement
+            return earlier
+        try:
+            return Submitted(await self.book.place(spec, fingerprint), created=True)
+        except IntegrityError:
+            # the same request raced itself: the other one was stored (the book rebuilds)
+            again = await self._earlier(spec, fingerprint)
+            if again is None:
+                raise
+            return again
 
     async def _earlier(self, spec: OrderSpec, fingerprint: str) -> Submitted | None:
         def read() -> repo.StoredOrder | None:
@@ -235,6 +256,15 @@ class OrderService:
         quantity: Decimal | None,
         expected_version: int | None,
     ) -> Order:
+        if self.book is not None and self.book.holds(order_id):
+            current = await self.get(order_id)
+            if expected_version is not None and current.version != expected_version:
+                raise VersionConflict(
+                    f"order {order_id} is at version {current.version}, not {expected_version}",
+                    field="expected_version",
+                )
+            return await self.book.amend(current, self._clock.now(), price=price, quantity=quantity)
+
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:
             current = self._load_for_update(connection, order_id, expected_version)
             amended = current.amend(now, self.catalogue, price=price, quantity=quantity)
@@ -252,6 +282,16 @@ class OrderService:
         expected_version: int | None = None,
         reason: str = "cancelled by client",
     ) -> Order:
+        if self.book is not None and self.book.holds(order_id):
+            if expected_version is not None:
+                current = await self.get(order_id)
+                if current.version != expected_version:
+                    raise VersionConflict(
+                        f"order {order_id} is at version {current.version}, not {expected_version}",
+                        field="expected_version",
+                    )
+            return await self.book.cancel(order_id, reason=reason)
+
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:
             current = self._load_for_update(connection, order_id, expected_version)
             cancelled = current.cancel(now, reason=reason)
@@ -399,6 +439,20 @@ class OrderService:
 
     async def expire_due(self, limit: int = 500) -> int:
         """Expire open good-till-date orders whose time has passed; returns how many."""
+        expired_on_book = 0
+        if self.book is not None:
+            book = self.book
+
+            def due() -> list[str]:
+                with self._read_engine.connect() as connection:
+                    now = self._clock.now()
+                    return [s.order.id for s in repo.open_orders_due(connection, now, limit)]
+
+            for order_id in await asyncio.to_thread(due):
+                if book.holds(order_id):
+                    with contextlib.suppress(DomainError):
+                        await book.cancel(order_id, expired=True)
+                        expired_on_book += 1
 
         def command(connection: Connection, now: datetime) -> CommandResult[int]:
             entries, events = [], []
@@ -411,7 +465,7 @@ class OrderService:
             return CommandResult(len(entries), entries, events)
 
         count: int = await self._writer.execute(command)
-        return count
+        return count + expired_on_book
 
     async def cancel_stranded_immediate(self) -> int:
         """Cancel immediate orders left open by a stop in the middle of routing them (only a

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.fills import Fill
@@ -257,6 +257,7 @@ def insert_fill(connection: Connection, fill: Fill) -> None:
             price=fill.price,
             fee=fill.fee,
             gas=fill.gas or None,
+            trade_id=fill.trade_id,
             venue=fill.venue,
             executed_at=fill.executed_at,
             settlement=fill.settlement.value,
@@ -286,6 +287,7 @@ def _fill(r: Any) -> Fill:
         settlement=SettlementStatus(r.settlement),
         tx_hash=r.tx_hash,
         gas=r.gas or Decimal(0),
+        trade_id=r.trade_id,
     )
 
 
@@ -318,3 +320,30 @@ def open_immediate_orders(connection: Connection) -> list[StoredOrder]:
         .order_by(ORDERS.c.seq)
     )
     return _load(connection, statement)
+
+
+def set_book_priority(connection: Connection, order_id: str, priority: int | None) -> None:
+    connection.execute(
+        update(ORDERS).where(ORDERS.c.id == order_id).values(book_priority=priority)
+    )
+
+
+def book_orders(connection: Connection) -> list[tuple[StoredOrder, int]]:
+    """Open orders resting on the internal book, in time priority: replaying them in this
+    order rebuilds the books exactly (they did not cross when they rested)."""
+    statement = (
+        select(ORDERS)
+        .where(
+            ORDERS.c.book_priority.is_not(None),
+            ORDERS.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+        )
+        .order_by(ORDERS.c.book_priority)
+    )
+    rows = list(connection.execute(statement))
+    legs = _legs_for(connection, [r.id for r in rows])
+    return [(_to_stored(r, legs.get(r.id, ())), int(r.book_priority)) for r in rows]
+
+
+def max_book_priority(connection: Connection) -> int:
+    value = connection.execute(select(func.max(ORDERS.c.book_priority))).scalar()
+    return int(value or 0)

@@ -54,6 +54,8 @@ class OrderRow(SQLModel, table=True):
     filled_quantity: Decimal = Field(sa_column=_decimal())
     filled_notional: Decimal = Field(sa_column=_decimal())
     status_reason: str | None = Field(default=None, max_length=200)
+    # time priority on the internal book while it rests there (rebuilt in this order)
+    book_priority: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     version: int
     created_at: datetime = Field(sa_column=_time())
     updated_at: datetime = Field(sa_column=_time())
@@ -83,7 +85,11 @@ class SettlementBatchRow(SQLModel, table=True):
 
 class FillRow(SQLModel, table=True):
     __tablename__ = "fills"
-    __table_args__ = (Index("ix_fills_order_id", "order_id"), Index("ix_fills_account", "account"))
+    __table_args__ = (
+        Index("ix_fills_order_id", "order_id"),
+        Index("ix_fills_account", "account"),
+        Index("ix_fills_trade_id", "trade_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     order_id: str = Field(foreign_key="orders.id", max_length=40)
@@ -102,6 +108,7 @@ class FillRow(SQLModel, table=True):
     tx_hash: str | None = Field(default=None, max_length=66)
     block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     log_index: int | None = None
+    trade_id: str | None = Field(default=None, max_length=40)  # the maker and taker of a match
 
 
 class AuditRecordRow(SQLModel, table=True):

@@ -1,0 +1,399 @@
+"""The gateway's own order book: the matching engine, wrapped with persistence.
+
+`gateway.matching.MatchingEngine` is pure and in memory. This service is its sequencer:
+under one lock, each command (place, cancel, amend) is applied to the engine and the write
+that records its events (the order, both sides' fills of every trade with one `trade_id`,
+cancels, the new time priority) is queued on the single writer at once, so writes commit in
+exactly the order the engine applied the commands. Nothing is acknowledged before its write
+commits.
+
+If a write fails (the database refused it, or went away), the engine holds a change the
+store does not: the service marks itself stale and, before the next command, waits for the
+writer to drain and rebuilds every book from the store. Later writes that depended on the
+lost one fail too (the maker they fill is not there), so the rebuilt books equal what was
+committed. The same rebuild runs at start-up: open orders that rest on the book
+(`book_priority` set) are placed again in priority order with what remains of them; they
+did not cross when they rested, so the books come back exactly, queue positions included.
+
+Scope: single-instrument limit and market orders, every time in force, post-only,
+self-trade prevention (cancel newest: the incoming order's rest is cancelled). Stop orders
+and strategies are stored but not placed here (strategies trade through the combo books
+with the settlement pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine
+
+from gateway.domain.errors import IllegalTransition, InvalidOrder
+from gateway.domain.fills import Fill
+from gateway.domain.instruments import InstrumentCatalogue
+from gateway.domain.lifecycle import OrderStatus
+from gateway.domain.orders import Order, OrderSpec, OrderType, TimeInForce
+from gateway.matching import (
+    AmendOrder,
+    CancelOrder,
+    CancelReason,
+    Event,
+    InstrumentUnits,
+    MatchingEngine,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderRejected,
+    PlaceOrder,
+    Trade,
+)
+from gateway.oms.group_commit import CommandResult, GroupCommitter
+from gateway.oms.ids import new_id
+from gateway.oms.order_facts import order_facts
+from gateway.store import order_repository as repo
+from gateway.store.audit_log import AuditEntry
+
+log = logging.getLogger("gateway.book")
+BOOK_VENUE = "internal"
+BOOK_ORDER_TYPES = (OrderType.LIMIT, OrderType.MARKET)
+
+_CANCEL_REASONS = {
+    CancelReason.USER: "cancelled by client",
+    CancelReason.EXPIRED: "expired",
+    CancelReason.IOC_REMAINDER: "the rest found no liquidity on the book",
+    CancelReason.FOK_UNFILLED: "fill or kill: the book could not fill it whole",
+    CancelReason.SELF_TRADE: "self-trade prevented: it would have traded with the same account",
+    CancelReason.POST_ONLY_WOULD_CROSS: "post-only: it would have taken liquidity",
+}
+
+
+class BookRejected(InvalidOrder):
+    code = "book_rejected"
+
+
+def _change(order: Order, kind: str) -> tuple[AuditEntry, dict[str, object]]:
+    facts = order_facts(order)
+    return (
+        AuditEntry(kind, order.id, facts),
+        {"type": kind, "account": order.spec.account, "order": facts},
+    )
+
+
+def _fill_facts(fill: Fill) -> dict[str, object]:
+    return {
+        "id": fill.id,
+        "order_id": fill.order_id,
+        "account": fill.account,
+        "instrument": fill.instrument,
+        "side": fill.side.value,
+        "quantity": str(fill.quantity),
+        "price": str(fill.price),
+        "fee": str(fill.fee),
+        "gas": str(fill.gas),
+        "venue": fill.venue,
+        "trade_id": fill.trade_id,
+        "executed_at": fill.executed_at.isoformat(),
+    }
+
+
+@dataclass
+class _Changes:
+    """The store's side of one engine command, built inside the write transaction."""
+
+    audit: list[AuditEntry] = field(default_factory=list)
+    events: list[dict[str, object]] = field(default_factory=list)
+
+    def order(self, order: Order, kind: str) -> None:
+        entry, event = _change(order, kind)
+        self.audit.append(entry)
+        self.events.append(event)
+
+    def fill(self, fill: Fill) -> None:
+        facts = _fill_facts(fill)
+        self.audit.append(AuditEntry("fill.recorded", fill.id, facts))
+        self.events.append({"type": "fill.recorded", "account": fill.account, "fill": facts})
+
+
+@dataclass(frozen=True, slots=True)
+class _BookWrite:
+    """Record the events of one engine command. `new` is the order a place command created
+    (inserted here); every other order the events touch is loaded and updated."""
+
+    events: tuple[Event, ...]
+    units: dict[str, InstrumentUnits]
+    catalogue: InstrumentCatalogue
+    subject: str  # the order whose final state the command returns
+    new: tuple[Order, str] | None = None  # (accepted order, request fingerprint)
+    priorities: tuple[tuple[str, int | None], ...] = ()
+    cancel_reason: str | None = None  # a user cancel's own reason
+
+    def __call__(self, connection: Connection, now: datetime) -> CommandResult[Order]:
+        changes = _Changes()
+        orders: dict[str, Order] = {}
+        versions: dict[str, int] = {}
+        if self.new is not None:
+            order, fingerprint = self.new
+            order = Order.new(order.id, order.spec, now).accept(now)
+            repo.ensure_accounts(connection, [order.spec.account], now)
+            repo.insert_orders(connection, [(order, fingerprint)])
+            changes.order(order, "order.accepted")
+            orders[order.id] = order
+            versions[order.id] = order.version
+
+        def load(order_id: str) -> Order:
+            if order_id not in orders:
+                stored = repo.get_order(connection, order_id)
+                if stored is None:  # the engine is ahead of the store: fail, rebuild
+                    raise IllegalTransition(f"order {order_id} is not in the store")
+                orders[order_id] = stored.order
+                versions[order_id] = stored.order.version
+            return orders[order_id]
+
+        for event in self.events:
+            if isinstance(event, Trade):
+                units = self.units[event.book]
+                price = units.from_ticks(event.price)
+                quantity = units.from_lots(event.quantity)
+                trade_id = new_id("trd")
+                for order_id in (event.maker_order_id, event.taker_order_id):
+                    current = load(order_id)
+                    filled = current.fill(quantity, price, now)
+                    orders[order_id] = filled
+                    fill = Fill(
+                        id=new_id("fil"),
+                        order_id=order_id,
+                        account=current.spec.account,
+                        instrument=event.book,
+                        side=current.spec.side,
+                        quantity=quantity,
+                        price=price,
+                        fee=Decimal(0),
+                        venue=BOOK_VENUE,
+                        executed_at=now,
+                        trade_id=trade_id,
+                    )
+                    repo.insert_fill(connection, fill)
+                    kind = (
+                        "order.filled"
+                        if filled.status is OrderStatus.FILLED
+                        else "order.partially_filled"
+                    )
+                    changes.order(filled, kind)
+                    changes.fill(fill)
+            elif isinstance(event, OrderCancelled):
+                current = load(event.order_id)
+                reason = self.cancel_reason or _CANCEL_REASONS.get(event.reason, event.reason.value)
+                if event.reason is CancelReason.EXPIRED:
+                    cancelled = current.expire(now)
+                    kind = "order.expired"
+                else:
+                    cancelled = current.cancel(now, reason=reason)
+                    kind = "order.cancelled"
+                orders[event.order_id] = cancelled
+                changes.order(cancelled, kind)
+            elif isinstance(event, OrderAmended):
+                current = load(event.order_id)
+                units = self.units[current.spec.instrument or ""]
+                new_price = None if event.price is None else units.from_ticks(event.price)
+                new_quantity = units.from_lots(event.quantity)
+                amended = current.amend(
+                    now,
+                    self.catalogue,
+                    price=None if new_price == current.price else new_price,
+                    quantity=None if new_quantity == current.quantity else new_quantity,
+                )
+                orders[event.order_id] = amended
+                changes.order(amended, "order.amended")
+        for order_id, order in orders.items():
+            if order.version != versions[order_id]:
+                repo.update_order(connection, order, previous_version=versions[order_id])
+        for order_id, priority in self.priorities:
+            repo.set_book_priority(connection, order_id, priority)
+        return CommandResult(load(self.subject), changes.audit, changes.events)
+
+
+class InternalBook:
+    def __init__(
+        self, writer: GroupCommitter, read_engine: Engine, catalogue: InstrumentCatalogue
+    ) -> None:
+        self._writer = writer
+        self._read_engine = read_engine
+        self._catalogue = catalogue
+        self._units = {i.symbol: InstrumentUnits.of(i.rules) for i in catalogue}
+        self._engine = self._new_engine()
+        self._lock = asyncio.Lock()
+        self._priority = 0
+        self._stale = False
+
+    def _new_engine(self) -> MatchingEngine:
+        return MatchingEngine({i.symbol: i.rules for i in self._catalogue})
+
+    @staticmethod
+    def takes(spec: OrderSpec) -> bool:
+        """Whether a (directly routed) order trades on this book."""
+        return not spec.is_strategy and spec.order_type in BOOK_ORDER_TYPES
+
+    def holds(self, order_id: str) -> bool:
+        return self._engine.order(order_id) is not None
+
+    # -- start-up and recovery ---------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Rebuild every book from the store (at start-up, and after a failed write)."""
+
+        def read() -> tuple[list[tuple[repo.StoredOrder, int]], int]:
+            with self._read_engine.connect() as connection:
+                return repo.book_orders(connection), repo.max_book_priority(connection)
+
+        resting, top = await asyncio.to_thread(read)
+        engine = self._new_engine()
+        for stored, _ in resting:
+            order = stored.order
+            spec = order.spec
+            assert spec.instrument is not None and order.price is not None
+            units = self._units[spec.instrument]
+            events = engine.execute(
+                PlaceOrder(
+                    order.id,
+                    spec.account,
+                    spec.instrument,
+                    spec.side,
+                    units.to_lots(order.remaining),
+                    units.to_ticks(order.price),
+                    OrderType.LIMIT,
+                    TimeInForce.GTC,
+                    spec.post_only,
+                )
+            )
+            if any(not isinstance(e, OrderAccepted) for e in events):
+                raise RuntimeError(f"rebuilding the book: {order.id} did not rest ({events})")
+        self._engine = engine
+        self._priority = top
+        self._stale = False
+        return len(resting)
+
+    async def _fresh(self) -> None:
+        """Under the lock: rebuild first if a write failed since the last command."""
+        if self._stale:
+            await self._writer.drain()
+            count = await self.load()
+            log.warning("internal book rebuilt from the store after a failed write (%d)", count)
+
+    async def _outcome(self, future: asyncio.Future[Order]) -> Order:
+        try:
+            return await future
+        except BaseException:
+            self._stale = True  # the engine applied what the store refused
+            raise
+
+    def _write(self, events: list[Event], subject: str, **extra: object) -> asyncio.Future[Order]:
+        """Queue the write of `events` (under the lock: writes commit in engine order)."""
+        write = _BookWrite(tuple(events), self._units, self._catalogue, subject, **extra)  # type: ignore[arg-type]
+        return self._writer.enqueue(write)
+
+    def _rest(self, order_id: str) -> tuple[tuple[str, int | None], ...]:
+        if not self.holds(order_id):
+            return ((order_id, None),)
+        self._priority += 1
+        return ((order_id, self._priority),)
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def place(self, spec: OrderSpec, fingerprint: str) -> Order:
+        """Match a new order against the book; what it does not fill rests (limit GTC/GTD)
+        or is cancelled (IOC, FOK, market, post-only that would cross)."""
+        assert spec.instrument is not None
+        units = self._units[spec.instrument]
+        order_id = new_id("ord")
+        command = PlaceOrder(
+            order_id,
+            spec.account,
+            spec.instrument,
+            spec.side,
+            units.to_lots(spec.quantity),
+            None if spec.price is None else units.to_ticks(spec.price),
+            spec.order_type,
+            spec.time_in_force,
+            spec.post_only,
+        )
+        placeholder = Order.new(order_id, spec, datetime.min)
+        async with self._lock:
+            await self._fresh()
+            events = self._engine.execute(command)
+            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+            if rejected is not None:
+                raise BookRejected(f"the book refused the order: {rejected.reason.value}")
+            future = self._write(
+                events, order_id, new=(placeholder, fingerprint), priorities=self._rest(order_id)
+            )
+        return await self._outcome(future)
+
+    async def cancel(
+        self, order_id: str, *, reason: str = "cancelled by client", expired: bool = False
+    ) -> Order:
+        async with self._lock:
+            await self._fresh()
+            events = self._engine.execute(
+                CancelOrder(order_id, CancelReason.EXPIRED if expired else CancelReason.USER)
+            )
+            if any(isinstance(e, OrderRejected) for e in events):
+                raise IllegalTransition(f"order {order_id} is not on the book")
+            future = self._write(
+                events,
+                order_id,
+                priorities=((order_id, None),),
+                cancel_reason=None if expired else reason,
+            )
+        return await self._outcome(future)
+
+    async def amend(
+        self,
+        order: Order,
+        now: datetime,
+        *,
+        price: Decimal | None,
+        quantity: Decimal | None,
+    ) -> Order:
+        """Amend a resting order as exchanges do: a lower quantity keeps its place, a new
+        price or a larger quantity goes to the back (and a new price may trade at once).
+        `order` is its current stored state: the amend is checked on it first."""
+        spec = order.spec
+        assert spec.instrument is not None
+        order.amend(now, self._catalogue, price=price, quantity=quantity)  # the rules, first
+        units = self._units[spec.instrument]
+        async with self._lock:
+            await self._fresh()
+            events = self._engine.execute(
+                AmendOrder(
+                    order.id,
+                    None if price is None else units.to_ticks(price),
+                    None if quantity is None else units.to_lots(quantity),
+                )
+            )
+            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+            if rejected is not None:
+                raise BookRejected(f"the book refused the amend: {rejected.reason.value}")
+            kept = all(e.priority_kept for e in events if isinstance(e, OrderAmended))
+            priorities = self._rest(order.id) if not kept or not self.holds(order.id) else ()
+            future = self._write(events, order.id, priorities=priorities)
+        return await self._outcome(future)
+
+    async def drop(self, order_ids: Sequence[str]) -> None:
+        """Take orders the store already closed (expired) off the book."""
+        async with self._lock:
+            for order_id in order_ids:
+                if self.holds(order_id):
+                    self._engine.execute(CancelOrder(order_id, CancelReason.EXPIRED))
+
+    def best(self, instrument: str) -> tuple[Decimal | None, Decimal | None]:
+        units = self._units[instrument]
+        bid = self._engine.best_bid(instrument)
+        ask = self._engine.best_ask(instrument)
+        return (
+            None if bid is None else units.from_ticks(bid),
+            None if ask is None else units.from_ticks(ask),
+        )
