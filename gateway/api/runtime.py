@@ -180,6 +180,10 @@ class Runtime:
         built.clock = clock
         built.book = InternalBook(writer, read_engine, catalogue)
         orders.book = built.book
+        smart.book = built.book
+        for venue in venues:
+            if isinstance(venue, InternalVenue):
+                venue.attach(built.book)  # the hub and the router see the internal book
         tape = TradeTape(venues, clock=clock)
         built.venue_children = venue_children
         built.tca = TransactionCostAnalysis(read_engine, routes, clock, tape)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +36,7 @@ from gateway.domain.errors import IllegalTransition, InvalidOrder
 from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
+from gateway.domain.market import BookLevel
 from gateway.domain.orders import Order, OrderSpec, OrderType, TimeInForce
 from gateway.matching import (
     AmendOrder,
@@ -43,6 +44,7 @@ from gateway.matching import (
     CancelReason,
     Event,
     InstrumentUnits,
+    LevelSnapshot,
     MatchingEngine,
     OrderAccepted,
     OrderAmended,
@@ -228,6 +230,34 @@ class InternalBook:
         self._lock = asyncio.Lock()
         self._priority = 0
         self._stale = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Called (synchronously) after every committed change of any book."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("book change listener failed")
+
+    def depth(self, instrument: str, levels: int) -> tuple[list[BookLevel], list[BookLevel]]:
+        """Aggregated depth (price, quantity) of one book, best first."""
+        units = self._units[instrument]
+        snapshot = self._engine.snapshot(instrument)
+
+        def side(snapshot_levels: Sequence[LevelSnapshot]) -> list[BookLevel]:
+            return [
+                BookLevel(
+                    units.from_ticks(level.price),
+                    units.from_lots(sum(remaining for _, remaining in level.orders)),
+                )
+                for level in snapshot_levels[:levels]
+            ]
+
+        return side(snapshot.bids), side(snapshot.asks)
 
     def _new_engine(self) -> MatchingEngine:
         return MatchingEngine({i.symbol: i.rules for i in self._catalogue})
@@ -285,10 +315,12 @@ class InternalBook:
 
     async def _outcome(self, future: asyncio.Future[Order]) -> Order:
         try:
-            return await future
+            result = await future
         except BaseException:
             self._stale = True  # the engine applied what the store refused
             raise
+        self._changed()
+        return result
 
     def _write(self, events: list[Event], subject: str, **extra: object) -> asyncio.Future[Order]:
         """Queue the write of `events` (under the lock: writes commit in engine order)."""
@@ -330,6 +362,35 @@ class InternalBook:
             future = self._write(
                 events, order_id, new=(placeholder, fingerprint), priorities=self._rest(order_id)
             )
+        return await self._outcome(future)
+
+    async def take(self, order: Order, quantity: Decimal, price: Decimal | None) -> Order:
+        """A smart-routed order takes up to `quantity` from the book at `price` or better
+        (immediate, never resting): its fills are recorded on it; the rest stays with the
+        order for its other venues (the router ends it)."""
+        spec = order.spec
+        assert spec.instrument is not None
+        units = self._units[spec.instrument]
+        command = PlaceOrder(
+            order.id,
+            spec.account,
+            spec.instrument,
+            spec.side,
+            units.to_lots(quantity),
+            None if price is None else units.to_ticks(price),
+            OrderType.MARKET if price is None else OrderType.LIMIT,
+            TimeInForce.IOC,
+        )
+        async with self._lock:
+            await self._fresh()
+            events = self._engine.execute(command)
+            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+            if rejected is not None:
+                raise BookRejected(f"the book refused the order: {rejected.reason.value}")
+            kept = [
+                e for e in events if not (isinstance(e, OrderCancelled) and e.order_id == order.id)
+            ]
+            future = self._write(kept, order.id)
         return await self._outcome(future)
 
     async def cancel(

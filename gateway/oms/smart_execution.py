@@ -5,9 +5,10 @@ the venues' live liquidity within its limit price, each leg is sent as an immedi
 child at a protective price (the leg's expected average moved by `slippage_bps`; for a pool,
 a bound on what the swap may cost or must return), each child's fill is recorded on the parent,
 and whatever did not fill is cancelled: a smart order never rests. A child carries the
-parent's id and its leg number as client order id, so a venue execution can be traced back if
-the gateway stops in the middle; at the next start such a parent is cancelled (its recorded
-fills stand). The internal book is matched by the matching engine, not routed to here.
+parent's id and its leg number as client order id, and is recorded before it is sent
+(`VenueChildren`), so a venue execution is found again if the gateway stops in the middle.
+The internal book's leg goes first: the parent takes it on the matching engine
+(`InternalBook.take`), its fills recorded on the parent with the resting orders' fills.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gateway.domain.errors import DomainError
 from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import Order, OrderType, Side, TimeInForce
 from gateway.domain.venue_child import VenueChildStatus
+from gateway.oms.internal_book import InternalBook
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService
 from gateway.oms.venue_children import VenueChildren
@@ -61,6 +63,7 @@ class SmartExecutor:
         self.routes = routes
         self.venues = {v.name: v for v in venues}
         self.children = children
+        self.book: InternalBook | None = None  # set when the gateway has its own book
         self.slippage_bps = slippage_bps
 
     def _protective(self, side: Side, average: Decimal, tick: Decimal) -> Decimal:
@@ -78,13 +81,30 @@ class SmartExecutor:
         )
         children: list[ChildResult] = []
         unknown = False  # a child the venue did not answer for: its outcome is reconciled later
-        for number, leg in enumerate(quote.smart.legs):
+        # the internal book first: its price is firm, the others' may move meanwhile
+        legs = sorted(quote.smart.legs, key=lambda leg: not leg.internal)
+        for number, leg in enumerate(legs):
             venue = self.venues.get(leg.venue)
-            if venue is None or venue.kind is VenueKind.INTERNAL:
+            if venue is None:
                 continue
             price = self._protective(spec.side, leg.average_price, instrument.rules.tick_size)
             if spec.price is not None:  # never beyond the parent's own limit
                 price = min(price, spec.price) if spec.side is Side.BUY else max(price, spec.price)
+            if venue.kind is VenueKind.INTERNAL:
+                if self.book is None:
+                    continue
+                before = (await self.orders.get(parent.id)).filled_quantity
+                try:
+                    taken = await self.book.take(parent, leg.quantity, price)
+                except DomainError as error:
+                    log.warning("internal leg of %s refused: %s", parent.id, error.message)
+                    children.append(
+                        ChildResult(venue.name, leg.quantity, Decimal(0), None, error.code)
+                    )
+                    continue
+                got = taken.filled_quantity - before
+                children.append(ChildResult(venue.name, leg.quantity, got, price if got else None))
+                continue
             request = VenueOrderRequest(
                 spec.instrument,
                 spec.side,

@@ -1,17 +1,21 @@
 """The gateway's own book behind the `Venue` protocol.
 
-A placeholder until the matching engine: it rests limit orders by price and time and
-publishes its depth, but does not match (orders that would cross are refused).
+Attached to the gateway's `InternalBook` (`attach`), it publishes that book's depth, so the
+consolidated book and the smart order router see internal liquidity (the router takes it
+through `InternalBook.take`, not through `place_order`). Unattached (tests of the venue
+protocol), it is a stand-alone book that rests limit orders by price and time and refuses
+orders that would cross.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
@@ -30,6 +34,9 @@ from gateway.domain.market import (
 from gateway.domain.orders import OrderType, Side
 from gateway.venues.protocol import VenueOrderNotFound, VenueRejected
 
+if TYPE_CHECKING:
+    from gateway.oms.internal_book import InternalBook
+
 
 class InternalVenue:
     def __init__(self, catalogue: InstrumentCatalogue, clock: Clock, fees: FeeSchedule) -> None:
@@ -39,7 +46,13 @@ class InternalVenue:
         self._orders: dict[str, VenueOrder] = {}
         self._ids = itertools.count(1)
         self._sequence = itertools.count(1)
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
+        self._depth: Callable[[str, int], tuple[list[BookLevel], list[BookLevel]]] | None = None
+
+    def attach(self, book: InternalBook) -> None:
+        """Publish `book`'s depth instead of this venue's own orders."""
+        self._depth = book.depth
+        book.on_change(self._changed.set)
 
     @property
     def name(self) -> str:
@@ -53,6 +66,16 @@ class InternalVenue:
         return list(self._catalogue)
 
     def _book(self, instrument: str, depth: int) -> OrderBook:
+        if self._depth is not None:
+            bid_levels, ask_levels = self._depth(instrument, depth)
+            return OrderBook(
+                self.name,
+                instrument,
+                tuple(bid_levels),
+                tuple(ask_levels),
+                self._clock.now(),
+                next(self._sequence),
+            )
         bids: dict[Decimal, Decimal] = {}
         asks: dict[Decimal, Decimal] = {}
         for order in self._orders.values():
@@ -78,8 +101,8 @@ class InternalVenue:
         for symbol in instruments:
             yield self._book(symbol, 50)
         while True:
-            async with self._changed:
-                await self._changed.wait()
+            await self._changed.wait()
+            self._changed.clear()
             for symbol in instruments:
                 yield self._book(symbol, 50)
 
@@ -92,8 +115,7 @@ class InternalVenue:
         return []
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
 
     async def place_order(self, request: VenueOrderRequest) -> VenueOrder:
         rules = self._catalogue.get(request.instrument).rules

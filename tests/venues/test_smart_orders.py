@@ -17,6 +17,7 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule
 from gateway.domain.orders import OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.service import SystemClock
+from gateway.store import order_repository as order_repo
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.market_data.test_hub import status_change
@@ -91,5 +92,67 @@ def test_smart_orders_fill_on_the_exchange_within_the_limit(
             assert order.status_reason == "gateway stopped while routing it"
         finally:
             await again.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_smart_order_takes_the_internal_book_first(
+    private_binance_account: Account, tmp_path: Path
+) -> None:
+    """A resting internal ask below the exchange's ask: the router's split starts there, the
+    parent takes it on the matching engine (both sides' fills share a trade id), and the rest
+    goes to the exchange."""
+    database = f"sqlite:///{tmp_path / 'internal.db'}"
+    seller = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+
+    async def scenario() -> None:
+        catalogue, clock = devnet_catalogue(), SystemClock()
+        rt = Runtime.build(
+            Settings(database_url=database),
+            catalogue=catalogue,
+            clock=clock,
+            venues=[
+                InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0))),
+                private_binance_account.venue(),
+            ],
+        )
+        await rt.start(expiry_interval=None, monitor=False)
+        try:
+            await status_change(rt.market_data, "binance", FeedStatus.LIVE, timeout=20)
+            ask = rt.market_data.venue_books("WETH/USDC")["binance"].asks[0].price
+            cheaper = ask - Decimal("0.5")
+            subscription = rt.market_data.subscribe(frozenset({"WETH/USDC"}))
+            resting = await rt.orders.submit(
+                OrderSpec(
+                    seller,
+                    "inside",
+                    Side.SELL,
+                    OrderType.LIMIT,
+                    Decimal("0.2"),
+                    TimeInForce.GTC,
+                    instrument="WETH/USDC",
+                    price=cheaper,
+                )
+            )
+            while not rt.market_data.venue_books("WETH/USDC").get("internal", None) or not (
+                rt.market_data.venue_books("WETH/USDC")["internal"].asks
+            ):
+                await asyncio.wait_for(subscription.next(), 10)  # each book change
+            limit = (ask * Decimal("1.01")).quantize(Decimal("0.01"))
+            submitted = await rt.orders.submit(ioc(9, "0.5", str(limit)), routed=True)
+            done = await rt.smart.execute(submitted.order)
+            assert done.children[0].venue == "internal"
+            assert done.children[0].filled == Decimal("0.2")
+            assert done.order.status.value == "filled"
+            maker = await rt.orders.get(resting.order.id)
+            assert maker.status.value == "filled" and maker.average_price == cheaper
+            with rt.read_engine.connect() as connection:
+                taker_fills = order_repo.fills_for_order(connection, done.order.id)
+                [maker_fill] = order_repo.fills_for_order(connection, maker.id)
+            internal = [f for f in taker_fills if f.venue == "internal"]
+            assert [f.trade_id for f in internal] == [maker_fill.trade_id]
+            assert sum(f.quantity for f in taker_fills) == Decimal("0.5")
+        finally:
+            await rt.stop()
 
     asyncio.run(scenario())
