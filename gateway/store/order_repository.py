@@ -323,9 +323,7 @@ def open_immediate_orders(connection: Connection) -> list[StoredOrder]:
 
 
 def set_book_priority(connection: Connection, order_id: str, priority: int | None) -> None:
-    connection.execute(
-        update(ORDERS).where(ORDERS.c.id == order_id).values(book_priority=priority)
-    )
+    connection.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(book_priority=priority))
 
 
 def book_orders(connection: Connection) -> list[tuple[StoredOrder, int]]:
