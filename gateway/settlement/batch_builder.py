@@ -1,0 +1,145 @@
+"""Settlement groups -> ``Settlement.settle`` batches (pure; no I/O).
+
+:func:`plan_batches` packs groups, in the order given, into as few batches as the contract's
+per-batch limits allow (first fit into the open batch, a new batch when the next group does
+not fit; order is kept so that earlier fills settle first). A group never spans two batches.
+:func:`build_batch` turns one planned batch into the ``Batch`` ABI tuple through
+:class:`gateway.chain.settlement_abi.BatchBuilder` (which re-checks every limit).
+
+Batch ids: the contract takes a ``uint256``; :func:`batch_id_from_key` maps our batch id
+string to ``int.from_bytes(keccak256(utf-8 key), "big")``, so the on-chain id is stable
+across restarts and an auditor can recompute it from the string alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import keccak
+
+from gateway.chain import settlement_abi as abi
+from gateway.settlement.items import (
+    OrderSettlement,
+    SettlementGroup,
+    StrategySettlement,
+    SwapSettlement,
+)
+
+
+class GroupTooLargeError(ValueError):
+    """A single group exceeds a per-batch limit, so no batch can hold it."""
+
+    def __init__(self, group: SettlementGroup, reason: str) -> None:
+        super().__init__(f"group {group.group_id!r} cannot fit in any batch: {reason}")
+        self.group = group
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """Per-batch bounds of ``contracts/Settlement.vy`` (defaults: the contract's constants)."""
+
+    max_orders: int = abi.MAX_ORDERS
+    max_strategies: int = abi.MAX_STRATEGIES
+    max_swaps: int = abi.MAX_SWAPS
+    max_instruments: int = abi.MAX_BATCH_INSTRUMENTS
+    max_wallets: int = abi.MAX_WALLETS
+    max_tokens: int = abi.MAX_BATCH_TOKENS
+
+
+@dataclass(slots=True)
+class _Usage:
+    orders: int = 0
+    strategies: int = 0
+    swaps: int = 0
+    instruments: set[bytes] = field(default_factory=set)
+    wallets: set[str] = field(default_factory=set)
+    tokens: set[str] = field(default_factory=set)
+
+    def overflow(self, group: SettlementGroup, limits: BatchLimits) -> str | None:
+        """Why ``group`` does not fit on top of this usage (None: it fits)."""
+        checks = (
+            (self.orders + len(group.orders), limits.max_orders, "orders"),
+            (self.strategies + len(group.strategies), limits.max_strategies, "strategies"),
+            (self.swaps + len(group.swaps), limits.max_swaps, "swaps"),
+            (len(self.instruments | group.instruments()), limits.max_instruments, "instruments"),
+            (len(self.wallets | group.wallets()), limits.max_wallets, "wallets"),
+            (len(self.tokens | group.tokens()), limits.max_tokens, "tokens"),
+        )
+        for used, limit, what in checks:
+            if used > limit:
+                return f"{used} {what} > {limit}"
+        return None
+
+    def add(self, group: SettlementGroup) -> None:
+        self.orders += len(group.orders)
+        self.strategies += len(group.strategies)
+        self.swaps += len(group.swaps)
+        self.instruments |= group.instruments()
+        self.wallets |= group.wallets()
+        self.tokens |= group.tokens()
+
+
+def plan_batches(
+    groups: Sequence[SettlementGroup], limits: BatchLimits | None = None
+) -> list[list[SettlementGroup]]:
+    """Pack ``groups`` in order into batches within ``limits``.
+
+    Raises :class:`GroupTooLargeError` for a group that exceeds a limit on its own (it needs
+    splitting upstream; silently dropping it would lose fills)."""
+    limits = limits or BatchLimits()
+    batches: list[list[SettlementGroup]] = []
+    current: list[SettlementGroup] = []
+    usage = _Usage()
+    for group in groups:
+        alone = _Usage().overflow(group, limits)
+        if alone is not None:
+            raise GroupTooLargeError(group, alone)
+        if usage.overflow(group, limits) is not None:
+            batches.append(current)
+            current, usage = [], _Usage()
+        current.append(group)
+        usage.add(group)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def batch_id_from_key(key: str) -> int:
+    """The ``uint256`` batch id for our batch id string: keccak256 of its UTF-8 bytes."""
+    return int.from_bytes(keccak(text=key), "big")
+
+
+def build_batch(batch_id: int, groups: Sequence[SettlementGroup]) -> tuple[Any, ...]:
+    """The ``Batch`` tuple for ``Settlement.settle`` holding every item of ``groups``.
+
+    Within the batch, orders, strategies and swaps each keep the groups' order (the contract
+    applies all orders, then all strategies, then all swaps)."""
+    builder = abi.BatchBuilder(batch_id)
+    for group in groups:
+        for item in group.items:
+            add_item(builder, item)
+    return builder.build()
+
+
+def add_item(
+    builder: abi.BatchBuilder, item: OrderSettlement | StrategySettlement | SwapSettlement
+) -> None:
+    """Append one settlement item to ``builder``."""
+    if isinstance(item, OrderSettlement):
+        builder.add_order(
+            item.wallet, item.instrument, item.order(), item.signature, item.fill, item.quote
+        )
+    elif isinstance(item, StrategySettlement):
+        builder.add_strategy(
+            item.wallet,
+            [leg.instrument for leg in item.legs],
+            item.strategy(),
+            item.signature,
+            item.fill,
+            [leg.quote for leg in item.legs],
+        )
+    else:
+        builder.add_swap(item.pair, item.token_in, item.amount_in, item.amount_out)

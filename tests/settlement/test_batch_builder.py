@@ -1,0 +1,59 @@
+"""plan_batches / build_batch: pure packing within the contract's limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.chain import settlement_abi as abi
+from gateway.settlement.batch_builder import (
+    BatchLimits,
+    GroupTooLargeError,
+    batch_id_from_key,
+    build_batch,
+    plan_batches,
+)
+from gateway.settlement.items import OrderSettlement, SettlementGroup, SwapSettlement
+
+WETH = "0x" + "11" * 20
+USDC = "0x" + "22" * 20
+SPOT = abi.Instrument.spot(WETH, USDC)
+SIG = (1).to_bytes(32, "big") * 2 + bytes([27])
+
+
+def _order(item_id: str, wallet: int, is_buy: bool) -> OrderSettlement:
+    return OrderSettlement(
+        item_id, "0x" + f"{wallet:040x}", SPOT, is_buy, 10, 3, wallet, 99, SIG, 10, 0
+    )
+
+
+def _trade(n: int) -> SettlementGroup:
+    return SettlementGroup(
+        f"g{n}", (_order(f"b{n}", 2 * n + 1, True), _order(f"s{n}", 2 * n + 2, False))
+    )
+
+
+def test_groups_fill_batches_in_order_and_never_split() -> None:
+    groups = [_trade(n) for n in range(40)]  # 80 orders: 64 per batch, 2 per group
+    batches = plan_batches(groups)
+    assert [len(b) for b in batches] == [32, 8]
+    assert [g for b in batches for g in b] == groups
+
+
+def test_other_limits_close_a_batch() -> None:
+    swap = SwapSettlement("sw", "0x" + "33" * 20, USDC, 5, 1)
+    groups = [SettlementGroup(f"s{n}", (swap,)) for n in range(3)]
+    assert [len(b) for b in plan_batches(groups, BatchLimits(max_swaps=2))] == [2, 1]
+    wallets = [_trade(n) for n in range(5)]  # 2 wallets each
+    assert [len(b) for b in plan_batches(wallets, BatchLimits(max_wallets=4))] == [2, 2, 1]
+
+
+def test_a_group_over_a_limit_is_refused() -> None:
+    with pytest.raises(GroupTooLargeError, match="orders"):
+        plan_batches([_trade(0)], BatchLimits(max_orders=1))
+
+
+def test_build_batch_and_batch_id() -> None:
+    batch = build_batch(batch_id_from_key("batch-1"), [_trade(0), _trade(1)])
+    assert batch[0] == batch_id_from_key("batch-1") < 2**256
+    assert batch_id_from_key("batch-1") != batch_id_from_key("batch-2")
+    assert len(batch[1]) == 1 and len(batch[2]) == 4
