@@ -77,8 +77,22 @@ def up(
             from gateway.chain.wallets import ChainWallets
 
             wallets = ChainWallets(connect(chain.rpc_url), chain.settlement)
+        signatures = None
+        if chain is not None and chain.tokens:
+            from gateway.chain.onchain_orders import OnchainOrders
+            from gateway.chain.transactions import connect
+            from gateway.oms.order_signatures import OrderSignatures
+
+            signatures = OrderSignatures(
+                connect(chain.rpc_url), OnchainOrders(catalogue, chain.tokens), clock
+            )
         runtime = Runtime.build(
-            settings, catalogue=catalogue, clock=clock, venues=venues, wallets=wallets
+            settings,
+            catalogue=catalogue,
+            clock=clock,
+            venues=venues,
+            wallets=wallets,
+            signatures=signatures,
         )
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     risk_max_open_orders: int | None = Field(
         default=1_000, ge=1, description="Default limit on an account's working orders"
     )
+    require_signed_orders: bool = Field(
+        default=False,
+        description="Refuse orders without the wallet owner's EIP-712 signature (orders that "
+        "could not settle on chain); signatures given are always checked when a chain is set",
+    )
     risk_orders_per_second: Decimal = Field(
         default=Decimal(50), gt=0, description="Default sustained order rate per account"
     )

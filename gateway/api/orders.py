@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import Field
 
 from gateway.api.legging import LeggingOut, legging_out
 from gateway.api.runtime import Runtime, runtime
@@ -20,10 +21,11 @@ from gateway.api.schemas import (
     OrderPageOut,
     StrategyIn,
     Symbol,
+    _Strict,
 )
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.lifecycle import OrderStatus
-from gateway.domain.orders import Order, TimeInForce
+from gateway.domain.orders import Order, OrderSignature, TimeInForce
 from gateway.oms.legging_runner import LeggingParams
 from gateway.oms.order_facts import order_facts
 from gateway.routing.legging import FailurePolicy
@@ -59,6 +61,7 @@ def _json(order: Order, status_code: int = 200) -> Response:
 )
 async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
     spec = body.to_spec()
+    await rt.check_signature(spec)
     if body.route == "smart":
         if spec.time_in_force is not TimeInForce.IOC:
             raise InvalidOrder(
@@ -89,6 +92,7 @@ async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
 )
 async def submit_strategy(body: StrategyIn, rt: RuntimeDep) -> Response:
     spec = body.to_spec()
+    await rt.check_signature(spec)
     if body.route == "legged":
         params = _legging_params(body)
         rt.orders.validate(spec)
@@ -136,6 +140,36 @@ def _legging_params(body: StrategyIn) -> LeggingParams:
 )
 async def get_legging(order_id: OrderId, rt: RuntimeDep) -> LeggingOut:
     return legging_out(await rt.legging.report(order_id))
+
+
+class TypedDataIn(_Strict):
+    """An order or a strategy (as `POST /v1/orders` / `/v1/strategies` take them, without
+    `signature`) and the nonce and deadline to sign it with."""
+
+    order: OrderIn | None = None
+    strategy: StrategyIn | None = None
+    nonce: str = Field(pattern=r"^[0-9]{1,78}$")
+    deadline: int = Field(ge=0, lt=1 << 64)
+
+
+@router.post(
+    "/orders/typed-data",
+    responses=ERRORS,
+    summary="The EIP-712 payload (eth_signTypedData_v4) the wallet owner signs for an order",
+)
+async def typed_data(body: TypedDataIn, rt: RuntimeDep) -> dict[str, Any]:
+    if (body.order is None) == (body.strategy is None):
+        raise InvalidOrder("give either an order or a strategy", field="order")
+    given = body.order or body.strategy
+    assert given is not None
+    spec = given.to_spec()
+    if rt.signatures is None:
+        raise DomainError(
+            "no chain is configured: there is nothing to sign for", field="order", code="no_chain"
+        )
+    signed = OrderSignature(int(body.nonce), body.deadline, b"")
+    chain_id = await rt.signatures.chain_id()
+    return rt.signatures.onchain.typed_data(spec, signed, chain_id)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)

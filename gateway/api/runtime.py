@@ -17,12 +17,14 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
+from gateway.domain.orders import OrderSpec
 from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.internal_book import InternalBook
 from gateway.oms.legging_runner import LeggingRunner
+from gateway.oms.order_signatures import OrderSignatures, SignatureRequired
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
@@ -77,6 +79,7 @@ class Runtime:
     book: InternalBook = field(init=False)  # set by `build`
     venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
+    signatures: OrderSignatures | None = field(init=False)  # set by `build`
     legging: LeggingRunner = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ class Runtime:
         clock: Clock | None = None,
         venues: list[Venue] | None = None,
         wallets: WalletSource | None = None,
+        signatures: OrderSignatures | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
         catalogue = catalogue or devnet_catalogue()
@@ -178,6 +182,7 @@ class Runtime:
             smart,
         )
         built.clock = clock
+        built.signatures = signatures
         built.book = InternalBook(writer, read_engine, catalogue)
         orders.book = built.book
         smart.book = built.book
@@ -226,6 +231,20 @@ class Runtime:
             self.background.append(
                 asyncio.create_task(self._reconcile_loop(reconcile_interval), name="reconciler")
             )
+
+    async def check_signature(self, spec: OrderSpec) -> None:
+        """The owner's signature, when there is a chain to check it against; required when
+        `require_signed_orders` is set."""
+        if spec.signed is None and not self.settings.require_signed_orders:
+            return
+        if self.signatures is None:
+            if self.settings.require_signed_orders:
+                raise SignatureRequired(
+                    "signed orders are required but no chain is configured to check them",
+                    field="signature",
+                )
+            return  # stored as given; it cannot settle without a chain anyway
+        await self.signatures.verify(spec)
 
     async def _reconcile_loop(self, interval: float) -> None:
         """Venue children whose outcome a venue did not give at once (a timeout)."""

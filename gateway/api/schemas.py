@@ -11,7 +11,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.domain.amounts import canonical
 from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedLevel
-from gateway.domain.orders import Leg, OrderSpec, OrderType, Side, TimeInForce
+from gateway.domain.errors import InvalidOrder
+from gateway.domain.orders import Leg, OrderSignature, OrderSpec, OrderType, Side, TimeInForce
 
 DECIMAL_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,18})?$"
 SIGNED_DECIMAL_PATTERN = r"^-?[0-9]{1,30}(\.[0-9]{1,18})?$"
@@ -45,6 +46,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class SignatureIn(_Strict):
+    """The wallet owner's EIP-712 signature of this order (`POST /v1/orders/typed-data`
+    gives the exact payload to sign)."""
+
+    nonce: str = Field(pattern=r"^[0-9]{1,78}$", description="uint256, single use per wallet")
+    deadline: int = Field(ge=0, lt=1 << 64, description="unix seconds")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes r || s || v")
+
+    def to_domain(self) -> OrderSignature:
+        nonce = int(self.nonce)
+        if nonce >= 1 << 256:
+            raise InvalidOrder("nonce is a uint256", field="signature.nonce")
+        return OrderSignature(nonce, self.deadline, bytes.fromhex(self.signature[2:]))
+
+
 class OrderIn(_Strict):
     account: Address
     client_order_id: ClientOrderId
@@ -62,6 +78,7 @@ class OrderIn(_Strict):
     price: DecimalText | None = None
     stop_price: DecimalText | None = None
     expires_at: AwareDatetime | None = None
+    signature: SignatureIn | None = None
 
     def to_spec(self) -> OrderSpec:
         return OrderSpec(
@@ -76,6 +93,7 @@ class OrderIn(_Strict):
             stop_price=None if self.stop_price is None else Decimal(self.stop_price),
             post_only=self.post_only,
             expires_at=self.expires_at,
+            signed=None if self.signature is None else self.signature.to_domain(),
         )
 
 
@@ -122,6 +140,7 @@ class StrategyIn(_Strict):
         "leg on the exchanges, within `legging`'s bounds",
     )
     legging: LeggingIn | None = None
+    signature: SignatureIn | None = None
 
     def to_spec(self) -> OrderSpec:
         return OrderSpec(
@@ -134,6 +153,7 @@ class StrategyIn(_Strict):
             legs=tuple(Leg(leg.instrument, leg.side, leg.ratio) for leg in self.legs),
             price=Decimal(self.price),
             expires_at=self.expires_at,
+            signed=None if self.signature is None else self.signature.to_domain(),
         )
 
 
@@ -149,6 +169,12 @@ class LegOut(BaseModel):
     instrument: str
     side: Side
     ratio: int
+
+
+class SignedOut(BaseModel):
+    nonce: str
+    deadline: int
+    signature: str
 
 
 class OrderOut(BaseModel):
@@ -174,6 +200,9 @@ class OrderOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    signed: SignedOut | None = Field(
+        default=None, description="The owner's EIP-712 signature (absent: cannot settle)"
+    )
 
 
 class OrderPageOut(BaseModel):

@@ -73,7 +73,11 @@ class DevnetWorld:
         d = self.deployment
         assert d.uniswap_router is not None
         return GatewayConfig(
-            chain=ChainConfig(rpc_url=self.anvil.rpc_url, settlement=d.settlement),
+            chain=ChainConfig(
+                rpc_url=self.anvil.rpc_url,
+                settlement=d.settlement,
+                tokens={"WETH": d.weth, "USDC": d.usdc},
+            ),
             venues=[
                 InternalVenueConfig(kind="internal"),
                 UniswapV2VenueConfig(

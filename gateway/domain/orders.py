@@ -49,6 +49,17 @@ class Leg:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderSignature:
+    """The owner's EIP-712 signature of the order (see docs/onchain-types.md): the signed
+    `Order`/`Strategy` is rebuilt from the spec plus this `nonce` and `deadline` (unix
+    seconds); `signature` is the 65 bytes r || s || v. It is what lets the order settle."""
+
+    nonce: int
+    deadline: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class OrderSpec:
     """What a client asked for. Validated against the catalogue by `validate`.
 
@@ -68,6 +79,7 @@ class OrderSpec:
     stop_price: Decimal | None = None
     post_only: bool = False
     expires_at: datetime | None = None
+    signed: OrderSignature | None = None
 
     @property
     def is_strategy(self) -> bool:

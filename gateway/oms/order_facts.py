@@ -17,7 +17,7 @@ def _text(value: Decimal | None) -> str | None:
 
 
 def spec_facts(spec: OrderSpec) -> dict[str, Any]:
-    return {
+    facts: dict[str, Any] = {
         "account": spec.account,
         "client_order_id": spec.client_order_id,
         "instrument": spec.instrument,
@@ -34,6 +34,13 @@ def spec_facts(spec: OrderSpec) -> dict[str, Any]:
         "stop_price": _text(spec.stop_price),
         "expires_at": None if spec.expires_at is None else spec.expires_at.isoformat(),
     }
+    if spec.signed is not None:  # only then: unsigned orders keep their earlier fingerprint
+        facts["signed"] = {
+            "nonce": str(spec.signed.nonce),
+            "deadline": spec.signed.deadline,
+            "signature": "0x" + spec.signed.signature.hex(),
+        }
+    return facts
 
 
 def request_hash(spec: OrderSpec) -> str:

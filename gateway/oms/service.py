@@ -224,14 +224,19 @@ class OrderService:
         earlier = await self._earlier(spec, fingerprint)
         if earlier is not None:  # a retry: the order as it is, not a second placement
             return earlier
-        try:
-            return Submitted(await self.book.place(spec, fingerprint), created=True)
-        except IntegrityError:
-            # the same request raced itself: the other one was stored (the book rebuilds)
-            again = await self._earlier(spec, fingerprint)
-            if again is None:
-                raise
-            return again
+        for attempt in range(3):
+            try:
+                return Submitted(await self.book.place(spec, fingerprint), created=True)
+            except IntegrityError:
+                # The same request raced itself (the other one was stored), or another
+                # replica took the same audit sequence number: the book rebuilds from the
+                # store before its next command either way.
+                again = await self._earlier(spec, fingerprint)
+                if again is not None:
+                    return again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _earlier(self, spec: OrderSpec, fingerprint: str) -> Submitted | None:
         def read() -> repo.StoredOrder | None:

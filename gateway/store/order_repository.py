@@ -13,7 +13,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
-from gateway.domain.orders import Leg, Order, OrderSpec, OrderType, Side, TimeInForce
+from gateway.domain.orders import (
+    Leg,
+    Order,
+    OrderSignature,
+    OrderSpec,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from gateway.store.tables import AccountRow, FillRow, OrderLegRow, OrderRow
 
 ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
@@ -99,6 +107,9 @@ def insert_orders(connection: Connection, orders: Sequence[tuple[Order, str]]) -
                 "stop_price": spec.stop_price,
                 "expires_at": spec.expires_at,
                 "created_at": order.created_at,
+                "sig_nonce": None if spec.signed is None else str(spec.signed.nonce),
+                "sig_deadline": None if spec.signed is None else spec.signed.deadline,
+                "signature": None if spec.signed is None else spec.signed.signature.hex(),
                 **_order_values(order),
             }
         )
@@ -156,6 +167,11 @@ def _to_stored(row: Any, legs: tuple[Leg, ...]) -> StoredOrder:
         stop_price=row.stop_price,
         post_only=row.post_only,
         expires_at=row.expires_at,
+        signed=None
+        if row.signature is None
+        else OrderSignature(
+            int(row.sig_nonce), int(row.sig_deadline), bytes.fromhex(row.signature)
+        ),
     )
     order = Order(
         id=row.id,

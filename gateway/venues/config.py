@@ -105,6 +105,9 @@ class ChainConfig(_Config):
     # The Settlement contract: accounts' MarginWallets are read through it for on-chain
     # margin (reports, pre-trade checks); without it risk uses off-chain figures only.
     settlement: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    # token symbol -> address: what maps the catalogue's instruments to on-chain ones, so
+    # that signed orders can be checked and settled
+    tokens: dict[str, str] = Field(default_factory=dict)
 
 
 class GatewayConfig(_Config):

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
-
 from fastapi.testclient import TestClient
 
 from gateway.api.runtime import Runtime
-from gateway.domain.market import BookLevel, OrderBook
 from tests.api.test_orders_api import assert_error
+from tests.market_making import make_market
 
 
 def test_a_quote_walks_the_internal_book_and_reports_the_rest(client: TestClient) -> None:
     rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    rt.market_data.apply(
-        "internal",
-        OrderBook(
-            "internal",
-            "WETH/USDC",
-            (BookLevel(Decimal(2999), Decimal(1)),),
-            (BookLevel(Decimal(3001), Decimal(1)), BookLevel(Decimal(3003), Decimal(2))),
-            datetime.now(UTC),
-        ),
+    client.portal.call(  # type: ignore[union-attr]
+        make_market, rt, "WETH/USDC", "2999", "3001", "1", "mm", (("3003", "2"),)
     )
     answer = client.post(
         "/v1/quote", json={"instrument": "WETH/USDC", "side": "buy", "quantity": "4"}

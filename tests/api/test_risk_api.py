@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from decimal import Decimal
 from statistics import NormalDist
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from gateway.api.runtime import Runtime
-from gateway.domain.market import BookLevel, OrderBook
+from gateway.api.schemas import OrderIn
 from tests.api.test_orders_api import A, B, assert_error, order
+from tests.market_making import make_market, venue_fill
 
 CALL = "WETH-20270326-3000-C"
 PUT = "WETH-20270326-2800-P"
@@ -24,32 +24,13 @@ def runtime(client: TestClient) -> Runtime:
 
 
 def quote(client: TestClient, instrument: str, bid: str, ask: str) -> None:
-    book = OrderBook(
-        "internal",
-        instrument,
-        (BookLevel(Decimal(bid), Decimal(50)),),
-        (BookLevel(Decimal(ask), Decimal(50)),),
-        datetime.now(UTC),
-    )
-    runtime(client).market_data.apply("internal", book)
+    client.portal.call(make_market, runtime(client), instrument, bid, ask)  # type: ignore[union-attr]
 
 
 def fill(client: TestClient, body: dict[str, Any], price: str) -> None:
-    """Submit an order and record its complete fill, as a venue execution would."""
-    created = client.post("/v1/orders", json=body)
-    assert created.status_code == 201, created.text
-    rt = runtime(client)
-
-    async def record() -> None:
-        await rt.orders.record_fill(
-            created.json()["id"],
-            quantity=Decimal(body["quantity"]),
-            price=Decimal(price),
-            fee=Decimal(0),
-            venue="internal",
-        )
-
-    client.portal.call(record)  # type: ignore[union-attr]
+    """An order executed in full on a venue (recorded as the router records executions)."""
+    spec = OrderIn.model_validate(body).to_spec()
+    client.portal.call(venue_fill, runtime(client), spec, Decimal(price))  # type: ignore[union-attr]
 
 
 def market(client: TestClient) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +11,10 @@ from sqlmodel import select
 from gateway.api.app import create_app
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
-from gateway.domain.market import BookLevel, OrderBook
 from gateway.store import audit_log
 from gateway.store.tables import AuditRecordRow
 from tests.api.test_orders_api import A, B, assert_error, order
+from tests.market_making import make_market
 
 
 def runtime(client: TestClient) -> Runtime:
@@ -32,15 +30,8 @@ def audit_kinds(client: TestClient) -> list[str]:
 
 
 def quote_book(client: TestClient, bid: str, ask: str) -> None:
-    """Feed the internal venue's book through the hub, as its stream would."""
-    book = OrderBook(
-        "internal",
-        "WETH/USDC",
-        (BookLevel(Decimal(bid), Decimal(5)),),
-        (BookLevel(Decimal(ask), Decimal(5)),),
-        datetime.now(UTC),
-    )
-    runtime(client).market_data.apply("internal", book)
+    """Quotes on the internal book (a market maker's resting orders), as the hub shows them."""
+    client.portal.call(make_market, runtime(client), "WETH/USDC", bid, ask, "5", f"q{bid}")  # type: ignore[union-attr]
 
 
 def test_kill_switch_cancels_blocks_and_survives_a_restart(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.risk.pretrade import PreTradeRejected
 from tests.chain.option_world import USDC, WETH, World, option, trade
 from tests.conftest import ManualClock
+from tests.market_making import make_market
 
 pytestmark = pytest.mark.chain
 PUT = "WETH-20270326-3000-P"
@@ -73,8 +74,8 @@ def test_onchain_margin_in_reports_and_pre_trade(
         )
         await rt.start(expiry_interval=None, monitor=False)
         try:
-            rt.market_data.apply("internal", book("WETH/USDC", "2999", "3001"))
-            rt.market_data.apply("internal", book(PUT, "95", "105"))
+            await make_market(rt, "WETH/USDC", "2999", "3001")
+            await make_market(rt, PUT, "95", "105")
 
             report = await rt.risk.account(wallet)
             assert report.onchain is not None
@@ -132,7 +133,7 @@ def test_the_margin_call_price_is_where_the_contract_flips(world: World, tmp_pat
         )
         await rt.start(expiry_interval=None, monitor=False)
         try:
-            rt.market_data.apply("internal", book("WETH/USDC", "2999", "3001"))
+            await make_market(rt, "WETH/USDC", "2999", "3001")
             return await rt.risk.account(world.writer_wallet)
         finally:
             await rt.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from aiohttp import web
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
-from gateway.domain.market import BookLevel, FeeSchedule, OrderBook
+from gateway.domain.market import FeeSchedule
 from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.oms.service import SystemClock
 from gateway.oms.webhook import signature
@@ -28,6 +27,7 @@ from gateway.risk.hedging import DeltaHedgePolicy
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.market_data.test_hub import status_change
+from tests.market_making import make_market
 from tests.venues.conftest import Account
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -81,16 +81,7 @@ def test_a_tick_alerts_and_hedges_through_the_exchange(
             spot = rt.market_data.book("WETH/USDC").mid
             assert spot is not None
             # an option quote for the implied vol (the internal venue's book)
-            rt.market_data.apply(
-                "internal",
-                OrderBook(
-                    "internal",
-                    CALL,
-                    (BookLevel(Decimal(300), Decimal(10)),),
-                    (BookLevel(Decimal(310), Decimal(10)),),
-                    datetime.now(UTC),
-                ),
-            )
+            await make_market(rt, CALL, "300", "310", "10")
             sold = await rt.orders.submit(
                 OrderSpec(
                     ALICE,

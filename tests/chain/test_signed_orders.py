@@ -1,0 +1,138 @@
+"""Orders signed by the wallet owner (EIP-712) through the API, checked against a deployed
+MarginWallet on anvil: the typed data the API gives is what the owner signs; anything else
+(another key, another amount, a past deadline, an instrument not on chain) is refused before
+it is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.api.app import create_app
+from gateway.api.runtime import Runtime
+from gateway.chain.onchain_orders import OnchainOrders
+from gateway.config import Settings
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.oms.order_signatures import OrderSignatures
+from gateway.oms.service import SystemClock
+from gateway.settlement import eip712
+from tests.chain.option_world import World
+
+
+def order_body(wallet: str, n: int, **changes: Any) -> dict[str, Any]:
+    body = {
+        "account": wallet,
+        "client_order_id": f"s{n}",
+        "instrument": "WETH/USDC",
+        "side": "buy",
+        "quantity": "1.5",
+        "price": "3000",
+    }
+    body.update(changes)
+    return body
+
+
+async def signed(
+    http: httpx.AsyncClient,
+    body: dict[str, Any],
+    key: bytes,
+    nonce: int,
+    deadline: int,
+    chain_id: int,
+) -> dict[str, Any]:
+    typed = (
+        await http.post(
+            "/v1/orders/typed-data", json={"order": body, "nonce": str(nonce), "deadline": deadline}
+        )
+    ).json()
+    assert typed["domain"]["verifyingContract"].lower() == body["account"].lower()
+    order = eip712.order_from_message(typed["message"])
+    signature = eip712.sign_order(order, key, chain_id, body["account"])
+    return {
+        **body,
+        "signature": {
+            "nonce": str(nonce),
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        },
+    }
+
+
+def test_signed_orders_are_checked_against_the_wallet_owner(
+    world: World,
+    tmp_path: Path,
+) -> None:
+    d = world.d
+    chain_id = world.w3.eth.chain_id
+    deadline = int(world.w3.eth.get_block("latest")["timestamp"]) + 3600
+
+    async def scenario(require: bool) -> None:
+        clock = SystemClock()
+        catalogue = devnet_catalogue()
+        signatures = OrderSignatures(
+            world.w3, OnchainOrders(catalogue, {"WETH": d.weth, "USDC": d.usdc}), clock
+        )
+        rt = Runtime.build(
+            Settings(
+                database_url=f"sqlite:///{tmp_path / f'signed-{require}.db'}",
+                require_signed_orders=require,
+            ),
+            catalogue=catalogue,
+            clock=clock,
+            signatures=signatures,
+        )
+        app = create_app(runtime=rt)
+        app.state.runtime = rt
+        await rt.start(expiry_interval=None, monitor=False, algos=False, reconcile_interval=None)
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+                wallet, key = world.buyer_wallet, world.buyer.key
+                good = await signed(http, order_body(wallet, 1), key, 1, deadline, chain_id)
+                accepted = await http.post("/v1/orders", json=good)
+                assert accepted.status_code == 201, accepted.text
+                assert accepted.json()["signed"]["nonce"] == "1"
+                again = await http.get(f"/v1/orders/{accepted.json()['id']}")
+                assert again.json()["signed"] == good["signature"] | {"nonce": "1"}
+
+                # the writer's key for the buyer's wallet
+                forged = await signed(
+                    http, order_body(wallet, 2), world.writer.key, 2, deadline, chain_id
+                )
+                refused = await http.post("/v1/orders", json=forged)
+                assert refused.status_code == 422
+                assert refused.json()["error"]["code"] == "invalid_signature"
+
+                # a signature over 1.5 sent with 2
+                tampered = await signed(http, order_body(wallet, 3), key, 3, deadline, chain_id)
+                tampered["quantity"] = "2"
+                refused = await http.post("/v1/orders", json=tampered)
+                assert refused.json()["error"]["code"] == "invalid_signature"
+
+                late = await signed(http, order_body(wallet, 4), key, 4, 1, chain_id)
+                refused = await http.post("/v1/orders", json=late)
+                assert refused.json()["error"]["field"] == "signature.deadline"
+
+                perp = order_body(wallet, 5, instrument="WETH-PERP", price="3000")
+                refused = await http.post(
+                    "/v1/orders/typed-data",
+                    json={"order": perp, "nonce": "5", "deadline": deadline},
+                )
+                assert refused.json()["error"]["code"] == "instrument_not_on_chain"
+
+                unsigned = await http.post("/v1/orders", json=order_body(wallet, 6))
+                if require:
+                    assert unsigned.json()["error"]["code"] == "signature_required"
+                else:
+                    assert unsigned.status_code == 201 and unsigned.json()["signed"] is None
+                # nothing refused was stored
+                page = (await http.get("/v1/orders", params={"account": wallet})).json()
+                assert len(page["items"]) == (1 if require else 2)
+        finally:
+            await rt.stop()
+
+    asyncio.run(scenario(require=False))
+    asyncio.run(scenario(require=True))
