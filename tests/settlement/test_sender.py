@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from eth_typing import HexStr
@@ -161,16 +162,25 @@ def test_reorged_batch_is_reported_and_resubmission_settles(world: SettlementWor
             if p.stage is Stage.MINED:
                 mined.set()
 
+        async def mined_or_done(task: asyncio.Task[Any]) -> None:
+            """Wait for the mined report; a sender that failed first fails the test."""
+            waiter = asyncio.create_task(mined.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if task.done():
+                task.result()  # raises what the sender raised
+                assert mined.is_set(), "the sender finished without reporting the mined block"
+
         sender = world.sender(confirmations=3, on_progress=progress)
         task = asyncio.create_task(sender.settle(11, [group]))
-        await mined.wait()  # the sender holds the receipt and waits for confirmations
+        await mined_or_done(task)  # the sender holds the receipt and waits for confirmations
         world.rpc("anvil_reorg", 1, [])  # the inclusion block is replaced by an empty one
         result = await task
         assert result.batch is not None and result.batch.status is BatchStatus.REORGED
         assert world.w3.eth.get_transaction_count(world.operator.address) == 0
         mined.clear()
         again = asyncio.create_task(sender.settle(11, [group]))
-        await mined.wait()
+        await mined_or_done(again)
         world.rpc("anvil_mine", "0x3")
         resent = await again
         assert resent.batch is not None and resent.batch.status is BatchStatus.CONFIRMED
