@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -86,6 +87,23 @@ def up(
             signatures = OrderSignatures(
                 connect(chain.rpc_url), OnchainOrders(catalogue, chain.tokens), clock
             )
+        settlement = None
+        if (
+            chain is not None
+            and chain.settlement is not None
+            and chain.tokens
+            and chain.operator_key_env is not None
+        ):
+            from gateway.chain.onchain_orders import OnchainOrders
+            from gateway.oms.settlement_service import settlement_factory
+
+            settlement = settlement_factory(
+                chain.rpc_url,
+                os.environ[chain.operator_key_env],
+                chain.settlement,
+                OnchainOrders(catalogue, chain.tokens),
+                confirmations=chain.settlement_confirmations,
+            )
         runtime = Runtime.build(
             settings,
             catalogue=catalogue,
@@ -93,6 +111,7 @@ def up(
             venues=venues,
             wallets=wallets,
             signatures=signatures,
+            settlement=settlement,
         )
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "

@@ -15,6 +15,7 @@ from gateway.api import (
     quotes,
     risk,
     risk_controls,
+    settlements,
     stream,
     tca,
 )
@@ -53,4 +54,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(quotes.router)
     app.include_router(algos.router)
     app.include_router(tca.router)
+    app.include_router(settlements.router)
     return app

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.settlements import BatchNotFound
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
 from gateway.oms.execution_analysis import TcaUnavailable
 from gateway.oms.legging_runner import LeggingNotFound
@@ -30,6 +31,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     IllegalTransition: 409,
     TcaUnavailable: 409,
     LeggingNotFound: 404,
+    BatchNotFound: 404,
     UnknownInstrument: 422,
     InvalidOrder: 422,
     DomainError: 422,

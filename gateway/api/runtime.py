@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService, SystemClock
+from gateway.oms.settlement_service import SettlementService
 from gateway.oms.smart_execution import SmartExecutor
 from gateway.oms.venue_children import VenueChildren
 from gateway.oms.webhook import WebhookSender
@@ -56,6 +58,8 @@ class HubMids:
 
 
 log = logging.getLogger("gateway.runtime")
+# builds the settlement service once the runtime's writer and read engine exist
+SettlementFactory = Callable[[GroupCommitter, Engine], SettlementService]
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Runtime:
     venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
     signatures: OrderSignatures | None = field(init=False)  # set by `build`
+    settlement: SettlementService | None = field(init=False)  # set by `build`
     legging: LeggingRunner = field(init=False)  # set by `build`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -93,6 +98,7 @@ class Runtime:
         venues: list[Venue] | None = None,
         wallets: WalletSource | None = None,
         signatures: OrderSignatures | None = None,
+        settlement: SettlementFactory | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
         catalogue = catalogue or devnet_catalogue()
@@ -183,6 +189,7 @@ class Runtime:
         )
         built.clock = clock
         built.signatures = signatures
+        built.settlement = None if settlement is None else settlement(writer, read_engine)
         built.book = InternalBook(writer, read_engine, catalogue)
         orders.book = built.book
         smart.book = built.book
@@ -207,6 +214,7 @@ class Runtime:
         monitor: bool = True,
         algos: bool = True,
         reconcile_interval: float | None = 5.0,
+        settle_interval: float | None = 0.2,
     ) -> None:
         """`algos=False`: algos are loaded and recovered but no background loop runs them
         (tests drive `self.algos.run_due` with simulated time)."""
@@ -227,6 +235,10 @@ class Runtime:
             self.background.append(asyncio.create_task(self._expire_loop(expiry_interval)))
         if monitor:
             self.background.append(asyncio.create_task(self.monitor.run(), name="risk-monitor"))
+        if self.settlement is not None and settle_interval is not None:
+            self.background.append(
+                asyncio.create_task(self.settlement.run(settle_interval), name="settlement")
+            )
         if reconcile_interval is not None:
             self.background.append(
                 asyncio.create_task(self._reconcile_loop(reconcile_interval), name="reconciler")

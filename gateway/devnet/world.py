@@ -77,6 +77,7 @@ class DevnetWorld:
                 rpc_url=self.anvil.rpc_url,
                 settlement=d.settlement,
                 tokens={"WETH": d.weth, "USDC": d.usdc},
+                operator_key_env=OPERATOR_KEY_ENV,
             ),
             venues=[
                 InternalVenueConfig(kind="internal"),

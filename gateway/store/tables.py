@@ -85,6 +85,10 @@ class SettlementBatchRow(SQLModel, table=True):
     block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     operator_nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     gas_used: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    chain_batch_id: str | None = Field(default=None, max_length=78)  # the uint256, decimal
+    block_hash: str | None = Field(default=None, max_length=66)
+    reason: str | None = Field(default=None, max_length=200)
+    updated_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
 
 
 class FillRow(SQLModel, table=True):
@@ -93,6 +97,7 @@ class FillRow(SQLModel, table=True):
         Index("ix_fills_order_id", "order_id"),
         Index("ix_fills_account", "account"),
         Index("ix_fills_trade_id", "trade_id"),
+        Index("ix_fills_settlement", "settlement", "batch_id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -113,6 +118,7 @@ class FillRow(SQLModel, table=True):
     block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     log_index: int | None = None
     trade_id: str | None = Field(default=None, max_length=40)  # the maker and taker of a match
+    settlement_reason: str | None = Field(default=None, max_length=200)
 
 
 class AuditRecordRow(SQLModel, table=True):
@@ -236,4 +242,15 @@ class LeggedStrategyRow(SQLModel, table=True):
     active: bool = Field(default=True)
     state: str
     created_at: datetime = Field(sa_column=_time())
+    updated_at: datetime = Field(sa_column=_time())
+
+
+class ChainCursorRow(SQLModel, table=True):
+    """Where a follower of the chain's events stands (`gateway.settlement.reconciler`),
+    saved in the same transaction as what it read."""
+
+    __tablename__ = "chain_cursors"
+
+    name: str = Field(primary_key=True, max_length=40)
+    cursor: str
     updated_at: datetime = Field(sa_column=_time())

@@ -108,6 +108,10 @@ class ChainConfig(_Config):
     # token symbol -> address: what maps the catalogue's instruments to on-chain ones, so
     # that signed orders can be checked and settled
     tokens: dict[str, str] = Field(default_factory=dict)
+    # the environment variable holding the operator's key: with it (and `settlement` and
+    # `tokens`), matched fills of signed orders settle on chain
+    operator_key_env: str | None = None
+    settlement_confirmations: int = Field(default=0, ge=0)
 
 
 class GatewayConfig(_Config):

@@ -1,0 +1,577 @@
+"""Settling matched fills on chain, exactly once, across crashes and reorgs.
+
+The pieces: the outbox (`store.settlement_repository`: fills written pending with the trade
+that made them), the chain side (`settlement.sender.SettlementSender`, which simulates,
+bisects, sends, replaces and confirms; `settlement.reconciler.SettlementReconciler`, which
+follows the contract's events), and this service between them:
+
+- `send`: the outbox's fills are grouped by trade (the maker's and the taker's fill settle
+  together or not at all; both orders must carry their owner's signature), planned into
+  batches within the contract's limits, and each batch is **committed first** (the fills are
+  taken by a `building` batch whose on-chain id is derived from its own id), then sent. The
+  outcome is recorded: a confirmed receipt marks the fills `settled` with tx hash, block and
+  log index (and an order `settled` once all its fills are); a group the chain refuses is
+  marked `failed` with the revert reason; groups deferred or a batch never sent go back to
+  the outbox.
+- `heal`: the reconciler's events are the ground truth. A `BatchSettled` for one of our batch
+  ids settles that batch's fills from the `Fill` logs of the same transaction, whatever the
+  store thought (a crash between the receipt and the write, a resend); a reorg below settled
+  fills makes them pending again, still held by their batch, until the chain shows the batch
+  again or proves it will not (`resolve`).
+- `resolve`: a batch left `building`/`sent`/`reorged` (a crash, a reorg, a timeout) is given
+  back to the outbox only when the operator has no transaction pending and the chain (healed
+  first) has no `BatchSettled` for it: then nothing can still settle it.
+
+The operator key is used by this service only, one batch at a time, so "no transaction
+pending" is exact. The reconciler's cursor is stored in the same transaction as what it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from web3 import Web3
+
+from gateway.chain.onchain_orders import OnchainOrders
+from gateway.chain.settlement_abi import quote_amount
+from gateway.domain.fills import Fill
+from gateway.domain.lifecycle import SettlementStatus
+from gateway.domain.orders import Order, Side
+from gateway.oms.group_commit import CommandResult, GroupCommitter
+from gateway.oms.ids import new_id
+from gateway.oms.order_facts import order_facts
+from gateway.settlement.batch_builder import batch_id_from_key, plan_batches
+from gateway.settlement.items import OrderSettlement, SettlementGroup
+from gateway.settlement.reconciler import (
+    ChainCursor,
+    ReconcileUpdate,
+    SettledEvent,
+    SettlementReconciler,
+)
+from gateway.settlement.sender import (
+    BatchStatus,
+    SenderConfig,
+    SendProgress,
+    SettlementSender,
+    Stage,
+)
+from gateway.store import order_repository as orders_repo
+from gateway.store import settlement_repository as store
+from gateway.store.audit_log import AuditEntry
+
+log = logging.getLogger("gateway.settlement")
+CURSOR_NAME = "settlement"
+REORGED = "reorged"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    batches: int = 0
+    settled: int = 0
+    refused: int = 0
+    returned: int = 0
+
+
+def _event(kind: str, facts: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "settlement": facts}
+
+
+class SettlementService:
+    def __init__(
+        self,
+        writer: GroupCommitter,
+        read_engine: Engine,
+        sender: SettlementSender,
+        reconciler: SettlementReconciler,
+        onchain: OnchainOrders,
+        *,
+        outbox_limit: int = 256,
+    ) -> None:
+        self._writer = writer
+        self._read_engine = read_engine
+        self.sender = sender
+        self.reconciler = reconciler
+        self.onchain = onchain
+        self._outbox_limit = outbox_limit
+        self._lock = asyncio.Lock()
+        self.sender.on_progress = self._progress
+        self._current: str | None = None  # the batch being sent
+        self._sent: list[SendProgress] = []
+
+    # -- the whole cycle --------------------------------------------------------------------
+
+    async def run_once(self) -> Outcome:
+        """Heal from the chain, give back what cannot settle any more, send the outbox."""
+        async with self._lock:
+            await self.heal()
+            await self.resolve()
+            return await self.send()
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("settlement cycle failed; the next one starts from the store")
+            await asyncio.sleep(interval)
+
+    # -- send -------------------------------------------------------------------------------
+
+    def _item(self, fill: Fill, order: Order) -> OrderSettlement:
+        spec = order.spec
+        assert spec.signed is not None and spec.instrument is not None and spec.price is not None
+        instrument = self.onchain.catalogue.get(spec.instrument)
+        amount = self.onchain.amount(instrument, fill.quantity)
+        price = self.onchain.price(instrument, fill.price)
+        return OrderSettlement(
+            item_id=fill.id,
+            wallet=spec.account,
+            instrument=self.onchain.preimage(spec.instrument),
+            is_buy=spec.side is Side.BUY,
+            amount=self.onchain.amount(instrument, spec.quantity),
+            limit_price=self.onchain.price(instrument, spec.price),
+            nonce=spec.signed.nonce,
+            deadline=spec.signed.deadline,
+            signature=spec.signed.signature,
+            fill=amount,
+            quote=quote_amount(amount, price, instrument.base.decimals),
+        )
+
+    def _groups(
+        self, pending: Sequence[tuple[Fill, Order]]
+    ) -> tuple[list[SettlementGroup], list[str]]:
+        """Complete trades whose orders are both signed; the fill ids that never can be."""
+        by_trade: dict[str, list[tuple[Fill, Order]]] = defaultdict(list)
+        for fill, order in pending:
+            assert fill.trade_id is not None
+            by_trade[fill.trade_id].append((fill, order))
+        groups: list[SettlementGroup] = []
+        unsettleable: list[str] = []
+        for trade_id, sides in by_trade.items():
+            if len(sides) != 2:
+                continue  # the other side is beyond this read: the next cycle has both
+            if any(order.spec.signed is None for _, order in sides):
+                unsettleable.extend(fill.id for fill, _ in sides)
+                continue
+            groups.append(SettlementGroup(trade_id, tuple(self._item(f, o) for f, o in sides)))
+        return groups, unsettleable
+
+    async def send(self) -> Outcome:
+        def read() -> list[tuple[Fill, Order]]:
+            with self._read_engine.connect() as connection:
+                return store.outbox(connection, self._outbox_limit)
+
+        pending = await asyncio.to_thread(read)
+        groups, unsettleable = self._groups(pending)
+        outcome = Outcome()
+        if unsettleable:
+            await self._refuse(unsettleable, "unsigned: the order carries no owner signature")
+            outcome = Outcome(refused=len(unsettleable))
+        for planned in plan_batches(groups):
+            result = await self._send_batch(planned)
+            outcome = Outcome(
+                outcome.batches + result.batches,
+                outcome.settled + result.settled,
+                outcome.refused + result.refused,
+                outcome.returned + result.returned,
+            )
+        return outcome
+
+    def _progress(self, progress: SendProgress) -> None:
+        self._sent.append(progress)
+
+    async def _send_batch(self, groups: list[SettlementGroup]) -> Outcome:
+        batch_id = new_id("bat")
+        chain_batch_id = batch_id_from_key(batch_id)
+        fill_ids = [item.item_id for group in groups for item in group.items]
+
+        def open_batch(connection: Connection, now: datetime) -> CommandResult[None]:
+            store.open_batch(connection, batch_id, chain_batch_id, fill_ids, now)
+            facts = {"batch_id": batch_id, "chain_batch_id": str(chain_batch_id), "fills": fill_ids}
+            return CommandResult(None, [AuditEntry("settlement.batch_opened", batch_id, facts)])
+
+        await self._writer.execute(open_batch)
+        self._sent = []
+        result = await self.sender.settle(chain_batch_id, groups)
+        first = next((p for p in self._sent if p.stage is Stage.SENT), None)
+        if first is not None:
+            sent = first
+
+            def record_sent(connection: Connection, now: datetime) -> CommandResult[None]:
+                store.batch_sent(connection, batch_id, sent.tx_hash, sent.nonce, now)
+                return CommandResult(None)
+
+            await self._writer.execute(record_sent)
+        refused = [
+            (item.item_id, rejected.reason)
+            for rejected in result.rejected
+            for item in rejected.group.items
+        ]
+        for fill_id, reason in refused:
+            await self._refuse([fill_id], f"refused by the chain: {reason}")
+        deferred = [item.item_id for group in result.deferred for item in group.items]
+        batch = result.batch
+        if batch is None or batch.status is not BatchStatus.CONFIRMED:
+            status = "abandoned" if batch is None else batch.status.value
+            give_back = (
+                [i for i in fill_ids if i not in {f for f, _ in refused}]
+                if batch is None or batch.status is BatchStatus.REVERTED
+                else deferred
+            )
+
+            def finish(connection: Connection, now: datetime) -> CommandResult[None]:
+                store.release_fills(connection, give_back)
+                store.batch_finished(
+                    connection,
+                    batch_id,
+                    REORGED if status == BatchStatus.REORGED.value else status,
+                    now,
+                    tx_hash=None if batch is None else batch.tx_hash,
+                    block_number=None if batch is None else batch.block_number,
+                    block_hash=None if batch is None else batch.block_hash,
+                    gas_used=None if batch is None else batch.gas_used,
+                    reason=None if batch is None else f"{batch.status.value}",
+                )
+                facts = {"batch_id": batch_id, "status": status, "returned": give_back}
+                return CommandResult(
+                    None,
+                    [AuditEntry("settlement.batch_" + status, batch_id, facts)],
+                    [_event("settlement.batch_" + status, facts)],
+                )
+
+            await self._writer.execute(finish)
+            return Outcome(batches=1, refused=len(refused), returned=len(give_back))
+        settled = await self._confirm(
+            batch_id,
+            batch.tx_hash,
+            batch.block_number,
+            batch.block_hash,
+            batch.gas_used,
+            {i: idx for i, idx in batch.item_log_index.items() if i in fill_ids},
+            released=deferred,
+        )
+        return Outcome(batches=1, settled=settled, refused=len(refused), returned=len(deferred))
+
+    async def _refuse(self, fill_ids: list[str], reason: str) -> None:
+        def command(connection: Connection, now: datetime) -> CommandResult[None]:
+            store.refuse_fills(connection, fill_ids, reason)
+            audit, events = [], []
+            for order in self._orders_of(connection, fill_ids):
+                if order.settlement is SettlementStatus.PENDING:
+                    failed = order.mark_settlement_failed(now)
+                    orders_repo.update_order(connection, failed, previous_version=order.version)
+                    audit.append(
+                        AuditEntry("order.settlement_failed", order.id, order_facts(failed))
+                    )
+                    events.append(
+                        {
+                            "type": "order.settlement_failed",
+                            "account": order.spec.account,
+                            "order": order_facts(failed),
+                        }
+                    )
+            facts = {"fills": fill_ids, "reason": reason}
+            audit.append(AuditEntry("settlement.fills_refused", fill_ids[0], facts))
+            return CommandResult(None, audit, [*events, _event("settlement.fills_refused", facts)])
+
+        await self._writer.execute(command)
+
+    def _orders_of(self, connection: Connection, fill_ids: Sequence[str]) -> list[Order]:
+        seen: dict[str, Order] = {}
+        for fill_id in fill_ids:
+            found = connection.execute(
+                store.FILLS.select().where(store.FILLS.c.id == fill_id)
+            ).first()
+            if found is None or found.order_id in seen:
+                continue
+            stored = orders_repo.get_order(connection, found.order_id)
+            if stored is not None:
+                seen[found.order_id] = stored.order
+        return list(seen.values())
+
+    async def _confirm(
+        self,
+        batch_id: str,
+        tx_hash: str,
+        block_number: int,
+        block_hash: str,
+        gas_used: int | None,
+        log_indexes: dict[str, int],
+        *,
+        released: Sequence[str] = (),
+    ) -> int:
+        def command(connection: Connection, now: datetime) -> CommandResult[int]:
+            settled = store.settle_fills(connection, batch_id, tx_hash, block_number, log_indexes)
+            store.release_fills(connection, list(released))
+            store.batch_finished(
+                connection,
+                batch_id,
+                store.CONFIRMED,
+                now,
+                tx_hash=tx_hash,
+                block_number=block_number,
+                block_hash=block_hash,
+                gas_used=gas_used,
+            )
+            audit, events = [], []
+            for order in self._orders_of(connection, settled):
+                fills = store.settlement_fills_of_order(connection, order.id)
+                if order.settlement is SettlementStatus.PENDING and all(
+                    f.fill.settlement is SettlementStatus.SETTLED for f in fills
+                ):
+                    done = order.mark_settled(now)
+                    orders_repo.update_order(connection, done, previous_version=order.version)
+                    facts = order_facts(done)
+                    audit.append(AuditEntry("order.settled", order.id, facts))
+                    events.append(
+                        {"type": "order.settled", "account": order.spec.account, "order": facts}
+                    )
+            for entry in store.fills_of_batch(connection, batch_id):
+                if entry.fill.id in settled:  # each owner hears of its own fills
+                    events.append(
+                        {
+                            "type": "fill.settled",
+                            "account": entry.fill.account,
+                            "fill": {
+                                "id": entry.fill.id,
+                                "order_id": entry.fill.order_id,
+                                "batch_id": batch_id,
+                                "tx_hash": tx_hash,
+                                "block_number": block_number,
+                                "log_index": log_indexes[entry.fill.id],
+                            },
+                        }
+                    )
+            facts = {
+                "batch_id": batch_id,
+                "tx_hash": tx_hash,
+                "block_number": block_number,
+                "fills": {f: log_indexes[f] for f in settled},
+            }
+            audit.append(AuditEntry("settlement.confirmed", batch_id, facts))
+            events.append(_event("settlement.confirmed", facts))
+            return CommandResult(len(settled), audit, events)
+
+        count: int = await self._writer.execute(command)
+        return count
+
+    # -- heal from the chain's events -------------------------------------------------------
+
+    async def heal(self) -> int:
+        """Apply what the chain says happened since the stored cursor; returns how many fills
+        it settled that the store did not know were."""
+        update = await self.reconciler.poll()
+        healed = 0
+        if update.reorged_after is not None:
+            await self._undo_after(update.reorged_after)
+        by_tx: dict[str, list[SettledEvent]] = defaultdict(list)
+        for event in update.events:
+            by_tx[event.tx_hash].append(event)
+        for events in by_tx.values():
+            healed += await self._heal_tx(events)
+        await self._save_cursor(update)
+        return healed
+
+    async def _save_cursor(self, update: ReconcileUpdate) -> None:
+        cursor = update.cursor.to_dict()
+
+        def command(connection: Connection, now: datetime) -> CommandResult[None]:
+            store.put_cursor(connection, CURSOR_NAME, cursor, now)
+            return CommandResult(None)
+
+        await self._writer.execute(command)
+
+    async def _heal_tx(self, events: list[SettledEvent]) -> int:
+        settled_event = next((e for e in events if e.event == "BatchSettled"), None)
+        if settled_event is None:
+            return 0
+
+        def read() -> tuple[store.BatchRecord | None, list[tuple[Fill, Order]]]:
+            with self._read_engine.connect() as connection:
+                batch = store.batch_by_chain_id(connection, settled_event.batch_id)
+                if batch is None:
+                    return None, []
+                fills = [s.fill for s in store.fills_of_batch(connection, batch.id)]
+                found = []
+                for fill in fills:
+                    stored = orders_repo.get_order(connection, fill.order_id)
+                    assert stored is not None
+                    found.append((fill, stored.order))
+                return batch, found
+
+        batch, fills = await asyncio.to_thread(read)
+        if batch is None:
+            return 0  # not ours (another gateway's operator, a test)
+        queues: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+        for event in events:
+            if event.event == "Fill" and event.wallet is not None and event.digest is not None:
+                queues[(event.wallet.lower(), event.digest)].append(event.log_index)
+        chain_id = self.sender.chain_id
+        log_indexes: dict[str, int] = {}
+        for fill, order in fills:
+            if fill.settlement is not SettlementStatus.PENDING or order.spec.signed is None:
+                continue
+            key = (
+                order.spec.account.lower(),
+                self.onchain.digest(order.spec, order.spec.signed, chain_id),
+            )
+            if queues.get(key):
+                log_indexes[fill.id] = queues[key].pop(0)
+        if not log_indexes:
+            return 0
+        return await self._confirm(
+            batch.id,
+            settled_event.tx_hash,
+            settled_event.block_number,
+            settled_event.block_hash,
+            batch.gas_used,
+            log_indexes,
+        )
+
+    async def _undo_after(self, block_number: int) -> None:
+        def command(connection: Connection, now: datetime) -> CommandResult[list[str]]:
+            undone = store.settled_fills_after(connection, block_number)
+            batches = set()
+            for fill_id in undone:
+                row = connection.execute(
+                    store.FILLS.select().where(store.FILLS.c.id == fill_id)
+                ).first()
+                if row is not None and row.batch_id is not None:
+                    batches.add(row.batch_id)
+            # pending again, still held by their batch: only `resolve` gives them back
+            connection.execute(
+                store.FILLS.update()
+                .where(store.FILLS.c.id.in_(undone))
+                .values(
+                    settlement=SettlementStatus.PENDING.value,
+                    tx_hash=None,
+                    block_number=None,
+                    log_index=None,
+                )
+            )
+            for batch_id in batches:
+                store.batch_finished(
+                    connection, batch_id, REORGED, now, reason=f"reorg after block {block_number}"
+                )
+            facts = {"after_block": block_number, "fills": undone, "batches": sorted(batches)}
+            return CommandResult(
+                undone,
+                [AuditEntry("settlement.reorged", str(block_number), facts)],
+                [_event("settlement.reorged", facts)],
+            )
+
+        await self._writer.execute(command)
+
+    # -- resolve batches whose outcome is unknown -------------------------------------------
+
+    async def resolve(self) -> int:
+        """Give back the fills of batches that nothing on chain can settle any more."""
+
+        def read() -> list[store.BatchRecord]:
+            with self._read_engine.connect() as connection:
+                return store.batches_in(connection, [store.BUILDING, store.SENT, REORGED])
+
+        unfinished = await asyncio.to_thread(read)
+        if not unfinished:
+            return 0
+        operator = Web3.to_checksum_address(self.sender.operator)
+        w3: Web3 = self.sender.w3
+
+        def pending_count() -> int:
+            latest = w3.eth.get_transaction_count(operator, "latest")
+            pending = w3.eth.get_transaction_count(operator, "pending")
+            return int(pending) - int(latest)
+
+        if await asyncio.to_thread(pending_count) > 0:
+            return 0  # something of ours may still be mined: wait
+        await self.heal()  # everything confirmed so far is known now
+        unfinished = await asyncio.to_thread(read)
+        returned = 0
+        for batch in unfinished:
+            if await self._on_chain(batch):
+                continue  # mined, not yet deep enough: `heal` will settle it
+
+            def give_back(
+                connection: Connection, now: datetime, batch_id: str = batch.id
+            ) -> CommandResult[int]:
+                fills = [
+                    s.fill.id
+                    for s in store.fills_of_batch(connection, batch_id)
+                    if s.fill.settlement is SettlementStatus.PENDING
+                ]
+                store.release_fills(connection, fills)
+                store.batch_finished(
+                    connection,
+                    batch_id,
+                    "abandoned",
+                    now,
+                    reason="not on chain and nothing pending",
+                )
+                facts = {"batch_id": batch_id, "returned": fills}
+                return CommandResult(
+                    len(fills), [AuditEntry("settlement.batch_abandoned", batch_id, facts)]
+                )
+
+            returned += await self._writer.execute(give_back)
+        return returned
+
+    async def _on_chain(self, batch: store.BatchRecord) -> bool:
+        """Whether any block, however recent, holds this batch's `BatchSettled`."""
+        if batch.chain_batch_id is None:
+            return False
+        chain_batch_id = int(batch.chain_batch_id)
+        event = self.sender.settlement.events.BatchSettled
+
+        def logs() -> int:
+            found = event.get_logs(argument_filters={"batch_id": chain_batch_id}, from_block=0)
+            return len(found)
+
+        return await asyncio.to_thread(logs) > 0
+
+
+def restore_cursor(read_engine: Engine) -> ChainCursor | None:
+    with read_engine.connect() as connection:
+        raw = store.get_cursor(connection, CURSOR_NAME)
+    return None if raw is None else ChainCursor.from_dict(raw)
+
+
+def settlement_factory(
+    rpc_url: str,
+    operator_key: str,
+    settlement_address: str,
+    onchain: OnchainOrders,
+    *,
+    confirmations: int = 0,
+) -> Callable[[GroupCommitter, Engine], SettlementService]:
+    """What `Runtime.build` calls with its writer and read engine. The reconciler resumes
+    from the stored cursor, or starts at the chain's head the first time (nothing before the
+    gateway's first start can be its own)."""
+
+    def build(writer: GroupCommitter, read_engine: Engine) -> SettlementService:
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        sender = SettlementSender(
+            rpc_url,
+            operator_key,
+            settlement_address,
+            int(w3.eth.chain_id),
+            config=SenderConfig(confirmations=confirmations),
+            w3=w3,
+        )
+        cursor = restore_cursor(read_engine)
+        reconciler = SettlementReconciler(
+            rpc_url,
+            settlement_address,
+            start_block=int(w3.eth.block_number) if cursor is None else cursor.block_number,
+            cursor=cursor,
+            confirmations=confirmations,
+        )
+        return SettlementService(writer, read_engine, sender, reconciler, onchain)
+
+    return build

@@ -1,0 +1,284 @@
+"""The settlement outbox and its batches (SQLAlchemy Core, portable SQL).
+
+The outbox is the set of fills whose `settlement` is `pending` and that no batch holds
+(`batch_id` NULL): fills enter it in the transaction that records them. A batch takes its
+fills (`batch_id` set) in the same transaction that creates it, before anything is sent; a
+confirmed receipt marks them `settled` with the transaction, block and log index; a refusal
+marks them `failed` with the chain's reason; a batch that could not be sent gives them back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from gateway.domain.fills import Fill
+from gateway.domain.lifecycle import SettlementStatus
+from gateway.domain.orders import Order
+from gateway.store import order_repository as orders
+from gateway.store.tables import ChainCursorRow, FillRow, SettlementBatchRow
+
+BATCHES = SettlementBatchRow.__table__  # type: ignore[attr-defined]
+FILLS = FillRow.__table__  # type: ignore[attr-defined]
+CURSORS = ChainCursorRow.__table__  # type: ignore[attr-defined]
+
+BUILDING, SENT, CONFIRMED, REVERTED, ABANDONED = (
+    "building",
+    "sent",
+    "confirmed",
+    "reverted",
+    "abandoned",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    id: str
+    status: str
+    chain_batch_id: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    tx_hash: str | None
+    block_number: int | None
+    block_hash: str | None
+    operator_nonce: int | None
+    gas_used: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementFill:
+    """A fill with what settlement needs to know about it."""
+
+    fill: Fill
+    batch_id: str | None
+    block_number: int | None
+    log_index: int | None
+    reason: str | None
+
+
+def outbox(connection: Connection, limit: int) -> list[tuple[Fill, Order]]:
+    """Matched fills waiting for a batch, oldest first, with their orders."""
+    rows = list(
+        connection.execute(
+            select(FILLS.c.id)
+            .where(
+                FILLS.c.settlement == SettlementStatus.PENDING.value,
+                FILLS.c.batch_id.is_(None),
+                FILLS.c.trade_id.is_not(None),
+            )
+            .order_by(FILLS.c.executed_at, FILLS.c.id)
+            .limit(limit)
+        )
+    )
+    fills = [
+        orders._fill(r)
+        for r in connection.execute(select(FILLS).where(FILLS.c.id.in_([r.id for r in rows])))
+    ]
+    fills.sort(key=lambda f: (f.executed_at, f.id))
+    found = {}
+    for order_id in {f.order_id for f in fills}:
+        stored = orders.get_order(connection, order_id)
+        assert stored is not None
+        found[order_id] = stored.order
+    return [(f, found[f.order_id]) for f in fills]
+
+
+def open_batch(
+    connection: Connection,
+    batch_id: str,
+    chain_batch_id: int,
+    fill_ids: Sequence[str],
+    now: datetime,
+) -> None:
+    connection.execute(
+        insert(BATCHES).values(
+            id=batch_id,
+            status=BUILDING,
+            created_at=now,
+            updated_at=now,
+            chain_batch_id=str(chain_batch_id),
+        )
+    )
+    taken = connection.execute(
+        update(FILLS)
+        .where(FILLS.c.id.in_(list(fill_ids)), FILLS.c.batch_id.is_(None))
+        .values(batch_id=batch_id)
+    ).rowcount
+    if taken != len(fill_ids):  # another sender took some: roll the whole batch back
+        raise RuntimeError(f"batch {batch_id}: {len(fill_ids) - taken} fills already batched")
+
+
+def batch_sent(
+    connection: Connection, batch_id: str, tx_hash: str, nonce: int, now: datetime
+) -> None:
+    connection.execute(
+        update(BATCHES)
+        .where(BATCHES.c.id == batch_id)
+        .values(status=SENT, tx_hash=tx_hash, operator_nonce=nonce, updated_at=now)
+    )
+
+
+def batch_finished(
+    connection: Connection,
+    batch_id: str,
+    status: str,
+    now: datetime,
+    *,
+    tx_hash: str | None = None,
+    block_number: int | None = None,
+    block_hash: str | None = None,
+    gas_used: int | None = None,
+    reason: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "updated_at": now, "reason": reason}
+    if tx_hash is not None:
+        values.update(
+            tx_hash=tx_hash, block_number=block_number, block_hash=block_hash, gas_used=gas_used
+        )
+    connection.execute(update(BATCHES).where(BATCHES.c.id == batch_id).values(**values))
+
+
+def settle_fills(
+    connection: Connection,
+    batch_id: str,
+    tx_hash: str,
+    block_number: int,
+    log_indexes: Mapping[str, int],
+) -> list[str]:
+    """Mark the batch's fills settled (those still pending); returns their ids."""
+    settled = []
+    for fill_id, log_index in log_indexes.items():
+        changed = connection.execute(
+            update(FILLS)
+            .where(
+                FILLS.c.id == fill_id,
+                FILLS.c.batch_id == batch_id,
+                FILLS.c.settlement == SettlementStatus.PENDING.value,
+            )
+            .values(
+                settlement=SettlementStatus.SETTLED.value,
+                tx_hash=tx_hash,
+                block_number=block_number,
+                log_index=log_index,
+            )
+        ).rowcount
+        if changed:
+            settled.append(fill_id)
+    return settled
+
+
+def refuse_fills(connection: Connection, fill_ids: Sequence[str], reason: str) -> None:
+    connection.execute(
+        update(FILLS)
+        .where(FILLS.c.id.in_(list(fill_ids)), FILLS.c.settlement == SettlementStatus.PENDING.value)
+        .values(settlement=SettlementStatus.FAILED.value, settlement_reason=reason[:200])
+    )
+
+
+def release_fills(connection: Connection, fill_ids: Sequence[str]) -> None:
+    """Back to the outbox (a batch that was not sent, or was undone by a reorg)."""
+    connection.execute(
+        update(FILLS)
+        .where(FILLS.c.id.in_(list(fill_ids)), FILLS.c.settlement == SettlementStatus.PENDING.value)
+        .values(batch_id=None)
+    )
+
+
+def unsettle_fills(connection: Connection, fill_ids: Sequence[str]) -> None:
+    """A reorg took their settlement away: pending again, in no batch."""
+    connection.execute(
+        update(FILLS)
+        .where(FILLS.c.id.in_(list(fill_ids)))
+        .values(
+            settlement=SettlementStatus.PENDING.value,
+            batch_id=None,
+            tx_hash=None,
+            block_number=None,
+            log_index=None,
+        )
+    )
+
+
+def get_batch(connection: Connection, batch_id: str) -> BatchRecord | None:
+    row = connection.execute(select(BATCHES).where(BATCHES.c.id == batch_id)).first()
+    return None if row is None else _batch(row)
+
+
+def batch_by_chain_id(connection: Connection, chain_batch_id: int) -> BatchRecord | None:
+    row = connection.execute(
+        select(BATCHES).where(BATCHES.c.chain_batch_id == str(chain_batch_id))
+    ).first()
+    return None if row is None else _batch(row)
+
+
+def batches_in(connection: Connection, statuses: Sequence[str]) -> list[BatchRecord]:
+    rows = connection.execute(
+        select(BATCHES).where(BATCHES.c.status.in_(list(statuses))).order_by(BATCHES.c.created_at)
+    )
+    return [_batch(r) for r in rows]
+
+
+def fills_of_batch(connection: Connection, batch_id: str) -> list[SettlementFill]:
+    rows = connection.execute(
+        select(FILLS).where(FILLS.c.batch_id == batch_id).order_by(FILLS.c.executed_at, FILLS.c.id)
+    )
+    return [_settlement_fill(r) for r in rows]
+
+
+def settlement_fills_of_order(connection: Connection, order_id: str) -> list[SettlementFill]:
+    rows = connection.execute(
+        select(FILLS).where(FILLS.c.order_id == order_id).order_by(FILLS.c.executed_at, FILLS.c.id)
+    )
+    return [_settlement_fill(r) for r in rows]
+
+
+def settled_fills_after(connection: Connection, block_number: int) -> list[str]:
+    rows = connection.execute(
+        select(FILLS.c.id).where(
+            FILLS.c.settlement == SettlementStatus.SETTLED.value,
+            FILLS.c.block_number > block_number,
+        )
+    )
+    return [r.id for r in rows]
+
+
+def get_cursor(connection: Connection, name: str) -> dict[str, Any] | None:
+    row = connection.execute(select(CURSORS.c.cursor).where(CURSORS.c.name == name)).first()
+    return None if row is None else dict(json.loads(row.cursor))
+
+
+def put_cursor(connection: Connection, name: str, cursor: Mapping[str, Any], now: datetime) -> None:
+    text = json.dumps(cursor, sort_keys=True)
+    changed = connection.execute(
+        update(CURSORS).where(CURSORS.c.name == name).values(cursor=text, updated_at=now)
+    ).rowcount
+    if not changed:
+        connection.execute(insert(CURSORS).values(name=name, cursor=text, updated_at=now))
+
+
+def _batch(r: Any) -> BatchRecord:
+    return BatchRecord(
+        r.id,
+        r.status,
+        r.chain_batch_id,
+        r.created_at,
+        r.updated_at,
+        r.tx_hash,
+        r.block_number,
+        r.block_hash,
+        r.operator_nonce,
+        r.gas_used,
+        r.reason,
+    )
+
+
+def _settlement_fill(r: Any) -> SettlementFill:
+    return SettlementFill(
+        orders._fill(r), r.batch_id, r.block_number, r.log_index, r.settlement_reason
+    )

@@ -1,0 +1,202 @@
+"""Matched fills settle on chain exactly once: signed orders trade on the internal book, the
+settlement service batches the trade, the real Settlement contract moves the tokens between
+the two MarginWallets, and the store records the transaction, block and log index. A crash
+between the receipt and the write is healed from the chain's events; a trade the chain
+refuses is marked failed with its reason, and the rest of the batch settles."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from web3 import Web3
+
+from gateway.api.app import create_app
+from gateway.api.runtime import Runtime
+from gateway.chain import tokens
+from gateway.chain.anvil import Anvil
+from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
+from gateway.chain.onchain_orders import OnchainOrders
+from gateway.chain.transactions import Sender
+from gateway.config import Settings
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.oms.order_signatures import OrderSignatures
+from gateway.oms.service import SystemClock
+from gateway.oms.settlement_service import SettlementService, settlement_factory
+from gateway.settlement import eip712
+
+pytestmark = pytest.mark.chain
+USDC, WETH = 10**6, 10**18
+
+
+class Desk:
+    """Two traders with their own wallets, and a gateway that settles on this chain."""
+
+    def __init__(self, w3: Web3, deployer: Sender, node: Anvil, database: str) -> None:
+        accounts = node.dev_accounts()
+        self.settler = accounts[6]
+        self.d = deploy_all(deployer, DeployConfig(operators=(self.settler.address,)))
+        self.w3 = w3
+        self.seller, self.buyer = accounts[3], accounts[4]
+        self.seller_wallet = create_wallet(deployer, self.d, self.seller.address)
+        self.buyer_wallet = create_wallet(deployer, self.d, self.buyer.address)
+        tokens.mint(deployer, self.d.weth, self.seller_wallet, 5 * WETH)
+        tokens.mint(deployer, self.d.usdc, self.buyer_wallet, 20_000 * USDC)
+        self.database = database
+        self.rpc_url = node.rpc_url
+        self.nonce = 0
+
+    def runtime(self) -> Runtime:
+        catalogue, clock = devnet_catalogue(), SystemClock()
+        onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
+        return Runtime.build(
+            Settings(database_url=self.database, require_signed_orders=True),
+            catalogue=catalogue,
+            clock=clock,
+            signatures=OrderSignatures(self.w3, onchain, clock),
+            settlement=settlement_factory(
+                self.rpc_url, Web3.to_hex(self.settler.key), self.d.settlement, onchain
+            ),
+        )
+
+    def balances(self, wallet: str) -> tuple[int, int]:
+        return (
+            tokens.balance_of(self.w3, self.d.weth, wallet),
+            tokens.balance_of(self.w3, self.d.usdc, wallet),
+        )
+
+    async def order(
+        self,
+        http: httpx.AsyncClient,
+        trader: Any,
+        wallet: str,
+        side: str,
+        qty: str,
+        price: str,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        self.nonce += 1
+        body = {
+            "account": wallet,
+            "client_order_id": f"o{self.nonce}",
+            "instrument": "WETH/USDC",
+            "side": side,
+            "quantity": qty,
+            "price": price,
+            **extra,
+        }
+        deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 3600
+        typed = (
+            await http.post(
+                "/v1/orders/typed-data",
+                json={"order": body, "nonce": str(self.nonce), "deadline": deadline},
+            )
+        ).json()
+        order = eip712.order_from_message(typed["message"])
+        signature = eip712.sign_order(order, trader.key, self.w3.eth.chain_id, wallet)
+        body["signature"] = {
+            "nonce": str(self.nonce),
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+        response = await http.post("/v1/orders", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+async def serve(rt: Runtime) -> httpx.AsyncClient:
+    await rt.start(
+        expiry_interval=None,
+        monitor=False,
+        algos=False,
+        reconcile_interval=None,
+        settle_interval=None,
+    )  # the test drives settlement
+    app = create_app(runtime=rt)
+    app.state.runtime = rt
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+def test_a_matched_trade_settles_once_and_a_crash_is_healed_from_the_chain(
+    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+) -> None:
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'settle.db'}")
+
+    async def scenario() -> None:
+        rt = desk.runtime()
+        http = await serve(rt)
+        try:
+            seller0, buyer0 = desk.balances(desk.seller_wallet), desk.balances(desk.buyer_wallet)
+            ask = await desk.order(http, desk.seller, desk.seller_wallet, "sell", "1.5", "3000")
+            bid = await desk.order(
+                http, desk.buyer, desk.buyer_wallet, "buy", "1", "3001", time_in_force="ioc"
+            )
+            assert bid["status"] == "filled" and bid["settlement"] == "pending"
+
+            service = rt.settlement
+            assert isinstance(service, SettlementService)
+            stream = rt.events.subscribe(frozenset({desk.buyer_wallet}))
+            outcome = await service.run_once()
+            assert (outcome.batches, outcome.settled) == (1, 2)
+            fills = (await http.get(f"/v1/orders/{bid['id']}/fills")).json()
+            [fill] = fills
+            assert fill["settlement"] == "settled" and fill["log_index"] is not None
+            batch = (await http.get(f"/v1/settlements/{fill['batch_id']}")).json()
+            assert batch["status"] == "confirmed" and batch["tx_hash"] == fill["tx_hash"]
+            assert {f["order_id"] for f in batch["fills"]} == {bid["id"], ask["id"]}
+            receipt = w3.eth.get_transaction_receipt(batch["tx_hash"])
+            assert receipt["status"] == 1 and receipt["blockNumber"] == fill["block_number"]
+            assert (await http.get(f"/v1/orders/{bid['id']}")).json()["settlement"] == "settled"
+            pushed = []
+            while not stream.queue.empty():
+                pushed.append(stream.queue.get_nowait())
+            [confirmation] = [e for e in pushed if e["type"] == "fill.settled"]
+            assert confirmation["fill"]["tx_hash"] == fill["tx_hash"]
+            assert {e["type"] for e in pushed} >= {"fill.settled", "order.settled"}
+            # the ask is partly filled and fully settled so far
+            assert (await http.get(f"/v1/orders/{ask['id']}")).json()["settlement"] == "settled"
+            # tokens moved once, at the maker's price: 1 WETH for 3,000 USDC
+            assert desk.balances(desk.buyer_wallet) == (buyer0[0] + WETH, buyer0[1] - 3000 * USDC)
+            assert desk.balances(desk.seller_wallet) == (
+                seller0[0] - WETH,
+                seller0[1] + 3000 * USDC,
+            )
+
+            # a second trade; the gateway "dies" after the chain settled it, before the write
+            bid2 = await desk.order(
+                http, desk.buyer, desk.buyer_wallet, "buy", "0.5", "3000", time_in_force="ioc"
+            )
+
+            async def crash(*_: Any, **__: Any) -> int:
+                raise RuntimeError("killed between the receipt and the write")
+
+            service._confirm = crash  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError):
+                await service.run_once()
+            [pending] = (await http.get(f"/v1/orders/{bid2['id']}/fills")).json()
+            assert pending["settlement"] == "pending" and pending["batch_id"] is not None
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+        rt = desk.runtime()  # restart on the same store
+        http = await serve(rt)
+        try:
+            assert isinstance(rt.settlement, SettlementService)
+            await rt.settlement.run_once()
+            [healed] = (await http.get(f"/v1/orders/{bid2['id']}/fills")).json()
+            assert healed["settlement"] == "settled" and healed["log_index"] is not None
+            assert healed["batch_id"] == pending["batch_id"]  # the batch that was sent
+            # settled once: 1.5 WETH moved in all, not 2
+            assert desk.balances(desk.buyer_wallet)[0] == buyer0[0] + Decimal("1.5") * WETH
+            again = await rt.settlement.run_once()  # nothing left to do
+            assert (again.batches, again.settled) == (0, 0)
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
