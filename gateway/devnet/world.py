@@ -21,7 +21,7 @@ from web3 import Web3
 
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig, port_is_free
-from gateway.chain.deploy import Deployment, create_wallet, deploy_all
+from gateway.chain.deploy import DeployConfig, Deployment, create_wallet, deploy_all
 from gateway.chain.transactions import Sender, connect
 from gateway.devnet.exchange_sim import binance, deribit
 from gateway.devnet.exchange_sim.venues import binance_symbol_map
@@ -38,6 +38,9 @@ from gateway.venues.config import (
 # anvil's dev keys and the simulators' credentials are public; the devnet puts them where
 # the config expects secrets: in environment variables.
 OPERATOR_KEY_ENV = "ISTHMUS_DEVNET_OPERATOR_KEY"
+# a key of its own for settlement: its nonce is managed by the settlement sender alone
+SETTLER_KEY_ENV = "ISTHMUS_DEVNET_SETTLER_KEY"
+SETTLER_ACCOUNT = 9  # the anvil dev account that sends settlement batches
 DEVNET_SECRETS = {
     "ISTHMUS_DEVNET_BINANCE_KEY": binance.DEVNET_API_KEY,
     "ISTHMUS_DEVNET_BINANCE_SECRET": binance.DEVNET_SECRET,
@@ -64,11 +67,13 @@ class DevnetWorld:
     deployment: Deployment
     operator: LocalAccount
     traders: list[DemoTrader]
+    settler: LocalAccount
     extra_venues: list[VenueConfig] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # things with .stop()
 
     def gateway_config(self) -> GatewayConfig:
         os.environ[OPERATOR_KEY_ENV] = Web3.to_hex(self.operator.key)
+        os.environ[SETTLER_KEY_ENV] = Web3.to_hex(self.settler.key)
         os.environ.update(DEVNET_SECRETS)
         d = self.deployment
         assert d.uniswap_router is not None
@@ -77,7 +82,7 @@ class DevnetWorld:
                 rpc_url=self.anvil.rpc_url,
                 settlement=d.settlement,
                 tokens={"WETH": d.weth, "USDC": d.usdc},
-                operator_key_env=OPERATOR_KEY_ENV,
+                operator_key_env=SETTLER_KEY_ENV,
             ),
             venues=[
                 InternalVenueConfig(kind="internal"),
@@ -116,7 +121,9 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
         w3 = connect(anvil.rpc_url)
         accounts = anvil.dev_accounts()
         operator = Sender(w3, accounts[0])
-        deployment = deploy_all(operator)
+        deployment = deploy_all(
+            operator, DeployConfig(operators=(accounts[SETTLER_ACCOUNT].address,))
+        )
         deployment.save(state_dir / "deployment.json")
         # the operator's own inventory: what its AMM swaps (smart routes, hedges) trade from
         tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
@@ -127,7 +134,7 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
             tokens.mint(operator, deployment.usdc, wallet, DEMO_USDC)
             tokens.mint(operator, deployment.weth, wallet, DEMO_WETH)
             traders.append(DemoTrader(name, account.address, Web3.to_hex(account.key), wallet))
-        return DevnetWorld(anvil, deployment, accounts[0], traders)
+        return DevnetWorld(anvil, deployment, accounts[0], traders, accounts[SETTLER_ACCOUNT])
     except BaseException:
         anvil.stop()
         raise
