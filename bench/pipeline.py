@@ -1,5 +1,6 @@
-"""Order pipeline throughput; for now its matching stage: engine operations per second against
-a straightforward baseline book in the same run, on the same operations.
+"""The order pipeline: its matching stage (engine operations per second against a
+straightforward baseline book in the same run, on the same operations) and, end to end on
+devnet, the latency from order submit to confirmed settlement (`bench/settlement_latency.py`).
 
 The mix is exchange-core-like: ~45% resting limit orders, 35% cancels, 10% amends (mostly
 quantity reductions that keep priority, some re-pricings), 10% takers (IOC limit and market),
@@ -438,21 +439,30 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--e2e-trades",
+        type=int,
+        default=100,
+        help="trades for the end-to-end settlement latency on devnet (0: skip)",
+    )
     args = parser.parse_args()
     runs = [
         measure(int(depth), args.operations, args.rounds, args.seed)
         for depth in args.depths.split(",")
     ]
-    print(
-        json.dumps(
-            {
-                "benchmark": "pipeline_matching",
-                "goal_ratio_vs_baseline": 1.5,
-                "runs": runs,
-            },
-            indent=2,
-        )
-    )
+    report: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "matching": {
+            "benchmark": "pipeline_matching",
+            "goal_ratio_vs_baseline": 1.5,
+            "runs": runs,
+        },
+    }
+    if args.e2e_trades > 0:
+        from bench.settlement_latency import measure as measure_latency
+
+        report["end_to_end"] = measure_latency(args.e2e_trades)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -110,9 +110,16 @@ class Runtime:
         with read_engine.connect() as connection:
             ledger.load([s.order for s in repo.open_orders(connection)], repo.all_fills(connection))
 
+        matched: list[Callable[[], None]] = []  # told when matched fills were committed
+
         def committed(batch: list[dict[str, Any]]) -> None:
             ledger.apply_events(batch)  # before anyone is told: limits see it first
             events.publish_all(batch)
+            if matched and any(
+                e.get("type") == "fill.recorded" and e["fill"].get("trade_id") for e in batch
+            ):
+                for wake in matched:
+                    wake()
 
         writer = GroupCommitter(
             write_engine, clock, batch_max=settings.commit_batch_max, on_committed=committed
@@ -190,6 +197,8 @@ class Runtime:
         built.clock = clock
         built.signatures = signatures
         built.settlement = None if settlement is None else settlement(writer, read_engine)
+        if built.settlement is not None:
+            matched.append(built.settlement.wake)
         built.book = InternalBook(writer, read_engine, catalogue)
         orders.book = built.book
         smart.book = built.book

@@ -29,6 +29,7 @@ pending" is exact. The reconciler's cursor is stored in the same transaction as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -104,6 +105,7 @@ class SettlementService:
         self.sender.on_progress = self._progress
         self._current: str | None = None  # the batch being sent
         self._sent: list[SendProgress] = []
+        self._work = asyncio.Event()  # set when matched fills were committed
 
     # -- the whole cycle --------------------------------------------------------------------
 
@@ -114,13 +116,20 @@ class SettlementService:
             await self.resolve()
             return await self.send()
 
+    def wake(self) -> None:
+        """New matched fills are in the outbox: start a cycle now rather than at the next
+        interval (batching comes from what accumulates while a batch is on its way)."""
+        self._work.set()
+
     async def run(self, interval: float) -> None:
         while True:
+            self._work.clear()
             try:
                 await self.run_once()
             except Exception:
                 log.exception("settlement cycle failed; the next one starts from the store")
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), interval)
 
     # -- send -------------------------------------------------------------------------------
 
