@@ -97,7 +97,7 @@ async def submit_strategy(body: StrategyIn, rt: RuntimeDep) -> Response:
         params = _legging_params(body)
         rt.orders.validate(spec)
         rt.legging.check(spec, params)  # refused before anything is written
-        submitted = await rt.orders.submit(spec)
+        submitted = await rt.orders.submit(spec, routed=True)  # legged, not on the book
         if submitted.created:
             await rt.legging.start(submitted.order, params)
         order = await rt.orders.get(submitted.order.id)

@@ -199,7 +199,12 @@ class Runtime:
         built.settlement = None if settlement is None else settlement(writer, read_engine)
         if built.settlement is not None:
             matched.append(built.settlement.wake)
-        built.book = InternalBook(writer, read_engine, catalogue)
+        built.book = InternalBook(
+            writer,
+            read_engine,
+            catalogue,
+            lambda symbol: market_data.book(symbol, depth=1).mid,
+        )
         orders.book = built.book
         smart.book = built.book
         for venue in venues:

@@ -34,14 +34,15 @@ from sqlalchemy import Connection, Engine
 
 from gateway.domain.errors import IllegalTransition, InvalidOrder
 from gateway.domain.fills import Fill
-from gateway.domain.instruments import InstrumentCatalogue
+from gateway.domain.instruments import InstrumentCatalogue, TradingRules
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.market import BookLevel
-from gateway.domain.orders import Order, OrderSpec, OrderType, TimeInForce
+from gateway.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
 from gateway.matching import (
     AmendOrder,
     CancelOrder,
     CancelReason,
+    ComboFill,
     Event,
     InstrumentUnits,
     LevelSnapshot,
@@ -50,7 +51,9 @@ from gateway.matching import (
     OrderAmended,
     OrderCancelled,
     OrderRejected,
+    PlaceCombo,
     PlaceOrder,
+    StrategyUnits,
     Trade,
 )
 from gateway.oms.group_commit import CommandResult, GroupCommitter
@@ -120,7 +123,7 @@ class _Changes:
         self.events.append({"type": "fill.recorded", "account": fill.account, "fill": facts})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _BookWrite:
     """Record the events of one engine command. `new` is the order a place command created
     (inserted here); every other order the events touch is loaded and updated."""
@@ -132,6 +135,48 @@ class _BookWrite:
     new: tuple[Order, str] | None = None  # (accepted order, request fingerprint)
     priorities: tuple[tuple[str, int | None], ...] = ()
     cancel_reason: str | None = None  # a user cancel's own reason
+    references: dict[str, Decimal] = field(default_factory=dict)  # mids, to split a net
+
+    def _rules(self) -> dict[str, TradingRules]:
+        return {i.symbol: i.rules for i in self.catalogue}
+
+    def _leg_prices(self, order: Order, event: ComboFill, net: Decimal) -> list[Decimal]:
+        """Each leg's price in a combo fill. Implied fills have the leg books' prices. Two
+        combo orders agree on the net only: every leg is put at its reference (the
+        consolidated mid, on its tick) but one, which takes what makes the net exact; that
+        leg is the one of the largest value whose tick lets the net come out exactly (the
+        split is the same for both sides of the trade)."""
+        if all(leg.price is not None for leg in event.legs):
+            return [
+                self.units[leg.instrument].from_ticks(leg.price)  # type: ignore[arg-type]
+                for leg in event.legs
+            ]
+        legs = event.legs
+        ratio = {leg.instrument: leg.ratio for leg in order.spec.legs}
+        references: list[Decimal] = []
+        for leg in legs:
+            mid = self.references.get(leg.instrument)
+            if mid is None:
+                raise BookRejected(f"no reference price for {leg.instrument} to split the net")
+            tick = self.catalogue.get(leg.instrument).rules.tick_size
+            references.append((mid / tick).to_integral_value() * tick)
+        # the net in the fill's own terms: buy legs pay, sell legs receive
+        signs = [1 if leg.side is Side.BUY else -1 for leg in legs]
+        client_net = net if event.side is Side.BUY else -net
+        order_of_value = sorted(
+            range(len(legs)), key=lambda i: -references[i] * ratio[legs[i].instrument]
+        )
+        for absorber in order_of_value:
+            others = sum(
+                signs[i] * ratio[legs[i].instrument] * references[i]
+                for i in range(len(legs))
+                if i != absorber
+            )
+            rest = (client_net - others) / (signs[absorber] * ratio[legs[absorber].instrument])
+            tick = self.catalogue.get(legs[absorber].instrument).rules.tick_size
+            if rest > 0 and rest % tick == 0:
+                return [rest if i == absorber else references[i] for i in range(len(legs))]
+        raise BookRejected("the net price cannot be split across the legs' ticks")
 
     def __call__(self, connection: Connection, now: datetime) -> CommandResult[Order]:
         changes = _Changes()
@@ -155,37 +200,79 @@ class _BookWrite:
                 versions[order_id] = stored.order.version
             return orders[order_id]
 
+        def record(
+            order_id: str,
+            instrument: str,
+            side: Side,
+            quantity: Decimal,
+            price: Decimal,
+            trade_id: str,
+        ) -> None:
+            current = orders[order_id]
+            fill = Fill(
+                id=new_id("fil"),
+                order_id=order_id,
+                account=current.spec.account,
+                instrument=instrument,
+                side=side,
+                quantity=quantity,
+                price=price,
+                fee=Decimal(0),
+                venue=BOOK_VENUE,
+                executed_at=now,
+                trade_id=trade_id,
+            )
+            repo.insert_fill(connection, fill)
+            changes.fill(fill)
+
+        def advance(order_id: str, quantity: Decimal, price: Decimal) -> None:
+            filled = load(order_id).fill(quantity, price, now)
+            orders[order_id] = filled
+            kind = (
+                "order.filled" if filled.status is OrderStatus.FILLED else "order.partially_filled"
+            )
+            changes.order(filled, kind)
+
+        implied: dict[str, str] = {}  # combo order -> trade id of its implied leg fills
+        paired: dict[tuple[str, str], str] = {}  # combo against combo: one trade id
         for event in self.events:
             if isinstance(event, Trade):
                 units = self.units[event.book]
                 price = units.from_ticks(event.price)
                 quantity = units.from_lots(event.quantity)
+                if event.implied:  # the combo's side is recorded with its ComboFill
+                    trade_id = implied.setdefault(event.taker_order_id, new_id("trd"))
+                    maker = load(event.maker_order_id)
+                    advance(event.maker_order_id, quantity, price)
+                    record(
+                        event.maker_order_id, event.book, maker.spec.side, quantity, price, trade_id
+                    )
+                    continue
                 trade_id = new_id("trd")
                 for order_id in (event.maker_order_id, event.taker_order_id):
                     current = load(order_id)
-                    filled = current.fill(quantity, price, now)
-                    orders[order_id] = filled
-                    fill = Fill(
-                        id=new_id("fil"),
-                        order_id=order_id,
-                        account=current.spec.account,
-                        instrument=event.book,
-                        side=current.spec.side,
-                        quantity=quantity,
-                        price=price,
-                        fee=Decimal(0),
-                        venue=BOOK_VENUE,
-                        executed_at=now,
-                        trade_id=trade_id,
-                    )
-                    repo.insert_fill(connection, fill)
-                    kind = (
-                        "order.filled"
-                        if filled.status is OrderStatus.FILLED
-                        else "order.partially_filled"
-                    )
-                    changes.order(filled, kind)
-                    changes.fill(fill)
+                    advance(order_id, quantity, price)
+                    record(order_id, event.book, current.spec.side, quantity, price, trade_id)
+            elif isinstance(event, ComboFill):
+                current = load(event.order_id)
+                strategy_units = StrategyUnits.of(current.spec.legs, self._rules())
+                units_filled = strategy_units.from_lots(event.quantity)
+                net = strategy_units.from_ticks(event.price)
+                if event.counterparty_order_id is None:
+                    trade_id = implied.get(event.order_id) or new_id("trd")
+                    implied.pop(event.order_id, "")
+                else:
+                    key = tuple(sorted((event.order_id, event.counterparty_order_id)))
+                    pair = (key[0], key[1])
+                    if pair in paired:  # the second of the two: the same trade
+                        trade_id = paired.pop(pair)
+                    else:
+                        trade_id = paired.setdefault(pair, new_id("trd"))
+                prices = self._leg_prices(current, event, net)
+                advance(event.order_id, units_filled, net)
+                for leg, price in zip(event.legs, prices, strict=True):
+                    quantity = self.units[leg.instrument].from_lots(leg.quantity)
+                    record(event.order_id, leg.instrument, leg.side, quantity, price, trade_id)
             elif isinstance(event, OrderCancelled):
                 current = load(event.order_id)
                 reason = self.cancel_reason or _CANCEL_REASONS.get(event.reason, event.reason.value)
@@ -220,8 +307,13 @@ class _BookWrite:
 
 class InternalBook:
     def __init__(
-        self, writer: GroupCommitter, read_engine: Engine, catalogue: InstrumentCatalogue
+        self,
+        writer: GroupCommitter,
+        read_engine: Engine,
+        catalogue: InstrumentCatalogue,
+        reference: Callable[[str], Decimal | None] = lambda symbol: None,
     ) -> None:
+        self._reference = reference  # a mid per instrument, to split a combo's net price
         self._writer = writer
         self._read_engine = read_engine
         self._catalogue = catalogue
@@ -231,6 +323,7 @@ class InternalBook:
         self._priority = 0
         self._stale = False
         self._listeners: list[Callable[[], None]] = []
+        self._rules = {i.symbol: i.rules for i in catalogue}
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Called (synchronously) after every committed change of any book."""
@@ -265,7 +358,7 @@ class InternalBook:
     @staticmethod
     def takes(spec: OrderSpec) -> bool:
         """Whether a (directly routed) order trades on this book."""
-        return not spec.is_strategy and spec.order_type in BOOK_ORDER_TYPES
+        return spec.is_strategy or spec.order_type in BOOK_ORDER_TYPES
 
     def holds(self, order_id: str) -> bool:
         return self._engine.order(order_id) is not None
@@ -284,7 +377,23 @@ class InternalBook:
         for stored, _ in resting:
             order = stored.order
             spec = order.spec
-            assert spec.instrument is not None and order.price is not None
+            assert order.price is not None
+            if spec.is_strategy:
+                strategy_units = StrategyUnits.of(spec.legs, self._rules)
+                events = engine.execute(
+                    PlaceCombo(
+                        order.id,
+                        spec.account,
+                        spec.legs,
+                        spec.side,
+                        strategy_units.to_lots(order.remaining),
+                        strategy_units.to_ticks(order.price),
+                    )
+                )
+                if any(not isinstance(e, OrderAccepted) for e in events):
+                    raise RuntimeError(f"rebuilding the book: {order.id} did not rest ({events})")
+                continue
+            assert spec.instrument is not None
             units = self._units[spec.instrument]
             events = engine.execute(
                 PlaceOrder(
@@ -338,9 +447,28 @@ class InternalBook:
     async def place(self, spec: OrderSpec, fingerprint: str) -> Order:
         """Match a new order against the book; what it does not fill rests (limit GTC/GTD)
         or is cancelled (IOC, FOK, market, post-only that would cross)."""
+        order_id = new_id("ord")
+        command: PlaceOrder | PlaceCombo
+        references: dict[str, Decimal] = {}
+        if spec.is_strategy:
+            assert spec.price is not None
+            strategy_units = StrategyUnits.of(spec.legs, self._rules)
+            command = PlaceCombo(
+                order_id,
+                spec.account,
+                spec.legs,
+                spec.side,
+                strategy_units.to_lots(spec.quantity),
+                strategy_units.to_ticks(spec.price),
+                spec.time_in_force,
+            )
+            for leg in spec.legs:
+                mid = self._reference(leg.instrument)
+                if mid is not None:
+                    references[leg.instrument] = mid
+            return await self._place(command, order_id, spec, fingerprint, references)
         assert spec.instrument is not None
         units = self._units[spec.instrument]
-        order_id = new_id("ord")
         command = PlaceOrder(
             order_id,
             spec.account,
@@ -352,6 +480,16 @@ class InternalBook:
             spec.time_in_force,
             spec.post_only,
         )
+        return await self._place(command, order_id, spec, fingerprint, references)
+
+    async def _place(
+        self,
+        command: PlaceOrder | PlaceCombo,
+        order_id: str,
+        spec: OrderSpec,
+        fingerprint: str,
+        references: dict[str, Decimal],
+    ) -> Order:
         placeholder = Order.new(order_id, spec, datetime.min)
         async with self._lock:
             await self._fresh()
@@ -360,7 +498,11 @@ class InternalBook:
             if rejected is not None:
                 raise BookRejected(f"the book refused the order: {rejected.reason.value}")
             future = self._write(
-                events, order_id, new=(placeholder, fingerprint), priorities=self._rest(order_id)
+                events,
+                order_id,
+                new=(placeholder, fingerprint),
+                priorities=self._rest(order_id),
+                references=references,
             )
         return await self._outcome(future)
 

@@ -15,6 +15,7 @@ from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.store import order_repository as order_repo
 from tests.api.test_orders_api import runtime
+from tests.market_making import make_market
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -179,3 +180,60 @@ def test_a_refused_write_rebuilds_the_book_from_the_store(
         assert "rebuilt from the store after a failed write" in caplog.text
         taker = place(client, C, "x1", "buy", "2", "3000", time_in_force="ioc")
         assert taker["filled_quantity"] == "1"  # one order on the book, not two
+
+
+C3000, C3200 = "WETH-20270326-3000-C", "WETH-20270326-3200-C"
+
+
+def spread(account: str, cid: str, side: str, price: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "account": account,
+        "client_order_id": cid,
+        "legs": [
+            {"instrument": C3000, "side": "buy", "ratio": 1},
+            {"instrument": C3200, "side": "sell", "ratio": 1},
+        ],
+        "side": side,
+        "quantity": "1",
+        "price": price,
+        **extra,
+    }
+
+
+def test_strategies_meet_on_the_combo_book_or_take_the_legs_books(tmp_path: Path) -> None:
+    with app_client(tmp_path) as client:
+        rt = runtime(client)
+        for instrument, bid, ask in ((C3000, "300", "310"), (C3200, "200", "210")):
+            client.portal.call(make_market, rt, instrument, bid, ask, "5")  # type: ignore[union-attr]
+        # B offers the call spread for 100; the legs' books would charge 310 - 200 = 110
+        offer = client.post("/v1/strategies", json=spread(B, "s1", "sell", "100"))
+        assert offer.status_code == 201 and offer.json()["status"] == "accepted", offer.text
+        bought = client.post("/v1/strategies", json=spread(A, "s2", "buy", "105"))
+        assert bought.json()["status"] == "filled" and bought.json()["average_price"] == "100"
+        legs = {f.instrument: f for f in fills_of(client, bought.json()["id"])}
+        # the net is split on the legs' mids, one leg taking the rest: 305 - 205 = 100
+        assert (legs[C3000].price, legs[C3200].price) == (Decimal(305), Decimal(205))
+        assert (legs[C3000].side.value, legs[C3200].side.value) == ("buy", "sell")
+        theirs = {f.instrument: f for f in fills_of(client, offer.json()["id"])}
+        assert {f.price for f in theirs.values()} == {Decimal(305), Decimal(205)}
+        assert (theirs[C3000].side.value, theirs[C3200].side.value) == ("sell", "buy")
+        trade_ids = {f.trade_id for f in [*legs.values(), *theirs.values()]}
+        assert len(trade_ids) == 1  # the four leg fills settle as one trade
+
+        # no combo left: C's spread takes the legs' books, all legs or nothing
+        implied = client.post("/v1/strategies", json=spread(C, "s3", "buy", "111"))
+        assert implied.json()["status"] == "filled" and implied.json()["average_price"] == "110"
+        legs = {f.instrument: f for f in fills_of(client, implied.json()["id"])}
+        assert (legs[C3000].price, legs[C3200].price) == (Decimal(310), Decimal(200))
+        trade_id = legs[C3000].trade_id
+        with rt.read_engine.connect() as connection:
+            from sqlalchemy import text
+
+            rows = connection.execute(
+                text("SELECT COUNT(*) FROM fills WHERE trade_id = :t"), {"t": trade_id}
+            ).scalar()
+        assert rows == 4  # C's two legs and the two resting orders it took
+
+        # a limit the legs cannot meet: nothing fills, the strategy rests
+        too_low = client.post("/v1/strategies", json=spread(C, "s4", "buy", "50"))
+        assert too_low.json()["status"] == "accepted"
