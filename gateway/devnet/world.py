@@ -21,8 +21,15 @@ from web3 import Web3
 
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig, port_is_free
-from gateway.chain.deploy import DeployConfig, Deployment, create_wallet, deploy_all
+from gateway.chain.deploy import (
+    DeployConfig,
+    Deployment,
+    create_wallet,
+    deploy_all,
+    register_option,
+)
 from gateway.chain.transactions import Sender, connect
+from gateway.devnet.catalogue import OPTION_EXPIRY, OPTION_STRIKES
 from gateway.devnet.exchange_sim import binance, deribit
 from gateway.devnet.exchange_sim.venues import binance_symbol_map
 from gateway.venues.config import (
@@ -125,6 +132,16 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
             operator, DeployConfig(operators=(accounts[SETTLER_ACCOUNT].address,))
         )
         deployment.save(state_dir / "deployment.json")
+        # the catalogue's options exist on chain too, so that strategies on them settle
+        for strike in OPTION_STRIKES:
+            for is_call in (True, False):
+                register_option(
+                    operator,
+                    deployment,
+                    int(strike * 10**6),
+                    int(OPTION_EXPIRY.timestamp()),
+                    is_call,
+                )
         # the operator's own inventory: what its AMM swaps (smart routes, hedges) trade from
         tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
         tokens.mint(operator, deployment.weth, operator.address, OPERATOR_WETH)

@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -49,7 +50,13 @@ from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import order_facts
 from gateway.settlement.batch_builder import batch_id_from_key, plan_batches
-from gateway.settlement.items import OrderSettlement, SettlementGroup
+from gateway.settlement.items import (
+    OrderSettlement,
+    SettlementGroup,
+    SettlementItem,
+    StrategyLegSettlement,
+    StrategySettlement,
+)
 from gateway.settlement.reconciler import (
     ChainCursor,
     ReconcileUpdate,
@@ -106,6 +113,7 @@ class SettlementService:
         self._current: str | None = None  # the batch being sent
         self._sent: list[SendProgress] = []
         self._work = asyncio.Event()  # set when matched fills were committed
+        self._behind: dict[str, list[str]] = {}  # item id -> the fills it settles
 
     # -- the whole cycle --------------------------------------------------------------------
 
@@ -153,24 +161,72 @@ class SettlementService:
             quote=quote_amount(amount, price, instrument.base.decimals),
         )
 
+    def _strategy_item(self, order: Order, fills: list[Fill], trade_id: str) -> StrategySettlement:
+        """One strategy's part of a trade: every leg's fill, in the legs' signed order."""
+        spec = order.spec
+        assert spec.signed is not None
+        signed = self.onchain.strategy(spec, spec.signed)
+        by_instrument = {f.instrument: f for f in fills}
+        legs = []
+        units: Decimal | None = None
+        for leg, signed_leg in zip(spec.legs, signed.legs, strict=True):
+            fill = by_instrument[leg.instrument]
+            instrument = self.onchain.catalogue.get(leg.instrument)
+            amount = self.onchain.amount(instrument, fill.quantity)
+            price = self.onchain.price(instrument, fill.price)
+            legs.append(
+                StrategyLegSettlement(
+                    self.onchain.preimage(leg.instrument),
+                    signed_leg.is_buy,
+                    leg.ratio,
+                    quote_amount(amount, price, instrument.base.decimals),
+                )
+            )
+            units = fill.quantity / leg.ratio
+        assert units is not None
+        first = self.onchain.catalogue.get(spec.legs[0].instrument)
+        return StrategySettlement(
+            item_id=f"{order.id}:{trade_id}",
+            wallet=spec.account,
+            legs=tuple(legs),
+            amount=signed.amount,
+            limit_net_price=signed.limit_net_price,
+            nonce=signed.nonce,
+            deadline=signed.deadline,
+            signature=spec.signed.signature,
+            fill=self.onchain.amount(first, units),
+        )
+
     def _groups(
         self, pending: Sequence[tuple[Fill, Order]]
-    ) -> tuple[list[SettlementGroup], list[str]]:
-        """Complete trades whose orders are both signed; the fill ids that never can be."""
+    ) -> tuple[list[SettlementGroup], list[str], dict[str, list[str]]]:
+        """Whole trades whose orders are all signed (a strategy's legs as one item); the fill
+        ids that can never settle; and the fills behind each item."""
         by_trade: dict[str, list[tuple[Fill, Order]]] = defaultdict(list)
         for fill, order in pending:
             assert fill.trade_id is not None
             by_trade[fill.trade_id].append((fill, order))
         groups: list[SettlementGroup] = []
         unsettleable: list[str] = []
+        behind: dict[str, list[str]] = {}
         for trade_id, sides in by_trade.items():
-            if len(sides) != 2:
-                continue  # the other side is beyond this read: the next cycle has both
             if any(order.spec.signed is None for _, order in sides):
                 unsettleable.extend(fill.id for fill, _ in sides)
                 continue
-            groups.append(SettlementGroup(trade_id, tuple(self._item(f, o) for f, o in sides)))
-        return groups, unsettleable
+            items: list[SettlementItem] = []
+            strategies: dict[str, tuple[Order, list[Fill]]] = {}
+            for fill, order in sides:
+                if order.spec.is_strategy:
+                    strategies.setdefault(order.id, (order, []))[1].append(fill)
+                else:
+                    items.append(self._item(fill, order))
+                    behind[fill.id] = [fill.id]
+            for order, fills in strategies.values():
+                item = self._strategy_item(order, fills, trade_id)
+                items.append(item)
+                behind[item.item_id] = [f.id for f in fills]
+            groups.append(SettlementGroup(trade_id, tuple(items)))
+        return groups, unsettleable, behind
 
     async def send(self) -> Outcome:
         def read() -> list[tuple[Fill, Order]]:
@@ -178,7 +234,8 @@ class SettlementService:
                 return store.outbox(connection, self._outbox_limit)
 
         pending = await asyncio.to_thread(read)
-        groups, unsettleable = self._groups(pending)
+        groups, unsettleable, behind = self._groups(pending)
+        self._behind = behind
         outcome = Outcome()
         if unsettleable:
             await self._refuse(unsettleable, "unsigned: the order carries no owner signature")
@@ -199,7 +256,9 @@ class SettlementService:
     async def _send_batch(self, groups: list[SettlementGroup]) -> Outcome:
         batch_id = new_id("bat")
         chain_batch_id = batch_id_from_key(batch_id)
-        fill_ids = [item.item_id for group in groups for item in group.items]
+        fill_ids = [
+            f for group in groups for item in group.items for f in self._behind[item.item_id]
+        ]
 
         def open_batch(connection: Connection, now: datetime) -> CommandResult[None]:
             store.open_batch(connection, batch_id, chain_batch_id, fill_ids, now)
@@ -219,13 +278,19 @@ class SettlementService:
 
             await self._writer.execute(record_sent)
         refused = [
-            (item.item_id, rejected.reason)
+            (fill_id, rejected.reason)
             for rejected in result.rejected
             for item in rejected.group.items
+            for fill_id in self._behind[item.item_id]
         ]
         for fill_id, reason in refused:
             await self._refuse([fill_id], f"refused by the chain: {reason}")
-        deferred = [item.item_id for group in result.deferred for item in group.items]
+        deferred = [
+            f
+            for group in result.deferred
+            for item in group.items
+            for f in self._behind[item.item_id]
+        ]
         batch = result.batch
         if batch is None or batch.status is not BatchStatus.CONFIRMED:
             status = "abandoned" if batch is None else batch.status.value
@@ -263,7 +328,11 @@ class SettlementService:
             batch.block_number,
             batch.block_hash,
             batch.gas_used,
-            {i: idx for i, idx in batch.item_log_index.items() if i in fill_ids},
+            {
+                fill_id: index
+                for item_id, index in batch.item_log_index.items()
+                for fill_id in self._behind.get(item_id, [])
+            },
             released=deferred,
         )
         return Outcome(batches=1, settled=settled, refused=len(refused), returned=len(deferred))
@@ -420,19 +489,23 @@ class SettlementService:
             return 0  # not ours (another gateway's operator, a test)
         queues: dict[tuple[str, bytes], list[int]] = defaultdict(list)
         for event in events:
-            if event.event == "Fill" and event.wallet is not None and event.digest is not None:
+            if event.event in ("Fill", "StrategyFilled") and event.wallet and event.digest:
                 queues[(event.wallet.lower(), event.digest)].append(event.log_index)
         chain_id = self.sender.chain_id
         log_indexes: dict[str, int] = {}
+        strategy_logs: dict[str, int] = {}  # one StrategyFilled covers all its leg fills
         for fill, order in fills:
             if fill.settlement is not SettlementStatus.PENDING or order.spec.signed is None:
                 continue
-            key = (
-                order.spec.account.lower(),
-                self.onchain.digest(order.spec, order.spec.signed, chain_id),
-            )
+            if order.id in strategy_logs:
+                log_indexes[fill.id] = strategy_logs[order.id]
+                continue
+            digest = self.onchain.digest(order.spec, order.spec.signed, chain_id)
+            key = (order.spec.account.lower(), digest)
             if queues.get(key):
                 log_indexes[fill.id] = queues[key].pop(0)
+                if order.spec.is_strategy:
+                    strategy_logs[order.id] = log_indexes[fill.id]
         if not log_indexes:
             return 0
         return await self._confirm(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
@@ -63,25 +63,33 @@ class SettlementFill:
 
 
 def outbox(connection: Connection, limit: int) -> list[tuple[Fill, Order]]:
-    """Matched fills waiting for a batch, oldest first, with their orders."""
-    rows = list(
-        connection.execute(
-            select(FILLS.c.id)
-            .where(
-                FILLS.c.settlement == SettlementStatus.PENDING.value,
-                FILLS.c.batch_id.is_(None),
-                FILLS.c.trade_id.is_not(None),
-            )
-            .order_by(FILLS.c.executed_at, FILLS.c.id)
-            .limit(limit)
+    """Every fill of the oldest `limit` trades waiting for a batch, with their orders (a
+    trade's fills are written together, so a trade is never half in the outbox)."""
+    waiting = (
+        select(FILLS.c.trade_id, func.min(FILLS.c.executed_at).label("first"))
+        .where(
+            FILLS.c.settlement == SettlementStatus.PENDING.value,
+            FILLS.c.batch_id.is_(None),
+            FILLS.c.trade_id.is_not(None),
         )
+        .group_by(FILLS.c.trade_id)
+        .order_by("first", FILLS.c.trade_id)
+        .limit(limit)
     )
-    fills = [
-        orders._fill(r)
-        for r in connection.execute(select(FILLS).where(FILLS.c.id.in_([r.id for r in rows])))
-    ]
-    fills.sort(key=lambda f: (f.executed_at, f.id))
-    found = {}
+    trade_ids = [r.trade_id for r in connection.execute(waiting)]
+    if not trade_ids:
+        return []
+    rows = connection.execute(
+        select(FILLS)
+        .where(
+            FILLS.c.trade_id.in_(trade_ids),
+            FILLS.c.settlement == SettlementStatus.PENDING.value,
+            FILLS.c.batch_id.is_(None),
+        )
+        .order_by(FILLS.c.executed_at, FILLS.c.id)
+    )
+    fills = [orders._fill(r) for r in rows]
+    found: dict[str, Order] = {}
     for order_id in {f.order_id for f in fills}:
         stored = orders.get_order(connection, order_id)
         assert stored is not None

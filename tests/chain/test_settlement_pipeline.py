@@ -19,15 +19,16 @@ from gateway.api.app import create_app
 from gateway.api.runtime import Runtime
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
-from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
+from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all, register_option
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender
 from gateway.config import Settings
-from gateway.devnet.catalogue import devnet_catalogue
+from gateway.devnet.catalogue import OPTION_EXPIRY, devnet_catalogue
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import SettlementService, settlement_factory
 from gateway.settlement import eip712
+from tests.market_making import make_market
 
 pytestmark = pytest.mark.chain
 USDC, WETH = 10**6, 10**18
@@ -50,11 +51,11 @@ class Desk:
         self.rpc_url = node.rpc_url
         self.nonce = 0
 
-    def runtime(self) -> Runtime:
+    def runtime(self, *, require_signed: bool = True) -> Runtime:
         catalogue, clock = devnet_catalogue(), SystemClock()
         onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
         return Runtime.build(
-            Settings(database_url=self.database, require_signed_orders=True),
+            Settings(database_url=self.database, require_signed_orders=require_signed),
             catalogue=catalogue,
             clock=clock,
             signatures=OrderSignatures(self.w3, onchain, clock),
@@ -195,6 +196,81 @@ def test_a_matched_trade_settles_once_and_a_crash_is_healed_from_the_chain(
             assert desk.balances(desk.buyer_wallet)[0] == buyer0[0] + Decimal("1.5") * WETH
             again = await rt.settlement.run_once()  # nothing left to do
             assert (again.batches, again.settled) == (0, 0)
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
+
+
+C3000, C3200 = "WETH-20270326-3000-C", "WETH-20270326-3200-C"
+
+
+def test_two_signed_strategies_settle_leg_by_leg_in_one_transaction(
+    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+) -> None:
+    """A call spread bought from the wallet that sells it: both strategies meet on the
+    combo book, and one batch settles their four legs atomically at the split prices."""
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'spread.db'}")
+    for strike in (3000, 3200):
+        register_option(deployer, desk.d, strike * USDC, int(OPTION_EXPIRY.timestamp()), True)
+    tokens.mint(deployer, desk.d.usdc, desk.seller_wallet, 5_000 * USDC)
+
+    async def strategy(
+        http: httpx.AsyncClient, trader: Any, wallet: str, side: str, price: str
+    ) -> dict[str, Any]:
+        desk.nonce += 1
+        body = {
+            "account": wallet,
+            "client_order_id": f"s{desk.nonce}",
+            "side": side,
+            "quantity": "1",
+            "price": price,
+            "legs": [
+                {"instrument": C3000, "side": "buy", "ratio": 1},
+                {"instrument": C3200, "side": "sell", "ratio": 1},
+            ],
+        }
+        deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+        typed = (
+            await http.post(
+                "/v1/orders/typed-data",
+                json={"strategy": body, "nonce": str(desk.nonce), "deadline": deadline},
+            )
+        ).json()
+        signed = eip712.strategy_from_message(typed["message"])
+        signature = eip712.sign_strategy(signed, trader.key, w3.eth.chain_id, wallet)
+        body["signature"] = {
+            "nonce": str(desk.nonce),
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+        response = await http.post("/v1/strategies", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def scenario() -> None:
+        rt = desk.runtime(require_signed=False)  # the market maker's quotes are unsigned
+        http = await serve(rt)
+        try:
+            for instrument, bid, ask in ((C3000, "300", "310"), (C3200, "200", "210")):
+                await make_market(rt, instrument, bid, ask, "5")
+            buyer0, seller0 = desk.balances(desk.buyer_wallet), desk.balances(desk.seller_wallet)
+            offer = await strategy(http, desk.seller, desk.seller_wallet, "sell", "100")
+            bought = await strategy(http, desk.buyer, desk.buyer_wallet, "buy", "105")
+            assert bought["status"] == "filled" and bought["average_price"] == "100"
+            service = rt.settlement
+            assert isinstance(service, SettlementService)
+            outcome = await service.run_once()
+            assert outcome.settled == 4, outcome  # four leg fills, one transaction
+            fills = (await http.get(f"/v1/orders/{bought['id']}/fills")).json()
+            assert {f["settlement"] for f in fills} == {"settled"}
+            assert len({f["tx_hash"] for f in fills}) == 1
+            theirs = (await http.get(f"/v1/orders/{offer['id']}/fills")).json()
+            assert {f["tx_hash"] for f in theirs} == {fills[0]["tx_hash"]}
+            # premiums: 305 paid and 205 received by the buyer, the reverse for the seller
+            assert desk.balances(desk.buyer_wallet)[1] == buyer0[1] - 100 * USDC
+            assert desk.balances(desk.seller_wallet)[1] == seller0[1] + 100 * USDC
         finally:
             await http.aclose()
             await rt.stop()
