@@ -16,13 +16,17 @@ from tests.postgres_cluster import free_port
 
 class GatewayProcess:
     def __init__(
-        self, database_url: str, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        database_url: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        config: str | None = None,
     ) -> None:
         self.database_url = database_url
         self.env = env or {}
-        # only the internal venue: these tests are about the order service, not the devnet
+        # by default only the internal venue: tests of the order service, not the devnet
         self.config = Path(tempfile.mkdtemp(prefix="isthmus-gw-")) / "gateway.toml"
-        self.config.write_text('[[venues]]\nkind = "internal"\n')
+        self.config.write_text(config or '[[venues]]\nkind = "internal"\n')
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
