@@ -58,7 +58,7 @@ from gateway.matching import (
 )
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
-from gateway.oms.order_facts import order_facts
+from gateway.oms.order_facts import fill_facts, order_change
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AuditEntry
 
@@ -80,31 +80,6 @@ class BookRejected(InvalidOrder):
     code = "book_rejected"
 
 
-def _change(order: Order, kind: str) -> tuple[AuditEntry, dict[str, object]]:
-    facts = order_facts(order)
-    return (
-        AuditEntry(kind, order.id, facts),
-        {"type": kind, "account": order.spec.account, "order": facts},
-    )
-
-
-def _fill_facts(fill: Fill) -> dict[str, object]:
-    return {
-        "id": fill.id,
-        "order_id": fill.order_id,
-        "account": fill.account,
-        "instrument": fill.instrument,
-        "side": fill.side.value,
-        "quantity": str(fill.quantity),
-        "price": str(fill.price),
-        "fee": str(fill.fee),
-        "gas": str(fill.gas),
-        "venue": fill.venue,
-        "trade_id": fill.trade_id,
-        "executed_at": fill.executed_at.isoformat(),
-    }
-
-
 @dataclass
 class _Changes:
     """The store's side of one engine command, built inside the write transaction."""
@@ -113,12 +88,12 @@ class _Changes:
     events: list[dict[str, object]] = field(default_factory=list)
 
     def order(self, order: Order, kind: str) -> None:
-        entry, event = _change(order, kind)
+        entry, event = order_change(order, kind)
         self.audit.append(entry)
         self.events.append(event)
 
     def fill(self, fill: Fill) -> None:
-        facts = _fill_facts(fill)
+        facts = fill_facts(fill)
         self.audit.append(AuditEntry("fill.recorded", fill.id, facts))
         self.events.append({"type": "fill.recorded", "account": fill.account, "fill": facts})
 

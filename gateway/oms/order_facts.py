@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.domain.amounts import canonical
+from gateway.domain.fills import Fill
 from gateway.domain.orders import Order, OrderSpec
 from gateway.domain.venue_child import VenueChild
+from gateway.store.audit_log import AuditEntry
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -88,3 +90,30 @@ def child_facts(child: VenueChild) -> dict[str, Any]:
         "fee": _text(child.fee),
         "reason": child.reason,
     }
+
+
+def fill_facts(fill: Fill) -> dict[str, Any]:
+    """The audit and stream view of a fill (decimals as strings)."""
+    return {
+        "id": fill.id,
+        "order_id": fill.order_id,
+        "account": fill.account,
+        "instrument": fill.instrument,
+        "side": fill.side.value,
+        "quantity": str(fill.quantity),
+        "price": str(fill.price),
+        "fee": str(fill.fee),
+        "gas": str(fill.gas),
+        "venue": fill.venue,
+        "trade_id": fill.trade_id,
+        "executed_at": fill.executed_at.isoformat(),
+    }
+
+
+def order_change(order: Order, kind: str) -> tuple[AuditEntry, dict[str, Any]]:
+    """The audit record and the stream event of an order's state change."""
+    facts = order_facts(order)
+    return (
+        AuditEntry(kind, order.id, facts),
+        {"type": kind, "account": order.spec.account, "order": facts},
+    )

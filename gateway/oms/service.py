@@ -27,7 +27,12 @@ from gateway.domain.venue_child import ChildProgress, VenueChild
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.internal_book import InternalBook
-from gateway.oms.order_facts import child_facts, order_facts, request_hash
+from gateway.oms.order_facts import (
+    child_facts,
+    fill_facts,
+    order_change,
+    request_hash,
+)
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
@@ -64,12 +69,7 @@ class OrderPage:
     next_after: int | None
 
 
-def _change(order: Order, kind: str) -> tuple[AuditEntry, dict[str, object]]:
-    facts = order_facts(order)
-    return (
-        AuditEntry(kind, order.id, facts),
-        {"type": kind, "account": order.spec.account, "order": facts},
-    )
+_change = order_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,23 +356,11 @@ class OrderService:
         repo.insert_fill(connection, fill)
         kind = "order.filled" if filled.status is OrderStatus.FILLED else "order.partially_filled"
         entry, event = _change(filled, kind)
-        fill_facts = {
-            "id": fill.id,
-            "order_id": fill.order_id,
-            "account": fill.account,
-            "instrument": fill.instrument,
-            "side": fill.side.value,
-            "quantity": str(fill.quantity),
-            "price": str(fill.price),
-            "fee": str(fill.fee),
-            "gas": str(fill.gas),
-            "venue": fill.venue,
-            "executed_at": fill.executed_at.isoformat(),
-        }
+        facts = fill_facts(fill)
         return CommandResult(
             (filled, fill),
-            [entry, AuditEntry("fill.recorded", fill.id, fill_facts)],
-            [event, {"type": "fill.recorded", "account": fill.account, "fill": fill_facts}],
+            [entry, AuditEntry("fill.recorded", fill.id, facts)],
+            [event, {"type": "fill.recorded", "account": fill.account, "fill": facts}],
         )
 
     async def record_strategy_progress(
