@@ -6,6 +6,7 @@ balances moved by exactly what the fills say."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from decimal import Decimal
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from web3 import Web3
 
 from gateway.chain import tokens
@@ -139,14 +141,36 @@ def test_kill_minus_nine_during_settlement_settles_every_fill_exactly_once(
         try:
 
             async def settled() -> list[dict[str, Any]]:
-                async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-                    while True:  # the settlement loop runs on its own; poll its outcome
-                        fills = []
-                        for order_id in makers + takers:
-                            fills += (await http.get(f"/v1/orders/{order_id}/fills")).json()
-                        if all(f["settlement"] == "settled" for f in fills):
-                            return fills
-                        await asyncio.sleep(0.2)
+                """Listen for settlements first, then read where every fill stands; wait on
+                the stream for the ones still pending."""
+                url = gateway.url.replace("http", "ws") + "/v1/stream"
+                async with (
+                    websockets.connect(url) as socket,
+                    httpx.AsyncClient(base_url=gateway.url, timeout=30) as http,
+                ):
+                    assert json.loads(await socket.recv())["type"] == "subscribed"
+                    await socket.send(
+                        json.dumps(
+                            {
+                                "op": "subscribe",
+                                "accounts": [buyer_wallet.lower(), seller_wallet.lower()],
+                            }
+                        )
+                    )
+                    while json.loads(await socket.recv())["type"] != "subscribed":
+                        pass  # events sent before our subscription took effect
+                    fills = []
+                    for order_id in makers + takers:
+                        fills += (await http.get(f"/v1/orders/{order_id}/fills")).json()
+                    waiting = {f["id"] for f in fills if f["settlement"] != "settled"}
+                    while waiting:
+                        event = json.loads(await socket.recv())
+                        if event["type"] == "fill.settled":
+                            waiting.discard(event["fill"]["id"])
+                    fills = []
+                    for order_id in makers + takers:
+                        fills += (await http.get(f"/v1/orders/{order_id}/fills")).json()
+                    return fills
 
             fills = asyncio.run(asyncio.wait_for(settled(), 120))
         finally:
