@@ -71,6 +71,18 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from gateway.domain.amounts import MAX_DIGITS, is_multiple
+from gateway.domain.document_fields import (
+    decimal_field as _dec,
+)
+from gateway.domain.document_fields import (
+    micros as _micros,
+)
+from gateway.domain.document_fields import (
+    optional_decimal as _opt_dec,
+)
+from gateway.domain.document_fields import (
+    optional_text as _opt_str,
+)
 from gateway.domain.errors import DomainError, IllegalTransition
 from gateway.domain.instruments import TradingRules
 from gateway.domain.orders import Side, TimeInForce
@@ -833,21 +845,3 @@ def _child_index(state: AlgoState, child_id: str) -> int:
         if child.child_id == child_id:
             return i
     raise AlgoEventError(f"child {child_id!r} is not an open child of {state.spec.algo_id}")
-
-
-def _micros(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dec(value: object) -> Decimal:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
-    return Decimal(value)
-
-
-def _opt_dec(value: object) -> Decimal | None:
-    return None if value is None else _dec(value)
-
-
-def _opt_str(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

@@ -89,6 +89,24 @@ from math import gcd, lcm
 from typing import Any
 
 from gateway.domain.amounts import MAX_DIGITS, is_multiple
+from gateway.domain.document_fields import (
+    decimal_field as _dec,
+)
+from gateway.domain.document_fields import (
+    micros as _micros,
+)
+from gateway.domain.document_fields import (
+    optional_decimal as _opt_dec,
+)
+from gateway.domain.document_fields import (
+    optional_text as _opt_str,
+)
+from gateway.domain.document_fields import (
+    optional_time as _opt_time,
+)
+from gateway.domain.document_fields import (
+    parse_optional_time as _opt_parse_time,
+)
 from gateway.domain.errors import DomainError, IllegalTransition
 from gateway.domain.orders import MAX_LEGS, Leg, Side, TimeInForce
 
@@ -1289,33 +1307,3 @@ def _avg(notional: Decimal, quantity: Decimal) -> Decimal | None:
     with localcontext() as ctx:
         ctx.prec = MAX_DIGITS
         return notional / quantity
-
-
-def _micros(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dec(value: object) -> Decimal:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
-    return Decimal(value)
-
-
-def _opt_dec(value: object) -> Decimal | None:
-    return None if value is None else _dec(value)
-
-
-def _opt_str(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _opt_time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _opt_parse_time(value: object) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 time, got {type(value).__name__}")
-    return datetime.fromisoformat(value)

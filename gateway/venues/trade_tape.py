@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from gateway.domain.clock import Clock
+from gateway.domain.document_fields import micros
 from gateway.domain.market import PublicTrade
 from gateway.routing.algos import volume_profile_from_history
 from gateway.venues.protocol import Venue, VenueError
@@ -242,16 +243,12 @@ class TradeTape:
             raise ValueError("the window must be longer than zero and at most a day")
         windows = [(start - ONE_DAY * d, end - ONE_DAY * d) for d in range(1, days + 1)]
         per_day = await asyncio.gather(*(self.trades(instrument, a, b) for a, b in windows))
-        span = _microseconds(duration)
+        span = micros(duration)
         totals = [ZERO] * buckets
         for (window_start, _), trades in zip(windows, per_day, strict=True):
             for trade in trades:
-                index = _microseconds(trade.timestamp - window_start) * buckets // span
+                index = micros(trade.timestamp - window_start) * buckets // span
                 totals[min(index, buckets - 1)] += trade.quantity
         if sum(totals, ZERO) == 0:
             return None
         return volume_profile_from_history(totals, buckets)
-
-
-def _microseconds(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
