@@ -110,7 +110,6 @@ class SettlementService:
         self._outbox_limit = outbox_limit
         self._lock = asyncio.Lock()
         self.sender.on_progress = self._progress
-        self._current: str | None = None  # the batch being sent
         self._sent: list[SendProgress] = []
         self._work = asyncio.Event()  # set when matched fills were committed
         self._behind: dict[str, list[str]] = {}  # item id -> the fills it settles
