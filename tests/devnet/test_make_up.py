@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.postgres_cluster import free_port
+from tests.process_output import wait_for_marker
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,20 +38,11 @@ def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.STDOUT,
     )
     assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    output = b""
-    deadline = time.monotonic() + 120
-    while b"Uvicorn running on" not in output:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not selector.select(remaining):
-            process.kill()
-            raise TimeoutError(output.decode(errors="replace"))
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(output.decode(errors="replace"))
-        output += line
-    selector.close()
+    try:
+        output = wait_for_marker(process.stdout, b"Uvicorn running on", 180)
+    except (TimeoutError, RuntimeError):
+        process.kill()
+        raise
     return process, output.decode(errors="replace")
 
 

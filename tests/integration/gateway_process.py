@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tests.postgres_cluster import free_port
+from tests.process_output import wait_for_marker
 
 
 class GatewayProcess:
@@ -62,19 +61,12 @@ class GatewayProcess:
     def _wait_for_line(self, marker: bytes, timeout: float) -> None:
         """Block on the server's log until it says it is ready (no polling, no sleeps)."""
         assert self.process is not None and self.process.stderr is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stderr, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        seen = b""
-        while marker not in seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"gateway not ready: {seen.decode(errors='replace')[-2000:]}")
-            line = self.process.stderr.readline()
-            if not line:
-                raise RuntimeError(f"gateway exited: {seen.decode(errors='replace')[-2000:]}")
-            seen += line
-        selector.close()
+        try:
+            wait_for_marker(self.process.stderr, marker, timeout)
+        except TimeoutError as error:
+            raise TimeoutError(f"gateway not ready: {error}") from None
+        except RuntimeError as error:
+            raise RuntimeError(f"gateway exited: {error}") from None
         # Keep draining the pipe so a chatty server never blocks on a full pipe.
         import threading
 
