@@ -254,3 +254,43 @@ class ChainCursorRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     cursor: str
     updated_at: datetime = Field(sa_column=_time())
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """A protocol's or auditor's API key. The secret itself is never stored: it is derived
+    from the server's key secret and `salt`; `secret_hash` (sha256) proves a derivation."""
+
+    __tablename__ = "api_keys"
+
+    key_id: str = Field(primary_key=True, max_length=40)
+    role: str = Field(max_length=16)
+    scopes: str = Field(max_length=64)  # comma-separated, sorted
+    accounts: str  # JSON list of checksum addresses; empty: any account
+    label: str | None = Field(default=None, max_length=100)
+    salt: str = Field(max_length=64)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_time())
+    revoked_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class AccessSessionRow(SQLModel, table=True):
+    """A trader's Sign-In with Ethereum session; only the token's sha256 is kept."""
+
+    __tablename__ = "access_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    address: str = Field(max_length=42)
+    created_at: datetime = Field(sa_column=_time())
+    expires_at: datetime = Field(sa_column=_time())
+
+
+class SiweNonceRow(SQLModel, table=True):
+    """A single-use Sign-In with Ethereum nonce: `used_at` is set when it is spent."""
+
+    __tablename__ = "siwe_nonces"
+    __table_args__ = (Index("ix_siwe_nonces_expires_at", "expires_at"),)
+
+    nonce: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = Field(sa_column=_time())
+    expires_at: datetime = Field(sa_column=_time())
+    used_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
