@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from eth_utils import to_checksum_address
+
 Role = Literal["operator", "trader", "protocol", "auditor"]
 ROLES: tuple[Role, ...] = ("operator", "trader", "protocol", "auditor")
 
@@ -14,7 +16,8 @@ SCOPES: tuple[str, ...] = ("quote", "trade", "read")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """`accounts` None means every account may be seen (operator, auditor, unrestricted key)."""
+    """`accounts` holds EIP-55 checksum addresses (as the store does); None means every
+    account may be seen (operator, auditor, an API key not bound to accounts)."""
 
     role: Role
     subject: str
@@ -22,7 +25,14 @@ class Principal:
     accounts: frozenset[str] | None
 
     def may_see(self, account: str) -> bool:
-        return self.accounts is None or account.lower() in self.accounts
+        """Known to be visible; a trader's wallet not learned yet is resolved by
+        `gateway.api.access.can_see`, which asks the chain."""
+        if self.accounts is None or account in self.accounts:
+            return True
+        try:
+            return to_checksum_address(account) in self.accounts
+        except ValueError:
+            return False
 
     @property
     def is_operator(self) -> bool:
