@@ -132,9 +132,9 @@ def add_liquidity(
     return lp_after - lp_before
 
 
-def get_reserves(w3: Web3, pair: str) -> Reserves:
+def get_reserves(w3: Web3, pair: str, block: int | str = "latest") -> Reserves:
     pair_c = pair_contract(w3, pair)
-    reserve0, reserve1, _ = pair_c.functions.getReserves().call()
+    reserve0, reserve1, _ = pair_c.functions.getReserves().call(block_identifier=block)
     return Reserves(
         token0=Web3.to_checksum_address(pair_c.functions.token0().call()),
         token1=Web3.to_checksum_address(pair_c.functions.token1().call()),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from gateway.domain.errors import DomainError
@@ -15,6 +16,18 @@ BPS = 10_000
 
 class InsufficientLiquidity(DomainError):
     code = "insufficient_liquidity"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSwap:
+    """`amount_in` of `token_in` into `pair` for exactly `amount_out` of `token_out` (token
+    units): the swap behind a pool fill, run inside the settlement transaction."""
+
+    pair: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    amount_out: int
 
 
 def amount_out(amount_in: int, reserve_in: int, reserve_out: int, fee_bps: int = 30) -> int:

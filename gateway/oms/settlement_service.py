@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,6 +43,7 @@ from web3 import Web3
 
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.settlement_abi import quote_amount
+from gateway.domain.amm import PoolSwap
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
 from gateway.domain.orders import Order, Side
@@ -56,6 +57,7 @@ from gateway.settlement.items import (
     SettlementItem,
     StrategyLegSettlement,
     StrategySettlement,
+    SwapSettlement,
 )
 from gateway.settlement.reconciler import (
     ChainCursor,
@@ -73,6 +75,7 @@ from gateway.settlement.sender import (
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store
 from gateway.store.audit_log import AuditEntry
+from gateway.venues.in_flight_swaps import InFlightSwaps
 
 log = logging.getLogger("gateway.settlement")
 CURSOR_NAME = "settlement"
@@ -113,6 +116,7 @@ class SettlementService:
         self._sent: list[SendProgress] = []
         self._work = asyncio.Event()  # set when matched fills were committed
         self._behind: dict[str, list[str]] = {}  # item id -> the fills it settles
+        self.in_flight: InFlightSwaps | None = None  # the pool's, when pool legs settle here
 
     # -- the whole cycle --------------------------------------------------------------------
 
@@ -140,12 +144,17 @@ class SettlementService:
 
     # -- send -------------------------------------------------------------------------------
 
-    def _item(self, fill: Fill, order: Order) -> OrderSettlement:
+    def _item(self, fill: Fill, order: Order, swap: PoolSwap | None = None) -> OrderSettlement:
         spec = order.spec
         assert spec.signed is not None and spec.instrument is not None and spec.price is not None
         instrument = self.onchain.catalogue.get(spec.instrument)
         amount = self.onchain.amount(instrument, fill.quantity)
-        price = self.onchain.price(instrument, fill.price)
+        if swap is None:
+            quote = quote_amount(
+                amount, self.onchain.price(instrument, fill.price), instrument.base.decimals
+            )
+        else:  # a pool fill pays or gets exactly what its swap moves (its price is not round)
+            quote = swap.amount_in if spec.side is Side.BUY else swap.amount_out
         return OrderSettlement(
             item_id=fill.id,
             wallet=spec.account,
@@ -157,7 +166,7 @@ class SettlementService:
             deadline=spec.signed.deadline,
             signature=spec.signed.signature,
             fill=amount,
-            quote=quote_amount(amount, price, instrument.base.decimals),
+            quote=quote,
         )
 
     def _strategy_item(self, order: Order, fills: list[Fill], trade_id: str) -> StrategySettlement:
@@ -197,10 +206,11 @@ class SettlementService:
         )
 
     def _groups(
-        self, pending: Sequence[tuple[Fill, Order]]
+        self, pending: Sequence[tuple[Fill, Order]], swaps: Mapping[str, PoolSwap]
     ) -> tuple[list[SettlementGroup], list[str], dict[str, list[str]]]:
-        """Whole trades whose orders are all signed (a strategy's legs as one item); the fill
-        ids that can never settle; and the fills behind each item."""
+        """Whole trades whose orders are all signed (a strategy's legs as one item; a pool
+        fill with its swap); the fill ids that can never settle; and the fills behind each
+        item."""
         by_trade: dict[str, list[tuple[Fill, Order]]] = defaultdict(list)
         for fill, order in pending:
             assert fill.trade_id is not None
@@ -218,8 +228,17 @@ class SettlementService:
                 if order.spec.is_strategy:
                     strategies.setdefault(order.id, (order, []))[1].append(fill)
                 else:
-                    items.append(self._item(fill, order))
+                    swap = swaps.get(fill.id)
+                    items.append(self._item(fill, order, swap))
                     behind[fill.id] = [fill.id]
+                    if swap is not None:
+                        item_id = f"swap:{fill.id}"
+                        items.append(
+                            SwapSettlement(
+                                item_id, swap.pair, swap.token_in, swap.amount_in, swap.amount_out
+                            )
+                        )
+                        behind[item_id] = []  # its fill is the order item's
             for order, fills in strategies.values():
                 item = self._strategy_item(order, fills, trade_id)
                 items.append(item)
@@ -228,12 +247,13 @@ class SettlementService:
         return groups, unsettleable, behind
 
     async def send(self) -> Outcome:
-        def read() -> list[tuple[Fill, Order]]:
+        def read() -> tuple[list[tuple[Fill, Order]], dict[str, PoolSwap]]:
             with self._read_engine.connect() as connection:
-                return store.outbox(connection, self._outbox_limit)
+                pending = store.outbox(connection, self._outbox_limit)
+                return pending, store.pool_swaps_of(connection, [f.id for f, _ in pending])
 
-        pending = await asyncio.to_thread(read)
-        groups, unsettleable, behind = self._groups(pending)
+        pending, swaps = await asyncio.to_thread(read)
+        groups, unsettleable, behind = self._groups(pending, swaps)
         self._behind = behind
         outcome = Outcome()
         if unsettleable:
@@ -339,6 +359,8 @@ class SettlementService:
     async def _refuse(self, fill_ids: list[str], reason: str) -> None:
         def command(connection: Connection, now: datetime) -> CommandResult[None]:
             store.refuse_fills(connection, fill_ids, reason)
+            if self.in_flight is not None:
+                self.in_flight.drop(fill_ids)
             audit, events = [], []
             for order in self._orders_of(connection, fill_ids):
                 if order.settlement is SettlementStatus.PENDING:
@@ -437,6 +459,8 @@ class SettlementService:
             return CommandResult(len(settled), audit, events)
 
         count: int = await self._writer.execute(command)
+        if self.in_flight is not None:  # quotes read at this block on see these swaps on chain
+            self.in_flight.included(log_indexes, block_number)
         return count
 
     # -- heal from the chain's events -------------------------------------------------------
@@ -548,7 +572,24 @@ class SettlementService:
                 [_event("settlement.reorged", facts)],
             )
 
-        await self._writer.execute(command)
+        undone: list[str] = await self._writer.execute(command)
+        await self.restore_in_flight(undone)
+
+    async def restore_in_flight(self, fill_ids: Sequence[str] | None = None) -> None:
+        """Put the swaps of pending pool fills (all, or those of `fill_ids`) back in flight:
+        at start, and after a reorg took their block away."""
+        if self.in_flight is None:
+            return
+        in_flight = self.in_flight
+
+        def read() -> dict[str, PoolSwap]:
+            with self._read_engine.connect() as connection:
+                if fill_ids is None:
+                    return store.unsettled_pool_swaps(connection)
+                return store.pool_swaps_of(connection, fill_ids)
+
+        for fill_id, swap in (await asyncio.to_thread(read)).items():
+            in_flight.add(fill_id, swap)
 
     # -- resolve batches whose outcome is unknown -------------------------------------------
 

@@ -13,11 +13,13 @@ The internal book's leg goes first: the parent takes it on the matching engine
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from gateway.domain.amounts import from_units
 from gateway.domain.errors import DomainError
 from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import Order, OrderType, Side, TimeInForce
@@ -27,6 +29,7 @@ from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService
 from gateway.oms.venue_children import VenueChildren
 from gateway.routing.allocation import Route
+from gateway.venues.amm import UniswapV2Venue
 from gateway.venues.protocol import Venue, VenueError
 
 log = logging.getLogger("gateway.routing")
@@ -65,12 +68,52 @@ class SmartExecutor:
         self.children = children
         self.book: InternalBook | None = None  # set when the gateway has its own book
         self.slippage_bps = slippage_bps
+        # signed orders' pool legs become swaps inside the settlement transaction (set when
+        # the gateway settles on chain); otherwise the operator swaps and bears the inventory
+        self.pools_settle_in_batch = False
+        self._pool_lock = asyncio.Lock()
 
     def _protective(self, side: Side, average: Decimal, tick: Decimal) -> Decimal:
         move = average * self.slippage_bps / BPS
         raw = average + move if side is Side.BUY else average - move
         rounding = ROUND_CEILING if side is Side.BUY else ROUND_FLOOR
         return (raw / tick).to_integral_value(rounding) * tick
+
+    async def _pool_fill(
+        self, parent: Order, venue: UniswapV2Venue, quantity: Decimal, bound: Decimal
+    ) -> ChildResult:
+        """Fill a pool leg at the pool's exact price now; the swap runs in the batch that
+        settles the fill. Serialized, so each swap is priced on the reserves the ones before
+        it leave."""
+        spec = parent.spec
+        assert spec.instrument is not None
+        instrument = self.orders.catalogue.get(spec.instrument)
+        async with self._pool_lock:
+            try:
+                swap = await asyncio.to_thread(
+                    venue.plan_swap, spec.instrument, spec.side, quantity, bound
+                )
+            except VenueError as error:
+                log.warning("pool leg of %s refused: %s", parent.id, error)
+                return ChildResult(venue.name, quantity, Decimal(0), None, error.code)
+            base_units, quote_units = (
+                (swap.amount_out, swap.amount_in)
+                if spec.side is Side.BUY
+                else (swap.amount_in, swap.amount_out)
+            )
+            price = from_units(quote_units, instrument.quote.decimals) / from_units(
+                base_units, instrument.base.decimals
+            )
+            gas = Decimal(0)
+            native = self.routes.native_price()
+            if native is not None:
+                wei = venue.gas_estimate() * await asyncio.to_thread(venue.gas_price)
+                gas = from_units(wei, 18) * native
+            _, fill = await self.orders.record_pool_fill(
+                parent.id, swap, quantity=quantity, price=price, venue=venue.name, gas=gas
+            )
+            venue.in_flight.add(fill.id, swap)
+        return ChildResult(venue.name, quantity, quantity, price)
 
     async def execute(self, parent: Order) -> SmartExecution:
         spec = parent.spec
@@ -104,6 +147,13 @@ class SmartExecutor:
                     continue
                 got = taken.filled_quantity - before
                 children.append(ChildResult(venue.name, leg.quantity, got, price if got else None))
+                continue
+            if (
+                self.pools_settle_in_batch
+                and spec.signed is not None
+                and isinstance(venue, UniswapV2Venue)
+            ):
+                children.append(await self._pool_fill(parent, venue, leg.quantity, price))
                 continue
             request = VenueOrderRequest(
                 spec.instrument,

@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from gateway.domain.amm import PoolSwap
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
 from gateway.domain.orders import Order
 from gateway.store import order_repository as orders
-from gateway.store.tables import ChainCursorRow, FillRow, SettlementBatchRow
+from gateway.store.tables import ChainCursorRow, FillRow, PoolSwapRow, SettlementBatchRow
 
 BATCHES = SettlementBatchRow.__table__  # type: ignore[attr-defined]
 FILLS = FillRow.__table__  # type: ignore[attr-defined]
@@ -290,3 +291,41 @@ def _settlement_fill(r: Any) -> SettlementFill:
     return SettlementFill(
         orders._fill(r), r.batch_id, r.block_number, r.log_index, r.settlement_reason
     )
+
+
+POOL_SWAPS = PoolSwapRow.__table__  # type: ignore[attr-defined]
+
+
+def insert_pool_swap(connection: Connection, fill_id: str, swap: PoolSwap) -> None:
+    connection.execute(
+        POOL_SWAPS.insert().values(
+            fill_id=fill_id,
+            pair=swap.pair,
+            token_in=swap.token_in,
+            token_out=swap.token_out,
+            amount_in=str(swap.amount_in),
+            amount_out=str(swap.amount_out),
+        )
+    )
+
+
+def _pool_swap(r: Any) -> PoolSwap:
+    return PoolSwap(r.pair, r.token_in, r.token_out, int(r.amount_in), int(r.amount_out))
+
+
+def pool_swaps_of(connection: Connection, fill_ids: Sequence[str]) -> dict[str, PoolSwap]:
+    """The swaps behind those of `fill_ids` that are pool fills."""
+    if not fill_ids:
+        return {}
+    rows = connection.execute(POOL_SWAPS.select().where(POOL_SWAPS.c.fill_id.in_(fill_ids)))
+    return {r.fill_id: _pool_swap(r) for r in rows}
+
+
+def unsettled_pool_swaps(connection: Connection) -> dict[str, PoolSwap]:
+    """Swaps of pool fills still pending settlement: their swaps may not be mined yet."""
+    rows = connection.execute(
+        select(POOL_SWAPS)
+        .join(FILLS, FILLS.c.id == POOL_SWAPS.c.fill_id)
+        .where(FILLS.c.settlement == SettlementStatus.PENDING.value)
+    )
+    return {r.fill_id: _pool_swap(r) for r in rows}

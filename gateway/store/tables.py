@@ -256,6 +256,20 @@ class ChainCursorRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_time())
 
 
+class PoolSwapRow(SQLModel, table=True):
+    """The AMM swap behind a pool fill: run inside the settlement transaction, so its exact
+    token amounts are fixed when the fill is recorded (integers as decimal text: uint256)."""
+
+    __tablename__ = "pool_swaps"
+
+    fill_id: str = Field(primary_key=True, foreign_key="fills.id", max_length=40)
+    pair: str = Field(max_length=42)
+    token_in: str = Field(max_length=42)
+    token_out: str = Field(max_length=42)
+    amount_in: str = Field(max_length=80)
+    amount_out: str = Field(max_length=80)
+
+
 class ApiKeyRow(SQLModel, table=True):
     """A protocol's or auditor's API key. The secret itself is never stored: it is derived
     from the server's key secret and `salt`; `secret_hash` (sha256) proves a derivation."""

@@ -26,6 +26,7 @@ from gateway.chain.artifacts import uniswap_v2_periphery
 from gateway.chain.transactions import Sender, TransactionError, bind
 from gateway.chain.uniswap import ERC20_ABI, get_reserves, pair_contract
 from gateway.domain import amm
+from gateway.domain.amm import PoolSwap
 from gateway.domain.amounts import from_units, to_units
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
@@ -41,6 +42,7 @@ from gateway.domain.market import (
     VenuePosition,
 )
 from gateway.domain.orders import OrderType, Side
+from gateway.venues.in_flight_swaps import InFlightSwaps
 from gateway.venues.protocol import VenueError, VenueOrderNotFound, VenueRejected, VenueUnavailable
 
 MAX_UINT = 2**256 - 1
@@ -111,6 +113,8 @@ class UniswapV2Venue:
         self._log_chunk_blocks = log_chunk_blocks
         self._block_times: dict[int, int] = {}
         self._base_is_token0: dict[str, bool] = {}
+        # pool fills recorded but whose swap has not been mined yet (settled in the batch)
+        self.in_flight = InFlightSwaps()
 
     @property
     def name(self) -> str:
@@ -132,11 +136,21 @@ class UniswapV2Venue:
     # -- quotes ---------------------------------------------------------------------
 
     def _reserves(self, pool: Pool) -> tuple[int, int]:
+        """(base, quote) reserves as the next swap will meet them: the chain's at the latest
+        block moved by the pool fills whose swaps are not mined yet."""
         try:
-            reserves = get_reserves(self._w3, pool.pair)
+            block = int(self._w3.eth.block_number)
+            reserves = get_reserves(self._w3, pool.pair, block)
         except Exception as error:  # connection refused, node gone
             raise VenueUnavailable(f"cannot read {pool.pair}: {error}", venue=self.name) from error
-        return reserves.of(pool.base), reserves.of(pool.quote)
+        moved = self.in_flight.reserves(
+            pool.pair,
+            {reserves.token0: reserves.reserve0, reserves.token1: reserves.reserve1},
+            block,
+        )
+        return moved[Web3.to_checksum_address(pool.base)], moved[
+            Web3.to_checksum_address(pool.quote)
+        ]
 
     def quote(self, instrument: str, side: Side, quantity: Decimal) -> AmmQuote:
         """Exact price of buying (exact output) or selling (exact input) `quantity` base."""
@@ -151,6 +165,30 @@ class UniswapV2Venue:
 
     def gas_estimate(self) -> int:
         return SWAP_GAS_ESTIMATE
+
+    def plan_swap(self, instrument: str, side: Side, quantity: Decimal, bound: Decimal) -> PoolSwap:
+        """The swap that fills `quantity` base at no worse than `bound` (per base), priced on
+        the reserves the settlement batch will meet; VenueRejected if the pool cannot.
+        Blocking call; the caller holds it in `in_flight` once the fill is recorded."""
+        pool = self.pool(instrument)
+        priced = self.quote(instrument, side, quantity)
+        base_units, quote_units = priced.base_units, priced.quote_units
+        if base_units <= 0 or quote_units <= 0:
+            raise VenueRejected(
+                f"{quantity} {instrument} is too small for the pool", venue=self.name
+            )
+        worst = self._quote_bound(
+            VenueOrderRequest(instrument, side, OrderType.LIMIT, quantity, bound), pool
+        )
+        if (side is Side.BUY and quote_units > worst) or (
+            side is Side.SELL and quote_units < worst
+        ):
+            raise VenueRejected(
+                f"the pool prices {quantity} {instrument} beyond {bound}", venue=self.name
+            )
+        if side is Side.BUY:
+            return PoolSwap(pool.pair, pool.quote, pool.base, quote_units, base_units)
+        return PoolSwap(pool.pair, pool.base, pool.quote, base_units, quote_units)
 
     def reserves(self, instrument: str) -> tuple[Pool, int, int]:
         """The pool and its current (base, quote) reserves in token units (blocking call)."""
@@ -188,16 +226,17 @@ class UniswapV2Venue:
         return await asyncio.to_thread(self._book, instrument, depth)
 
     async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
-        """A new book whenever a pair's reserves change (checked once per new block)."""
-        last_block = -1
+        """A new book whenever a pair's reserves change (checked once per new block, and when
+        a pool fill is recorded)."""
+        last_block, last_version = -1, -1
         last_reserves: dict[str, tuple[int, int]] = {}
         while True:
             try:
                 block = await asyncio.to_thread(lambda: self._w3.eth.block_number)
             except Exception as error:
                 raise VenueUnavailable(f"node unreachable: {error}", venue=self.name) from error
-            if block != last_block:
-                last_block = block
+            if block != last_block or self.in_flight.version != last_version:
+                last_block, last_version = block, self.in_flight.version
                 for symbol in instruments:
                     reserves = await asyncio.to_thread(self._reserves, self.pool(symbol))
                     if last_reserves.get(symbol) != reserves:

@@ -15,111 +15,17 @@ import httpx
 import pytest
 from web3 import Web3
 
-from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
-from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all, register_option
-from gateway.chain.onchain_orders import OnchainOrders
+from gateway.chain.deploy import register_option
 from gateway.chain.transactions import Sender
-from gateway.config import Settings
-from gateway.devnet.catalogue import OPTION_EXPIRY, devnet_catalogue
-from gateway.oms.order_signatures import OrderSignatures
-from gateway.oms.service import SystemClock
-from gateway.oms.settlement_service import SettlementService, settlement_factory
+from gateway.devnet.catalogue import OPTION_EXPIRY
+from gateway.oms.settlement_service import SettlementService
 from gateway.settlement import eip712
+from tests.chain.settlement_desk import USDC, WETH, Desk, serve
 from tests.market_making import make_market
 
 pytestmark = pytest.mark.chain
-USDC, WETH = 10**6, 10**18
-
-
-class Desk:
-    """Two traders with their own wallets, and a gateway that settles on this chain."""
-
-    def __init__(self, w3: Web3, deployer: Sender, node: Anvil, database: str) -> None:
-        accounts = node.dev_accounts()
-        self.settler = accounts[6]
-        self.d = deploy_all(deployer, DeployConfig(operators=(self.settler.address,)))
-        self.w3 = w3
-        self.seller, self.buyer = accounts[3], accounts[4]
-        self.seller_wallet = create_wallet(deployer, self.d, self.seller.address)
-        self.buyer_wallet = create_wallet(deployer, self.d, self.buyer.address)
-        tokens.mint(deployer, self.d.weth, self.seller_wallet, 5 * WETH)
-        tokens.mint(deployer, self.d.usdc, self.buyer_wallet, 20_000 * USDC)
-        self.database = database
-        self.rpc_url = node.rpc_url
-        self.nonce = 0
-
-    def runtime(self, *, require_signed: bool = True) -> Runtime:
-        catalogue, clock = devnet_catalogue(), SystemClock()
-        onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
-        return Runtime.build(
-            Settings(database_url=self.database, require_signed_orders=require_signed),
-            catalogue=catalogue,
-            clock=clock,
-            signatures=OrderSignatures(self.w3, onchain, clock),
-            settlement=settlement_factory(
-                self.rpc_url, Web3.to_hex(self.settler.key), self.d.settlement, onchain
-            ),
-        )
-
-    def balances(self, wallet: str) -> tuple[int, int]:
-        return (
-            tokens.balance_of(self.w3, self.d.weth, wallet),
-            tokens.balance_of(self.w3, self.d.usdc, wallet),
-        )
-
-    async def order(
-        self,
-        http: httpx.AsyncClient,
-        trader: Any,
-        wallet: str,
-        side: str,
-        qty: str,
-        price: str,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        self.nonce += 1
-        body = {
-            "account": wallet,
-            "client_order_id": f"o{self.nonce}",
-            "instrument": "WETH/USDC",
-            "side": side,
-            "quantity": qty,
-            "price": price,
-            **extra,
-        }
-        deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 3600
-        typed = (
-            await http.post(
-                "/v1/orders/typed-data",
-                json={"order": body, "nonce": str(self.nonce), "deadline": deadline},
-            )
-        ).json()
-        order = eip712.order_from_message(typed["message"])
-        signature = eip712.sign_order(order, trader.key, self.w3.eth.chain_id, wallet)
-        body["signature"] = {
-            "nonce": str(self.nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
-        response = await http.post("/v1/orders", json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-
-async def serve(rt: Runtime) -> httpx.AsyncClient:
-    await rt.start(
-        expiry_interval=None,
-        monitor=False,
-        algos=False,
-        reconcile_interval=None,
-        settle_interval=None,
-    )  # the test drives settlement
-    app = create_app(runtime=rt)
-    app.state.runtime = rt
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
 
 def test_a_matched_trade_settles_once_and_a_crash_is_healed_from_the_chain(
