@@ -27,6 +27,8 @@ risk_app = typer.Typer(
 app.add_typer(orders_app, name="orders")
 app.add_typer(audit_app, name="audit")
 app.add_typer(risk_app, name="risk")
+fills_app = typer.Typer(help="Fills for performance attribution.", no_args_is_help=True)
+app.add_typer(fills_app, name="fills")
 
 console = Console()
 ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Gateway base URL")]
@@ -389,6 +391,120 @@ def audit_verify_log(
             console.print(f"  - {problem}")
     if not result.ok:
         sys.exit(1)
+
+
+def _audit_report_tables(report: dict[str, Any]) -> list[Table]:
+    fills = Table(title="On-chain fills")
+    for column in ("tx", "log", "wallet", "side", "amount", "quote", "gateway fills", "ok"):
+        fills.add_column(
+            column, justify="right" if column in ("log", "amount", "quote") else "left"
+        )
+    for f in report["fills"]:
+        fills.add_row(
+            f["tx_hash"][:10] + "…",
+            str(f["log_index"]),
+            f["wallet"][:6] + "…" + f["wallet"][-4:],
+            f["side"],
+            f["amount"],
+            f["quote"],
+            ", ".join(f["gateway_fills"]) or "-",
+            "[green]yes[/]" if f["ok"] else "[red]no[/]",
+        )
+    return [fills]
+
+
+@audit_app.command("verify")
+def audit_verify(
+    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain")],
+    settlement: Annotated[str, typer.Option("--settlement", help="The Settlement contract")],
+    database_url: Annotated[
+        str | None,
+        typer.Option("--db", help="The gateway's database: also check its fills and audit log"),
+    ] = None,
+    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Rebuild every fill from the chain's events and check its owner's signature, its
+    limits and (with --db) the gateway's record and audit log; exit 1 on any mismatch."""
+    from web3 import Web3
+
+    from gateway.settlement.auditor import verify
+    from gateway.store.database import create_database_engine
+
+    if not Web3.is_address(settlement):
+        console.print(f"[red]not an address:[/] {settlement}")
+        raise typer.Exit(2)
+    engine = (
+        None if database_url is None else create_database_engine(database_url, for_writes=False)
+    )
+    try:
+        w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+        if not w3.is_connected():
+            console.print(f"[red]cannot reach the chain at[/] {rpc}")
+            raise typer.Exit(2)
+        report = verify(w3, settlement, engine=engine, from_block=from_block).to_json()
+    finally:
+        if engine is not None:
+            engine.dispose()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        counts = report["counts"]
+        for table in _audit_report_tables(report):
+            console.print(table)
+        console.print(
+            f"blocks {report['from_block']}..{report['to_block']}: {counts['batches']} batches, "
+            f"{counts['fills']} fills, {counts['fills_with_problems']} with problems"
+        )
+        store = report["store"]
+        if store is None:
+            console.print("on-chain side only (no --db)")
+        else:
+            console.print(
+                f"store: {store['settled_fills']} settled fills, {store['matched']} match the "
+                f"chain; audit log: {store['audit_log']['records']} records"
+            )
+        for f in report["fills"]:
+            for problem in f["problems"]:
+                console.print(f"  [red]-[/] {f['tx_hash']} log {f['log_index']}: {problem}")
+        for problem in report["problems"]:
+            console.print(f"  [red]-[/] {problem}")
+        console.print("[green]verified[/]" if report["ok"] else "[red]mismatch[/]")
+    if not report["ok"]:
+        sys.exit(1)
+
+
+@fills_app.command("export")
+def fills_export(
+    out: Annotated[Path, typer.Option("--out", help="File to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    database_url: Annotated[
+        str | None, typer.Option("--db", help="Database URL (default ISTHMUS_DATABASE_URL)")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only this account")] = None,
+) -> None:
+    """Write every fill (oldest first) with its order's ids and settlement, for attribution."""
+    from gateway.devnet.catalogue import devnet_catalogue
+    from gateway.store.database import create_database_engine
+    from gateway.store.fills_export import FillsFilter, export_chunks, read_pages
+
+    if fmt not in ("csv", "parquet"):
+        console.print(f"[red]unknown format[/] {fmt!r}: csv or parquet")
+        raise typer.Exit(2)
+    catalogue = devnet_catalogue()
+
+    def fee_asset(symbol: str) -> str | None:
+        return catalogue.get(symbol).quote.symbol if symbol in catalogue else None
+
+    engine = create_database_engine(database_url or Settings().database_url, for_writes=False)
+    try:
+        pages = read_pages(engine, FillsFilter(account=account), fee_asset)
+        with out.open("wb") as handle:
+            for chunk in export_chunks("csv" if fmt == "csv" else "parquet", pages):
+                handle.write(chunk)
+    finally:
+        engine.dispose()
+    console.print(f"fills written to {out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,523 @@
+"""The auditor's chain side: every fill the Settlement contract emitted, proven from the chain
+alone (an RPC URL and the contract's address).
+
+For every ``BatchSettled`` transaction the ``settle(batch)`` calldata is decoded and walked in
+the contract's own emission order (each order item emits one ``Fill``; each strategy item one
+``Fill`` per leg, then ``StrategyFilled``), so every event is paired with the signed item that
+produced it. Each fill is then checked as the wallet should have checked it: the EIP-712 digest
+of the calldata's order (domain: that wallet, this chain) equals the event's, the signature
+recovers to the wallet's ``owner()`` at that block (or the owner contract accepts it through
+EIP-1271 ``isValidSignature``), the amounts and side equal the calldata, the limit price and
+deadline hold at the block, and no order is filled beyond its signed amount across batches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+
+from gateway.chain.artifacts import compile_contract
+from gateway.chain.transactions import bind
+from gateway.settlement import eip712
+
+EIP1271_MAGIC: Final = bytes.fromhex("1626ba7e")
+_EVENTS: Final = ("BatchSettled", "Fill", "StrategyFilled", "SwapExecuted")
+_LOG_CHUNK: Final = 5_000  # blocks per eth_getLogs request (public nodes cap the range)
+_OWNER_ABI: Final = [
+    {
+        "name": "owner",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "address"}],
+    }
+]
+_ERC20_ABI: Final = [
+    {
+        "name": "decimals",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint8"}],
+    },
+    {
+        "name": "symbol",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "string"}],
+    },
+]
+_EIP1271_ABI: Final = [
+    {
+        "name": "isValidSignature",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
+        "outputs": [{"name": "", "type": "bytes4"}],
+    }
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedFill:
+    """One on-chain ``Fill`` event and what the audit found about it.
+
+    ``item_log_index`` is the log the gateway records for it: the ``Fill`` itself for an
+    order, the ``StrategyFilled`` that closes a strategy's legs for a strategy leg."""
+
+    tx_hash: str
+    block_number: int
+    log_index: int
+    item_log_index: int
+    batch_id: int
+    wallet: str
+    digest: str
+    instrument: str  # the instrument id, 0x hex
+    side: str  # buy | sell
+    amount: int  # base units
+    quote: int  # quote units
+    kind: str  # order | strategy_leg
+    problems: tuple[str, ...] = ()
+    gateway_fills: tuple[str, ...] = ()  # the store's fill ids matched to it (with a store)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def label(self) -> str:
+        return f"{self.tx_hash}#{self.log_index}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "log_index": self.log_index,
+            "item_log_index": self.item_log_index,
+            "batch_id": str(self.batch_id),
+            "wallet": self.wallet,
+            "digest": self.digest,
+            "instrument": self.instrument,
+            "side": self.side,
+            "amount": str(self.amount),
+            "quote": str(self.quote),
+            "kind": self.kind,
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "gateway_fills": list(self.gateway_fills),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInstrument:
+    """An instrument preimage seen in calldata, with its tokens' symbols and decimals."""
+
+    id: str
+    kind: int
+    base: str
+    quote: str
+    strike: int
+    expiry: int
+    is_call: bool
+    base_symbol: str
+    quote_symbol: str
+    base_decimals: int
+    quote_decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAudit:
+    chain_id: int
+    settlement: str
+    from_block: int
+    to_block: int
+    batches: int
+    fills: tuple[AuditedFill, ...]
+    instruments: dict[str, ChainInstrument]  # by id (0x hex)
+    problems: tuple[str, ...]  # not tied to one fill (an undecodable transaction)
+
+
+@dataclass(slots=True)
+class _Tx:
+    tx_hash: str
+    block_number: int
+    events: list[tuple[str, Any]] = field(default_factory=list)  # (name, decoded log)
+
+
+class ChainAuditor:
+    """Reads and checks every settled fill of one Settlement contract."""
+
+    def __init__(self, w3: Web3, settlement_address: str) -> None:
+        self.w3 = w3
+        self.settlement: Contract = bind(w3, compile_contract("Settlement"), settlement_address)
+        self.chain_id = int(w3.eth.chain_id)
+        self._tokens: dict[str, tuple[str, int]] = {}
+        self._timestamps: dict[int, int] = {}
+        self._topics = {self._topic(name): name for name in _EVENTS}
+
+    def _topic(self, name: str) -> str:
+        abi = next(
+            e for e in self.settlement.abi if e.get("type") == "event" and e.get("name") == name
+        )
+        inputs: list[dict[str, Any]] = list(abi.get("inputs", []))  # type: ignore[call-overload]
+        return Web3.to_hex(Web3.keccak(text=f"{name}({','.join(str(i['type']) for i in inputs)})"))
+
+    # -- chain reads ------------------------------------------------------------------------
+
+    def _logs(self, from_block: int, to_block: int) -> list[_Tx]:
+        by_tx: dict[str, _Tx] = {}
+        start = from_block
+        while start <= to_block:
+            end = min(to_block, start + _LOG_CHUNK - 1)
+            entries = self.w3.eth.get_logs(
+                {
+                    "address": self.settlement.address,
+                    "fromBlock": start,
+                    "toBlock": end,
+                    "topics": [list(self._topics)],
+                }
+            )
+            for entry in entries:
+                name = self._topics.get(Web3.to_hex(entry["topics"][0]))
+                if name is None:
+                    continue
+                decoded = self.settlement.events[name]().process_log(entry)
+                tx_hash = Web3.to_hex(entry["transactionHash"])
+                tx = by_tx.setdefault(tx_hash, _Tx(tx_hash, int(entry["blockNumber"])))
+                tx.events.append((name, decoded))
+            start = end + 1
+        for tx in by_tx.values():
+            tx.events.sort(key=lambda e: int(e[1]["logIndex"]))
+        return sorted(by_tx.values(), key=lambda t: (t.block_number, t.events[0][1]["logIndex"]))
+
+    def token(self, address: str) -> tuple[str, int]:
+        """(symbol, decimals) of an ERC-20."""
+        key = Web3.to_checksum_address(address)
+        if key not in self._tokens:
+            erc20 = self.w3.eth.contract(address=key, abi=_ERC20_ABI)
+            self._tokens[key] = (
+                str(erc20.functions.symbol().call()),
+                int(erc20.functions.decimals().call()),
+            )
+        return self._tokens[key]
+
+    def _timestamp(self, block: int) -> int:
+        if block not in self._timestamps:
+            self._timestamps[block] = int(self.w3.eth.get_block(block)["timestamp"])
+        return self._timestamps[block]
+
+    def signature_problems(
+        self, digest: bytes, sig: dict[str, Any], wallet: str, block: int
+    ) -> list[str]:
+        """Whether the wallet's owner (at that block) signed ``digest``: ECDSA for an EOA owner,
+        EIP-1271 ``isValidSignature`` for a contract owner."""
+        signature = bytes(sig["r"]) + bytes(sig["s"]) + bytes([int(sig["v"])])
+        owner_of = self.w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=_OWNER_ABI)
+        try:
+            owner = str(owner_of.functions.owner().call(block_identifier=block))
+        except Exception as error:  # not a wallet at all: nothing vouches for the signature
+            return [f"wallet {wallet} has no owner() at block {block}: {error}"]
+        if not bool(self.settlement.functions.is_wallet(wallet).call(block_identifier=block)):
+            return [f"wallet {wallet} was not deployed by the Settlement's factory"]
+        if self.w3.eth.get_code(Web3.to_checksum_address(owner), block_identifier=block):
+            signer = self.w3.eth.contract(address=Web3.to_checksum_address(owner), abi=_EIP1271_ABI)
+            try:
+                magic = bytes(
+                    signer.functions.isValidSignature(digest, signature).call(
+                        block_identifier=block
+                    )
+                )
+            except Exception as error:
+                return [f"owner contract {owner} refused the signature (EIP-1271): {error}"]
+            if magic != EIP1271_MAGIC:
+                return [f"owner contract {owner} does not accept the signature (EIP-1271)"]
+            return []
+        try:
+            recovered = eip712.recover_digest_signer(digest, signature)
+        except (eip712.SignatureError, ValueError) as error:
+            return [f"malformed signature: {error}"]
+        if recovered.lower() != owner.lower():
+            return [f"signature recovers to {recovered}, not the wallet owner {owner}"]
+        return []
+
+    # -- the audit --------------------------------------------------------------------------
+
+    def audit(self, from_block: int = 0, to_block: int | None = None) -> ChainAudit:
+        last = int(self.w3.eth.block_number) if to_block is None else to_block
+        fills: list[AuditedFill] = []
+        problems: list[str] = []
+        instruments: dict[str, ChainInstrument] = {}
+        filled: dict[tuple[str, bytes], int] = defaultdict(int)  # across batches
+        batches = 0
+        for tx in self._logs(from_block, last):
+            found, tx_problems, batch_count = self._audit_tx(tx, instruments, filled)
+            fills.extend(found)
+            problems.extend(tx_problems)
+            batches += batch_count
+        return ChainAudit(
+            self.chain_id,
+            self.settlement.address,
+            from_block,
+            last,
+            batches,
+            tuple(fills),
+            instruments,
+            tuple(problems),
+        )
+
+    def _instrument(self, raw: dict[str, Any]) -> ChainInstrument:
+        ins_id = eip712.instrument_id(
+            int(raw["kind"]),
+            raw["base"],
+            raw["quote"],
+            int(raw["strike"]),
+            int(raw["expiry"]),
+            bool(raw["is_call"]),
+        )
+        base_symbol, base_decimals = self.token(raw["base"])
+        quote_symbol, quote_decimals = self.token(raw["quote"])
+        return ChainInstrument(
+            Web3.to_hex(ins_id),
+            int(raw["kind"]),
+            Web3.to_checksum_address(raw["base"]),
+            Web3.to_checksum_address(raw["quote"]),
+            int(raw["strike"]),
+            int(raw["expiry"]),
+            bool(raw["is_call"]),
+            base_symbol,
+            quote_symbol,
+            base_decimals,
+            quote_decimals,
+        )
+
+    def _audit_tx(
+        self,
+        tx: _Tx,
+        instruments: dict[str, ChainInstrument],
+        filled: dict[tuple[str, bytes], int],
+    ) -> tuple[list[AuditedFill], list[str], int]:
+        settled = [e for name, e in tx.events if name == "BatchSettled"]
+        legs = [(name, e) for name, e in tx.events if name in ("Fill", "StrategyFilled")]
+        where = f"tx {tx.tx_hash}"
+        if len(settled) != 1:
+            fills = [
+                _bare(tx, e, ["no BatchSettled in its transaction"]) for n, e in legs if n == "Fill"
+            ]
+            return fills, [f"{where}: {len(settled)} BatchSettled events"], len(settled)
+        batch_event = settled[0]["args"]
+        transaction = self.w3.eth.get_transaction(HexBytes(tx.tx_hash))
+        calldata: dict[str, Any] | None = None
+        if str(transaction.get("to") or "").lower() == self.settlement.address.lower():
+            try:
+                function, args = self.settlement.decode_function_input(transaction["input"])
+                if function.fn_name == "settle":
+                    calldata = args["batch"]
+            except ValueError:
+                calldata = None
+        if calldata is None:
+            reason = (
+                "the transaction is not a direct settle() call: the signed orders are not readable"
+            )
+            fills = [_bare(tx, e, [reason]) for n, e in legs if n == "Fill"]
+            return fills, [f"{where}: {reason}"], 1
+        problems: list[str] = []
+        if int(calldata["batch_id"]) != int(batch_event["batch_id"]):
+            problems.append(f"{where}: BatchSettled id differs from the calldata's batch id")
+        counts = (len(calldata["orders"]), len(calldata["strategies"]), len(calldata["swaps"]))
+        if counts != (
+            int(batch_event["orders"]),
+            int(batch_event["strategies"]),
+            int(batch_event["swaps"]),
+        ):
+            problems.append(f"{where}: BatchSettled counts differ from the calldata")
+        ins = [self._instrument(raw) for raw in calldata["instruments"]]
+        for item in ins:
+            instruments[item.id] = item
+        block = tx.block_number
+        timestamp = self._timestamp(block)
+        batch_id = int(calldata["batch_id"])
+        queue = list(legs)
+        out: list[AuditedFill] = []
+
+        def take(expected: str) -> Any | None:
+            if queue and queue[0][0] == expected:
+                return queue.pop(0)[1]
+            return None
+
+        for order in calldata["orders"]:
+            event = take("Fill")
+            if event is None:
+                problems.append(f"{where}: an order of the calldata has no Fill event")
+                continue
+            instrument = ins[int(order["instrument"])]
+            signed = eip712.Order(
+                bytes.fromhex(instrument.id[2:]),
+                bool(order["is_buy"]),
+                int(order["amount"]),
+                int(order["limit_price"]),
+                int(order["nonce"]),
+                int(order["deadline"]),
+            )
+            wallet = Web3.to_checksum_address(order["wallet"])
+            digest = eip712.order_digest(signed, self.chain_id, wallet)
+            found = self._item_problems(
+                digest, order["sig"], wallet, block, timestamp, signed.deadline, event
+            )
+            fill, quote = int(order["fill"]), int(order["quote"])
+            found += _leg_problems(event, wallet, instrument.id, signed.is_buy, fill, quote)
+            unit = 10**instrument.base_decimals
+            bound = fill * signed.limit_price // unit
+            if signed.is_buy and quote > bound:
+                found.append(f"pays {quote} quote units, over the signed limit ({bound})")
+            if not signed.is_buy and quote < bound:
+                found.append(f"receives {quote} quote units, under the signed limit ({bound})")
+            found += _total_problems(filled, wallet, digest, fill, signed.amount)
+            out.append(_audited(tx, event, event, batch_id, "order", found))
+        for strategy in calldata["strategies"]:
+            wallet = Web3.to_checksum_address(strategy["wallet"])
+            leg_events = []
+            item_problems: list[str] = []
+            net = 0
+            for leg in strategy["legs"]:
+                event = take("Fill")
+                if event is None:
+                    problems.append(f"{where}: a strategy leg of the calldata has no Fill event")
+                    continue
+                instrument = ins[int(leg["instrument"])]
+                quote = int(leg["quote"])
+                net += quote if leg["is_buy"] else -quote
+                leg_events.append(
+                    (
+                        event,
+                        _leg_problems(
+                            event,
+                            wallet,
+                            instrument.id,
+                            bool(leg["is_buy"]),
+                            int(strategy["fill"]) * int(leg["ratio"]),
+                            quote,
+                        ),
+                    )
+                )
+            closing = take("StrategyFilled")
+            if closing is None:
+                problems.append(f"{where}: a strategy of the calldata has no StrategyFilled")
+                continue
+            signed_strategy = eip712.Strategy(
+                tuple(
+                    eip712.Leg(
+                        bytes.fromhex(ins[int(leg["instrument"])].id[2:]),
+                        bool(leg["is_buy"]),
+                        int(leg["ratio"]),
+                    )
+                    for leg in strategy["legs"]
+                ),
+                int(strategy["amount"]),
+                int(strategy["limit_net_price"]),
+                int(strategy["nonce"]),
+                int(strategy["deadline"]),
+            )
+            digest = eip712.strategy_digest(signed_strategy, self.chain_id, wallet)
+            fill = int(strategy["fill"])
+            item_problems += self._item_problems(
+                digest, strategy["sig"], wallet, block, timestamp, signed_strategy.deadline, closing
+            )
+            args = closing["args"]
+            if int(args["fill"]) != fill or int(args["net_quote"]) != net:
+                item_problems.append("StrategyFilled differs from the calldata's fill or quotes")
+            unit = 10 ** ins[int(strategy["legs"][0]["instrument"])].base_decimals
+            if net * unit > fill * signed_strategy.limit_net_price:
+                item_problems.append(
+                    f"net quote {net} for {fill} units is beyond the signed net limit "
+                    f"{signed_strategy.limit_net_price}"
+                )
+            item_problems += _total_problems(filled, wallet, digest, fill, signed_strategy.amount)
+            for event, leg_problems in leg_events:
+                out.append(
+                    _audited(
+                        tx, event, closing, batch_id, "strategy_leg", leg_problems + item_problems
+                    )
+                )
+        for name, event in queue:
+            problems.append(
+                f"{where}: {name} log {event['logIndex']} matches nothing in the calldata"
+            )
+            if name == "Fill":
+                out.append(_bare(tx, event, ["matches nothing in the settle() calldata"]))
+        return out, problems, 1
+
+    def _item_problems(
+        self,
+        digest: bytes,
+        sig: dict[str, Any],
+        wallet: str,
+        block: int,
+        timestamp: int,
+        deadline: int,
+        event: Any,
+    ) -> list[str]:
+        found: list[str] = []
+        if bytes(event["args"]["digest"]) != digest:
+            found.append("the event's digest is not the EIP-712 digest of the signed order")
+        found += self.signature_problems(digest, sig, wallet, block)
+        if timestamp > deadline:
+            found.append(f"settled at {timestamp}, after the signed deadline {deadline}")
+        return found
+
+
+def _leg_problems(
+    event: Any, wallet: str, instrument: str, is_buy: bool, amount: int, quote: int
+) -> list[str]:
+    args = event["args"]
+    found = []
+    if str(args["wallet"]).lower() != wallet.lower():
+        found.append("the event's wallet differs from the calldata")
+    if Web3.to_hex(args["instrument"]) != instrument:
+        found.append("the event's instrument differs from the calldata")
+    if bool(args["is_buy"]) != is_buy:
+        found.append("the event's side differs from the signed side")
+    if int(args["amount"]) != amount or int(args["quote"]) != quote:
+        found.append("the event's amount or quote differs from the calldata")
+    return found
+
+
+def _total_problems(
+    filled: dict[tuple[str, bytes], int], wallet: str, digest: bytes, fill: int, amount: int
+) -> list[str]:
+    key = (wallet.lower(), digest)
+    filled[key] += fill
+    if filled[key] > amount:
+        return [f"filled {filled[key]} in total, over the signed amount {amount}"]
+    return []
+
+
+def _audited(
+    tx: _Tx, event: Any, item_event: Any, batch_id: int, kind: str, problems: Sequence[str]
+) -> AuditedFill:
+    args = event["args"]
+    return AuditedFill(
+        tx.tx_hash,
+        tx.block_number,
+        int(event["logIndex"]),
+        int(item_event["logIndex"]),
+        batch_id,
+        Web3.to_checksum_address(args["wallet"]),
+        Web3.to_hex(args["digest"]),
+        Web3.to_hex(args["instrument"]),
+        "buy" if args["is_buy"] else "sell",
+        int(args["amount"]),
+        int(args["quote"]),
+        kind,
+        tuple(dict.fromkeys(problems)),
+    )
+
+
+def _bare(tx: _Tx, event: Any, problems: Iterable[str]) -> AuditedFill:
+    return _audited(tx, event, event, int(event["args"]["batch_id"]), "unknown", tuple(problems))
