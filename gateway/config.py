@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.risk.pretrade import RiskLimits
@@ -93,6 +93,51 @@ class Settings(BaseSettings):
     )
     risk_hedge_slippage_bps: Decimal = Field(
         default=Decimal(50), ge=0, description="Protective limit of a hedge beyond the best price"
+    )
+
+    operator_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the operator role (everything, including API keys and "
+        "risk controls); unset: no operator access. `isthmus up` on devnet generates one",
+    )
+    api_key_secret: SecretStr | None = Field(
+        default=None,
+        description="Server secret API key secrets are derived from (HMAC-SHA256 with each "
+        "key's salt); unset: derived from the operator token, so rotating that token then "
+        "invalidates every API key",
+    )
+    request_window_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="HMAC-signed requests older or newer than this are refused; a signature "
+        "seen within it is a replay",
+    )
+    replay_memory_size: int = Field(
+        default=100_000, ge=1, description="Most request signatures remembered against replays"
+    )
+    siwe_domain: str | None = Field(
+        default=None,
+        description="Domain a Sign-In with Ethereum message must name (empty: the request's "
+        "Host header)",
+    )
+    siwe_chain_id: int | None = Field(
+        default=None,
+        description="Chain id a Sign-In with Ethereum message must name (empty: the "
+        "configured chain's, or 31337 without one)",
+    )
+    siwe_nonce_ttl_seconds: int = Field(
+        default=300, ge=1, description="A Sign-In with Ethereum nonce expires after this"
+    )
+    session_ttl_seconds: int = Field(
+        default=86_400, ge=60, description="A trader's session lasts at most this long"
+    )
+    rate_limit_per_second: Decimal = Field(
+        default=Decimal(20),
+        gt=0,
+        description="Sustained requests per second per API key and per trader address",
+    )
+    rate_limit_burst: int = Field(
+        default=40, ge=1, description="Requests an API key or trader may send at once"
     )
 
     def risk_limits(self) -> RiskLimits:

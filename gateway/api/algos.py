@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import AwareDatetime, Field
 
+from gateway.api.access import ensure_account, ensure_not_api_key, ensure_order_visible
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.orders import Side
@@ -139,35 +140,47 @@ def _opt(value: str | None) -> Decimal | None:
     "is acknowledged. Errors: `invalid_algo_spec` (with the offending field), "
     "`algo_kind_unsupported` (iceberg, pov), `unknown_instrument`, `validation_error`.",
 )
-async def create_algo(body: AlgoIn, rt: RuntimeDep) -> AlgoOut:
+async def create_algo(body: AlgoIn, rt: RuntimeDep, request: Request) -> AlgoOut:
+    ensure_not_api_key(request, "start an algo")  # its child orders are not owner-signed
+    await ensure_account(request, body.account)
     state = await rt.algos.create(body.to_request())
     return _out(state, await rt.algos.get(state.spec.algo_id))
 
 
 @router.get("/{algo_id}", response_model=AlgoOut, responses=ERRORS, summary="An algo's state")
-async def get_algo(algo_id: AlgoId, rt: RuntimeDep) -> AlgoOut:
-    stored = await rt.algos.get(algo_id)
+async def get_algo(algo_id: AlgoId, rt: RuntimeDep, request: Request) -> AlgoOut:
+    stored = await _visible_algo(request, rt, algo_id)
     return _out(stored.state, stored)
 
 
 @router.post(
     "/{algo_id}/pause", response_model=AlgoOut, responses=ERRORS, summary="Stop sending children"
 )
-async def pause_algo(algo_id: AlgoId, rt: RuntimeDep) -> AlgoOut:
+async def pause_algo(algo_id: AlgoId, rt: RuntimeDep, request: Request) -> AlgoOut:
+    await _visible_algo(request, rt, algo_id)
     await rt.algos.pause(algo_id)
     stored = await rt.algos.get(algo_id)
     return _out(stored.state, stored)
 
 
 @router.post("/{algo_id}/resume", response_model=AlgoOut, responses=ERRORS, summary="Resume")
-async def resume_algo(algo_id: AlgoId, rt: RuntimeDep) -> AlgoOut:
+async def resume_algo(algo_id: AlgoId, rt: RuntimeDep, request: Request) -> AlgoOut:
+    await _visible_algo(request, rt, algo_id)
     await rt.algos.resume(algo_id)
     stored = await rt.algos.get(algo_id)
     return _out(stored.state, stored)
 
 
 @router.post("/{algo_id}/cancel", response_model=AlgoOut, responses=ERRORS, summary="Stop for good")
-async def cancel_algo(algo_id: AlgoId, rt: RuntimeDep) -> AlgoOut:
+async def cancel_algo(algo_id: AlgoId, rt: RuntimeDep, request: Request) -> AlgoOut:
+    await _visible_algo(request, rt, algo_id)
     await rt.algos.cancel(algo_id)
     stored = await rt.algos.get(algo_id)
     return _out(stored.state, stored)
+
+
+async def _visible_algo(request: Request, rt: Runtime, algo_id: str) -> StoredAlgo:
+    """Another account's algo is not found, like its orders."""
+    stored = await rt.algos.get(algo_id)
+    await ensure_order_visible(request, algo_id, stored.state.spec.account)
+    return stored

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gateway.api import (
     algos,
+    auth,
     books,
     instruments,
     orders,
@@ -19,6 +20,7 @@ from gateway.api import (
     stream,
     tca,
 )
+from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_access(app)  # inside the body size limit: it reads signed bodies
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(orders.router)
     app.include_router(instruments.router)
@@ -55,4 +58,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(algos.router)
     app.include_router(tca.router)
     app.include_router(settlements.router)
+    app.include_router(auth.router)
     return app

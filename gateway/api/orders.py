@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import heapq
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
+from gateway.api.access import ensure_account, ensure_may_trade, ensure_order_visible, principal_of
 from gateway.api.legging import LeggingOut, legging_out
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import (
@@ -28,7 +31,9 @@ from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, OrderSignature, TimeInForce
 from gateway.oms.legging_runner import LeggingParams
 from gateway.oms.order_facts import order_facts
+from gateway.oms.service import OrderPage
 from gateway.routing.legging import FailurePolicy
+from gateway.store import order_repository as orders_repo
 from gateway.store.order_repository import OrderFilter
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -59,8 +64,9 @@ def _json(order: Order, status_code: int = 200) -> Response:
     },
     summary="Submit an order (idempotent on account + client_order_id)",
 )
-async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
+async def submit_order(body: OrderIn, rt: RuntimeDep, request: Request) -> Response:
     spec = body.to_spec()
+    await ensure_may_trade(request, spec, rt.signatures is not None)
     await rt.check_signature(spec)
     if body.route == "smart":
         if spec.time_in_force is not TimeInForce.IOC:
@@ -90,8 +96,9 @@ async def submit_order(body: OrderIn, rt: RuntimeDep) -> Response:
     },
     summary="Submit a multi-leg strategy (all legs or none)",
 )
-async def submit_strategy(body: StrategyIn, rt: RuntimeDep) -> Response:
+async def submit_strategy(body: StrategyIn, rt: RuntimeDep, request: Request) -> Response:
     spec = body.to_spec()
+    await ensure_may_trade(request, spec, rt.signatures is not None)
     await rt.check_signature(spec)
     if body.route == "legged":
         params = _legging_params(body)
@@ -138,7 +145,8 @@ def _legging_params(body: StrategyIn) -> LeggingParams:
     responses=ERRORS,
     summary="Progress and legging cost of a legged strategy",
 )
-async def get_legging(order_id: OrderId, rt: RuntimeDep) -> LeggingOut:
+async def get_legging(order_id: OrderId, rt: RuntimeDep, request: Request) -> LeggingOut:
+    await ensure_order_visible(request, order_id, (await rt.orders.get(order_id)).spec.account)
     return legging_out(await rt.legging.report(order_id))
 
 
@@ -157,12 +165,13 @@ class TypedDataIn(_Strict):
     responses=ERRORS,
     summary="The EIP-712 payload (eth_signTypedData_v4) the wallet owner signs for an order",
 )
-async def typed_data(body: TypedDataIn, rt: RuntimeDep) -> dict[str, Any]:
+async def typed_data(body: TypedDataIn, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     if (body.order is None) == (body.strategy is None):
         raise InvalidOrder("give either an order or a strategy", field="order")
     given = body.order or body.strategy
     assert given is not None
     spec = given.to_spec()
+    await ensure_account(request, spec.account)
     if rt.signatures is None:
         raise DomainError(
             "no chain is configured: there is nothing to sign for", field="order", code="no_chain"
@@ -173,8 +182,15 @@ async def typed_data(body: TypedDataIn, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
-async def get_order(order_id: OrderId, rt: RuntimeDep) -> Response:
-    return _json(await rt.orders.get(order_id))
+async def get_order(order_id: OrderId, rt: RuntimeDep, request: Request) -> Response:
+    return _json(await _visible_order(request, rt, order_id))
+
+
+async def _visible_order(request: Request, rt: Runtime, order_id: str) -> Order:
+    """The order, if the caller may see its account; another account's is not found."""
+    order = await rt.orders.get(order_id)
+    await ensure_order_visible(request, order_id, order.spec.account)
+    return order
 
 
 def _encode_cursor(seq: int) -> str:
@@ -197,6 +213,7 @@ def _decode_cursor(cursor: str) -> int:
 @router.get("/orders", response_model=OrderPageOut, responses=ERRORS)
 async def list_orders(
     rt: RuntimeDep,
+    request: Request,
     account: Annotated[Address | None, Query()] = None,
     status: Annotated[OrderStatus | None, Query()] = None,
     instrument: Annotated[Symbol | None, Query()] = None,
@@ -205,19 +222,51 @@ async def list_orders(
 ) -> Response:
     after = 0 if cursor is None else _decode_cursor(cursor)
     limit = min(limit, rt.settings.page_size_max)
+    accounts = principal_of(request).accounts
+    if account is not None:
+        await ensure_account(request, account)
+    elif accounts is not None:
+        # a caller bound to accounts lists only theirs, merged in submission order
+        filters = [OrderFilter(account=a, status=status, instrument=instrument) for a in accounts]
+        page = await _merged_page(rt, filters, after, limit)
+        return _page_json(page.orders, page.next_after)
     page = await rt.orders.list(
         OrderFilter(account=account, status=status, instrument=instrument), after=after, limit=limit
     )
+    return _page_json(page.orders, page.next_after)
+
+
+async def _merged_page(
+    rt: Runtime, filters: list[OrderFilter], after: int, limit: int
+) -> OrderPage:
+    def read() -> list[orders_repo.StoredOrder]:
+        with rt.read_engine.connect() as connection:
+            pages = [
+                orders_repo.list_orders(connection, f, after_seq=after, limit=limit + 1)
+                for f in filters
+            ]
+        return list(heapq.merge(*pages, key=lambda stored: stored.seq))[: limit + 1]
+
+    rows = await asyncio.to_thread(read)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return OrderPage([r.order for r in rows], rows[-1].seq if more and rows else None)
+
+
+def _page_json(orders: list[Order], next_after: int | None) -> Response:
     out = OrderPageOut(
-        items=[OrderOut.model_validate(order_facts(o)) for o in page.orders],
-        next_cursor=None if page.next_after is None else _encode_cursor(page.next_after),
+        items=[OrderOut.model_validate(order_facts(o)) for o in orders],
+        next_cursor=None if next_after is None else _encode_cursor(next_after),
     )
     return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.patch("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
-async def amend_order(order_id: OrderId, body: AmendIn, rt: RuntimeDep) -> Response:
+async def amend_order(
+    order_id: OrderId, body: AmendIn, rt: RuntimeDep, request: Request
+) -> Response:
     """Change the price and/or total quantity of an open order."""
+    await _visible_order(request, rt, order_id)
     if body.price is None and body.quantity is None:
         raise DomainError("give a price, a quantity or both", field="body", code="nothing_to_amend")
     order = await rt.orders.amend(
@@ -233,8 +282,10 @@ async def amend_order(order_id: OrderId, body: AmendIn, rt: RuntimeDep) -> Respo
 async def cancel_order(
     order_id: OrderId,
     rt: RuntimeDep,
+    request: Request,
     expected_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    await _visible_order(request, rt, order_id)
     if rt.legging.is_running(order_id):  # stop new clips; an unbalanced one is rebalanced
         await rt.legging.cancel(order_id)
         return _json(await rt.orders.get(order_id))

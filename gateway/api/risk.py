@@ -11,9 +11,10 @@ import math
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
+from gateway.api.access import ensure_account
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, OrderIn, StrategyIn, _Strict
 from gateway.domain.errors import DomainError
@@ -167,9 +168,11 @@ Horizon = Annotated[int | None, Query(ge=1, le=30, description="days")]
 async def account_risk(
     address: Annotated[Address, Path()],
     rt: RuntimeDep,
+    request: Request,
     confidence: Confidence = None,
     horizon_days: Horizon = None,
 ) -> dict[str, Any]:
+    await ensure_account(request, address)
     report = await rt.risk.account(address, _settings(rt, confidence, horizon_days))
     return {"account": address, **report_json(report)}
 
@@ -207,8 +210,9 @@ class WhatIfIn(_Strict):
     responses=ERRORS,
     summary="Risk before and after a proposed order fills, and what the pre-trade check says",
 )
-async def what_if(body: WhatIfIn, rt: RuntimeDep) -> dict[str, Any]:
+async def what_if(body: WhatIfIn, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     spec = body.to_spec()
+    await ensure_account(request, spec.account)
     rt.orders.validate(spec)
     result = await rt.risk.what_if(spec, _settings(rt, body.confidence, body.horizon_days))
     rejection = result.rejection
@@ -269,7 +273,10 @@ async def delete_hedging(account: Annotated[Address, Path()], rt: RuntimeDep) ->
 
 
 @router.get("/risk/hedging/{account}", summary="An account's hedge policy")
-async def get_hedging(account: Annotated[Address, Path()], rt: RuntimeDep) -> dict[str, Any]:
+async def get_hedging(
+    account: Annotated[Address, Path()], rt: RuntimeDep, request: Request
+) -> dict[str, Any]:
+    await ensure_account(request, account)
     policy = rt.risk_controls.hedge_policies.get(account)
     return {
         "account": account,

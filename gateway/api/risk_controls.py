@@ -10,9 +10,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 
+from gateway.api.access import ensure_account
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.errors import DomainError
@@ -68,7 +69,10 @@ def _limits_out(rt: Runtime, account: str) -> LimitsOut:
 
 
 @router.get("/limits/{account}", response_model=LimitsOut, summary="An account's risk limits")
-async def get_limits(account: Annotated[Address, Path()], rt: RuntimeDep) -> LimitsOut:
+async def get_limits(
+    account: Annotated[Address, Path()], rt: RuntimeDep, request: Request
+) -> LimitsOut:
+    await ensure_account(request, account)
     return _limits_out(rt, account)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
+from gateway.api.access import can_see, ensure_order_visible, principal_of
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.errors import DomainError
@@ -85,7 +86,7 @@ def _fill(entry: store.SettlementFill) -> FillOut:
 
 
 @router.get("/settlements/{batch_id}", response_model=BatchOut, responses=ERRORS)
-async def get_settlement(batch_id: Id, rt: RuntimeDep) -> BatchOut:
+async def get_settlement(batch_id: Id, rt: RuntimeDep, request: Request) -> BatchOut:
     def read() -> tuple[store.BatchRecord | None, list[store.SettlementFill]]:
         with rt.read_engine.connect() as connection:
             return store.get_batch(connection, batch_id), store.fills_of_batch(connection, batch_id)
@@ -93,6 +94,11 @@ async def get_settlement(batch_id: Id, rt: RuntimeDep) -> BatchOut:
     batch, fills = await asyncio.to_thread(read)
     if batch is None:
         raise BatchNotFound(f"no settlement batch {batch_id!r}", field="batch_id")
+    if principal_of(request).accounts is not None:
+        # a batch carries many accounts' fills: a caller sees its own, and no batch without any
+        fills = [f for f in fills if await can_see(request, f.fill.account)]
+        if not fills:
+            raise BatchNotFound(f"no settlement batch {batch_id!r}", field="batch_id")
     return BatchOut(
         id=batch.id,
         status=batch.status,
@@ -110,14 +116,17 @@ async def get_settlement(batch_id: Id, rt: RuntimeDep) -> BatchOut:
 
 
 @router.get("/orders/{order_id}/fills", response_model=list[FillOut], responses=ERRORS)
-async def get_order_fills(order_id: Id, rt: RuntimeDep) -> list[FillOut]:
-    def read() -> list[store.SettlementFill] | None:
+async def get_order_fills(order_id: Id, rt: RuntimeDep, request: Request) -> list[FillOut]:
+    def read() -> tuple[str, list[store.SettlementFill]] | None:
         with rt.read_engine.connect() as connection:
-            if orders_repo.get_order(connection, order_id) is None:
+            stored = orders_repo.get_order(connection, order_id)
+            if stored is None:
                 return None
-            return store.settlement_fills_of_order(connection, order_id)
+            return stored.order.spec.account, store.settlement_fills_of_order(connection, order_id)
 
-    fills = await asyncio.to_thread(read)
-    if fills is None:
+    found = await asyncio.to_thread(read)
+    if found is None:
         raise OrderNotFound(f"no order {order_id!r}", field="order_id")
+    account, fills = found
+    await ensure_order_visible(request, order_id, account)
     return [_fill(f) for f in fills]

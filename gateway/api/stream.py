@@ -9,6 +9,10 @@ Book updates are conflated: a subscriber that reads slowly gets the newest book 
 instrument, never a backlog. Order events are never dropped silently: a subscriber too slow
 for them receives `{"type": "error", "code": "slow_consumer"}` and is closed (code 1008);
 it reconnects and re-reads over REST.
+
+The handshake authenticates like any request (a bearer token, the HMAC headers, or
+`?token=` for browsers). A caller bound to accounts gets only its accounts' events: by
+default all of them, and a subscription naming another account is refused (`forbidden`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Annotated, Any
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
+from gateway.api.access import can_see, principal_of
 from gateway.api.runtime import Runtime, websocket_runtime
 from gateway.api.schemas import book_out
 from gateway.oms.events import Subscription
@@ -32,7 +37,8 @@ class _Session:
     def __init__(self, websocket: WebSocket, rt: Runtime) -> None:
         self.websocket = websocket
         self.rt = rt
-        self.orders: Subscription = rt.events.subscribe(None)
+        self.principal = principal_of(websocket)
+        self.orders: Subscription = rt.events.subscribe(self.principal.accounts)
         self.books: ConflatedBooks | None = None
         self.resubscribed = asyncio.Event()
 
@@ -46,7 +52,10 @@ class _Session:
 async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_runtime)]) -> None:
     await websocket.accept()
     session = _Session(websocket, rt)
-    await websocket.send_json({"type": "subscribed", "accounts": None, "books": []})
+    own = session.principal.accounts
+    await websocket.send_json(
+        {"type": "subscribed", "accounts": None if own is None else sorted(own), "books": []}
+    )
     control = asyncio.create_task(_control(session))
     waiting: dict[str, asyncio.Task[Any]] = {}
     try:
@@ -121,8 +130,13 @@ async def _control(session: _Session) -> None:
         ):
             await websocket.send_json({"type": "error", "code": "unknown_instrument"})
             continue
+        if accounts is not None and not all([await can_see(websocket, a) for a in accounts]):
+            await websocket.send_json({"type": "error", "code": "forbidden"})
+            continue
         session.orders.accounts = (
-            None if accounts is None else frozenset(to_checksum_address(a) for a in accounts)
+            session.principal.accounts
+            if accounts is None
+            else frozenset(to_checksum_address(a) for a in accounts)
         )
         if session.books is not None:
             rt.market_data.unsubscribe(session.books)

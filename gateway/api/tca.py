@@ -9,13 +9,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
+from gateway.api.access import ensure_order_visible, principal_of
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.benchmarks import ArrivalPrice
 from gateway.oms.execution_analysis import ParentExecution
+from gateway.oms.service import OrderNotFound
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -161,5 +163,11 @@ def tca_out(report: ParentExecution) -> TcaOut:
     responses=ERRORS,
     summary="Transaction cost analysis of a smart-routed order or an algo",
 )
-async def get_tca(parent_id: ParentId, rt: RuntimeDep) -> TcaOut:
+async def get_tca(parent_id: ParentId, rt: RuntimeDep, request: Request) -> TcaOut:
+    if principal_of(request).accounts is not None:  # before the analysis can tell it exists
+        try:
+            account = (await rt.orders.get(parent_id)).spec.account
+        except OrderNotFound:
+            account = (await rt.algos.get(parent_id)).state.spec.account
+        await ensure_order_visible(request, parent_id, account)
     return tca_out(await rt.tca.analyse(parent_id))

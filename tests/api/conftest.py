@@ -8,10 +8,15 @@ from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.config import Settings
+from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'api.db'}", stream_queue_size=8)
-    with TestClient(create_app(settings)) as test_client:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        stream_queue_size=8,
+        operator_token=OPERATOR_TOKEN,
+    )
+    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as test_client:
         yield test_client

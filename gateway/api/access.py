@@ -1,0 +1,287 @@
+"""Access enforcement: one ASGI middleware authenticates every request, applies the rate
+limit and the policy table, and leaves the `Principal` in `request.state.principal`;
+routers ask the helpers below which accounts the caller may see.
+
+Credentials, in order: `Authorization: Bearer <token>` (the operator token or a trader's
+session), the HMAC headers of an API key (`gateway.api.request_signing`), and for the
+WebSocket handshake only, a `?token=` query parameter (browsers cannot set headers there).
+
+Failures answer with the usual error body: 401 `unauthenticated`, `bad_signature`,
+`stale_request`, `replayed_request`; 403 `forbidden`; 429 `rate_limited` with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.access_control import (
+    AccessControl,
+    AccessDenied,
+    ApiKeyNotFound,
+    ApiKeysUnavailable,
+    AuthenticationFailed,
+    SignInRefused,
+)
+from gateway.api.access_policy import Permission, allows, required_permission
+from gateway.api.principal import Principal
+from gateway.api.request_signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from gateway.api.runtime import Runtime
+from gateway.domain.errors import DomainError
+from gateway.domain.orders import OrderSpec
+from gateway.oms.service import OrderNotFound
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    # the shape of gateway.api.errors.error_body, which imports routers that import this
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+class AccessGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"] if scope["type"] == "http" else "GET"
+        permission = required_permission(method, scope["path"])
+        if permission is Permission.PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        access = access_control(scope["app"])
+        if access is None:  # not started: nothing can be checked
+            await _deny(scope, receive, send, 503, "unavailable", "the gateway is starting")
+            return
+        headers = Headers(scope=scope)
+        body = b""
+        if scope["type"] == "http" and KEY_HEADER in headers:
+            body = await _read_body(receive)
+            receive = _replay(body, receive)
+        try:
+            principal = await _authenticate(access, scope, headers, method, body)
+        except AuthenticationFailed as failure:
+            await _deny(scope, receive, send, 401, failure.code, failure.message)
+            return
+        wait = access.limit(principal)
+        if wait is not None:
+            await _deny(
+                scope,
+                receive,
+                send,
+                429,
+                "rate_limited",
+                f"over the request rate of {principal.role} {principal.subject}; retry later",
+                {"Retry-After": str(wait)},
+            )
+            return
+        if not allows(principal, permission):
+            await _deny(
+                scope,
+                receive,
+                send,
+                403,
+                "forbidden",
+                f"the {principal.role} role may not {method} {scope['path']} "
+                f"(needs {permission.value})",
+            )
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _authenticate(
+    access: AccessControl, scope: Scope, headers: Headers, method: str, body: bytes
+) -> Principal:
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        kind, _, token = authorization.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("Authorization must be `Bearer <token>`")
+        return await access.bearer(token.strip())
+    if KEY_HEADER in headers:
+        timestamp = headers.get(TIMESTAMP_HEADER)
+        signature = headers.get(SIGNATURE_HEADER)
+        if timestamp is None or signature is None:
+            raise AuthenticationFailed(
+                f"{KEY_HEADER} needs {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}"
+            )
+        return await access.signed_request(
+            headers[KEY_HEADER], timestamp, signature, method, _path_with_query(scope), body
+        )
+    if scope["type"] == "websocket":
+        tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        if tokens:
+            return await access.bearer(tokens[0])
+    raise AuthenticationFailed("credentials are required: a bearer token or a signed request")
+
+
+def _path_with_query(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded), with its query."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def _deny(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
+    headers = dict(extra_headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="isthmus"'
+    if scope["type"] == "http":
+        response = JSONResponse(error_body(code, message), status_code=status, headers=headers)
+        await response(scope, receive, send)
+        return
+    await receive()  # the handshake's websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps(error_body(code, message)).encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": 1008, "reason": code})
+
+
+# --- for routers: which accounts the caller may see ---------------------------------------
+
+
+def principal_of(connection: HTTPConnection) -> Principal:
+    principal: Principal | None = connection.scope.get("state", {}).get("principal")
+    if principal is None:  # only public routes lack one, and they serve no account data
+        raise AuthenticationFailed("credentials are required")
+    return principal
+
+
+def access_control(app: Any) -> AccessControl | None:
+    """The app's access state, made from its runtime on first use (tests that start a
+    runtime themselves set `app.state.runtime` without running the lifespan)."""
+    access: AccessControl | None = getattr(app.state, "access", None)
+    if access is None:
+        rt: Runtime | None = getattr(app.state, "runtime", None)
+        if rt is None:
+            return None
+        access = AccessControl(rt.settings, rt.read_engine, rt.writer, rt.clock, rt.signatures)
+        app.state.access = access
+    return access
+
+
+def _access(connection: HTTPConnection) -> AccessControl:
+    access = access_control(connection.app)
+    assert access is not None  # the guard made it before any router runs
+    return access
+
+
+async def can_see(connection: HTTPConnection, account: str) -> bool:
+    return await _access(connection).can_see(principal_of(connection), account)
+
+
+async def ensure_account(connection: HTTPConnection, account: str) -> None:
+    """403 unless the caller may act for `account` (named by the caller: nothing leaks)."""
+    if not await can_see(connection, account):
+        raise AccessDenied(f"{account} is not one of your accounts", field="account")
+
+
+async def ensure_order_visible(connection: HTTPConnection, order_id: str, account: str) -> None:
+    """Another account's order is answered as not found, so order ids reveal nothing."""
+    if not await can_see(connection, account):
+        raise OrderNotFound(f"no order {order_id}", field="order_id")
+
+
+async def ensure_may_trade(connection: HTTPConnection, spec: OrderSpec, chain: bool) -> None:
+    """The caller acts for the order's account; an API key only ever passes on orders the
+    wallet owner signed, checkable on the chain (`chain`)."""
+    await ensure_account(connection, spec.account)
+    if principal_of(connection).role != "protocol":
+        return
+    if spec.signed is None:
+        raise AccessDenied(
+            "an API key trades only orders carrying the wallet owner's EIP-712 signature",
+            field="signature",
+            code="signature_required",
+        )
+    if not chain:
+        raise AccessDenied(
+            "no chain is configured to check the owner's signature",
+            field="signature",
+            code="signature_required",
+        )
+
+
+def ensure_not_api_key(connection: HTTPConnection, what: str) -> None:
+    """Refuse API keys what they could only do unsigned (algos send unsigned children)."""
+    if principal_of(connection).role == "protocol":
+        raise AccessDenied(
+            f"an API key cannot {what}: only orders the owner signed", code="signature_required"
+        )
+
+
+# Status of each access error (they are DomainErrors, whose default would be 422).
+ACCESS_STATUS: dict[type[DomainError], int] = {
+    AuthenticationFailed: 401,
+    SignInRefused: 401,
+    AccessDenied: 403,
+    ApiKeyNotFound: 404,
+    ApiKeysUnavailable: 409,
+}
+
+
+async def _on_access_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    status = ACCESS_STATUS[type(error)]
+    return JSONResponse(error_body(error.code, error.message, error.field), status_code=status)
+
+
+def install_access(app: FastAPI) -> None:
+    """Call before the body size limit is added, so that limit stays the outer layer."""
+    for error in ACCESS_STATUS:
+        app.add_exception_handler(error, _on_access_error)
+    app.add_middleware(AccessGuard)
