@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from gateway.api import (
     algos,
+    audit,
     auth,
     books,
+    fills_export,
     instruments,
     orders,
     quotes,
@@ -58,5 +60,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(algos.router)
     app.include_router(tca.router)
     app.include_router(settlements.router)
+    app.include_router(audit.router)
+    app.include_router(fills_export.router)
     app.include_router(auth.router)
     return app

@@ -39,6 +39,7 @@ from gateway.settlement import eip712
 from tests.market_making import make_market
 
 USDC, WETH = 10**6, 10**18
+OPERATOR_TOKEN = "audit-tests-operator-token"
 C3000, C3200 = "WETH-20270326-3000-C", "WETH-20270326-3200-C"
 
 
@@ -47,6 +48,7 @@ class SettledWorld:
     rpc_url: str
     w3: Web3
     d: Deployment
+    owner: LocalAccount  # deployed everything; mints the test tokens
     settler: LocalAccount
     seller: LocalAccount
     buyer: LocalAccount
@@ -64,7 +66,8 @@ class SettledWorld:
         catalogue, clock = devnet_catalogue(), SystemClock()
         onchain = OnchainOrders(catalogue, self.tokens)
         return Runtime.build(
-            Settings(database_url=database_url),
+            # the operator token is what API tests authenticate with (access control)
+            Settings(database_url=database_url, operator_token=OPERATOR_TOKEN),
             catalogue=catalogue,
             clock=clock,
             signatures=OrderSignatures(self.w3, onchain, clock) if chain else None,
@@ -223,6 +226,7 @@ def settled_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SettledW
             node.rpc_url,
             w3,
             d,
+            accounts[0],
             settler,
             seller,
             buyer,
