@@ -142,7 +142,19 @@ async def get_verify(request: Request, rt: RuntimeDep) -> AuditReportOut | JSONR
     if report is None:
         return _unavailable()
     body = report.to_json()
-    body["fills"] = [f.to_json() for f in _fills(report.fills, _visible(request))]
+    visible = _visible(request)
+    if visible is not None:
+        # a caller limited to some accounts sees their fills, and of the problems no fill
+        # carries only those naming no stored fill (another account's)
+        fills = _fills(report.fills, visible)
+        body["fills"] = [f.to_json() for f in fills]
+        body["problems"] = [p for p in body["problems"] if not p.startswith("fill ")]
+        body["counts"].update(
+            fills=len(fills),
+            fills_ok=sum(1 for f in fills if f.ok),
+            fills_with_problems=sum(1 for f in fills if not f.ok),
+            problems=len(body["problems"]),
+        )
     return AuditReportOut.model_validate(body)
 
 

@@ -120,6 +120,10 @@ def audit_store(
         if row.settlement != SettlementStatus.SETTLED.value:
             problems.append(f"fill {row.id}: carries tx {row.tx_hash} but is {row.settlement}")
             continue
+        if row.block_number is not None and not (
+            chain.from_block <= row.block_number <= chain.to_block
+        ):
+            continue  # outside the blocks audited
         settled += 1
         tx = (row.tx_hash or "").lower()
         where = f"fill {row.id} ({row.tx_hash} log {row.log_index})"

@@ -5,6 +5,7 @@ the gateway settles on no chain."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.api.app import create_app
+from gateway.api.request_signing import sign_request
 from gateway.store.audit_log import GENESIS_HASH, record_hash
 from tests.audit.conftest import OPERATOR_TOKEN, SettledWorld
 from tests.audit.test_verify import fill_ids, run_verify, tamper
@@ -117,3 +119,38 @@ def test_without_a_chain_verification_is_unavailable(
         assert (await http.get("/v1/audit/log")).status_code == 200
 
     against(settled_world, url, scenario, chain=False)
+
+
+def test_a_key_limited_to_one_account_sees_only_its_fills(
+    settled_world: SettledWorld, tmp_path: Path
+) -> None:
+    """A protocol's read key for the buyer's wallet: the report and the export narrow to it."""
+    url = settled_world.copy_database(tmp_path)
+    buyer = settled_world.buyer_wallet
+
+    async def scenario(http: httpx.AsyncClient) -> None:
+        issued = await http.post(
+            "/v1/api-keys", json={"role": "protocol", "scopes": ["read"], "accounts": [buyer]}
+        )
+        assert issued.status_code == 201, issued.text
+        key = issued.json()
+
+        async def get(path: str) -> httpx.Response:
+            headers = sign_request(
+                key["key_id"], key["secret"], "GET", path, now_ms=int(time.time() * 1000)
+            )
+            request = http.build_request("GET", path, headers=headers)
+            del request.headers["Authorization"]  # not the operator: only the key speaks
+            return await http.send(request)
+
+        response = await get("/v1/audit/verify")
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert report["ok"] is True
+        assert report["counts"]["fills"] == 4 == len(report["fills"])  # 2 spot, 2 legs
+        assert {f["wallet"] for f in report["fills"]} == {buyer}
+        assert {f["wallet"] for f in (await get("/v1/audit/fills")).json()} == {buyer}
+        exported = (await get("/v1/fills/export")).text.splitlines()[1:]
+        assert exported and all(f",{buyer}," in line for line in exported)
+
+    against(settled_world, url, scenario)

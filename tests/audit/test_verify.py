@@ -92,6 +92,22 @@ def test_without_a_database_the_chain_side_alone_is_proven(settled_world: Settle
     assert code == 0 and report["ok"] and report["store"] is None
     assert report["counts"]["fills"] == FILLS
     assert all(f["gateway_fills"] == [] and f["ok"] for f in report["fills"])
+    # from the block of the last batch on: the strategy's legs only, on both sides
+    last = max(f["block_number"] for f in report["fills"])
+    code, report = run_verify(settled_world, "--from-block", str(last))
+    assert code == 0 and {f["kind"] for f in report["fills"]} == {"strategy_leg"}
+    assert report["counts"] == {**report["counts"], "batches": 1, "fills": 4}
+
+
+def test_the_store_is_checked_over_the_same_blocks(
+    settled_world: SettledWorld, tmp_path: Path
+) -> None:
+    url = settled_world.copy_database(tmp_path)
+    _, everything = run_verify(settled_world, "--db", url)
+    last = max(f["block_number"] for f in everything["fills"])
+    code, report = run_verify(settled_world, "--db", url, "--from-block", str(last))
+    assert code == 0, problems_of(report)
+    assert report["store"]["settled_fills"] == 4 == report["store"]["matched"]
 
 
 def test_an_edited_audit_record_is_named(settled_world: SettledWorld, tmp_path: Path) -> None:
