@@ -200,3 +200,25 @@ def test_the_readable_report_names_the_mismatch(
     )
     assert result.exit_code == 1
     assert fill_id in result.stdout and "mismatch" in result.stdout
+
+
+def test_an_unreachable_chain_or_a_bad_address_is_a_usage_error(
+    settled_world: SettledWorld,
+) -> None:
+    runner = CliRunner()
+    down = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            "--rpc",
+            "http://127.0.0.1:9",
+            "--settlement",
+            settled_world.d.settlement,
+        ],
+    )
+    assert down.exit_code == 2 and "cannot reach the chain" in down.stdout
+    bad = runner.invoke(
+        app, ["audit", "verify", "--rpc", settled_world.rpc_url, "--settlement", "0x1234"]
+    )
+    assert bad.exit_code == 2 and "not an address" in bad.stdout
