@@ -120,10 +120,12 @@ class DevnetWorld:
         self.anvil.stop()
 
 
-def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
-    """Start anvil, deploy everything, fund two demo traders' wallets."""
+def start_chain(state_dir: Path, *, port: int | None = 8545) -> DevnetWorld:
+    """Start anvil (on `port` if it is free, else any), deploy everything, fund the demo
+    traders' wallets."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    anvil = Anvil(AnvilConfig(port=port if port_is_free("127.0.0.1", port) else None)).start()
+    free = port is not None and port_is_free("127.0.0.1", port)
+    anvil = Anvil(AnvilConfig(port=port if free else None)).start()
     try:
         w3 = connect(anvil.rpc_url)
         accounts = anvil.dev_accounts()
@@ -146,7 +148,7 @@ def start_chain(state_dir: Path, *, port: int = 8545) -> DevnetWorld:
         tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
         tokens.mint(operator, deployment.weth, operator.address, OPERATOR_WETH)
         traders = []
-        for name, account in (("alice", accounts[1]), ("bob", accounts[2])):
+        for name, account in (("alice", accounts[1]), ("bob", accounts[2]), ("carol", accounts[3])):
             wallet = create_wallet(operator, deployment, account.address)
             tokens.mint(operator, deployment.usdc, wallet, DEMO_USDC)
             tokens.mint(operator, deployment.weth, wallet, DEMO_WETH)

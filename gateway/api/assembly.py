@@ -1,0 +1,57 @@
+"""Assemble a gateway runtime from a configuration: venues, the chain's wallets, signature
+checks and the settlement service, as `isthmus up` and `isthmus demo` run it."""
+
+from __future__ import annotations
+
+import os
+
+from gateway.api.runtime import Runtime, SettlementFactory
+from gateway.config import Settings
+from gateway.domain.clock import Clock
+from gateway.domain.instruments import InstrumentCatalogue
+from gateway.oms.order_signatures import OrderSignatures
+from gateway.venues.config import GatewayConfig, build_venues
+
+
+def runtime_from_config(
+    settings: Settings,
+    gateway_config: GatewayConfig,
+    catalogue: InstrumentCatalogue,
+    clock: Clock,
+) -> Runtime:
+    """The runtime the configuration describes (nothing started yet)."""
+    venues = build_venues(gateway_config, catalogue, clock)
+    chain = gateway_config.chain
+    wallets = None
+    signatures: OrderSignatures | None = None
+    settlement: SettlementFactory | None = None
+    if chain is not None:
+        from gateway.chain.onchain_orders import OnchainOrders
+        from gateway.chain.transactions import connect
+
+        w3 = connect(chain.rpc_url)
+        if chain.settlement is not None:
+            from gateway.chain.wallets import ChainWallets
+
+            wallets = ChainWallets(w3, chain.settlement)
+        if chain.tokens:
+            signatures = OrderSignatures(w3, OnchainOrders(catalogue, chain.tokens), clock)
+        if chain.settlement is not None and chain.tokens and chain.operator_key_env is not None:
+            from gateway.oms.settlement_service import settlement_factory
+
+            settlement = settlement_factory(
+                chain.rpc_url,
+                os.environ[chain.operator_key_env],
+                chain.settlement,
+                OnchainOrders(catalogue, chain.tokens),
+                confirmations=chain.settlement_confirmations,
+            )
+    return Runtime.build(
+        settings,
+        catalogue=catalogue,
+        clock=clock,
+        venues=venues,
+        wallets=wallets,
+        signatures=signatures,
+        settlement=settlement,
+    )
