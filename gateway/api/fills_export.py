@@ -5,11 +5,11 @@ A caller restricted to some accounts (`request.state.principal.accounts`) gets o
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from gateway.api.runtime import Runtime, runtime
 from gateway.store.fills_export import FillsFilter, export_chunks, read_pages
@@ -35,10 +35,12 @@ async def export_fills(
     rt: RuntimeDep,
     fmt: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
     start: Annotated[
-        datetime | None, Query(alias="from", description="Executed at or after (ISO 8601)")
+        AwareDatetime | None,
+        Query(alias="from", description="Executed at or after (ISO 8601 with a zone)"),
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="Executed before (ISO 8601)")
+        AwareDatetime | None,
+        Query(alias="to", description="Executed before (ISO 8601 with a zone)"),
     ] = None,
     account: Annotated[str | None, Query(min_length=1, max_length=42)] = None,
 ) -> StreamingResponse:
