@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_load import LoadResult, run_load  # noqa: E402
+
+# Both servers get the header; only the gateway checks it (a cost it must pay in production).
+OPERATOR_TOKEN = "bench-operator-token"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 from tests.postgres_cluster import free_port  # noqa: E402
 
 ACCOUNTS = [f"0x{n:040x}" for n in range(1, 33)]
@@ -85,6 +89,7 @@ def measure(app: str, env: dict[str, str], total: int, connections: int, label: 
                 body_for(f"warm-{label}"),
                 total=500,
                 connections=connections,
+                headers=OPERATOR,
             )
         )
         return asyncio.run(
@@ -95,6 +100,7 @@ def measure(app: str, env: dict[str, str], total: int, connections: int, label: 
                 body_for(label),
                 total=total,
                 connections=connections,
+                headers=OPERATOR,
             )
         )
     finally:
@@ -135,6 +141,7 @@ def main() -> None:
             env = {
                 "ISTHMUS_DATABASE_URL": f"sqlite:///{directory}/bench-{round_}.db",
                 "ISTHMUS_LOG_LEVEL": "warning",
+                "ISTHMUS_OPERATOR_TOKEN": OPERATOR_TOKEN,
                 # every risk check runs; the order rate of a load generator is not one
                 "ISTHMUS_RISK_ORDERS_PER_SECOND": "1000000",
                 "ISTHMUS_RISK_ORDER_BURST": "1000000",

@@ -48,7 +48,9 @@ async def run_load(
     *,
     total: int,
     connections: int,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     counter = iter(range(total))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -60,6 +62,7 @@ async def run_load(
                 body = make_body(n)
                 request = (
                     f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                    f"{extra}"
                     f"Content-Length: {len(body)}\r\n\r\n"
                 ).encode() + body
                 started = time.perf_counter()

@@ -65,6 +65,18 @@ def up(
 
         world = start_devnet(Path(".isthmus/devnet"), console)
         gateway_config = world.gateway_config()
+        if settings.operator_token is None:
+            from pydantic import SecretStr
+
+            from gateway.devnet.runner import devnet_operator_token
+
+            settings.operator_token = SecretStr(devnet_operator_token(DEVNET_TOKEN_FILE))
+            console.print(
+                f"operator token in {DEVNET_TOKEN_FILE} (send `Authorization: Bearer <token>`; "
+                "the CLI reads it from there)"
+            )
+    if settings.operator_token is None:
+        console.print("[yellow]no ISTHMUS_OPERATOR_TOKEN: operator endpoints are closed[/]")
     if gateway_config.database_url:
         settings.database_url = gateway_config.database_url
     # uvicorn re-raises the signal that stopped it; make SIGTERM (docker stop, supervisors)
@@ -137,9 +149,36 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+DEVNET_TOKEN_FILE = Path(".isthmus/devnet/operator-token")
+
+
+def _signed(request: httpx.Request) -> httpx.Request:
+    """Credentials for the gateway: an API key (ISTHMUS_API_KEY_ID and ISTHMUS_API_KEY_SECRET)
+    signs the request; else the operator token (ISTHMUS_OPERATOR_TOKEN, or the devnet's)."""
+    import time
+
+    from gateway.api.request_signing import sign_request
+
+    key_id, secret = os.environ.get("ISTHMUS_API_KEY_ID"), os.environ.get("ISTHMUS_API_KEY_SECRET")
+    if key_id and secret:
+        path = request.url.raw_path.decode("latin-1")
+        now_ms = int(time.time() * 1000)
+        request.headers.update(
+            sign_request(key_id, secret, request.method, path, request.read(), now_ms=now_ms)
+        )
+        return request
+    token = os.environ.get("ISTHMUS_OPERATOR_TOKEN")
+    if not token and DEVNET_TOKEN_FILE.exists():
+        token = DEVNET_TOKEN_FILE.read_text().strip()
+    if token:
+        request.headers["Authorization"] = f"Bearer {token}"
+    return request
+
+
 def _call(method: str, url: str, **kwargs: Any) -> Any:
     try:
-        response = httpx.request(method, url, timeout=10, **kwargs)
+        with httpx.Client(timeout=10) as client:
+            response = client.send(_signed(client.build_request(method, url, **kwargs)))
     except httpx.HTTPError as error:
         console.print(f"[red]cannot reach the gateway:[/] {error}")
         raise typer.Exit(2) from error

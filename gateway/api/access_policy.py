@@ -27,7 +27,8 @@ class Permission(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Rule:
     method: str
-    template: str  # `{name}` matches one path segment; a trailing `/*` any rest of the path
+    # `{name}` matches one path segment, `{name:path}` one or more; a trailing `/*` any rest
+    template: str
     permission: Permission
 
 
@@ -75,7 +76,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/strategies/{order_id}/legging",
         "GET /v1/algos/{algo_id}",
         "GET /v1/instruments",
-        "GET /v1/book/{symbol}",
+        "GET /v1/book/{symbol:path}",
         "GET /v1/accounts/{address}/risk",
         "POST /v1/risk/what-if",
         "GET /v1/risk/limits/{account}",
@@ -110,11 +111,17 @@ POLICY: tuple[Rule, ...] = (
 )
 
 
+def _segment(part: str) -> str:
+    if part.startswith("{"):
+        return ".+" if part.endswith(":path}") else "[^/]+"
+    return re.escape(part)
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     rest = template.endswith("/*")
     body = template[:-2] if rest else template
-    parts = re.split(r"(\{[a-z_]+\})", body)
-    regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    parts = re.split(r"(\{[a-z_]+(?::path)?\})", body)
+    regex = "".join(_segment(p) for p in parts)
     return re.compile(f"^{regex}(?:/.*)?$" if rest else f"^{regex}$")
 
 
@@ -133,7 +140,7 @@ def required_permission(method: str, path: str) -> Permission:
 def rule_for(method: str, template: str) -> Rule | None:
     """The rule naming exactly this route template (for the test that every route has one)."""
     for rule in POLICY:
-        if rule.method == method.upper() and rule.template == template:
+        if rule.method == method.upper() and rule.template.replace(":path}", "}") == template:
             return rule
     return None
 

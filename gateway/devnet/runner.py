@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +23,19 @@ def start_devnet(state_dir: Path, console: Console) -> DevnetWorld:
         world.stop()
         raise
     return world
+
+
+def devnet_operator_token(path: Path) -> str:
+    """The devnet operator's token: made once, readable by its owner alone (0600), then
+    reused by every later start, so clients keep working across restarts."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return token
 
 
 def _print_world(world: DevnetWorld, console: Console) -> None:

@@ -27,6 +27,7 @@ from gateway.settlement import eip712
 from gateway.venues.amm import Pool, UniswapV2Venue
 from gateway.venues.internal import InternalVenue
 from gateway.venues.protocol import Venue
+from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
 
 USDC, WETH = 10**6, 10**18
 
@@ -49,7 +50,9 @@ class Desk:
         self.rpc_url = node.rpc_url
         self.nonce = 0
 
-    def runtime(self, *, require_signed: bool = True, pool: bool = False) -> Runtime:
+    def runtime(
+        self, *, require_signed: bool = True, pool: bool = False, **settings: Any
+    ) -> Runtime:
         """A gateway on this chain; `pool`: the WETH/USDC Uniswap pair is a venue too."""
         catalogue, clock = devnet_catalogue(), SystemClock()
         onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
@@ -68,7 +71,12 @@ class Desk:
                 )
             )
         return Runtime.build(
-            Settings(database_url=self.database, require_signed_orders=require_signed),
+            Settings(
+                database_url=self.database,
+                require_signed_orders=require_signed,
+                operator_token=OPERATOR_TOKEN,
+                **settings,
+            ),
             catalogue=catalogue,
             clock=clock,
             venues=venues,
@@ -161,9 +169,9 @@ class Desk:
         return dict(response.json())
 
 
-async def serve(rt: Runtime) -> httpx.AsyncClient:
+async def serve(rt: Runtime, *, as_operator: bool = True) -> httpx.AsyncClient:
     """Start the runtime with no background loops (the test drives settlement) and an HTTP
-    client on its API."""
+    client on its API, authenticated as the operator unless `as_operator` is False."""
     await rt.start(
         expiry_interval=None,
         monitor=False,
@@ -173,4 +181,8 @@ async def serve(rt: Runtime) -> httpx.AsyncClient:
     )
     app = create_app(runtime=rt)
     app.state.runtime = rt
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://gw",
+        headers=OPERATOR_HEADERS if as_operator else None,
+    )

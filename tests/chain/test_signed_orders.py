@@ -20,6 +20,7 @@ from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.settlement import eip712
 from tests.chain.option_world import World
+from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
 
 
 def order_body(wallet: str, n: int, **changes: Any) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def test_signed_orders_are_checked_against_the_wallet_owner(
             Settings(
                 database_url=f"sqlite:///{tmp_path / f'signed-{require}.db'}",
                 require_signed_orders=require,
+                operator_token=OPERATOR_TOKEN,
             ),
             catalogue=catalogue,
             clock=clock,
@@ -89,7 +91,9 @@ def test_signed_orders_are_checked_against_the_wallet_owner(
         await rt.start(expiry_interval=None, monitor=False, algos=False, reconcile_interval=None)
         try:
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://gw", headers=OPERATOR_HEADERS
+            ) as http:
                 wallet, key = world.buyer_wallet, world.buyer.key
                 good = await signed(http, order_body(wallet, 1), key, 1, deadline, chain_id)
                 accepted = await http.post("/v1/orders", json=good)

@@ -58,9 +58,13 @@ def stop(process: subprocess.Popen[bytes], how: signal.Signals) -> str:
     return out.decode(errors="replace")
 
 
-def first_book_with(port: int, venues: set[str], timeout: float = 60) -> dict[str, Any]:
+def first_book_with(
+    port: int, venues: set[str], headers: dict[str, str], timeout: float = 60
+) -> dict[str, Any]:
     """Wait on the book stream (no polling) until all `venues` quote WETH/USDC live."""
-    with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as socket:
+    with connect(
+        f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10, additional_headers=headers
+    ) as socket:
         socket.recv(timeout=10)
         socket.send(json.dumps({"op": "subscribe", "accounts": [], "books": ["WETH/USDC"]}))
         deadline = time.monotonic() + timeout
@@ -77,12 +81,16 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         process, banner = start(tmp_path, port)
         try:
             assert "Settlement" in banner and "trader alice" in banner
+            # the devnet made an operator token (owner-only) and said where it is
+            token_file = tmp_path / ".isthmus/devnet/operator-token"
+            assert "operator-token" in banner and token_file.stat().st_mode & 0o777 == 0o600
+            operator = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
             rpc = next(
                 word
                 for word in banner.split()
                 if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
             )
-            streamed = first_book_with(port, {"uniswap", "binance"})
+            streamed = first_book_with(port, {"uniswap", "binance"}, operator)
             assert streamed["asks"] and streamed["bids"]
             sources = {v["venue"] for level in streamed["asks"] for v in level["venues"]}
             assert {"uniswap", "binance"} <= sources
@@ -91,14 +99,18 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 for word in banner.split()
                 if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
             ]
-            book = httpx.get(f"http://127.0.0.1:{port}/v1/book/WETH/USDC", timeout=10).json()
+            book = httpx.get(
+                f"http://127.0.0.1:{port}/v1/book/WETH/USDC", headers=operator, timeout=10
+            ).json()
             assert "uniswap" in book["live_venues"]
             deployment = (tmp_path / ".isthmus/devnet/deployment.json").read_text()
             assert '"settlement"' in deployment
             # the demo wallet's risk, read from the chain through the Settlement
             words = banner.split()
             wallet = words[words.index("wallet") + 1]
-            risk = httpx.get(f"http://127.0.0.1:{port}/v1/accounts/{wallet}/risk", timeout=30)
+            risk = httpx.get(
+                f"http://127.0.0.1:{port}/v1/accounts/{wallet}/risk", headers=operator, timeout=30
+            )
             assert risk.status_code == 200, risk.text
             onchain = risk.json()["margin"]["onchain"]
             assert (onchain["required"], onchain["available"], onchain["ok"]) == ("0", "0", True)
@@ -107,6 +119,7 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             quoted = httpx.post(
                 f"http://127.0.0.1:{port}/v1/quote",
                 json={"instrument": "WETH/USDC", "side": "buy", "quantity": "40"},
+                headers=operator,
                 timeout=30,
             )
             assert quoted.status_code == 200, quoted.text
@@ -128,6 +141,7 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
                     "time_in_force": "ioc",
                     "route": "smart",
                 },
+                headers=operator,
                 timeout=60,
             )
             # executed across the exchange and the pool (from the operator's inventory)
@@ -137,7 +151,9 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert Decimal(executed["average_price"]) <= Decimal(3250)
             # its costs: the pool's leg paid gas (from the swap's receipt), the exchange a fee
             tca = httpx.get(
-                f"http://127.0.0.1:{port}/v1/orders/{executed['id']}/tca", timeout=30
+                f"http://127.0.0.1:{port}/v1/orders/{executed['id']}/tca",
+                headers=operator,
+                timeout=30,
             ).json()
             by_venue = {v["venue"]: v for v in tca["venues"]}
             assert Decimal(by_venue["uniswap"]["gas"]) > 0 and by_venue["uniswap"]["fees"] == "0"

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.operator_access import OPERATOR_TOKEN
 from tests.postgres_cluster import free_port
 from tests.process_output import wait_for_marker
 
@@ -38,6 +39,7 @@ class GatewayProcess:
             **os.environ,
             "ISTHMUS_DATABASE_URL": self.database_url,
             "ISTHMUS_LOG_LEVEL": "info",
+            "ISTHMUS_OPERATOR_TOKEN": OPERATOR_TOKEN,
             **self.env,
         }
         self.process = subprocess.Popen(

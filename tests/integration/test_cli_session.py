@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.gateway_process import GatewayProcess
+from tests.operator_access import OPERATOR_TOKEN
 
 ACCOUNT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
@@ -24,7 +25,12 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
 
 
 def isthmus(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ISTHMUS_API_URL": gateway.url, "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "ISTHMUS_API_URL": gateway.url,
+        "ISTHMUS_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "COLUMNS": "200",
+    }
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
         capture_output=True,

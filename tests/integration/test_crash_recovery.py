@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
+from tests.operator_access import OPERATOR_HEADERS
 
 ACCOUNTS = [
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
@@ -83,7 +84,10 @@ async def submit_all(
                 assert response.status_code < 500, response.text
 
     async with httpx.AsyncClient(
-        base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)
+        base_url=url,
+        timeout=30,
+        limits=httpx.Limits(max_connections=64),
+        headers=OPERATOR_HEADERS,
     ) as client:
         await asyncio.gather(*(worker(client) for _ in range(64)))
     assert not conflicts, conflicts

@@ -28,6 +28,7 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.orders import OrderSignature, OrderSpec, OrderType, Side, TimeInForce
 from gateway.settlement import eip712
 from tests.integration.gateway_process import GatewayProcess
+from tests.operator_access import OPERATOR_HEADERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
 WETH, USDC = 10**18, 10**6
@@ -111,7 +112,9 @@ def test_kill_minus_nine_during_settlement_settles_every_fill_exactly_once(
         makers: list[str] = []
 
         async def run(n: int) -> None:
-            async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+            async with httpx.AsyncClient(
+                base_url=gateway.url, timeout=30, headers=OPERATOR_HEADERS
+            ) as http:
                 for t in range(TRADES_PER_RUN):
                     qty = f"0.0{rng.randint(1, 9)}"
                     price = str(3000 + rng.randint(-5, 5))
@@ -145,8 +148,10 @@ def test_kill_minus_nine_during_settlement_settles_every_fill_exactly_once(
                 the stream for the ones still pending."""
                 url = gateway.url.replace("http", "ws") + "/v1/stream"
                 async with (
-                    websockets.connect(url) as socket,
-                    httpx.AsyncClient(base_url=gateway.url, timeout=30) as http,
+                    websockets.connect(url, additional_headers=OPERATOR_HEADERS) as socket,
+                    httpx.AsyncClient(
+                        base_url=gateway.url, timeout=30, headers=OPERATOR_HEADERS
+                    ) as http,
                 ):
                     assert json.loads(await socket.recv())["type"] == "subscribed"
                     await socket.send(

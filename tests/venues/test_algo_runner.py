@@ -35,6 +35,7 @@ from gateway.store import order_repository as order_repo
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.market_data.test_hub import status_change
+from tests.operator_access import OPERATOR_TOKEN
 from tests.venues.conftest import Account
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -47,7 +48,7 @@ CENT = Decimal("0.01")
 async def gateway(account: Account, database: str) -> AsyncIterator[Runtime]:
     catalogue, clock = devnet_catalogue(), SystemClock()
     rt = Runtime.build(
-        Settings(database_url=database),
+        Settings(database_url=database, operator_token=OPERATOR_TOKEN),
         catalogue=catalogue,
         clock=clock,
         venues=[

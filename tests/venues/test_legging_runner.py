@@ -26,6 +26,7 @@ from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from gateway.venues.protocol import Venue, VenueRejected
 from tests.market_data.test_hub import status_change
+from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
 from tests.venues.conftest import Account
 from tests.venues.test_algo_runner import ALICE, T0
 
@@ -52,7 +53,12 @@ async def gateway(
     catalogue = devnet_catalogue()
     deribit: Any = perp.venue()
     rt = Runtime.build(
-        Settings(database_url=database, risk_orders_per_second=1000, risk_orders_burst=1000),
+        Settings(
+            database_url=database,
+            risk_orders_per_second=1000,
+            risk_orders_burst=1000,
+            operator_token=OPERATOR_TOKEN,
+        ),
         catalogue=catalogue,
         clock=clock,
         venues=[
@@ -68,7 +74,9 @@ async def gateway(
         app = create_app(runtime=rt)
         app.state.runtime = rt
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=OPERATOR_HEADERS
+        ) as http:
             yield rt, http
     finally:
         await rt.stop()
