@@ -58,35 +58,44 @@ def tokens_from_chain(chain: ChainAudit) -> dict[str, str]:
 class _Expected:
     instrument: str | None  # chain id, 0x hex
     amount: int | None
-    quote: int | None
+    quote: int | None  # quote units, as the settlement service rounds a book fill's
+    exact_quote: Decimal | None  # quantity x price in quote units, unrounded
     problem: str | None
 
 
 def _expected(onchain: OnchainOrders, row: Any) -> _Expected:
-    """The on-chain view of a stored fill, as the settlement service computed it."""
+    """The on-chain view of a stored fill, as the settlement service computed it. A pool
+    fill's price is its swap's average, finer than the quote token: only a book fill's price
+    must be whole quote units."""
     try:
         instrument = onchain.catalogue.get(row.instrument)
         ins_id = Web3.to_hex(onchain.preimage(row.instrument).id)
         amount = onchain.amount(instrument, Decimal(row.quantity))
-        price = onchain.price(instrument, Decimal(row.price))
+        exact = Decimal(row.quantity) * Decimal(row.price) * 10**instrument.quote.decimals
+        quote = None
+        if row.venue == BOOK_VENUE:
+            price = onchain.price(instrument, Decimal(row.price))
+            quote = quote_amount(amount, price, instrument.base.decimals)
     except DomainError as error:
-        return _Expected(None, None, None, error.message)
-    return _Expected(ins_id, amount, quote_amount(amount, price, instrument.base.decimals), None)
+        return _Expected(None, None, None, None, error.message)
+    return _Expected(ins_id, amount, quote, exact, None)
 
 
 def _quote_agrees(row: Any, expected: _Expected, onchain_fill: AuditedFill) -> bool:
-    """Book fills settle at exactly quantity x price. A pool fill settles what its swap moved,
-    and its recorded price is that swap's rounded average: it agrees if the difference is
-    within the rounding of the price's last recorded digit (plus one unit)."""
-    assert expected.quote is not None and expected.amount is not None
-    if row.venue == BOOK_VENUE:
+    """A book fill settles at exactly quantity x price (rounded down to quote units). A pool
+    fill settles what its swap moved, and its recorded price is that swap's rounded average:
+    it agrees if the difference is within the rounding of the price's last recorded digit
+    (plus one unit)."""
+    if expected.quote is not None:
         return expected.quote == onchain_fill.quote
+    assert expected.exact_quote is not None
     price = Decimal(row.price)
-    exponent = price.as_tuple().exponent
-    digit = Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)
     if price <= 0:
         return False
-    return abs(expected.quote - onchain_fill.quote) <= expected.quote * digit / price + 1
+    exponent = price.as_tuple().exponent
+    digit = Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)
+    slack = expected.exact_quote * digit / price + 1
+    return abs(expected.exact_quote - onchain_fill.quote) <= slack
 
 
 def audit_store(
@@ -160,9 +169,10 @@ def audit_store(
                 f"{where}: quantity {row.quantity} is {expected.amount} base units, "
                 f"the chain settled {onchain_fill.amount}"
             )
-        elif expected.quote is not None and not _quote_agrees(row, expected, onchain_fill):
+        elif expected.exact_quote is not None and not _quote_agrees(row, expected, onchain_fill):
+            made = expected.quote if expected.quote is not None else expected.exact_quote
             found.append(
-                f"{where}: price {row.price} makes {expected.quote} quote units, "
+                f"{where}: price {row.price} makes {made} quote units, "
                 f"the chain settled {onchain_fill.quote}"
             )
         if row.block_number != onchain_fill.block_number:
