@@ -59,6 +59,21 @@ class Settings(BaseSettings):
         description="Refuse orders without the wallet owner's EIP-712 signature (orders that "
         "could not settle on chain); signatures given are always checked when a chain is set",
     )
+    sanctions_file: Path | None = Field(
+        default=None,
+        description="Sanctions list, CSV `address,list,reason` with `#` comments (empty: the "
+        "devnet sample gateway/devnet/compliance/sanctions.csv)",
+    )
+    compliance_rules_file: Path | None = Field(
+        default=None,
+        description="KYC levels and jurisdiction rules, TOML (empty: the devnet sample "
+        "gateway/devnet/compliance/rules.toml)",
+    )
+    kyc_file: Path | None = Field(
+        default=None,
+        description="KYC records of the file-backed provider, TOML or JSON (empty: the devnet "
+        "sample gateway/devnet/compliance/kyc.toml, where unlisted accounts are at full KYC)",
+    )
     risk_orders_per_second: Decimal = Field(
         default=Decimal(50), gt=0, description="Default sustained order rate per account"
     )

@@ -12,6 +12,7 @@ from gateway.api import (
     audit,
     auth,
     books,
+    compliance,
     fills_export,
     instruments,
     orders,
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(audit.router)
     app.include_router(fills_export.router)
     app.include_router(auth.router)
+    app.include_router(compliance.router)
     return app

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.settlements import BatchNotFound
+from gateway.compliance.rules import ComplianceRefused
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
 from gateway.oms.execution_analysis import TcaUnavailable
 from gateway.oms.legging_runner import LeggingNotFound
@@ -23,6 +24,7 @@ log = logging.getLogger("gateway.api")
 # Domain errors by HTTP status; subclasses are looked up through the MRO.
 DOMAIN_STATUS: dict[type[DomainError], int] = {
     KillSwitchEngaged: 403,
+    ComplianceRefused: 403,
     InstrumentNotAllowed: 403,
     OrderRateExceeded: 429,
     OrderNotFound: 404,

@@ -13,6 +13,9 @@ from typing import Any
 from fastapi import Request, WebSocket
 from sqlalchemy import Engine
 
+from gateway.compliance.files import DEVNET_KYC, DEVNET_RULES, DEVNET_SANCTIONS
+from gateway.compliance.provider import FileKycProvider
+from gateway.compliance.screening import ComplianceScreen, ComplianceSources
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.clock import Clock
@@ -86,6 +89,7 @@ class Runtime:
     signatures: OrderSignatures | None = field(init=False)  # set by `build`
     settlement: SettlementService | None = field(init=False)  # set by `build`
     legging: LeggingRunner = field(init=False)  # set by `build`
+    compliance: ComplianceScreen = field(init=False)  # set by `build`, loaded by `start`
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -207,6 +211,18 @@ class Runtime:
         )
         orders.book = built.book
         smart.book = built.book
+        built.compliance = ComplianceScreen(
+            ComplianceSources(
+                settings.sanctions_file or DEVNET_SANCTIONS,
+                settings.compliance_rules_file or DEVNET_RULES,
+            ),
+            FileKycProvider(settings.kyc_file or DEVNET_KYC),
+            catalogue,
+            validator,
+            owners=None if signatures is None else signatures.owner,
+        )
+        built.compliance.attach(built.book)
+        orders.compliance = built.compliance
         for venue in venues:
             if isinstance(venue, InternalVenue):
                 venue.attach(built.book)  # the hub and the router see the internal book
@@ -234,9 +250,13 @@ class Runtime:
         (tests drive `self.algos.run_due` with simulated time)."""
         self.writer.start()
         await self.book.load()  # the resting orders, in their time priority
+        if self.settlement is not None:
+            await self.settlement.restore_in_flight()  # pool fills whose swaps are not mined
         # fills a stop left unrecorded first, then the routed orders it stranded are ended
         await self.venue_children.reconcile()
         await self.orders.cancel_stranded_immediate()
+        # the lists, before any order: resting orders of accounts listed meanwhile are cancelled
+        await self.compliance.reload()
         self.market_data.start()
         await self.algos.recover()  # after the routed orders a stop stranded were cancelled
         await self.legging.recover()

@@ -111,6 +111,7 @@ class _BookWrite:
     priorities: tuple[tuple[str, int | None], ...] = ()
     cancel_reason: str | None = None  # a user cancel's own reason
     references: dict[str, Decimal] = field(default_factory=dict)  # mids, to split a net
+    audit: tuple[AuditEntry, ...] = ()  # recorded first, in the same transaction
 
     def _rules(self) -> dict[str, TradingRules]:
         return {i.symbol: i.rules for i in self.catalogue}
@@ -277,7 +278,7 @@ class _BookWrite:
                 repo.update_order(connection, order, previous_version=versions[order_id])
         for order_id, priority in self.priorities:
             repo.set_book_priority(connection, order_id, priority)
-        return CommandResult(load(self.subject), changes.audit, changes.events)
+        return CommandResult(load(self.subject), [*self.audit, *changes.audit], changes.events)
 
 
 class InternalBook:
@@ -299,6 +300,9 @@ class InternalBook:
         self._stale = False
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
+        # compliance: called under the lock right before an order enters the engine; raises
+        # to refuse (an account listed after its order was screened)
+        self.admission: Callable[[OrderSpec], None] | None = None
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Called (synchronously) after every committed change of any book."""
@@ -419,9 +423,12 @@ class InternalBook:
 
     # -- commands -------------------------------------------------------------------------
 
-    async def place(self, spec: OrderSpec, fingerprint: str) -> Order:
+    async def place(
+        self, spec: OrderSpec, fingerprint: str, audit: Sequence[AuditEntry] = ()
+    ) -> Order:
         """Match a new order against the book; what it does not fill rests (limit GTC/GTD)
-        or is cancelled (IOC, FOK, market, post-only that would cross)."""
+        or is cancelled (IOC, FOK, market, post-only that would cross). `audit`: records
+        written with the order."""
         order_id = new_id("ord")
         command: PlaceOrder | PlaceCombo
         references: dict[str, Decimal] = {}
@@ -441,7 +448,7 @@ class InternalBook:
                 mid = self._reference(leg.instrument)
                 if mid is not None:
                     references[leg.instrument] = mid
-            return await self._place(command, order_id, spec, fingerprint, references)
+            return await self._place(command, order_id, spec, fingerprint, references, audit)
         assert spec.instrument is not None
         units = self._units[spec.instrument]
         command = PlaceOrder(
@@ -455,7 +462,7 @@ class InternalBook:
             spec.time_in_force,
             spec.post_only,
         )
-        return await self._place(command, order_id, spec, fingerprint, references)
+        return await self._place(command, order_id, spec, fingerprint, references, audit)
 
     async def _place(
         self,
@@ -464,10 +471,13 @@ class InternalBook:
         spec: OrderSpec,
         fingerprint: str,
         references: dict[str, Decimal],
+        audit: Sequence[AuditEntry] = (),
     ) -> Order:
         placeholder = Order.new(order_id, spec, datetime.min)
         async with self._lock:
             await self._fresh()
+            if self.admission is not None:
+                self.admission(spec)
             events = self._engine.execute(command)
             rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
             if rejected is not None:
@@ -478,6 +488,7 @@ class InternalBook:
                 new=(placeholder, fingerprint),
                 priorities=self._rest(order_id),
                 references=references,
+                audit=tuple(audit),
             )
         return await self._outcome(future)
 
@@ -500,6 +511,8 @@ class InternalBook:
         )
         async with self._lock:
             await self._fresh()
+            if self.admission is not None:
+                self.admission(spec)
             events = self._engine.execute(command)
             rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
             if rejected is not None:
@@ -559,6 +572,34 @@ class InternalBook:
             priorities = self._rest(order.id) if not kept or not self.holds(order.id) else ()
             future = self._write(events, order.id, priorities=priorities)
         return await self._outcome(future)
+
+    def accounts(self) -> set[str]:
+        """The accounts with orders resting on any book."""
+        return {order.account for order in self._engine.open_orders()}
+
+    async def cancel_accounts(
+        self, barred: Callable[[str], bool], *, reason: str, before: Callable[[], None]
+    ) -> list[Order]:
+        """Under the lock, so no command runs in between: `before()` (which may change what
+        `barred` and the admission hook say), then cancel every resting order of a barred
+        account. Returns once the cancels are committed."""
+        async with self._lock:
+            await self._fresh()
+            before()
+            futures = []
+            for view in self._engine.open_orders():
+                if not barred(view.account):
+                    continue
+                events = self._engine.execute(CancelOrder(view.order_id, CancelReason.USER))
+                futures.append(
+                    self._write(
+                        events,
+                        view.order_id,
+                        priorities=((view.order_id, None),),
+                        cancel_reason=reason,
+                    )
+                )
+        return [await self._outcome(future) for future in futures]
 
     async def drop(self, order_ids: Sequence[str]) -> None:
         """Take orders the store already closed (expired) off the book."""

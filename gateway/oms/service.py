@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from gateway.compliance.rules import ComplianceRefused, ScreeningDecision
 from gateway.domain.benchmarks import ArrivalPrice, ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
@@ -38,6 +40,9 @@ from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
 from gateway.store import venue_orders
 from gateway.store.audit_log import AuditEntry
+
+if TYPE_CHECKING:
+    from gateway.compliance.screening import ComplianceScreen
 
 
 class OrderNotFound(DomainError):
@@ -81,6 +86,7 @@ class SubmitOrder:
     order_id: str
     routed: bool = False  # the smart router executes it right after the commit
     arrival: ArrivalPrice | None = None  # the market at arrival, stored for TCA
+    audit: tuple[AuditEntry, ...] = ()  # recorded first when the order is created
 
     def __call__(self, connection: Connection, now: datetime) -> CommandResult[Submitted]:
         outcome = self.apply_batch(connection, now, [self])[0]
@@ -118,7 +124,7 @@ class SubmitOrder:
             outcomes.append(
                 CommandResult(
                     Submitted(order, created=True),
-                    audit=[entry for entry, _ in changes],
+                    audit=[*command.audit, *(entry for entry, _ in changes)],
                     events=[event for _, event in changes],
                 )
             )
@@ -131,6 +137,10 @@ class SubmitOrder:
                 if arrival is not None:
                     benchmarks.insert_benchmark(connection, _benchmark(order, arrival))
         return outcomes
+
+
+def _screening_entry(decision: ScreeningDecision) -> AuditEntry:
+    return AuditEntry("compliance.screened", decision.facts.account, decision.payload())
 
 
 def _benchmark(order: Order, arrival: ArrivalPrice) -> ExecutionBenchmark:
@@ -172,6 +182,7 @@ class OrderService:
         self._clock = clock
         self.pre_trade = pre_trade
         self.book: InternalBook | None = None  # directly routed orders trade there when set
+        self.compliance: ComplianceScreen | None = None  # screens every submit when set
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -188,6 +199,13 @@ class OrderService:
         cancelled at once for want of liquidity here). `arrival`: the market now, stored with
         the order as its TCA benchmark."""
         validate(spec, self.catalogue, self._clock.now())
+        screened: tuple[AuditEntry, ...] = ()
+        if self.compliance is not None:
+            decision = await self.compliance.screen(spec)
+            if not decision.allowed:
+                await self._record_refusal(decision)
+                raise ComplianceRefused(decision)
+            screened = (_screening_entry(decision),)
         fingerprint = request_hash(spec) + (":smart" if routed else "")
         reserved = False
         if self.pre_trade is not None:
@@ -200,10 +218,10 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
-        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival)
+        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival, screened)
         try:
             if not routed and self.book is not None and self.book.takes(spec):
-                result = await self._place_on_book(spec, fingerprint)
+                result = await self._place_on_book(spec, fingerprint, screened)
             else:
                 try:
                     result = await self._writer.execute(command)
@@ -211,22 +229,26 @@ class OrderService:
                     # Another replica inserted the same client_order_id between our read
                     # and write.
                     result = await self._writer.execute(command)
-        except BaseException:
+        except BaseException as error:
             if reserved and self.pre_trade is not None:
                 self.pre_trade.ledger.release(spec)
+            if isinstance(error, ComplianceRefused):  # listed while on its way to the book
+                await self._record_refusal(error.decision)
             raise
         if reserved and not result.created and self.pre_trade is not None:
             self.pre_trade.ledger.release(spec)
         return result
 
-    async def _place_on_book(self, spec: OrderSpec, fingerprint: str) -> Submitted:
+    async def _place_on_book(
+        self, spec: OrderSpec, fingerprint: str, audit: tuple[AuditEntry, ...] = ()
+    ) -> Submitted:
         assert self.book is not None
         earlier = await self._earlier(spec, fingerprint)
         if earlier is not None:  # a retry: the order as it is, not a second placement
             return earlier
         for attempt in range(3):
             try:
-                return Submitted(await self.book.place(spec, fingerprint), created=True)
+                return Submitted(await self.book.place(spec, fingerprint, audit), created=True)
             except IntegrityError:
                 # The same request raced itself (the other one was stored), or another
                 # replica took the same audit sequence number: the book rebuilds from the
@@ -237,6 +259,14 @@ class OrderService:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def _record_refusal(self, decision: ScreeningDecision) -> None:
+        """A refused order leaves no order behind: its decision is a record of its own."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[None]:
+            return CommandResult(None, [_screening_entry(decision)])
+
+        await self._writer.execute(command)
 
     async def _earlier(self, spec: OrderSpec, fingerprint: str) -> Submitted | None:
         def read() -> repo.StoredOrder | None:
