@@ -54,12 +54,20 @@ class AccessGuard:
             return
         method = scope["method"] if scope["type"] == "http" else "GET"
         permission = required_permission(method, scope["path"])
-        if permission is Permission.PUBLIC:
+        if permission is Permission.PUBLIC and not scope["path"].startswith("/v1/auth/"):
             await self.app(scope, receive, send)
             return
         access = access_control(scope["app"])
         if access is None:  # not started: nothing can be checked
             await _deny(scope, receive, send, 503, "unavailable", "the gateway is starting")
+            return
+        if permission is Permission.PUBLIC:  # sign-in writes nonces: limited per client address
+            client = scope.get("client") or ("unknown", 0)
+            wait = access.rate.take(f"ip:{client[0]}", access.clock.now())
+            if wait is not None:
+                await _too_many(scope, receive, send, wait, f"client {client[0]}")
+                return
+            await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         body = b""
@@ -73,15 +81,7 @@ class AccessGuard:
             return
         wait = access.limit(principal)
         if wait is not None:
-            await _deny(
-                scope,
-                receive,
-                send,
-                429,
-                "rate_limited",
-                f"over the request rate of {principal.role} {principal.subject}; retry later",
-                {"Retry-After": str(wait)},
-            )
+            await _too_many(scope, receive, send, wait, f"{principal.role} {principal.subject}")
             return
         if not allows(principal, permission):
             await _deny(
@@ -96,6 +96,11 @@ class AccessGuard:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+async def _too_many(scope: Scope, receive: Receive, send: Send, wait: int, who: str) -> None:
+    message = f"over the request rate of {who}; retry in {wait} s"
+    await _deny(scope, receive, send, 429, "rate_limited", message, {"Retry-After": str(wait)})
 
 
 async def _authenticate(

@@ -302,6 +302,13 @@ def test_api_keys_are_managed_by_the_operator_and_stored_hashed(
     assert refused.status_code == 401 and error_code(refused) == "unauthenticated"
     missing = operator(client, "DELETE", "/v1/api-keys/key_nope")
     assert missing.status_code == 404 and error_code(missing) == "api_key_not_found"
+    # issuing and revoking are in the audit log, without the secret
+    with rt.read_engine.connect() as connection:
+        records = connection.execute(
+            text("SELECT kind, payload FROM audit_log WHERE entity_id = :key"), {"key": key.key_id}
+        ).all()
+    assert [r.kind for r in records] == ["api_key.created", "api_key.revoked"]
+    assert key.secret not in records[0].payload
 
 
 def test_a_wrong_operator_token_is_refused(client: TestClient) -> None:
@@ -334,3 +341,7 @@ def test_rate_limit_answers_429_with_retry_after_and_recovers(
             assert key.request("GET", "/v1/instruments").status_code == 200
         drained = key.request("GET", "/v1/instruments")
         assert drained.status_code == 429 and int(drained.headers["Retry-After"]) >= 1
+        # sign-in is public but limited per client address (it writes nonces)
+        answers = [client.get("/v1/auth/siwe/nonce") for _ in range(4)]  # burst 3
+        assert answers[0].status_code == 200
+        assert answers[-1].status_code == 429 and error_code(answers[-1]) == "rate_limited"
