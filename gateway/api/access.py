@@ -290,3 +290,63 @@ def install_access(app: FastAPI) -> None:
     for error in ACCESS_STATUS:
         app.add_exception_handler(error, _on_access_error)
     app.add_middleware(AccessGuard)
+    _describe_access(app)
+
+
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The operator token, or a trader's session token from POST /v1/auth/siwe",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": KEY_HEADER},
+    "apiKeyTimestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER},
+    "apiKeySignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": SIGNATURE_HEADER,
+        "description": "hex HMAC-SHA256(secret, timestamp + METHOD + path_with_query + body)",
+    },
+}
+_REFUSALS = {
+    "401": "Missing or bad credentials: unauthenticated, bad_signature, stale_request, "
+    "replayed_request",
+    "403": "The caller's role, scopes or accounts do not allow it: forbidden",
+    "429": "Over the caller's request rate: rate_limited, with Retry-After (seconds)",
+}
+
+
+def _describe_access(app: FastAPI) -> None:
+    """Publish who may call what in /openapi.json (and /docs): the security schemes, and on
+    each operation the credentials it takes and its refusals."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        error = {"$ref": "#/components/schemas/ErrorOut"}
+        has_error = "ErrorOut" in schema["components"].get("schemas", {})
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                permission = required_permission(method, path)
+                if permission is Permission.PUBLIC:
+                    continue
+                operation["security"] = [
+                    {"bearer": []},
+                    {"apiKey": [], "apiKeyTimestamp": [], "apiKeySignature": []},
+                ]
+                responses = operation.setdefault("responses", {})
+                for status, text in _REFUSALS.items():
+                    answer: dict[str, Any] = {"description": text}
+                    if has_error:
+                        answer["content"] = {"application/json": {"schema": error}}
+                    responses.setdefault(status, answer)
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nNeeds: `{permission.value}`."
+                ).strip()
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

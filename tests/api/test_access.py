@@ -76,6 +76,15 @@ def test_every_route_of_the_app_is_in_the_policy_table() -> None:
     assert any(r.matches(scope)[0] is Match.FULL for r in app.router.routes)
 
 
+def test_the_openapi_document_says_which_credentials_each_route_takes() -> None:
+    schema = create_app(Settings(database_url="sqlite:///:memory:")).openapi()
+    assert set(schema["components"]["securitySchemes"]) >= {"bearer", "apiKeySignature"}
+    submit = schema["paths"]["/v1/orders"]["post"]
+    assert {"bearer": []} in submit["security"] and "Needs: `trade`" in submit["description"]
+    assert {"401", "403", "429"} <= set(submit["responses"])
+    assert "security" not in schema["paths"]["/v1/health"]["get"]
+
+
 @dataclass
 class Callers:
     client: TestClient
