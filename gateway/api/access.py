@@ -209,13 +209,14 @@ def principal_of(connection: HTTPConnection) -> Principal:
 def access_control(app: Any) -> AccessControl | None:
     """The app's access state, made from its runtime on first use (tests that start a
     runtime themselves set `app.state.runtime` without running the lifespan)."""
+    rt: Runtime | None = getattr(app.state, "runtime", None)
+    if rt is None:
+        return None
     access: AccessControl | None = getattr(app.state, "access", None)
-    if access is None:
-        rt: Runtime | None = getattr(app.state, "runtime", None)
-        if rt is None:
-            return None
+    # each start of the lifespan builds a new runtime (a new writer): follow it
+    if access is None or getattr(app.state, "access_runtime", None) is not rt:
         access = AccessControl(rt.settings, rt.read_engine, rt.writer, rt.clock, rt.signatures)
-        app.state.access = access
+        app.state.access, app.state.access_runtime = access, rt
     return access
 
 

@@ -354,3 +354,17 @@ def test_rate_limit_answers_429_with_retry_after_and_recovers(
         answers = [client.get("/v1/auth/siwe/nonce") for _ in range(4)]  # burst 3
         assert answers[0].status_code == 200
         assert answers[-1].status_code == 429 and error_code(answers[-1]) == "rate_limited"
+
+
+def test_access_follows_the_runtime_across_restarts_of_the_app(tmp_path: Path) -> None:
+    """Each lifespan builds a new runtime; access must write through the running one."""
+    from tests.operator_access import OPERATOR_TOKEN
+
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'restart.db'}", operator_token=OPERATOR_TOKEN)
+    )
+    for _ in range(2):
+        with TestClient(app, headers=OPERATOR_HEADERS) as client:
+            assert client.post("/v1/api-keys", json={}).status_code == 201
+    with TestClient(app, headers=OPERATOR_HEADERS) as client:
+        assert len(client.get("/v1/api-keys").json()) == 2
