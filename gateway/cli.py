@@ -145,6 +145,17 @@ def up(
             console.print("devnet stopped")
 
 
+@app.command()
+def demo() -> None:
+    """Run the hybrid trade on a fresh devnet: two traders' iron condors, a spot order a DeFi
+    protocol submits, routed to our book and the Uniswap pool, settled in one transaction,
+    then audited; exits 1 if any check fails."""
+    from gateway.devnet.demo import run_demo
+
+    if not run_demo(console, Path(".isthmus/demo")):
+        raise typer.Exit(1)
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -44,6 +44,8 @@ from gateway.risk.market_view import MarketView, PriceHistory, VolatilityDefault
 from gateway.risk.pretrade import PreTradeValidator, RiskControls
 from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine, migrate
+from gateway.venues.amm import UniswapV2Venue
+from gateway.venues.in_flight_swaps import InFlightSwaps
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import MarketDataHub
 from gateway.venues.protocol import Venue
@@ -203,6 +205,13 @@ class Runtime:
         built.settlement = None if settlement is None else settlement(writer, read_engine)
         if built.settlement is not None:
             matched.append(built.settlement.wake)
+            pools = [v for v in venues if isinstance(v, UniswapV2Venue)]
+            if pools:  # signed orders' pool legs settle as swaps inside the batch
+                in_flight = InFlightSwaps()
+                for pool_venue in pools:
+                    pool_venue.in_flight = in_flight
+                built.settlement.in_flight = in_flight
+                smart.pools_settle_in_batch = True
         built.book = InternalBook(
             writer,
             read_engine,

@@ -78,7 +78,10 @@ def _group_running(pgid: int) -> bool:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on it. Probed with SO_REUSEADDR, as anvil binds: connections of a
+    stopped node left in TIME_WAIT do not keep a restarted one from its port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

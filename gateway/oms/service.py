@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from gateway.compliance.rules import ComplianceRefused, ScreeningDecision
+from gateway.domain.amm import PoolSwap
 from gateway.domain.benchmarks import ArrivalPrice, ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
@@ -38,6 +39,7 @@ from gateway.oms.order_facts import (
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
+from gateway.store import settlement_repository as settlement_store
 from gateway.store import venue_orders
 from gateway.store.audit_log import AuditEntry
 
@@ -365,6 +367,8 @@ class OrderService:
         fee: Decimal,
         venue: str,
         gas: Decimal,
+        *,
+        trade_id: str | None = None,
     ) -> CommandResult[tuple[Order, Fill]]:
         current = self._load_for_update(connection, order_id, None)
         filled = current.fill(quantity, price, now)
@@ -381,6 +385,7 @@ class OrderService:
             venue=venue,
             executed_at=now,
             gas=gas,
+            trade_id=trade_id,
         )
         repo.update_order(connection, filled, previous_version=current.version)
         repo.insert_fill(connection, fill)
@@ -392,6 +397,39 @@ class OrderService:
             [entry, AuditEntry("fill.recorded", fill.id, facts)],
             [event, {"type": "fill.recorded", "account": fill.account, "fill": facts}],
         )
+
+    async def record_pool_fill(
+        self,
+        order_id: str,
+        swap: PoolSwap,
+        *,
+        quantity: Decimal,
+        price: Decimal,
+        venue: str,
+        gas: Decimal = Decimal(0),
+    ) -> tuple[Order, Fill]:
+        """A pool leg that settles inside the settlement batch: the fill and the exact swap
+        behind it in one transaction. The pool is the counterparty, so the fill is a trade of
+        its own and enters the outbox at once; nothing was sent anywhere, so a crash before
+        the commit leaves no trace and none after it loses the swap."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[tuple[Order, Fill]]:
+            changes = self._fill_changes(
+                connection,
+                now,
+                order_id,
+                quantity,
+                price,
+                Decimal(0),
+                venue,
+                gas,
+                trade_id=new_id("trd"),
+            )
+            settlement_store.insert_pool_swap(connection, changes.value[1].id, swap)
+            return changes
+
+        result: tuple[Order, Fill] = await self._writer.execute(command)
+        return result
 
     async def record_strategy_progress(
         self, order_id: str, *, quantity: Decimal, net_price: Decimal

@@ -468,6 +468,9 @@ class SettlementService:
     async def heal(self) -> int:
         """Apply what the chain says happened since the stored cursor; returns how many fills
         it settled that the store did not know were."""
+        forked = await self._forked_batch_block()
+        if forked is not None:  # a block we settled from its receipt is no longer the chain's
+            await self._undo_after(forked - 1)
         update = await self.reconciler.poll()
         healed = 0
         if update.reorged_after is not None:
@@ -479,6 +482,29 @@ class SettlementService:
             healed += await self._heal_tx(events)
         await self._save_cursor(update)
         return healed
+
+    async def _forked_batch_block(self) -> int | None:
+        """The oldest recent block holding one of our confirmed batches that a reorg replaced.
+
+        Batches are marked settled from their receipts, often before the event follower has
+        read their block, so its own fork detection cannot see them go. Checked newest first:
+        once a block is still the chain's, so are all before it (usually one call).
+        """
+        w3: Web3 = self.sender.w3
+
+        def find() -> int | None:
+            head = int(w3.eth.block_number)
+            with self._read_engine.connect() as connection:
+                recent = store.confirmed_blocks_since(connection, head - REORG_WINDOW_BLOCKS)
+            forked = None
+            for number, block_hash in recent:
+                block = w3.eth.get_block(number) if number <= head else None
+                if block is not None and Web3.to_hex(block["hash"]) == block_hash:
+                    break
+                forked = number
+            return forked
+
+        return await asyncio.to_thread(find)
 
     async def _save_cursor(self, update: ReconcileUpdate) -> None:
         cursor = update.cursor.to_dict()
@@ -541,6 +567,7 @@ class SettlementService:
         )
 
     async def _undo_after(self, block_number: int) -> None:
+        self.sender.resync_nonce()  # what the operator's nonce counted may be gone too
         def command(connection: Connection, now: datetime) -> CommandResult[list[str]]:
             undone = store.settled_fills_after(connection, block_number)
             batches = set()
@@ -642,6 +669,7 @@ class SettlementService:
                 )
 
             returned += await self._writer.execute(give_back)
+            self.sender.resync_nonce()  # its nonce was never spent (a lost node, a reorg)
         return returned
 
     async def _on_chain(self, batch: store.BatchRecord) -> bool:
@@ -656,6 +684,9 @@ class SettlementService:
             return len(found)
 
         return await asyncio.to_thread(logs) > 0
+
+
+REORG_WINDOW_BLOCKS = 256  # deeper reorgs are beyond any confirmation depth we use
 
 
 def restore_cursor(read_engine: Engine) -> ChainCursor | None:

@@ -233,6 +233,22 @@ def batches_in(connection: Connection, statuses: Sequence[str]) -> list[BatchRec
     return [_batch(r) for r in rows]
 
 
+def confirmed_blocks_since(connection: Connection, block_number: int) -> list[tuple[int, str]]:
+    """(block number, block hash) of the confirmed batches from `block_number` on, newest
+    first: the blocks whose place in the chain a reorg could still take away."""
+    rows = connection.execute(
+        select(BATCHES.c.block_number, BATCHES.c.block_hash)
+        .where(
+            BATCHES.c.status == CONFIRMED,
+            BATCHES.c.block_number >= block_number,
+            BATCHES.c.block_hash.is_not(None),
+        )
+        .distinct()
+        .order_by(BATCHES.c.block_number.desc())
+    )
+    return [(int(r.block_number), str(r.block_hash)) for r in rows]
+
+
 def fills_of_batch(connection: Connection, batch_id: str) -> list[SettlementFill]:
     rows = connection.execute(
         select(FILLS).where(FILLS.c.batch_id == batch_id).order_by(FILLS.c.executed_at, FILLS.c.id)
