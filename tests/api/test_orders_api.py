@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api.runtime import Runtime
-from gateway.store import audit_log
+from tests.store.test_order_service import audit_trail
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -35,8 +35,9 @@ def runtime(client: TestClient) -> Runtime:
     return rt
 
 
-def state(client: TestClient) -> tuple[int, int]:
-    """(orders, audit records), and the chain must be intact."""
+def state(client: TestClient) -> tuple[int, int, list[tuple[str, str, bool]]]:
+    """(orders, order-lifecycle records, compliance screenings as (account, client_order_id,
+    allowed) oldest first); the audit chain must be intact."""
     total = 0
     cursor = None
     while True:
@@ -47,10 +48,8 @@ def state(client: TestClient) -> tuple[int, int]:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    with runtime(client).read_engine.connect() as connection:
-        verification = audit_log.verify(connection)
-    assert verification.ok
-    return total, verification.records
+    trail = audit_trail(runtime(client).read_engine)
+    return total, len(trail.order_records), trail.screenings
 
 
 def assert_error(response: Any, status: int, code: str, field: str | None = None) -> None:
@@ -75,7 +74,7 @@ def test_submit_get_and_idempotent_retry(client: TestClient) -> None:
     assert retry.status_code == 200
     assert retry.json() == body
     assert client.get(f"/v1/orders/{body['id']}").json() == body
-    assert state(client) == (1, 1)
+    assert state(client) == (1, 1, [(A, "c1", True)])  # the retry is not screened again
 
 
 def test_same_client_order_id_for_a_different_order_conflicts(client: TestClient) -> None:
@@ -87,11 +86,11 @@ def test_same_client_order_id_for_a_different_order_conflicts(client: TestClient
         "client_order_id",
     )
     assert client.post("/v1/orders", json=order(account=B)).status_code == 201  # per account
-    assert state(client) == (2, 2)
+    assert state(client) == (2, 2, [(A, "c1", True), (B, "c1", True)])
 
 
 def test_strategy_submission(client: TestClient) -> None:
-    condor = {
+    condor: dict[str, Any] = {
         "account": A,
         "client_order_id": "condor-1",
         "legs": [
@@ -180,7 +179,7 @@ def test_amend_and_cancel(client: TestClient) -> None:
     assert_error(client.patch(url, json={"price": "2900"}), 409, "illegal_transition")
     assert_error(client.get("/v1/orders/ord_nope"), 404, "order_not_found")
     assert_error(client.delete("/v1/orders/ord_nope"), 404, "order_not_found")
-    assert state(client) == (1, 3)
+    assert state(client) == (1, 3, [(A, "c1", True)])
 
 
 BAD_BODIES = [
@@ -209,7 +208,7 @@ def test_bad_input_is_refused_and_writes_nothing(
     client: TestClient, body: Any, code: str, field: str
 ) -> None:
     assert_error(client.post("/v1/orders", json=body), 422, code, field)
-    assert state(client) == (0, 0)
+    assert state(client) == (0, 0, [])
 
 
 def test_malformed_oversized_and_wrong_media(client: TestClient) -> None:
@@ -233,7 +232,7 @@ def test_malformed_oversized_and_wrong_media(client: TestClient) -> None:
     assert "error" in response.json()
     assert_error(client.put("/v1/orders/ord_1", json={}), 405, "method_not_allowed")
     assert_error(client.get("/v1/nothing-here"), 404, "not_found")
-    assert state(client) == (0, 0)
+    assert state(client) == (0, 0, [])
 
 
 def test_instruments_health_and_docs(client: TestClient) -> None:

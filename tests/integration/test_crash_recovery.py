@@ -18,6 +18,7 @@ from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
 from tests.operator_access import OPERATOR_HEADERS
+from tests.store.test_order_service import AuditTrail, audit_trail
 
 ACCOUNTS = [
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
@@ -106,6 +107,14 @@ def stored_orders(database_url: str) -> dict[tuple[str, str], list[str]]:
     return found
 
 
+def read_trail(database_url: str) -> AuditTrail:
+    engine = create_database_engine(database_url, for_writes=False)
+    try:
+        return audit_trail(engine)
+    finally:
+        engine.dispose()
+
+
 def verify_log(database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -161,4 +170,12 @@ def test_kill_minus_nine_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert report["records"] == 700  # one "order.accepted" record per order, no more
+    # per order one "order.accepted" and one "compliance.screened" (written in the same
+    # transaction), no more: neither the crash nor the retries duplicated or lost either
+    trail = read_trail(database_url)
+    assert trail.order_kinds == ["order.accepted"] * 700
+    assert sorted(entity for _, entity in trail.order_records) == sorted(
+        ids[0] for ids in final.values()
+    )
+    assert trail.screened_once_each() == set(final)
+    assert report["records"] == trail.verification.records == 1400

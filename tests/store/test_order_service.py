@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
@@ -59,9 +62,49 @@ def count_orders(rt: Runtime) -> int:
         return int(connection.execute(select(func.count()).select_from(repo.ORDERS)).scalar_one())
 
 
-def check_log(rt: Runtime) -> audit_log.ChainVerification:
-    with rt.read_engine.connect() as connection:
-        return audit_log.verify(connection)
+SCREENED = "compliance.screened"
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    """The audit log read back, its two streams apart: what happened to orders, and the
+    compliance decision recorded with each accepted (or refused) submission."""
+
+    verification: audit_log.ChainVerification
+    kinds: list[str]  # every record's kind, oldest first
+    order_records: list[tuple[str, str]]  # (kind, entity id), oldest first
+    screenings: list[tuple[str, str, bool]]  # (account, client_order_id, allowed), oldest first
+
+    @property
+    def order_kinds(self) -> list[str]:
+        return [kind for kind, _ in self.order_records]
+
+    def screened_once_each(self) -> set[tuple[str, str]]:
+        """The keys screened, after checking none was screened twice and all were allowed."""
+        counts = Counter((account, coid) for account, coid, _ in self.screenings)
+        twice = {key: n for key, n in counts.items() if n != 1}
+        assert not twice, f"screened more than once: {twice}"
+        assert all(allowed for *_, allowed in self.screenings)
+        return set(counts)
+
+
+def audit_trail(engine: Engine) -> AuditTrail:
+    log = audit_log.AUDIT_LOG
+    with engine.connect() as connection:
+        verification = audit_log.verify(connection)
+        rows = connection.execute(
+            select(log.c.kind, log.c.entity_id, log.c.payload).order_by(log.c.seq)
+        ).all()
+    assert verification.ok, verification.problems
+    assert verification.records == len(rows)
+    order_records, screenings = [], []
+    for row in rows:
+        if row.kind == SCREENED:
+            facts = json.loads(row.payload)
+            screenings.append((facts["account"], facts["client_order_id"], facts["allowed"]))
+        else:
+            order_records.append((row.kind, row.entity_id))
+    return AuditTrail(verification, [row.kind for row in rows], order_records, screenings)
 
 
 def test_concurrent_duplicates_make_one_order_each(database_url: str, clock: ManualClock) -> None:
@@ -74,8 +117,13 @@ def test_concurrent_duplicates_make_one_order_each(database_url: str, clock: Man
         assert all(len(ids) == 1 for ids in by_key.values())
         assert sum(r.created for r in results) == len(by_key) == 150
         assert count_orders(rt) == 150
-        verification = check_log(rt)
-        assert verification.ok and verification.records == 150
+        trail = audit_trail(rt.read_engine)
+        # one acceptance per order and one screening per key: a duplicate adds neither
+        order_ids = {next(iter(ids)) for ids in by_key.values()}
+        assert trail.order_kinds == ["order.accepted"] * 150
+        assert {entity for _, entity in trail.order_records} == order_ids
+        assert trail.screened_once_each() == set(by_key)
+        assert trail.verification.records == 300
         assert rt.writer.batches < rt.writer.commands  # concurrent writes shared commits
 
     run(database_url, clock, body)
@@ -93,7 +141,11 @@ def test_a_failing_command_rolls_back_alone(database_url: str, clock: ManualCloc
         )
         assert isinstance(outcomes[1], DuplicateClientOrderId)
         assert count_orders(rt) == 3
-        assert check_log(rt).records == 3
+        trail = audit_trail(rt.read_engine)
+        # the refused duplicate left no acceptance and no second screening of c1
+        assert trail.order_kinds == ["order.accepted"] * 3
+        assert trail.screened_once_each() == {(ACCOUNTS[0], f"c{n}") for n in (1, 2, 3)}
+        assert trail.verification.records == 6
 
     run(database_url, clock, body)
 
@@ -141,7 +193,18 @@ def test_lifecycle_through_the_service(database_url: str, clock: ManualClock) ->
             "order.cancelled",
         ]
         assert amended.version == order.version + 1
-        assert check_log(rt).records == 5
+        trail = audit_trail(rt.read_engine)
+        # screened in the acceptance's transaction, so recorded just before it
+        assert trail.kinds == [
+            SCREENED,
+            "order.accepted",
+            "order.amended",
+            "order.partially_filled",
+            "fill.recorded",
+            "order.cancelled",
+        ]
+        assert trail.screened_once_each() == {(ACCOUNTS[0], "c1")}
+        assert trail.verification.records == 6
 
     run(database_url, clock, body)
 
