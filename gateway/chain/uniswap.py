@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import BlockIdentifier
 
 from gateway.chain.artifacts import uniswap_v2_core, uniswap_v2_periphery
 from gateway.chain.transactions import Sender, bind
@@ -132,7 +133,7 @@ def add_liquidity(
     return lp_after - lp_before
 
 
-def get_reserves(w3: Web3, pair: str, block: int | str = "latest") -> Reserves:
+def get_reserves(w3: Web3, pair: str, block: BlockIdentifier = "latest") -> Reserves:
     pair_c = pair_contract(w3, pair)
     reserve0, reserve1, _ = pair_c.functions.getReserves().call(block_identifier=block)
     return Reserves(

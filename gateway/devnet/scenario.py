@@ -211,6 +211,7 @@ class Scenario:
         run: str = "demo",
         deadline: int,
         nonce_base: int = 1,
+        spot_sell: tuple[str, str] = SPOT_SELL,
     ) -> None:
         self.http = http
         self.operator = Caller(http, bearer(operator_token))
@@ -220,6 +221,7 @@ class Scenario:
         self.run = run
         self.deadline = deadline
         self.nonce_base = nonce_base
+        self.spot_sell = spot_sell  # (quantity, worst price) of the protocol's sell
         self.orders = ScenarioOrders()
         self.protocol: Caller | None = None
         self.sessions: dict[str, Caller] = {}
@@ -323,7 +325,7 @@ class Scenario:
     async def submit_spot_sell(self) -> None:
         c = self.people.c
         assert self.protocol is not None, "issue the protocol's key first"
-        quantity, price = SPOT_SELL
+        quantity, price = self.spot_sell
         self.orders.spot_sell = _ok(
             await self.protocol.post(
                 "/v1/orders",
