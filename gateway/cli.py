@@ -47,10 +47,10 @@ def up(
     import uvicorn
 
     from gateway.api.app import create_app
-    from gateway.api.runtime import Runtime
+    from gateway.api.assembly import runtime_from_config
     from gateway.devnet.catalogue import devnet_catalogue
     from gateway.oms.service import SystemClock
-    from gateway.venues.config import build_venues, load_config
+    from gateway.venues.config import load_config
 
     settings = Settings()
     if host is not None:
@@ -84,53 +84,11 @@ def up(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         catalogue, clock = devnet_catalogue(), SystemClock()
-        venues = build_venues(gateway_config, catalogue, clock)
-        wallets = None
-        chain = gateway_config.chain
-        if chain is not None and chain.settlement is not None:
-            from gateway.chain.transactions import connect
-            from gateway.chain.wallets import ChainWallets
-
-            wallets = ChainWallets(connect(chain.rpc_url), chain.settlement)
-        signatures = None
-        if chain is not None and chain.tokens:
-            from gateway.chain.onchain_orders import OnchainOrders
-            from gateway.chain.transactions import connect
-            from gateway.oms.order_signatures import OrderSignatures
-
-            signatures = OrderSignatures(
-                connect(chain.rpc_url), OnchainOrders(catalogue, chain.tokens), clock
-            )
-        settlement = None
-        if (
-            chain is not None
-            and chain.settlement is not None
-            and chain.tokens
-            and chain.operator_key_env is not None
-        ):
-            from gateway.chain.onchain_orders import OnchainOrders
-            from gateway.oms.settlement_service import settlement_factory
-
-            settlement = settlement_factory(
-                chain.rpc_url,
-                os.environ[chain.operator_key_env],
-                chain.settlement,
-                OnchainOrders(catalogue, chain.tokens),
-                confirmations=chain.settlement_confirmations,
-            )
-        runtime = Runtime.build(
-            settings,
-            catalogue=catalogue,
-            clock=clock,
-            venues=venues,
-            wallets=wallets,
-            signatures=signatures,
-            settlement=settlement,
-        )
+        runtime = runtime_from_config(settings, gateway_config, catalogue, clock)
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "
             f"(docs /docs, database {settings.database_url}, venues: "
-            f"{', '.join(v.name for v in venues)})"
+            f"{', '.join(v.name for v in runtime.venues)})"
         )
         uvicorn.run(
             create_app(settings, runtime=runtime),

@@ -21,7 +21,6 @@ from gateway.chain.deploy import register_option
 from gateway.chain.transactions import Sender
 from gateway.devnet.catalogue import OPTION_EXPIRY
 from gateway.oms.settlement_service import SettlementService
-from gateway.settlement import eip712
 from tests.chain.settlement_desk import USDC, WETH, Desk, serve
 from tests.market_making import make_market
 
@@ -122,38 +121,15 @@ def test_two_signed_strategies_settle_leg_by_leg_in_one_transaction(
         register_option(deployer, desk.d, strike * USDC, int(OPTION_EXPIRY.timestamp()), True)
     tokens.mint(deployer, desk.d.usdc, desk.seller_wallet, 5_000 * USDC)
 
+    spread = [
+        {"instrument": C3000, "side": "buy", "ratio": 1},
+        {"instrument": C3200, "side": "sell", "ratio": 1},
+    ]
+
     async def strategy(
         http: httpx.AsyncClient, trader: Any, wallet: str, side: str, price: str
     ) -> dict[str, Any]:
-        desk.nonce += 1
-        body = {
-            "account": wallet,
-            "client_order_id": f"s{desk.nonce}",
-            "side": side,
-            "quantity": "1",
-            "price": price,
-            "legs": [
-                {"instrument": C3000, "side": "buy", "ratio": 1},
-                {"instrument": C3200, "side": "sell", "ratio": 1},
-            ],
-        }
-        deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
-        typed = (
-            await http.post(
-                "/v1/orders/typed-data",
-                json={"strategy": body, "nonce": str(desk.nonce), "deadline": deadline},
-            )
-        ).json()
-        signed = eip712.strategy_from_message(typed["message"])
-        signature = eip712.sign_strategy(signed, trader.key, w3.eth.chain_id, wallet)
-        body["signature"] = {
-            "nonce": str(desk.nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
-        response = await http.post("/v1/strategies", json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
+        return await desk.strategy(http, trader, wallet, side, price, spread)
 
     async def scenario() -> None:
         rt = desk.runtime(require_signed=False)  # the market maker's quotes are unsigned
