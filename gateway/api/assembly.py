@@ -45,6 +45,8 @@ def runtime_from_config(
                 chain.settlement,
                 OnchainOrders(catalogue, chain.tokens),
                 confirmations=chain.settlement_confirmations,
+                batch_age=chain.settlement_batch_age_ms / 1000,
+                batch_trades=chain.settlement_batch_trades,
             )
     return Runtime.build(
         settings,

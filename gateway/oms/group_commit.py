@@ -71,6 +71,10 @@ class GroupCommitter:
         self.batches = 0
         self.commands = 0
 
+    def now(self) -> datetime:
+        """The time the writer stamps its records with."""
+        return self._clock.now()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="group-commit")

@@ -104,6 +104,7 @@ class SettlementService:
         onchain: OnchainOrders,
         *,
         outbox_limit: int = 256,
+        batch_age: float = 0.0,
     ) -> None:
         self._writer = writer
         self._read_engine = read_engine
@@ -111,6 +112,9 @@ class SettlementService:
         self.reconciler = reconciler
         self.onchain = onchain
         self._outbox_limit = outbox_limit
+        # a batch leaves when its oldest trade has waited `batch_age` seconds or when
+        # `outbox_limit` trades wait, whichever comes first (0: at once, lowest latency)
+        self.batch_age = batch_age
         self._lock = asyncio.Lock()
         self.sender.on_progress = self._progress
         self._sent: list[SendProgress] = []
@@ -136,11 +140,29 @@ class SettlementService:
         while True:
             self._work.clear()
             try:
+                await self._gather()
                 await self.run_once()
             except Exception:
                 log.exception("settlement cycle failed; the next one starts from the store")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._work.wait(), interval)
+
+    async def _gather(self) -> None:
+        """Let a batch fill up: wait until the oldest waiting trade is `batch_age` old,
+        unless a full batch of trades already waits."""
+        if self.batch_age <= 0:
+            return
+
+        def read() -> tuple[datetime | None, int]:
+            with self._read_engine.connect() as connection:
+                return store.outbox_age(connection, self._outbox_limit)
+
+        oldest, trades = await asyncio.to_thread(read)
+        if oldest is None or trades >= self._outbox_limit:
+            return
+        waited = (self._writer.now() - oldest).total_seconds()
+        if waited < self.batch_age:
+            await asyncio.sleep(self.batch_age - waited)  # a batching timer, not a sync
 
     # -- send -------------------------------------------------------------------------------
 
@@ -568,6 +590,7 @@ class SettlementService:
 
     async def _undo_after(self, block_number: int) -> None:
         self.sender.resync_nonce()  # what the operator's nonce counted may be gone too
+
         def command(connection: Connection, now: datetime) -> CommandResult[list[str]]:
             undone = store.settled_fills_after(connection, block_number)
             batches = set()
@@ -702,6 +725,8 @@ def settlement_factory(
     onchain: OnchainOrders,
     *,
     confirmations: int = 0,
+    batch_age: float = 0.0,
+    batch_trades: int = 256,
 ) -> Callable[[GroupCommitter, Engine], SettlementService]:
     """What `Runtime.build` calls with its writer and read engine. The reconciler resumes
     from the stored cursor, or starts at the chain's head the first time (nothing before the
@@ -725,6 +750,14 @@ def settlement_factory(
             cursor=cursor,
             confirmations=confirmations,
         )
-        return SettlementService(writer, read_engine, sender, reconciler, onchain)
+        return SettlementService(
+            writer,
+            read_engine,
+            sender,
+            reconciler,
+            onchain,
+            outbox_limit=batch_trades,
+            batch_age=batch_age,
+        )
 
     return build

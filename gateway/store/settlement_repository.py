@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -96,6 +96,27 @@ def outbox(connection: Connection, limit: int) -> list[tuple[Fill, Order]]:
         assert stored is not None
         found[order_id] = stored.order
     return [(f, found[f.order_id]) for f in fills]
+
+
+def outbox_age(connection: Connection, limit: int) -> tuple[datetime | None, int]:
+    """When the oldest trade waiting for a batch was made, and how many trades wait (counted
+    up to `limit`)."""
+    waiting = (
+        select(FILLS.c.trade_id, func.min(FILLS.c.executed_at).label("first"))
+        .where(
+            FILLS.c.settlement == SettlementStatus.PENDING.value,
+            FILLS.c.batch_id.is_(None),
+            FILLS.c.trade_id.is_not(None),
+        )
+        .group_by(FILLS.c.trade_id)
+        .order_by("first")
+        .limit(limit)
+    )
+    rows = connection.execute(waiting).all()
+    if not rows:
+        return None, 0
+    first: datetime = rows[0].first
+    return (first if first.tzinfo else first.replace(tzinfo=UTC)), len(rows)
 
 
 def open_batch(

@@ -112,6 +112,10 @@ class ChainConfig(_Config):
     # `tokens`), matched fills of signed orders settle on chain
     operator_key_env: str | None = None
     settlement_confirmations: int = Field(default=0, ge=0)
+    # batches by age or size: a batch leaves once its oldest trade has waited this many
+    # milliseconds, or at once when `settlement_batch_trades` trades wait (0: no waiting)
+    settlement_batch_age_ms: int = Field(default=0, ge=0)
+    settlement_batch_trades: int = Field(default=256, ge=1)
 
 
 class GatewayConfig(_Config):

@@ -157,3 +157,33 @@ def test_anvil_restarted_mid_batch_loses_the_batch_and_it_settles_again(
             await rt.stop()
 
     asyncio.run(scenario())
+
+
+def test_batches_leave_by_age_or_by_size(node: Anvil, tmp_path: Path) -> None:
+    """With a batch age, trades made apart in time wait for each other and settle in one
+    transaction; once the batch is full it leaves without waiting."""
+    w3 = connect(node.rpc_url)
+    desk = Desk(w3, Sender(w3, node.dev_accounts()[0]), node, f"sqlite:///{tmp_path / 'b.db'}")
+
+    async def scenario() -> None:
+        rt = desk.runtime()
+        http = await serve(rt)
+        try:
+            service = rt.settlement
+            assert isinstance(service, SettlementService)
+            service.batch_age = 3600.0  # an hour: only size can make this batch leave
+            service._outbox_limit = 2
+            first = await trade(desk, http, "0.1")
+            with pytest.raises(TimeoutError):  # one trade, not full: it waits for its age
+                await asyncio.wait_for(service._gather(), 0.5)
+            second = await trade(desk, http, "0.2")
+            await asyncio.wait_for(service._gather(), 5)  # two trades: full, no wait
+            outcome = await service.run_once()
+            assert (outcome.batches, outcome.settled) == (1, 4)
+            fills = await fills_of(http, *first, *second)
+            assert len({f["tx_hash"] for f in fills}) == 1
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
