@@ -49,6 +49,7 @@ class RestingOrder:
         quantity: int,
         stp: SelfTradePrevention,
         book: OrderBook,
+        priority: int,
         post_only: bool = False,
         combo: object | None = None,
     ) -> None:
@@ -62,19 +63,18 @@ class RestingOrder:
         self.book = book
         self.post_only = post_only
         self.combo = combo  # the engine's combo details, None for single-instrument orders
-        self.priority = 0
+        self.priority = priority
         self.level: PriceLevel | None = None
         self.prev: RestingOrder | None = None
         self.next: RestingOrder | None = None
 
 
 class PriceLevel:
-    __slots__ = ("head", "key", "price", "quantity", "tail")
+    __slots__ = ("head", "key", "price", "tail")
 
     def __init__(self, price: int, key: int) -> None:
         self.price = price
         self.key = key
-        self.quantity = 0
         self.head: RestingOrder | None = None
         self.tail: RestingOrder | None = None
 
@@ -88,10 +88,9 @@ class PriceLevel:
         else:
             tail.next = order
         self.tail = order
-        self.quantity += order.remaining
 
     def unlink(self, order: RestingOrder) -> None:
-        """Remove `order`; the caller has already taken its remaining out of `quantity`."""
+        """Remove `order` from the level."""
         prev, nxt = order.prev, order.next
         if prev is None:
             self.head = nxt

@@ -33,11 +33,10 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from heapq import heappush
-from typing import Any
+from heapq import heappop, heappush
 
 from gateway.domain.instruments import TradingRules
 from gateway.domain.orders import MAX_LEGS, Leg, OrderType, Side, TimeInForce
@@ -74,6 +73,12 @@ CANCEL_NEWEST = SelfTradePrevention.CANCEL_NEWEST
 CANCEL_OLDEST = SelfTradePrevention.CANCEL_OLDEST
 CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
 SELF_TRADE = CancelReason.SELF_TRADE
+
+# Events on the hot paths are built with `tuple.__new__`: the same named tuple as calling the
+# class, at about half the cost (no generated `__new__` frame, no keyword handling). Every
+# field is given, defaults included, in declaration order.
+_event = tuple.__new__
+_new_order = object.__new__  # see `place`
 
 
 class StrategyBook:
@@ -121,7 +126,7 @@ def _crosses(is_buy: bool, price: int | Fraction, limit: int | Fraction | None) 
 class MatchingEngine:
     """All books of one shard. `execute` (or the command's own method) returns the events."""
 
-    __slots__ = ("_books", "_handlers", "_orders", "_rules", "_seq", "_strategies")
+    __slots__ = ("_books", "_orders", "_rules", "_seq", "_strategies")
 
     def __init__(self, instruments: Mapping[str, TradingRules] | None = None) -> None:
         self._rules: dict[str, TradingRules] = {}
@@ -129,12 +134,6 @@ class MatchingEngine:
         self._strategies: dict[str, StrategyBook] = {}
         self._orders: dict[str, RestingOrder] = {}
         self._seq = 1
-        self._handlers: dict[type, Callable[[Any], list[Event]]] = {
-            PlaceOrder: self.place,
-            CancelOrder: self.cancel,
-            AmendOrder: self.amend,
-            PlaceCombo: self.place_combo,
-        }
         for symbol, rules in (instruments or {}).items():
             self.add_instrument(symbol, rules)
 
@@ -199,16 +198,21 @@ class MatchingEngine:
     # -- commands ------------------------------------------------------------------------
 
     def execute(self, command: Command) -> list[Event]:
-        try:
-            handler = self._handlers[type(command)]
-        except KeyError:
-            raise TypeError(f"not a matching command: {command!r}") from None
-        return handler(command)
+        # Single-instrument commands first, without a lookup: this is the per-command path.
+        if type(command) is PlaceOrder:
+            return self.place(command)
+        if type(command) is CancelOrder:
+            return self.cancel(command)
+        if type(command) is AmendOrder:
+            return self.amend(command)
+        if type(command) is PlaceCombo:
+            return self.place_combo(command)
+        raise TypeError(f"not a matching command: {command!r}")
 
     def _reject(self, order_id: str, reason: RejectReason) -> list[Event]:
         seq = self._seq
         self._seq = seq + 1
-        return [OrderRejected(seq, order_id, reason)]
+        return [_event(OrderRejected, (seq, order_id, reason))]
 
     def place(self, command: PlaceOrder) -> list[Event]:
         order_id = command.order_id
@@ -218,7 +222,7 @@ class MatchingEngine:
         if book is None:
             return self._reject(order_id, RejectReason.UNKNOWN_INSTRUMENT)
         quantity, price = command.quantity, command.price
-        order_type, tif = command.order_type, command.time_in_force
+        order_type, tif, post_only = command.order_type, command.time_in_force, command.post_only
         if quantity <= 0:
             return self._reject(order_id, RejectReason.INVALID_QUANTITY)
         if order_type is LIMIT:
@@ -233,30 +237,31 @@ class MatchingEngine:
                 return self._reject(order_id, RejectReason.MARKET_NEEDS_IOC_OR_FOK)
         else:
             return self._reject(order_id, RejectReason.UNSUPPORTED_ORDER_TYPE)
-        if command.post_only and (order_type is MARKET or tif is IOC or tif is FOK):
+        if post_only and (order_type is MARKET or tif is IOC or tif is FOK):
             return self._reject(order_id, RejectReason.POST_ONLY_NEEDS_RESTING_LIMIT)
 
-        is_buy = command.side is BUY
-        post_only = command.post_only
-        order = RestingOrder(
-            order_id, command.account, is_buy, price, quantity, command.stp, book, post_only
-        )
+        side, account, stp = command.side, command.account, command.stp
+        is_buy = side is BUY
         seq = self._seq
         self._seq = seq + 1
-        order.priority = seq
         events: list[Event] = [
-            OrderAccepted(
-                seq,
-                order_id,
-                command.account,
-                book.name,
-                command.side,
-                price,
-                quantity,
-                order_type,
-                tif,
-                post_only,
-                command.stp,
+            _event(
+                OrderAccepted,
+                (
+                    seq,
+                    order_id,
+                    account,
+                    book.name,
+                    side,
+                    price,
+                    quantity,
+                    order_type,
+                    tif,
+                    post_only,
+                    stp,
+                    (),  # legs
+                    False,  # flipped
+                ),
             )
         ]
         # Most orders do not cross: one look at the opposite touch decides (`BookSide.best`,
@@ -266,9 +271,13 @@ class MatchingEngine:
         best = opposite.levels[heap[0]] if heap else None
         if best is not None and best.head is None:
             best = opposite.best()
+        order: RestingOrder | None = None
         if best is not None and (
             price is None or (best.price <= price if is_buy else best.price >= price)
         ):
+            order = RestingOrder(
+                order_id, account, is_buy, price, quantity, stp, book, seq, post_only
+            )
             if post_only:
                 self._close(order, CancelReason.POST_ONLY_WOULD_CROSS, events)
                 return events
@@ -276,30 +285,45 @@ class MatchingEngine:
                 self._close(order, CancelReason.FOK_UNFILLED, events)
                 return events
             self._match(book, order, events)
-            if not order.remaining:
+            quantity = order.remaining
+            if not quantity:
                 return events
         elif tif is FOK:
-            self._close(order, CancelReason.FOK_UNFILLED, events)
+            self._cancel_unplaced(order_id, quantity, CancelReason.FOK_UNFILLED, events)
             return events
         if tif is IOC or tif is FOK or price is None:
-            self._close(order, CancelReason.IOC_REMAINDER, events)
+            self._cancel_unplaced(order_id, quantity, CancelReason.IOC_REMAINDER, events)
             return events
         # rest: BookSide.add and PriceLevel.append, inlined on the hot path
-        side = book.bids if is_buy else book.asks
+        book_side = book.bids if is_buy else book.asks
         key = -price if is_buy else price
-        level = side.levels.get(key)
+        level = book_side.levels.get(key)
         if level is None:
-            level = side.levels[key] = PriceLevel(price, key)
-            heappush(side.heap, key)
-        order.level = level
+            level = book_side.levels[key] = PriceLevel(price, key)
+            heappush(book_side.heap, key)
         tail = level.tail
+        if order is None:
+            # An order that rests without trading (most of them): built without the call to
+            # `RestingOrder.__init__` (a third cheaper), every slot set here.
+            order = _new_order(RestingOrder)
+            order.order_id = order_id
+            order.account = account
+            order.is_buy = is_buy
+            order.price = price
+            order.quantity = order.remaining = quantity
+            order.stp = stp
+            order.book = book
+            order.post_only = post_only
+            order.combo = None
+            order.priority = seq
+            order.next = None
+        order.level = level
         order.prev = tail
         if tail is None:
             level.head = order
         else:
             tail.next = order
         level.tail = order
-        level.quantity += quantity
         self._orders[order_id] = order
         return events
 
@@ -308,11 +332,10 @@ class MatchingEngine:
         order = self._orders.pop(order_id, None)
         if order is None:
             return self._reject(order_id, RejectReason.UNKNOWN_ORDER)
+        # PriceLevel.unlink, inlined on the hot path; the order itself is dropped, so its own
+        # links need no clearing
         level = order.level
         assert level is not None
-        remaining = order.remaining
-        level.quantity -= remaining
-        # PriceLevel.unlink, inlined on the hot path
         prev, following = order.prev, order.next
         if prev is None:
             level.head = following
@@ -322,44 +345,44 @@ class MatchingEngine:
             level.tail = prev
         else:
             following.prev = prev
-        order.level = order.prev = order.next = None
-        order.remaining = 0
         seq = self._seq
         self._seq = seq + 1
-        return [OrderCancelled(seq, order_id, remaining, command.reason)]
+        return [_event(OrderCancelled, (seq, order_id, order.remaining, command.reason))]
 
     def amend(self, command: AmendOrder) -> list[Event]:
         order_id = command.order_id
         order = self._orders.get(order_id)
         if order is None:
             return self._reject(order_id, RejectReason.UNKNOWN_ORDER)
-        if command.price is None and command.quantity is None:
+        new_price, quantity = command.price, command.quantity
+        if new_price is None and quantity is None:
             return self._reject(order_id, RejectReason.NOTHING_TO_AMEND)
         combo = order.combo
         assert combo is None or isinstance(combo, ComboDetails)
-        price = order.price
-        if command.price is not None:
-            price = -command.price if combo is not None and combo.flipped else command.price
+        price = old_price = order.price
+        if new_price is not None:
+            price = -new_price if combo is not None and combo.flipped else new_price
             if combo is None and price <= 0:
                 return self._reject(order_id, RejectReason.INVALID_PRICE)
-        quantity = order.quantity if command.quantity is None else command.quantity
-        if quantity <= 0:
+        old_quantity = order.quantity
+        if quantity is None:
+            quantity = old_quantity
+        elif quantity <= 0:
             return self._reject(order_id, RejectReason.INVALID_QUANTITY)
-        if price == order.price and quantity == order.quantity:
+        if price == old_price and quantity == old_quantity:
             return self._reject(order_id, RejectReason.NOTHING_TO_AMEND)
-        filled = order.quantity - order.remaining
+        filled = old_quantity - order.remaining
         if quantity <= filled:
             return self._reject(order_id, RejectReason.AMEND_BELOW_FILLED)
 
         seq = self._seq
         self._seq = seq + 1
         remaining = quantity - filled
-        if price == order.price and quantity < order.quantity:
-            level = order.level
-            assert level is not None
-            level.quantity -= order.remaining - remaining
+        if price == old_price and quantity < old_quantity:
             order.quantity, order.remaining = quantity, remaining
-            return [OrderAmended(seq, order_id, price, quantity, remaining, True)]
+            return [
+                _event(OrderAmended, (seq, order_id, price, quantity, remaining, True))  # kept
+            ]
 
         self._remove(order)
         order.price, order.quantity, order.remaining, order.priority = (
@@ -368,7 +391,9 @@ class MatchingEngine:
             remaining,
             seq,
         )
-        events: list[Event] = [OrderAmended(seq, order_id, price, quantity, remaining, False)]
+        events: list[Event] = [
+            _event(OrderAmended, (seq, order_id, price, quantity, remaining, False))
+        ]
         book = order.book
         if order.post_only and self._would_cross(book, order):
             self._close(order, CancelReason.POST_ONLY_WOULD_CROSS, events)
@@ -407,6 +432,8 @@ class MatchingEngine:
         is_buy = (command.side is BUY) != flipped
         price = -command.price if flipped else command.price
         combo = ComboDetails(strategy_book, flipped, tif)
+        seq = self._seq
+        self._seq = seq + 1
         order = RestingOrder(
             order_id,
             command.account,
@@ -415,11 +442,9 @@ class MatchingEngine:
             command.quantity,
             command.stp,
             strategy_book.book,
+            seq,
             combo=combo,
         )
-        seq = self._seq
-        self._seq = seq + 1
-        order.priority = seq
         events: list[Event] = [
             OrderAccepted(
                 seq,
@@ -452,10 +477,12 @@ class MatchingEngine:
     # -- single-instrument matching ------------------------------------------------------
 
     def _match(self, book: OrderBook, taker: RestingOrder, events: list[Event]) -> None:
-        # The hot path: locals, no helper calls per trade. The sequence lives in a local and
-        # is written back around every call that numbers events itself.
+        # The hot path: locals, no helper calls per trade (`BookSide.best` and
+        # `PriceLevel.unlink` inlined). The sequence and the taker's remaining live in locals
+        # and are written back around every call that numbers events itself.
         is_buy = taker.is_buy
         opposite = book.asks if is_buy else book.bids
+        heap, levels = opposite.heap, opposite.levels
         limit = taker.price
         aggressor = BUY if is_buy else SELL
         orders = self._orders
@@ -463,57 +490,72 @@ class MatchingEngine:
         taker_id, taker_account = taker.order_id, taker.account
         append = events.append
         seq = self._seq
-        while taker.remaining:
-            level = opposite.best()
-            if level is None:
-                break
+        taker_left = taker.remaining
+        while taker_left and heap:
+            level = levels[heap[0]]
+            maker = level.head
+            if maker is None:  # an emptied level reached the top: drop it
+                heappop(heap)
+                del levels[level.key]
+                continue
             price = level.price
             if limit is not None and (price > limit if is_buy else price < limit):
                 break
-            maker = level.head
+            # `maker` is always the level's head here: makers before it were filled or
+            # cancelled and unlinked, or the taker stopped.
             while maker is not None:
                 following = maker.next
                 if maker.account == taker_account:
+                    taker.remaining = taker_left
                     self._seq = seq
                     self._self_trade(taker, maker, events)
                     seq = self._seq
-                    if not taker.remaining:
+                    taker_left = taker.remaining
+                    if not taker_left:
                         break
                     maker = following
                     continue
-                taker_left = taker.remaining
                 maker_left = maker.remaining
                 if taker_left < maker_left:
                     quantity = taker_left
-                    maker.remaining = maker_left = maker_left - quantity
-                    taker.remaining = taker_left = 0
+                    maker_left -= quantity
+                    taker_left = 0
                 else:
                     quantity = maker_left
-                    maker.remaining = maker_left = 0
-                    taker.remaining = taker_left = taker_left - quantity
-                level.quantity -= quantity
+                    maker_left = 0
+                    taker_left -= quantity
+                maker.remaining = maker_left
                 append(
-                    Trade(
-                        seq,
-                        name,
-                        price,
-                        quantity,
-                        aggressor,
-                        maker.order_id,
-                        maker.account,
-                        maker_left,
-                        taker_id,
-                        taker_account,
-                        taker_left,
+                    _event(
+                        Trade,
+                        (
+                            seq,
+                            name,
+                            price,
+                            quantity,
+                            aggressor,
+                            maker.order_id,
+                            maker.account,
+                            maker_left,
+                            taker_id,
+                            taker_account,
+                            taker_left,
+                            False,  # implied
+                        ),
                     )
                 )
                 seq += 1
                 if not maker_left:
-                    level.unlink(maker)
+                    level.head = following
+                    if following is None:
+                        level.tail = None
+                    else:
+                        following.prev = None
                     del orders[maker.order_id]
                 if not taker_left:
                     break
                 maker = following
+        taker.remaining = taker_left
         self._seq = seq
 
     def _would_cross(self, book: OrderBook, order: RestingOrder) -> bool:
@@ -549,7 +591,6 @@ class MatchingEngine:
             quantity = min(taker.remaining, maker.remaining)
             level = maker.level
             assert level is not None
-            level.quantity -= quantity
             for order in (maker, taker):
                 order.quantity -= quantity
                 order.remaining -= quantity
@@ -569,15 +610,22 @@ class MatchingEngine:
         """Take an open order out of its level and the index (its remaining is unchanged)."""
         level = order.level
         assert level is not None
-        level.quantity -= order.remaining
         level.unlink(order)
         del self._orders[order.order_id]
+
+    def _cancel_unplaced(
+        self, order_id: str, quantity: int, reason: CancelReason, events: list[Event]
+    ) -> None:
+        """Cancel an accepted order that never reached a book (and has no `RestingOrder`)."""
+        seq = self._seq
+        self._seq = seq + 1
+        events.append(_event(OrderCancelled, (seq, order_id, quantity, reason)))
 
     def _close(self, order: RestingOrder, reason: CancelReason, events: list[Event]) -> None:
         """Cancel what remains of an order that is not (or no longer) in a book."""
         seq = self._seq
         self._seq = seq + 1
-        events.append(OrderCancelled(seq, order.order_id, order.remaining, reason))
+        events.append(_event(OrderCancelled, (seq, order.order_id, order.remaining, reason)))
         order.remaining = 0
 
     # -- combo matching ------------------------------------------------------------------
@@ -687,7 +735,6 @@ class MatchingEngine:
         quantity = min(taker.remaining, maker.remaining)
         taker.remaining -= quantity
         maker.remaining -= quantity
-        level.quantity -= quantity
         price = Fraction(level.price)
         self._combo_fill(taker, quantity, price, Liquidity.TAKER, maker.order_id, None, events)
         self._combo_fill(maker, quantity, price, Liquidity.MAKER, taker.order_id, None, events)
@@ -797,7 +844,6 @@ class MatchingEngine:
                 quantity = min(need, maker.remaining)
                 need -= quantity
                 maker.remaining -= quantity
-                level.quantity -= quantity
                 seq = self._seq
                 self._seq = seq + 1
                 events.append(
