@@ -289,10 +289,10 @@ class MatchingEngine:
             if not quantity:
                 return events
         elif tif is FOK:
-            self._cancel_unplaced(order_id, quantity, CancelReason.FOK_UNFILLED, events)
+            self._cancel_unrested(order_id, quantity, CancelReason.FOK_UNFILLED, events)
             return events
         if tif is IOC or tif is FOK or price is None:
-            self._cancel_unplaced(order_id, quantity, CancelReason.IOC_REMAINDER, events)
+            self._cancel_unrested(order_id, quantity, CancelReason.IOC_REMAINDER, events)
             return events
         # rest: BookSide.add and PriceLevel.append, inlined on the hot path
         book_side = book.bids if is_buy else book.asks
@@ -613,10 +613,10 @@ class MatchingEngine:
         level.unlink(order)
         del self._orders[order.order_id]
 
-    def _cancel_unplaced(
+    def _cancel_unrested(
         self, order_id: str, quantity: int, reason: CancelReason, events: list[Event]
     ) -> None:
-        """Cancel an accepted order that never reached a book (and has no `RestingOrder`)."""
+        """Cancel what is left of an accepted order that does not rest (IOC, FOK, market)."""
         seq = self._seq
         self._seq = seq + 1
         events.append(_event(OrderCancelled, (seq, order_id, quantity, reason)))
