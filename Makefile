@@ -29,8 +29,10 @@ node_modules/.installed: package.json package-lock.json
 up: setup
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/isthmus up
 
+# both cores: whole test files per worker (their module- and session-scoped chains and
+# clusters stay together), the long suites spread across workers
 test: setup
-	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest -n auto --dist loadfile
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not postgres"

@@ -542,41 +542,75 @@ class SettlementService:
         if settled_event is None:
             return 0
 
-        def read() -> tuple[store.BatchRecord | None, list[tuple[Fill, Order]]]:
+        def read() -> tuple[
+            store.BatchRecord | None, list[tuple[Fill, Order]], dict[str, PoolSwap]
+        ]:
             with self._read_engine.connect() as connection:
                 batch = store.batch_by_chain_id(connection, settled_event.batch_id)
                 if batch is None:
-                    return None, []
+                    return None, [], {}
                 fills = [s.fill for s in store.fills_of_batch(connection, batch.id)]
                 found = []
                 for fill in fills:
                     stored = orders_repo.get_order(connection, fill.order_id)
                     assert stored is not None
                     found.append((fill, stored.order))
-                return batch, found
+                swaps = store.pool_swaps_of(connection, [f.id for f in fills])
+                return batch, found, swaps
 
-        batch, fills = await asyncio.to_thread(read)
+        batch, fills, swaps = await asyncio.to_thread(read)
         if batch is None:
             return 0  # not ours (another gateway's operator, a test)
-        queues: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+        # Rebuild the batch's items as they were sent and find each one's own event: an order
+        # with two fills in one batch (its internal match and its pool leg, say) has two
+        # `Fill` events with the same digest, told apart by their amounts.
+        queues: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for event in events:
-            if event.event in ("Fill", "StrategyFilled") and event.wallet and event.digest:
-                queues[(event.wallet.lower(), event.digest)].append(event.log_index)
+            if event.event == "Fill" and event.wallet and event.digest:
+                key = ("Fill", event.wallet.lower(), event.digest, event.amount, event.quote)
+                queues[key].append(event.log_index)
+            elif event.event == "StrategyFilled" and event.wallet and event.digest:
+                key = (
+                    "StrategyFilled",
+                    event.wallet.lower(),
+                    event.digest,
+                    event.fill,
+                    event.net_quote,
+                )
+                queues[key].append(event.log_index)
+        pending = [
+            (fill, order)
+            for fill, order in fills
+            if fill.settlement is SettlementStatus.PENDING and order.spec.signed is not None
+        ]
+        groups, _, behind = self._groups(pending, swaps)
         chain_id = self.sender.chain_id
         log_indexes: dict[str, int] = {}
-        strategy_logs: dict[str, int] = {}  # one StrategyFilled covers all its leg fills
-        for fill, order in fills:
-            if fill.settlement is not SettlementStatus.PENDING or order.spec.signed is None:
-                continue
-            if order.id in strategy_logs:
-                log_indexes[fill.id] = strategy_logs[order.id]
-                continue
-            digest = self.onchain.digest(order.spec, order.spec.signed, chain_id)
-            key = (order.spec.account.lower(), digest)
-            if queues.get(key):
-                log_indexes[fill.id] = queues[key].pop(0)
-                if order.spec.is_strategy:
-                    strategy_logs[order.id] = log_indexes[fill.id]
+        for group in groups:
+            for item in group.items:
+                if isinstance(item, OrderSettlement):
+                    key = (
+                        "Fill",
+                        item.wallet.lower(),
+                        item.digest(chain_id),
+                        item.fill,
+                        item.quote,
+                    )
+                elif isinstance(item, StrategySettlement):
+                    net = sum(leg.quote if leg.is_buy else -leg.quote for leg in item.legs)
+                    key = (
+                        "StrategyFilled",
+                        item.wallet.lower(),
+                        item.digest(chain_id),
+                        item.fill,
+                        net,
+                    )
+                else:
+                    continue  # a swap: its fill is the order item's
+                if queues.get(key):
+                    index = queues[key].pop(0)
+                    for fill_id in behind[item.item_id]:
+                        log_indexes[fill_id] = index
         if not log_indexes:
             return 0
         return await self._confirm(

@@ -126,3 +126,60 @@ def test_pool_legs_are_swaps_inside_the_batch_that_settles_the_internal_match(
             await rt.stop()
 
     asyncio.run(scenario())
+
+
+def test_healing_from_the_chain_tells_apart_two_fills_of_one_order_in_a_batch(
+    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+) -> None:
+    """The smart sell's internal fill and its pool fill share the order's digest: after a crash
+    between the receipt and the write, each is matched to its own `Fill` event by amount."""
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'heal.db'}")
+    tokens.mint(deployer, desk.d.weth, desk.third_wallet, 5 * WETH)
+
+    async def scenario() -> None:
+        rt = desk.runtime(pool=True)
+        http = await serve(rt)
+        try:
+            await until_pool_quoted(rt)
+            await desk.order(http, desk.buyer, desk.buyer_wallet, "buy", "1", "3010")
+            sell = await desk.order(
+                http,
+                desk.third,
+                desk.third_wallet,
+                "sell",
+                "3",
+                "2900",
+                route="smart",
+                time_in_force="ioc",
+            )
+            service = rt.settlement
+            assert isinstance(service, SettlementService)
+
+            async def crash(*_: object, **__: object) -> int:
+                raise RuntimeError("killed between the receipt and the write")
+
+            service._confirm = crash  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError):
+                await service.run_once()
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+        rt = desk.runtime(pool=True)  # restart on the same store
+        http = await serve(rt)
+        try:
+            assert isinstance(rt.settlement, SettlementService)
+            await rt.settlement.run_once()  # healed from the chain's events
+            fills = (await http.get(f"/v1/orders/{sell['id']}/fills")).json()
+            assert {f["settlement"] for f in fills} == {"settled"} and len(fills) == 2
+            receipt = w3.eth.get_transaction_receipt(fills[0]["tx_hash"])
+            events = settlement_contract(w3, desk.d).events.Fill().process_receipt(receipt)
+            amount_at = {e["logIndex"]: e["args"]["amount"] for e in events}
+            for fill in fills:  # each fill points at the event of its own amount
+                assert amount_at[fill["log_index"]] == int(Decimal(fill["quantity"]) * WETH)
+            assert len({f["log_index"] for f in fills}) == 2
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
