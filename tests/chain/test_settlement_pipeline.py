@@ -17,7 +17,7 @@ from web3 import Web3
 
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
-from gateway.chain.deploy import register_option
+from gateway.chain.deploy import register_option, settlement_contract
 from gateway.chain.transactions import Sender
 from gateway.devnet.catalogue import OPTION_EXPIRY
 from gateway.oms.settlement_service import SettlementService
@@ -111,11 +111,20 @@ def test_a_matched_trade_settles_once_and_a_crash_is_healed_from_the_chain(
 C3000, C3200 = "WETH-20270326-3000-C", "WETH-20270326-3200-C"
 
 
+@pytest.mark.parametrize("crash", [False, True], ids=["from-the-receipt", "healed-after-a-crash"])
 def test_two_signed_strategies_settle_leg_by_leg_in_one_transaction(
-    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+    w3: Web3,
+    deployer: Sender,
+    anvil_node: Anvil,
+    fresh_chain: Web3,
+    tmp_path: Path,
+    crash: bool,
 ) -> None:
     """A call spread bought from the wallet that sells it: both strategies meet on the
-    combo book, and one batch settles their four legs atomically at the split prices."""
+    combo book, and one batch settles their four legs atomically at the split prices. Each
+    leg fill points at its strategy's `StrategyFilled` event, whether recorded from the
+    receipt or healed from the chain's events after a crash (where the legs' own `Fill`
+    events carry the same digest and must not be taken for it)."""
     desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'spread.db'}")
     for strike in (3000, 3200):
         register_option(deployer, desk.d, strike * USDC, int(OPTION_EXPIRY.timestamp()), True)
@@ -143,13 +152,33 @@ def test_two_signed_strategies_settle_leg_by_leg_in_one_transaction(
             assert bought["status"] == "filled" and bought["average_price"] == "100"
             service = rt.settlement
             assert isinstance(service, SettlementService)
-            outcome = await service.run_once()
-            assert outcome.settled == 4, outcome  # four leg fills, one transaction
+            if crash:
+
+                async def killed(*_: Any, **__: Any) -> int:
+                    raise RuntimeError("killed between the receipt and the write")
+
+                service._confirm = killed  # type: ignore[method-assign]
+                with pytest.raises(RuntimeError):
+                    await service.run_once()
+                await http.aclose()
+                await rt.stop()
+                rt = desk.runtime(require_signed=False)  # restart on the same store
+                http = await serve(rt)
+                service = rt.settlement
+                assert isinstance(service, SettlementService)
+            outcome = await service.run_once()  # after a crash: healed, nothing sent again
+            assert (outcome.batches, outcome.settled) == ((0, 0) if crash else (1, 4)), outcome
             fills = (await http.get(f"/v1/orders/{bought['id']}/fills")).json()
             assert {f["settlement"] for f in fills} == {"settled"}
             assert len({f["tx_hash"] for f in fills}) == 1
             theirs = (await http.get(f"/v1/orders/{offer['id']}/fills")).json()
             assert {f["tx_hash"] for f in theirs} == {fills[0]["tx_hash"]}
+            receipt = w3.eth.get_transaction_receipt(fills[0]["tx_hash"])
+            contract = settlement_contract(w3, desk.d)
+            filled = contract.events.StrategyFilled().process_receipt(receipt)
+            by_wallet = {e["args"]["wallet"]: e["logIndex"] for e in filled}
+            assert {f["log_index"] for f in fills} == {by_wallet[desk.buyer_wallet]}
+            assert {f["log_index"] for f in theirs} == {by_wallet[desk.seller_wallet]}
             # premiums: 305 paid and 205 received by the buyer, the reverse for the seller
             assert desk.balances(desk.buyer_wallet)[1] == buyer0[1] - 100 * USDC
             assert desk.balances(desk.seller_wallet)[1] == seller0[1] + 100 * USDC
