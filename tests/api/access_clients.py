@@ -22,7 +22,7 @@ from gateway.api.request_signing import sign_request
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from tests.conftest import ManualClock
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 # anvil's well-known dev keys: accounts 1..3
 KEYS = (
@@ -45,7 +45,7 @@ def gateway(tmp_path: Path, clock: ManualClock, **settings: Any) -> Iterator[Tes
 
 
 def operator(client: TestClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return client.request(method, path, headers=OPERATOR_HEADERS, **kwargs)
+    return client.request(method, path, headers=operator_headers(), **kwargs)
 
 
 @dataclass

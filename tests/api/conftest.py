@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.config import Settings
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 
 @pytest.fixture
@@ -18,5 +18,5 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         stream_queue_size=8,
         operator_token=OPERATOR_TOKEN,
     )
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as test_client:
+    with TestClient(create_app(settings), headers=operator_headers()) as test_client:
         yield test_client

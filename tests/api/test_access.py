@@ -29,7 +29,7 @@ from tests.api.access_clients import (
     wallet,
 )
 from tests.conftest import ManualClock
-from tests.operator_access import OPERATOR_HEADERS
+from tests.operator_access import operator_headers
 
 ALICE, BOB = wallet(0), wallet(1)
 
@@ -120,7 +120,7 @@ def call(callers: Callers, role: str, method: str, path: str) -> Any:
         return key.request(method, path, body)
     headers = {
         "anonymous": {},
-        "operator": OPERATOR_HEADERS,
+        "operator": operator_headers(),
         "trader": callers.trader,
     }[role]
     return client.request(method, path, json=body, headers=headers)
@@ -153,7 +153,7 @@ def test_role_against_the_stream(callers: Callers, role: str) -> None:
         now = now_ms(callers.clock)
         headers = sign_request(key.key_id, key.secret, "GET", "/v1/stream", now_ms=now)
     else:
-        headers = {"anonymous": {}, "operator": OPERATOR_HEADERS, "trader": callers.trader}[role]
+        headers = {"anonymous": {}, "operator": operator_headers(), "trader": callers.trader}[role]
     if allowed:
         with client.websocket_connect("/v1/stream", headers=headers) as socket:
             assert socket.receive_json()["type"] == "subscribed"
@@ -364,7 +364,7 @@ def test_access_follows_the_runtime_across_restarts_of_the_app(tmp_path: Path) -
         Settings(database_url=f"sqlite:///{tmp_path / 'restart.db'}", operator_token=OPERATOR_TOKEN)
     )
     for _ in range(2):
-        with TestClient(app, headers=OPERATOR_HEADERS) as client:
+        with TestClient(app, headers=operator_headers()) as client:
             assert client.post("/v1/api-keys", json={}).status_code == 201
-    with TestClient(app, headers=OPERATOR_HEADERS) as client:
+    with TestClient(app, headers=operator_headers()) as client:
         assert len(client.get("/v1/api-keys").json()) == 2

@@ -18,7 +18,7 @@ from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.store import audit_log
 from gateway.store.audit_log import AUDIT_LOG
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # full KYC, CH
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # full KYC, CH
@@ -83,7 +83,7 @@ def client(tmp_path: Path, files: dict[str, Path]) -> Iterator[TestClient]:
         kyc_file=files["kyc"],
         operator_token=OPERATOR_TOKEN,
     )
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as test_client:
+    with TestClient(create_app(settings), headers=operator_headers()) as test_client:
         yield test_client
 
 
@@ -283,7 +283,7 @@ def test_the_devnet_default_lists_ship_a_sanctioned_sample(tmp_path: Path) -> No
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'd.db'}", operator_token=OPERATOR_TOKEN
     )
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as default:
+    with TestClient(create_app(settings), headers=operator_headers()) as default:
         sample = "0x00000000000000000000000000000000DeaDBeef"
         refused(default.post("/v1/orders", json=order(sample)), "address_sanctioned")
         carol = default.get("/v1/compliance/accounts/0x90F79bf6EB2c4f870365E785982E1f101E93b906")

@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.store import order_repository as order_repo
 from tests.api.test_orders_api import runtime
 from tests.market_making import make_market
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -25,7 +25,7 @@ C = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 
 def app_client(path: Path) -> TestClient:
     settings = Settings(database_url=f"sqlite:///{path / 'book.db'}", operator_token=OPERATOR_TOKEN)
-    return TestClient(create_app(settings), headers=OPERATOR_HEADERS)
+    return TestClient(create_app(settings), headers=operator_headers())
 
 
 def place(

@@ -15,7 +15,7 @@ from gateway.store import audit_log
 from gateway.store.tables import AuditRecordRow
 from tests.api.test_orders_api import A, B, assert_error, order
 from tests.market_making import make_market
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 
 def runtime(client: TestClient) -> Runtime:
@@ -39,7 +39,7 @@ def test_kill_switch_cancels_blocks_and_survives_a_restart(tmp_path: Path) -> No
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'risk.db'}", operator_token=OPERATOR_TOKEN
     )
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as client:
+    with TestClient(create_app(settings), headers=operator_headers()) as client:
         assert client.post("/v1/orders", json=order(1)).status_code == 201
         assert client.post("/v1/orders", json=order(2, price="2990")).status_code == 201
         assert client.post("/v1/orders", json=order(3, account=B)).status_code == 201
@@ -66,7 +66,7 @@ def test_kill_switch_cancels_blocks_and_survives_a_restart(tmp_path: Path) -> No
         assert "risk.kill_switch_engaged" in audit_kinds(client)
 
     # a restart reads the switch back
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as client:
+    with TestClient(create_app(settings), headers=operator_headers()) as client:
         assert_error(
             client.post("/v1/orders", json=order(6)), 403, "kill_switch_engaged", "account"
         )
@@ -113,7 +113,7 @@ def test_limits_round_trip_and_are_enforced(tmp_path: Path) -> None:
         "price_band_bps": 100,
         "option_price_band_bps": 5000,
     }
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as client:
+    with TestClient(create_app(settings), headers=operator_headers()) as client:
         assert client.get(f"/v1/risk/limits/{A}").json()["custom"] is False
         put = client.put(f"/v1/risk/limits/{A}", json=body)
         assert put.status_code == 200 and put.json()["limits"] == body | {
@@ -142,7 +142,7 @@ def test_limits_round_trip_and_are_enforced(tmp_path: Path) -> None:
             client.post("/v1/orders", json=order(4)), 429, "order_rate_exceeded", "account"
         )
         assert client.post("/v1/orders", json=order(5, account=B, quantity="4")).status_code == 201
-    with TestClient(create_app(settings), headers=OPERATOR_HEADERS) as client:
+    with TestClient(create_app(settings), headers=operator_headers()) as client:
         got = client.get(f"/v1/risk/limits/{A}").json()
         assert got["custom"] is True and got["limits"]["max_position"] == "2"
         assert client.delete(f"/v1/risk/limits/{A}").json()["custom"] is False

@@ -27,7 +27,7 @@ from gateway.settlement import eip712
 from gateway.venues.amm import Pool, UniswapV2Venue
 from gateway.venues.internal import InternalVenue
 from gateway.venues.protocol import Venue
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 USDC, WETH = 10**6, 10**18
 
@@ -103,7 +103,7 @@ class Desk:
         **extra: Any,
     ) -> dict[str, Any]:
         self.nonce += 1
-        body = {
+        body: dict[str, Any] = {
             "account": wallet,
             "client_order_id": f"o{self.nonce}",
             "instrument": "WETH/USDC",
@@ -142,7 +142,7 @@ class Desk:
     ) -> dict[str, Any]:
         """Sign a multi-leg strategy with the owner's key and submit it."""
         self.nonce += 1
-        body = {
+        body: dict[str, Any] = {
             "account": wallet,
             "client_order_id": f"s{self.nonce}",
             "side": side,
@@ -184,5 +184,5 @@ async def serve(rt: Runtime, *, as_operator: bool = True) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://gw",
-        headers=OPERATOR_HEADERS if as_operator else None,
+        headers=operator_headers() if as_operator else None,
     )

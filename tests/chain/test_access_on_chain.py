@@ -19,7 +19,7 @@ from gateway.api.request_signing import sign_request
 from gateway.chain.anvil import Anvil
 from gateway.chain.transactions import Sender
 from tests.chain.settlement_desk import Desk, serve
-from tests.operator_access import OPERATOR_HEADERS
+from tests.operator_access import operator_headers
 
 pytestmark = pytest.mark.chain
 
@@ -97,7 +97,7 @@ def test_traders_and_api_keys_act_for_the_wallets_their_keys_own(
             await refused(http, desk.seller_wallet, "forbidden")
 
             # an API key for the buyer's wallet passes the buyer's signed orders only
-            operator = {"headers": OPERATOR_HEADERS}
+            operator = {"headers": operator_headers()}
             created = await http.post(
                 "/v1/api-keys",
                 json={"scopes": ["trade", "read"], "accounts": [desk.buyer_wallet]},

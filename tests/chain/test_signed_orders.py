@@ -20,7 +20,7 @@ from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.settlement import eip712
 from tests.chain.option_world import World
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 
 def order_body(wallet: str, n: int, **changes: Any) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def test_signed_orders_are_checked_against_the_wallet_owner(
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://gw", headers=OPERATOR_HEADERS
+                transport=transport, base_url="http://gw", headers=operator_headers()
             ) as http:
                 wallet, key = world.buyer_wallet, world.buyer.key
                 good = await signed(http, order_body(wallet, 1), key, 1, deadline, chain_id)

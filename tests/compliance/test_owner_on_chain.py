@@ -17,7 +17,7 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from tests.chain.option_world import World
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 pytestmark = pytest.mark.chain
 
@@ -49,7 +49,7 @@ def test_a_listed_owner_bars_its_wallet_on_chain(world: World, tmp_path: Path) -
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
                 base_url="http://gw",
-                headers=OPERATOR_HEADERS,
+                headers=operator_headers(),
             ) as http:
                 body = {
                     "account": wallet,

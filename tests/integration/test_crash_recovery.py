@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
-from tests.operator_access import OPERATOR_HEADERS
+from tests.operator_access import operator_headers
 from tests.store.test_order_service import AuditTrail, audit_trail
 
 ACCOUNTS = [
@@ -88,7 +88,7 @@ async def submit_all(
         base_url=url,
         timeout=30,
         limits=httpx.Limits(max_connections=64),
-        headers=OPERATOR_HEADERS,
+        headers=operator_headers(),
     ) as client:
         await asyncio.gather(*(worker(client) for _ in range(64)))
     assert not conflicts, conflicts

@@ -43,7 +43,7 @@ from gateway.devnet.scenario import (
 from gateway.settlement.auditor import verify
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
 WETH, USDC = 10**18, 10**6
@@ -201,7 +201,7 @@ async def stream(url: str) -> Any:
     for attempt in range(3):
         try:
             return await websockets.connect(
-                url.replace("http", "ws") + "/v1/stream", additional_headers=OPERATOR_HEADERS
+                url.replace("http", "ws") + "/v1/stream", additional_headers=operator_headers()
             )
         except websockets.exceptions.InvalidStatus:
             if attempt == 2:
@@ -214,7 +214,7 @@ async def all_settled(url: str, people: list[Trader], order_ids: list[str]) -> l
     for the ones still pending (no polling)."""
     async with (
         await stream(url) as socket,
-        httpx.AsyncClient(base_url=url, timeout=30, headers=OPERATOR_HEADERS) as http,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=operator_headers()) as http,
     ):
         assert json.loads(await socket.recv())["type"] == "subscribed"
         await socket.send(

@@ -26,7 +26,7 @@ from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from gateway.venues.protocol import Venue, VenueRejected
 from tests.market_data.test_hub import status_change
-from tests.operator_access import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 from tests.venues.conftest import Account
 from tests.venues.test_algo_runner import ALICE, T0
 
@@ -75,7 +75,7 @@ async def gateway(
         app.state.runtime = rt
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers=OPERATOR_HEADERS
+            transport=transport, base_url="http://gw", headers=operator_headers()
         ) as http:
             yield rt, http
     finally:

@@ -15,7 +15,7 @@ from gateway.api.runtime import Runtime
 from gateway.domain.sim_clock import SimClock
 from gateway.routing.algos import AlgoKind
 from gateway.store import order_repository as order_repo
-from tests.operator_access import OPERATOR_HEADERS
+from tests.operator_access import operator_headers
 from tests.venues.conftest import Account
 from tests.venues.test_algo_runner import ALICE, CENT, MINUTE, T0, best_ask, gateway, request
 
@@ -24,7 +24,7 @@ def client_for(rt: Runtime) -> httpx.AsyncClient:
     app = create_app(runtime=rt)
     app.state.runtime = rt  # started by the test, not by the app's lifespan
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=OPERATOR_HEADERS
+        transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=operator_headers()
     )
 
 
