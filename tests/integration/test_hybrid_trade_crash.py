@@ -194,26 +194,13 @@ def test_kill_minus_nine_at_random_points_of_fifty_hybrid_trades(tmp_path: Path)
         node.stop()
 
 
-async def stream(url: str) -> Any:
-    """The stream's WebSocket, retrying a refused handshake as a client would: once in a
-    long CI run uvicorn answered 400 "invalid Sec-WebSocket-Key header: multiple values" to a
-    well-formed handshake from this client, right after a restart."""
-    for attempt in range(3):
-        try:
-            return await websockets.connect(
-                url.replace("http", "ws") + "/v1/stream", additional_headers=operator_headers()
-            )
-        except websockets.exceptions.InvalidStatus:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def all_settled(url: str, people: list[Trader], order_ids: list[str]) -> list[dict[str, Any]]:
     """Listen for settlements first, then read where every fill stands; wait on the stream
     for the ones still pending (no polling)."""
     async with (
-        await stream(url) as socket,
+        websockets.connect(
+            url.replace("http", "ws") + "/v1/stream", additional_headers=operator_headers()
+        ) as socket,
         httpx.AsyncClient(base_url=url, timeout=30, headers=operator_headers()) as http,
     ):
         assert json.loads(await socket.recv())["type"] == "subscribed"
