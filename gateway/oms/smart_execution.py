@@ -9,6 +9,9 @@ parent's id and its leg number as client order id, and is recorded before it is 
 (`VenueChildren`), so a venue execution is found again if the gateway stops in the middle.
 The internal book's leg goes first: the parent takes it on the matching engine
 (`InternalBook.take`), its fills recorded on the parent with the resting orders' fills.
+When the gateway settles on chain, a signed order's pool leg is not swapped by the operator:
+it is filled at the pool's exact price and its swap runs inside the settlement transaction
+(`_pool_fill`).
 """
 
 from __future__ import annotations
