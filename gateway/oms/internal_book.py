@@ -476,12 +476,7 @@ class InternalBook:
         placeholder = Order.new(order_id, spec, datetime.min)
         async with self._lock:
             await self._fresh()
-            if self.admission is not None:
-                self.admission(spec)
-            events = self._engine.execute(command)
-            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
-            if rejected is not None:
-                raise BookRejected(f"the book refused the order: {rejected.reason.value}")
+            events = self._admitted(spec, command)
             future = self._write(
                 events,
                 order_id,
@@ -491,6 +486,17 @@ class InternalBook:
                 audit=tuple(audit),
             )
         return await self._outcome(future)
+
+    def _admitted(self, spec: OrderSpec, command: PlaceOrder | PlaceCombo) -> list[Event]:
+        """Under the lock, with the books fresh: the compliance admission, then the engine;
+        a refusal by either raises (nothing was written)."""
+        if self.admission is not None:
+            self.admission(spec)
+        events = self._engine.execute(command)
+        rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+        if rejected is not None:
+            raise BookRejected(f"the book refused the order: {rejected.reason.value}")
+        return events
 
     async def take(self, order: Order, quantity: Decimal, price: Decimal | None) -> Order:
         """A smart-routed order takes up to `quantity` from the book at `price` or better
@@ -511,12 +517,7 @@ class InternalBook:
         )
         async with self._lock:
             await self._fresh()
-            if self.admission is not None:
-                self.admission(spec)
-            events = self._engine.execute(command)
-            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
-            if rejected is not None:
-                raise BookRejected(f"the book refused the order: {rejected.reason.value}")
+            events = self._admitted(spec, command)
             kept = [
                 e for e in events if not (isinstance(e, OrderCancelled) and e.order_id == order.id)
             ]
