@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
@@ -35,6 +36,23 @@ async def until_pool_quoted(rt: object) -> None:
         hub.unsubscribe(feed)
 
 
+async def bid_then_smart_sell(desk: Desk, http: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """1 WETH bid on our book above the pool's price, then a signed 3 WETH smart sell: 1
+    against the bid, 2 to the pool."""
+    bid = await desk.order(http, desk.buyer, desk.buyer_wallet, "buy", "1", "3010")
+    sell = await desk.order(
+        http,
+        desk.third,
+        desk.third_wallet,
+        "sell",
+        "3",
+        "2900",
+        route="smart",
+        time_in_force="ioc",
+    )
+    return bid, sell
+
+
 def test_pool_legs_are_swaps_inside_the_batch_that_settles_the_internal_match(
     w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
 ) -> None:
@@ -54,18 +72,7 @@ def test_pool_legs_are_swaps_inside_the_batch_that_settles_the_internal_match(
             weth0, usdc0 = pool()
             buyer0, third0 = desk.balances(desk.buyer_wallet), desk.balances(desk.third_wallet)
             seller0 = desk.balances(desk.seller_wallet)
-            # 1 WETH bid on our book above the pool's price, then a 3 WETH smart sell
-            bid = await desk.order(http, desk.buyer, desk.buyer_wallet, "buy", "1", "3010")
-            sell = await desk.order(
-                http,
-                desk.third,
-                desk.third_wallet,
-                "sell",
-                "3",
-                "2900",
-                route="smart",
-                time_in_force="ioc",
-            )
+            bid, sell = await bid_then_smart_sell(desk, http)
             assert sell["status"] == "filled", sell
             fills = (await http.get(f"/v1/orders/{sell['id']}/fills")).json()
             by_venue = {f["venue"]: f for f in fills}
@@ -141,17 +148,7 @@ def test_healing_from_the_chain_tells_apart_two_fills_of_one_order_in_a_batch(
         http = await serve(rt)
         try:
             await until_pool_quoted(rt)
-            await desk.order(http, desk.buyer, desk.buyer_wallet, "buy", "1", "3010")
-            sell = await desk.order(
-                http,
-                desk.third,
-                desk.third_wallet,
-                "sell",
-                "3",
-                "2900",
-                route="smart",
-                time_in_force="ioc",
-            )
+            _, sell = await bid_then_smart_sell(desk, http)
             service = rt.settlement
             assert isinstance(service, SettlementService)
 
