@@ -405,7 +405,10 @@ def test_volume_profile_from_venue_history_weighs_the_open_and_close(
         venue = private_binance.venue()
         tape = TradeTape([venue])
         try:
-            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            # the day the tape was seeded on, not today's: a session that crosses midnight
+            # would otherwise ask for days the two-day tape does not cover
+            seeded = datetime.fromtimestamp(private_binance.sim.history_until_ms / 1000, UTC)
+            midnight = seeded.replace(hour=0, minute=0, second=0, microsecond=0)
             tomorrow = midnight + timedelta(days=1)
             profile = await tape.volume_profile(SPOT, midnight, tomorrow, buckets=8, days=1)
             assert profile is not None and len(profile) == 8

@@ -179,6 +179,7 @@ class BinanceSim(SimVenueBase):
         self.market_maker.fund({"ETH": Decimal(1_000_000), "USDC": Decimal(10_000_000_000)})
         self.market_maker.refresh()
         self.history = history if history is not None else HistoryConfig()
+        self.history_until_ms = self.now_ms()  # the synthetic tape ends here
         seed_history(
             self.exchange,
             SPOT_SYMBOL,
@@ -186,7 +187,7 @@ class BinanceSim(SimVenueBase):
             reference_price=start_mid,
             min_quantity=Decimal("0.01"),
             max_quantity=Decimal("2"),
-            now_ms=self.now_ms(),
+            now_ms=self.history_until_ms,
             config=self.history,
         )
         if devnet_account:
