@@ -11,10 +11,21 @@
 from snekmate.auth import ownable
 
 from .interfaces import IAggregatorV3
+from .lib import timelock
 
 initializes: ownable
+initializes: timelock[ownable := ownable]
 
-exports: (ownable.owner, ownable.transfer_ownership, ownable.renounce_ownership)
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    ownable.renounce_ownership,
+    timelock.DELAY,
+    timelock.change_eta,
+    timelock.cancel_change,
+)
+
+SET_FEED: constant(bytes32) = keccak256("set_feed")
 
 
 struct Feed:
@@ -38,25 +49,48 @@ event FeedSet:
 
 
 @deploy
-def __init__(quote_decimals: uint8):
+def __init__(quote_decimals: uint8, delay: uint256):
     """
     @notice Creates the oracle; prices are scaled to `quote_decimals` decimals.
     @param quote_decimals Decimals of the quote token (USDC: 6).
+    @param delay Seconds a queued feed replacement waits before it can apply.
     """
     ownable.__init__()
+    timelock.__init__(delay)
     QUOTE_DECIMALS = quote_decimals
+
+
+@external
+def queue_feed(asset: address, aggregator: address, max_staleness: uint256, max_deviation_bps: uint256) -> bytes32:
+    """
+    @notice Queues the replacement of an asset's feed; `set_feed` with the same arguments
+            applies it after the delay. Owner only. Replacing a feed changes what haircut
+            collateral is worth (margin, so withdrawals) and which feed later series bind, so
+            it waits; series already registered keep the feed they bound.
+    @param asset The asset.
+    @param aggregator The new AggregatorV3-compatible feed.
+    @param max_staleness The oldest acceptable answer, in seconds.
+    @param max_deviation_bps The largest acceptable move from the previous round (0: off).
+    @return bytes32 The change id.
+    """
+    return timelock._queue(SET_FEED, abi_encode(asset, aggregator, max_staleness, max_deviation_bps))
 
 
 @external
 def set_feed(asset: address, aggregator: address, max_staleness: uint256, max_deviation_bps: uint256):
     """
-    @notice Sets (or replaces) the feed of an asset. Owner only.
+    @notice Sets the feed of an asset. Owner only. An asset's first feed applies at once
+            (nothing can depend on a feed that does not exist); a replacement must have been
+            queued with `queue_feed` and waited out the delay.
     @param asset The asset (ERC-20 token) the feed prices in quote terms.
     @param aggregator The AggregatorV3-compatible feed.
     @param max_staleness The oldest acceptable answer, in seconds.
     @param max_deviation_bps The largest acceptable move from the previous round (0: off).
     """
-    ownable._check_owner()
+    if self.feeds[asset].aggregator == empty(address):
+        ownable._check_owner()
+    else:
+        timelock._apply(SET_FEED, abi_encode(asset, aggregator, max_staleness, max_deviation_bps))
     assert aggregator != empty(address), "oracle: zero aggregator"
     assert max_staleness > 0, "oracle: zero staleness"
     assert max_deviation_bps <= 10_000, "oracle: deviation above 100%"
@@ -104,6 +138,19 @@ def _read(asset: address) -> (uint256, uint256):
             diff: uint256 = a - p if a > p else p - a
             assert diff * 10_000 <= p * feed.max_deviation_bps, "oracle: deviation"
     return self._scale(answer, feed.feed_decimals), updated_at
+
+
+@external
+@view
+def scale(answer: int256, feed_decimals: uint8) -> uint256:
+    """
+    @notice Converts a positive feed answer to quote units per whole asset.
+    @param answer The feed's answer.
+    @param feed_decimals The feed's decimals.
+    @return uint256 The price.
+    """
+    assert answer > 0, "oracle: bad answer"
+    return self._scale(answer, feed_decimals)
 
 
 @external

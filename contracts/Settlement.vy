@@ -25,10 +25,19 @@ from ethereum.ercs import IERC20Detailed
 from snekmate.auth import ownable
 
 from .lib import orders
+from .lib import timelock
 
 initializes: ownable
+initializes: timelock[ownable := ownable]
 
-exports: (ownable.owner, ownable.transfer_ownership, ownable.renounce_ownership)
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    ownable.renounce_ownership,
+    timelock.DELAY,
+    timelock.change_eta,
+    timelock.cancel_change,
+)
 
 
 MAX_ORDERS: constant(uint256) = 64
@@ -41,17 +50,38 @@ MAX_BATCH_OPTIONS: constant(uint256) = 64
 MAX_SERIES_WALLETS: constant(uint256) = 256
 MAX_COLLATERAL: constant(uint256) = 8
 BPS: constant(uint256) = 10_000
+MAX_CONTRACT_SIGS: constant(uint256) = 8
+MAX_CONTRACT_SIG: constant(uint256) = 520  # MarginWallet keys.MAX_CONTRACT_SIG
+MAX_OPEN: constant(uint256) = 16  # MarginWallet positions.MAX_OPEN
+MAX_INPUT_TOKENS: constant(uint256) = 1 + MAX_OPEN + MAX_COLLATERAL
+SET_COLLATERAL: constant(bytes32) = keccak256("set_collateral")
 
 
 interface IMarginWallet:
-    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32: nonpayable
-    def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool) -> bytes32: nonpayable
+    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contract_sig: Bytes[MAX_CONTRACT_SIG]) -> bytes32: nonpayable
+    def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool, contract_sig: Bytes[MAX_CONTRACT_SIG]) -> bytes32: nonpayable
     def finish(): nonpayable
     def settle_series(underlying: address, quote: address, expiry: uint64, price: uint256) -> (uint256, uint256, uint256): nonpayable
+    def open_positions() -> DynArray[bytes32, MAX_OPEN]: view
+    def option_meta(id: bytes32) -> (address, uint64, bool, uint256): view
+    def position(id: bytes32) -> int256: view
+    def option_quote() -> address: view
+    def settlement() -> address: view
+
+struct OracleFeed:
+    aggregator: address
+    feed_decimals: uint8
+    max_staleness: uint256
+    max_deviation_bps: uint256
 
 interface IPriceOracle:
     def price(asset: address) -> uint256: view
-    def price_with_time(asset: address) -> (uint256, uint256): view
+    def feeds(asset: address) -> OracleFeed: view
+    def scale(answer: int256, feed_decimals: uint8) -> uint256: view
+
+interface IAggregator:
+    def getRoundData(round_id: uint80) -> (uint80, int256, uint256, uint256, uint80): view
+    def latestRoundData() -> (uint80, int256, uint256, uint256, uint80): view
 
 interface IUniswapV2Pair:
     def token0() -> address: view
@@ -102,16 +132,46 @@ struct Batch:
     orders: DynArray[OrderItem, MAX_ORDERS]
     strategies: DynArray[StrategyItem, MAX_STRATEGIES]
     swaps: DynArray[Swap, MAX_SWAPS]
+    # contract owners' EIP-1271 signatures (e.g. a Safe's); an item whose sig.v is 0 carries
+    # the index of its signature here in sig.r
+    signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRACT_SIGS]
 
 struct Series:
     underlying: address
     quote: address
     expiry: uint64
     unit: uint256  # 10**underlying_decimals; 0: unknown series
+    feed: address  # the aggregator bound at registration: the expiry price is its round at expiry
+    feed_decimals: uint8
+
+struct OpenPosition:
+    id: bytes32
+    underlying: address
+    expiry: uint64
+    strike: uint256
+    is_call: bool
+    size: int256
+
+struct CollateralInput:
+    token: address
+    unit: uint256
+    haircut_bps: uint256
+    price: uint256  # 0: the oracle refuses a price now (margin_status would revert)
+
+struct MarginInputs:
+    settlement: address
+    option_quote: address
+    positions: DynArray[OpenPosition, MAX_OPEN]
+    balances: DynArray[uint256, MAX_INPUT_TOKENS]  # balance of each of `tokens`
+    tokens: DynArray[address, MAX_INPUT_TOKENS]  # option quote, underlyings, collateral
+    collateral: DynArray[CollateralInput, MAX_COLLATERAL]
 
 
 ORACLE: immutable(address)
 OPTION_QUOTE: immutable(address)
+# how long after expiry a series may settle at the last round before expiry (the feed has no
+# round at expiry), or unwind at no payoff (the feed no longer answers)
+EXPIRY_GRACE: public(immutable(uint256))
 
 factory: public(address)
 is_operator: public(HashMap[address, bool])
@@ -126,7 +186,7 @@ series_settled: public(HashMap[bytes32, bool])
 expiry_price: public(HashMap[bytes32, uint256])
 haircut_bps: public(HashMap[address, uint256])
 _collateral: DynArray[address, MAX_COLLATERAL]
-_collateral_unit: HashMap[address, uint256]
+collateral_unit: public(HashMap[address, uint256])  # 10**decimals; 0: not collateral
 
 # per-batch bookkeeping (transient; cleared before settle returns)
 _t_last: transient(HashMap[address, uint256])  # 1 + index of the wallet's last item (0: unseen)
@@ -171,6 +231,7 @@ event BatchSettled:
 
 event ExpirySettled:
     series: indexed(bytes32)
+    round_id: uint80  # 0: unwound without a price
     price: uint256
     updated_at: uint256
     collected_quote: uint256
@@ -210,17 +271,28 @@ event CollateralSet:
     token: indexed(address)
     haircut_bps: uint256
 
+event SeriesRegistered:
+    series: indexed(bytes32)
+    underlying: indexed(address)
+    expiry: uint64
+    feed: address
+
 
 @deploy
-def __init__(oracle_: address, option_quote_: address):
+def __init__(oracle_: address, option_quote_: address, delay: uint256, expiry_grace: uint256):
     """
     @notice Creates the settlement contract.
     @param oracle_ The PriceOracle used at expiry and for haircut collateral.
     @param option_quote_ The token every listed option settles in (USDC).
+    @param delay Seconds a queued admin change waits before it can apply.
+    @param expiry_grace Seconds after expiry before the fallbacks of `settle_expiry` and
+           `unwind_expiry` open.
     """
     ownable.__init__()
+    timelock.__init__(delay)
     ORACLE = oracle_
     OPTION_QUOTE = option_quote_
+    EXPIRY_GRACE = expiry_grace
 
 
 # --------------------------------------------------------------------------- views
@@ -305,7 +377,7 @@ def collateral_value(token: address, amount: uint256) -> uint256:
     @param amount Amount in token units.
     @return uint256 Value in option-quote units.
     """
-    unit: uint256 = self._collateral_unit[token]
+    unit: uint256 = self.collateral_unit[token]
     if unit == 0 or amount == 0:
         return 0
     price: uint256 = staticcall IPriceOracle(ORACLE).price(token)
@@ -381,8 +453,12 @@ def register_option(underlying: address, quote: address, strike: uint256, expiry
     assert convert(expiry, uint256) > block.timestamp, "settlement: expiry in the past"
     sid: bytes32 = orders.series_id(underlying, quote, expiry)
     if self.series[sid].unit == 0:
+        # the series binds the oracle's feed now: a later feed change never reaches it
+        feed: OracleFeed = staticcall IPriceOracle(ORACLE).feeds(underlying)
+        assert feed.aggregator != empty(address), "settlement: no feed for the underlying"
         unit: uint256 = 10**convert(staticcall IERC20Detailed(underlying).decimals(), uint256)
-        self.series[sid] = Series(underlying=underlying, quote=quote, expiry=expiry, unit=unit)
+        self.series[sid] = Series(underlying=underlying, quote=quote, expiry=expiry, unit=unit, feed=feed.aggregator, feed_decimals=feed.feed_decimals)
+        log SeriesRegistered(series=sid, underlying=underlying, expiry=expiry, feed=feed.aggregator)
     ins: orders.Instrument = orders.Instrument(kind=orders.KIND_OPTION, base=underlying, quote=quote, strike=strike, expiry=expiry, is_call=is_call)
     return self._register(ins)
 
@@ -409,19 +485,38 @@ def register_pool(pair: address):
 
 
 @external
+def queue_collateral(token: address, haircut_bps_: uint256) -> bytes32:
+    """
+    @notice Queues a change of an existing collateral token's haircut; `set_collateral` with
+            the same arguments applies it after the delay. Owner only. A higher haircut can
+            fail wallets' margin (blocking withdrawals), a lower one weakens what covers the
+            shorts, so both wait; 10000 removes the token's value (deregistration).
+    @param token The collateral token.
+    @param haircut_bps_ The new haircut in basis points.
+    @return bytes32 The change id.
+    """
+    return timelock._queue(SET_COLLATERAL, abi_encode(token, haircut_bps_))
+
+
+@external
 def set_collateral(token: address, haircut_bps_: uint256):
     """
     @notice Makes a token count as margin collateral at oracle price minus `haircut_bps_`.
-            Owner only. A haircut of 10000 makes it worthless.
+            Owner only. Adding a token applies at once (it can only add value to the wallets
+            that hold it); changing an existing token's haircut must have been queued with
+            `queue_collateral` and waited out the delay. A haircut of 10000 makes it worthless.
     @param token The token (it needs an oracle feed).
     @param haircut_bps_ The haircut in basis points.
     """
-    ownable._check_owner()
+    if self.collateral_unit[token] == 0:
+        ownable._check_owner()
+    else:
+        timelock._apply(SET_COLLATERAL, abi_encode(token, haircut_bps_))
     assert haircut_bps_ <= BPS, "settlement: haircut above 100%"
     assert token != OPTION_QUOTE, "settlement: quote is not haircut collateral"
-    if self._collateral_unit[token] == 0:
+    if self.collateral_unit[token] == 0:
         self._collateral.append(token)
-        self._collateral_unit[token] = 10**convert(staticcall IERC20Detailed(token).decimals(), uint256)
+        self.collateral_unit[token] = 10**convert(staticcall IERC20Detailed(token).decimals(), uint256)
     self.haircut_bps[token] = haircut_bps_
     log CollateralSet(token=token, haircut_bps=haircut_bps_)
 
@@ -462,6 +557,16 @@ def _leg(batch_id: uint256, wallet: address, digest: bytes32, ins: orders.Instru
             self._series_wallets[sid].append(wallet)
     self._book(wallet, ins.quote, -q)
     log Fill(batch_id=batch_id, wallet=wallet, digest=digest, instrument=id, is_buy=is_buy, amount=amount, quote=quote)
+
+
+@internal
+@pure
+def _contract_sig(signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRACT_SIGS], sig: orders.Signature) -> Bytes[MAX_CONTRACT_SIG]:
+    if sig.v != 0:
+        return b""
+    index: uint256 = convert(sig.r, uint256)
+    assert index < len(signatures), "settlement: no contract signature"
+    return signatures[index]
 
 
 @external
@@ -534,7 +639,7 @@ def settle(batch: Batch):
             fill=item.fill,
             quote=item.quote,
         )
-        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1)
+        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1, self._contract_sig(batch.signatures, item.sig))
         self._leg(batch_id, item.wallet, digest, ins, id, item.is_buy, item.fill, item.quote)
 
     for j: uint256 in range(MAX_STRATEGIES):
@@ -559,7 +664,7 @@ def settle(batch: Batch):
             fill=item.fill,
             quotes=quotes,
         )
-        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_strategy(fill, leg_ins, self._t_last[item.wallet] == MAX_ORDERS + j + 1)
+        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_strategy(fill, leg_ins, self._t_last[item.wallet] == MAX_ORDERS + j + 1, self._contract_sig(batch.signatures, item.sig))
         for leg: LegItem in item.legs:
             self._leg(batch_id, item.wallet, digest, batch.instruments[leg.instrument], ids[leg.instrument], leg.is_buy, item.fill * leg.ratio, leg.quote)
         log StrategyFilled(batch_id=batch_id, wallet=item.wallet, digest=digest, fill=item.fill, net_quote=net)
@@ -609,29 +714,39 @@ def settle(batch: Batch):
 
 # --------------------------------------------------------------------------- expiry
 
-@external
-@nonreentrant
-def settle_expiry(series_: bytes32):
+@internal
+@view
+def _round(feed: address, round_id: uint80) -> (bool, int256, uint256):
     """
-    @notice Settles an options series at expiry; anyone may call (the owner's escape hatch
-            needs no operator). Reads the oracle (its answer must be updated at or after
-            expiry), closes every wallet's positions in the series, collects what shorts owe
-            (quote first, then underlying at the settlement price) and pays longs (quote
-            first, then underlying). Debts round up and credits down, so it never pays more
-            than it collected.
-    @param series_ The series id.
+    @dev (exists, answer, updatedAt) of a feed round; a round the feed cannot return (it
+         reverts, or is incomplete or empty) does not exist.
     """
-    s: Series = self.series[series_]
-    assert s.unit != 0, "settlement: unknown series"
-    assert block.timestamp >= convert(s.expiry, uint256), "settlement: not expired"
-    assert not self.series_settled[series_], "settlement: already settled"
-    price: uint256 = 0
-    updated_at: uint256 = 0
-    price, updated_at = staticcall IPriceOracle(ORACLE).price_with_time(s.underlying)
-    assert updated_at >= convert(s.expiry, uint256), "settlement: no price after expiry"
+    ok: bool = False
+    ret: Bytes[160] = b""
+    ok, ret = raw_call(feed, abi_encode(round_id, method_id=method_id("getRoundData(uint80)")), max_outsize=160, is_static_call=True, revert_on_failure=False)
+    if not ok or len(ret) != 160:
+        return False, 0, 0
+    rid: uint80 = 0
+    answer: int256 = 0
+    started: uint256 = 0
+    updated: uint256 = 0
+    answered_in: uint80 = 0
+    rid, answer, started, updated, answered_in = abi_decode(ret, (uint80, int256, uint256, uint256, uint80))
+    if updated == 0 or answered_in < rid:
+        return False, 0, 0
+    return True, answer, updated
+
+
+@internal
+def _close_series(series_: bytes32, s: Series, round_id: uint80, price: uint256, updated_at: uint256):
+    """
+    @dev Closes every wallet's positions in the series at `price` (0: no payoff), collects
+         what shorts owe (quote first, then underlying) and pays longs (quote first, then
+         underlying). Debts round up and credits down, so it never pays more than it
+         collected.
+    """
     self.series_settled[series_] = True
     self.expiry_price[series_] = price
-
     wallets: DynArray[address, MAX_SERIES_WALLETS] = self._series_wallets[series_]
     credits: DynArray[uint256, MAX_SERIES_WALLETS] = []
     collected_q: uint256 = 0
@@ -661,4 +776,124 @@ def settle_expiry(series_: bytes32):
         if pay_u > 0:
             assert extcall IERC20(s.underlying).transfer(wallets[i], pay_u, default_return_value=True), "settlement: transfer failed"
         log ExpiryPaid(series=series_, wallet=wallets[i], quote=pay_q, underlying=pay_u)
-    log ExpirySettled(series=series_, price=price, updated_at=updated_at, collected_quote=collected_q, collected_underlying=collected_u, paid_quote=collected_q - pool_q, paid_underlying=collected_u - pool_u)
+    log ExpirySettled(series=series_, round_id=round_id, price=price, updated_at=updated_at, collected_quote=collected_q, collected_underlying=collected_u, paid_quote=collected_q - pool_q, paid_underlying=collected_u - pool_u)
+
+
+@external
+@nonreentrant
+def settle_expiry(series_: bytes32, round_id: uint80):
+    """
+    @notice Settles an options series at expiry; anyone may call (the owner's escape hatch
+            needs no operator). The price is the round at expiry of the feed the series bound
+            when it was registered: `round_id` must be updated at or after expiry and its
+            previous round before it, so no caller can pick a later, more convenient answer.
+            If the feed has no usable round at expiry once `EXPIRY_GRACE` has passed, the last
+            round before expiry settles it instead (the round at expiry is missing or has no
+            valid answer). Closes every wallet's positions in the series, collects what shorts
+            owe and pays longs.
+    @param series_ The series id.
+    @param round_id The feed's round at expiry (or, after the grace period with no usable
+           round at expiry, its last round before expiry).
+    """
+    s: Series = self.series[series_]
+    assert s.unit != 0, "settlement: unknown series"
+    expiry: uint256 = convert(s.expiry, uint256)
+    assert block.timestamp >= expiry, "settlement: not expired"
+    assert not self.series_settled[series_], "settlement: already settled"
+    exists: bool = False
+    answer: int256 = 0
+    updated: uint256 = 0
+    exists, answer, updated = self._round(s.feed, round_id)
+    assert exists, "settlement: no such round"
+    assert answer > 0, "settlement: bad answer"
+    if updated >= expiry:
+        # the round at expiry: the first one updated at or after it
+        prev_exists: bool = False
+        prev_answer: int256 = 0
+        prev_updated: uint256 = 0
+        if round_id > 0:
+            prev_exists, prev_answer, prev_updated = self._round(s.feed, round_id - 1)
+        assert not prev_exists or prev_updated < expiry, "settlement: not the round at expiry"
+    else:
+        # the last round before expiry, only once the grace period has passed without a
+        # usable round at expiry
+        assert block.timestamp >= expiry + EXPIRY_GRACE, "settlement: grace period not over"
+        next_exists: bool = False
+        next_answer: int256 = 0
+        next_updated: uint256 = 0
+        next_exists, next_answer, next_updated = self._round(s.feed, round_id + 1)
+        assert not next_exists or (next_updated >= expiry and next_answer <= 0), "settlement: not the last round before expiry"
+    price: uint256 = staticcall IPriceOracle(ORACLE).scale(answer, s.feed_decimals)
+    self._close_series(series_, s, round_id, price, updated)
+
+
+@external
+@nonreentrant
+def unwind_expiry(series_: bytes32):
+    """
+    @notice Unwinds a series whose bound feed no longer answers (its latest round reverts or
+            is not positive) once twice `EXPIRY_GRACE` has passed after expiry, so that the
+            price fallbacks of `settle_expiry` had a whole grace period first: every position
+            closes at no payoff and all collateral is free again. Anyone may call; funds are
+            never locked forever by a dead feed.
+    @param series_ The series id.
+    """
+    s: Series = self.series[series_]
+    assert s.unit != 0, "settlement: unknown series"
+    assert block.timestamp >= convert(s.expiry, uint256) + 2 * EXPIRY_GRACE, "settlement: grace period not over"
+    assert not self.series_settled[series_], "settlement: already settled"
+    ok: bool = False
+    ret: Bytes[160] = b""
+    ok, ret = raw_call(s.feed, method_id("latestRoundData()"), max_outsize=160, is_static_call=True, revert_on_failure=False)
+    if ok and len(ret) == 160:
+        rid: uint80 = 0
+        answer: int256 = 0
+        started: uint256 = 0
+        updated: uint256 = 0
+        answered_in: uint80 = 0
+        rid, answer, started, updated, answered_in = abi_decode(ret, (uint80, int256, uint256, uint256, uint80))
+        assert answer <= 0, "settlement: the feed answers"
+    self._close_series(series_, s, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- risk view
+
+@external
+@view
+def margin_inputs(wallet: address) -> MarginInputs:
+    """
+    @notice Everything the margin rule of `wallet` reads, in one call (for the off-chain risk
+            mirror): its settlement, option quote, open positions with their metadata in
+            open-list order, its balance of the option quote, of each underlying and of each
+            collateral token, and this contract's collateral tokens with unit, haircut and
+            oracle price (0 where the oracle refuses one now).
+    @param wallet The MarginWallet.
+    @return MarginInputs The inputs.
+    """
+    quote: address = staticcall IMarginWallet(wallet).option_quote()
+    out: MarginInputs = MarginInputs(settlement=staticcall IMarginWallet(wallet).settlement(), option_quote=quote, positions=[], balances=[], tokens=[], collateral=[])
+    if quote != empty(address):
+        out.tokens.append(quote)
+    ids: DynArray[bytes32, MAX_OPEN] = staticcall IMarginWallet(wallet).open_positions()
+    for id: bytes32 in ids:
+        underlying: address = empty(address)
+        expiry: uint64 = 0
+        is_call: bool = False
+        strike: uint256 = 0
+        underlying, expiry, is_call, strike = staticcall IMarginWallet(wallet).option_meta(id)
+        out.positions.append(OpenPosition(id=id, underlying=underlying, expiry=expiry, strike=strike, is_call=is_call, size=staticcall IMarginWallet(wallet).position(id)))
+        if underlying not in out.tokens:
+            out.tokens.append(underlying)
+    for token: address in self._collateral:
+        if token not in out.tokens:
+            out.tokens.append(token)
+        ok: bool = False
+        ret: Bytes[32] = b""
+        ok, ret = raw_call(ORACLE, abi_encode(token, method_id=method_id("price(address)")), max_outsize=32, is_static_call=True, revert_on_failure=False)
+        price: uint256 = 0
+        if ok and len(ret) == 32:
+            price = convert(ret, uint256)
+        out.collateral.append(CollateralInput(token=token, unit=self.collateral_unit[token], haircut_bps=self.haircut_bps[token], price=price))
+    for token: address in out.tokens:
+        out.balances.append(staticcall IERC20(token).balanceOf(wallet))
+    return out

@@ -225,3 +225,23 @@ def uniswap_v2_core(name: str) -> ContractArtifact:
 def uniswap_v2_periphery(name: str) -> ContractArtifact:
     """``UniswapV2Router02``, ``WETH9``… from ``@uniswap/v2-periphery``."""
     return _load_published(UNISWAP_V2_PERIPHERY, name)
+
+
+def safe_artifact(name: str) -> ContractArtifact:
+    """``Safe``, ``SafeL2``, ``SafeProxyFactory``, ``CompatibilityFallbackHandler``,
+    ``MultiSend``… from ``@safe-global/safe-contracts`` (1.4.1, the audited release).
+
+    Its hardhat build nests each artifact as ``build/artifacts/contracts/<dir>/<Name>.sol/
+    <Name>.json``, so it is found by name rather than by the Uniswap packages' flat layout."""
+    root = node_modules_dir().joinpath("@safe-global", "safe-contracts", "build", "artifacts")
+    matches = sorted(root.joinpath("contracts").rglob(f"{name}.sol/{name}.json"))
+    if len(matches) != 1:
+        found = "not found" if not matches else f"ambiguous: {[str(m) for m in matches]}"
+        raise ArtifactError(f"Safe artifact {name!r} {found} under {root}; run `npm ci`")
+    data = json.loads(matches[0].read_text())
+    bytecode = data.get("bytecode", "")
+    if len(bytecode) <= 2:  # interfaces and abstract contracts ship "0x"
+        raise ArtifactError(f"{matches[0]} has no bytecode")
+    return ContractArtifact(
+        name=name, abi=data["abi"], bytecode=_hex_to_bytes(bytecode), source=str(matches[0])
+    )

@@ -24,6 +24,9 @@ USDC = 10**6
 WETH = 10**18
 DAY = 86_400
 NO_LIMIT = (1 << 94) - 1
+ADMIN_DELAY = 2 * DAY  # queued admin changes wait this long
+EXPIRY_GRACE = DAY  # after expiry: fallback price / unwind
+NO_KEY_LIMIT = (1 << 128) - 1
 
 
 def load(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -173,6 +176,11 @@ def split_sig(signature: bytes) -> tuple[int, bytes, bytes]:
     return (signature[64], signature[:32], signature[32:64])
 
 
+class ContractSig(bytes):
+    """A contract owner's EIP-1271 signature: travels in `Batch.signatures`, the item's
+    (v, r, s) is (0, index, 0)."""
+
+
 def order_item(
     trader: Trader, ins: tuple, order: tuple, fill: int, quote: int, signature: bytes | None = None
 ) -> dict[str, Any]:
@@ -211,8 +219,16 @@ def strategy_item(
 
 
 def batch(orders=(), strategies=(), swaps=(), batch_id: int = 1) -> tuple:
-    """The `Settlement.settle` argument: (batch_id, instruments, orders, strategies, swaps)."""
+    """The `Settlement.settle` argument: (batch_id, instruments, orders, strategies, swaps,
+    signatures)."""
     instruments: list[tuple] = []
+    signatures: list[bytes] = []
+
+    def sig(signature: bytes) -> tuple[int, bytes, bytes]:
+        if isinstance(signature, ContractSig):
+            signatures.append(bytes(signature))
+            return (0, (len(signatures) - 1).to_bytes(32, "big"), bytes(32))
+        return split_sig(signature)
 
     def index(ins: tuple) -> int:
         if ins not in instruments:
@@ -231,7 +247,7 @@ def batch(orders=(), strategies=(), swaps=(), batch_id: int = 1) -> tuple:
                 limit_price,
                 nonce,
                 deadline,
-                split_sig(item["sig"]),
+                sig(item["sig"]),
                 item["fill"],
                 item["quote"],
             )
@@ -251,11 +267,11 @@ def batch(orders=(), strategies=(), swaps=(), batch_id: int = 1) -> tuple:
                 limit,
                 nonce,
                 deadline,
-                split_sig(item["sig"]),
+                sig(item["sig"]),
                 item["fill"],
             )
         )
-    return (batch_id, instruments, order_items, strategy_items, list(swaps))
+    return (batch_id, instruments, order_items, strategy_items, list(swaps), signatures)
 
 
 # ---------------------------------------------------------------------------- world
@@ -310,6 +326,13 @@ class World:
         with boa.env.prank(sender or self.operator):
             return self.settlement.settle(b)
 
+    def replace_feed(self, asset: str, aggregator: str, staleness: int, deviation: int) -> None:
+        """Queue a feed replacement, wait out the admin delay, apply it."""
+        with boa.env.prank(self.admin):
+            self.oracle.queue_feed(asset, aggregator, staleness, deviation)
+            boa.env.time_travel(seconds=ADMIN_DELAY)
+            self.oracle.set_feed(asset, aggregator, staleness, deviation)
+
     def set_price(self, usd: int | float) -> None:
         self.feed.set_answer(int(usd * 10**8))
 
@@ -343,9 +366,9 @@ def build_world() -> World:
         usdc = load("test/TestUSDC.vy")
         weth = load("test/TestWETH.vy")
         feed = load("test/TestAggregator.vy", 8, 3000 * 10**8)
-        oracle = load("PriceOracle.vy", 6)
+        oracle = load("PriceOracle.vy", 6, ADMIN_DELAY)
         oracle.set_feed(weth.address, feed.address, 3600, 0)
-        settlement = load("Settlement.vy", oracle.address, usdc.address)
+        settlement = load("Settlement.vy", oracle.address, usdc.address, ADMIN_DELAY, EXPIRY_GRACE)
         blueprint = boa.load_partial(str(CONTRACTS / "MarginWallet.vy")).deploy_as_blueprint()
         factory = load("WalletFactory.vy", blueprint.address, settlement.address)
         settlement.set_factory(factory.address)

@@ -140,8 +140,7 @@ def test_oracle_scales_and_checks(world: World) -> None:
 
 
 def test_oracle_deviation_bound(world: World) -> None:
-    with boa.env.prank(world.admin):
-        world.oracle.set_feed(world.weth.address, world.feed.address, 3_600, 1_000)  # 10%
+    world.replace_feed(world.weth.address, world.feed.address, 3_600, 1_000)  # 10%
     world.feed.set_answer(3_000 * 10**8)
     world.feed.set_answer(3_299 * 10**8)
     assert world.oracle.price(world.weth.address) == 3_299 * USDC

@@ -4,7 +4,11 @@ A Python model predicts, from the chain's balances and an independent mirror of 
 rule, whether each operation must succeed; the contracts must agree exactly. Invariants:
 no token created or lost, no order filled beyond its signed size, every wallet within margin
 after every step, the central counterparty flat on every option, and operator-submitted
-unsigned / altered / replayed / over-filled / over-limit legs always revert.
+unsigned / altered / replayed / over-filled / over-limit legs always revert. Trading keys
+are authorised, used within and beyond their scope, and revoked; the admin queues a hostile
+feed for the underlying (applying it early always reverts, and once applied it never
+reaches the series, which settles at its bound feed's round at expiry: no admin action
+changes a payout or blocks the withdrawal of free collateral).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from hypothesis.stateful import (
 
 from gateway.risk.margin import OptionPosition, series_requirement
 from tests.contracts.conftest import (
+    ADMIN_DELAY,
+    DAY,
+    NO_KEY_LIMIT,
     USDC,
     WETH,
     Key,
@@ -33,6 +40,7 @@ from tests.contracts.conftest import (
     batch,
     build_world,
     instrument_id,
+    load,
     order_item,
     strategy_item,
 )
@@ -81,6 +89,10 @@ class Machine(RuleBasedStateMachine):
         self.done_items: list[tuple] = []  # settled (order item, trader) for replay attempts
         self.expired = False
         self.batch_id = 1000
+        # trading keys: trader address -> (key, spot allowed, max notional) while authorised
+        self.keys: dict[str, tuple[Key, bool, int]] = {}
+        self.revoked: dict[str, Key] = {}
+        self.feed_change: str | None = None  # "queued" / "applied"
 
     def teardown(self) -> None:
         self._anchor.__exit__(None, None, None)
@@ -377,16 +389,32 @@ class Machine(RuleBasedStateMachine):
             with boa.env.prank(buyer.address):
                 buyer.wallet.unpause()
 
-    @precondition(lambda self: not self.expired and self.batch_id >= 1010)
-    @rule(price=st.integers(2_000, 4_000), cents=st.integers(0, 99))
-    def expire(self, price: int, cents: int) -> None:
+    @precondition(lambda self: not self.expired and self.batch_id >= 1005)
+    @rule(
+        price=st.integers(2_000, 4_000),
+        cents=st.integers(0, 99),
+        early=st.integers(2_000, 4_000),
+        later=st.integers(2_000, 4_000),
+    )
+    def expire(self, price: int, cents: int, early: int, later: int) -> None:
         world = self.world
-        boa.env.time_travel(seconds=world.expiry - boa.env.evm.patch.timestamp + 1)
+        sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
+        assert world.settlement.series(sid).feed == world.feed.address  # bound at listing
+        boa.env.time_travel(seconds=world.expiry - boa.env.evm.patch.timestamp - 5)
+        world.feed.set_answer(early * 10**8)
+        round_before = world.feed.latest_round()
+        boa.env.time_travel(seconds=10)
         p = price * USDC + cents * USDC // 100
         world.feed.set_answer(p * 100)
+        round_at_expiry = world.feed.latest_round()
+        world.feed.set_answer(later * 10**8)
+        # nobody picks a later answer, nor an earlier one while the round at expiry exists
+        with boa.reverts("settlement: not the round at expiry"):
+            world.settlement.settle_expiry(sid, round_at_expiry + 1)
+        with boa.reverts("settlement: grace period not over"):
+            world.settlement.settle_expiry(sid, round_before)
         before = {t.address: self.bal(t) for t in self.everyone}
-        sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
-        world.settlement.settle_expiry(sid)
+        world.settlement.settle_expiry(sid, round_at_expiry)
         self.expired = True
         OUTCOMES["expired"] += 1
         for t in self.everyone:
@@ -397,7 +425,7 @@ class Machine(RuleBasedStateMachine):
             du = self.bal(t)[0] - before[t.address][0]
             dw = self.bal(t)[1] - before[t.address][1]
             value = du * WETH + dw * p  # in quote * 1e18
-            assert x - WETH - p <= value <= x + WETH + p, (x, du, dw)
+            assert x - WETH - p <= value <= x + WETH + p, (x, du, dw, self.feed_change)
             if x < 0:
                 assert value <= x  # debtors pay at least what they owe
             else:
@@ -431,6 +459,101 @@ class Machine(RuleBasedStateMachine):
                 assert t.wallet.position(instrument_id(ins)) == size
                 totals[instrument_id(ins)] = totals.get(instrument_id(ins), 0) + size
         assert all(v == 0 for v in totals.values())  # the CCP is flat
+
+
+class KeysAndAdminMachine(Machine):
+    """The same world and rules, plus trading keys (authorised, used within and beyond
+    their scope, revoked) and the admin swapping the underlying's feed."""
+
+    @rule(
+        i=st.integers(0, N_TRADERS),
+        spot=st.booleans(),
+        limit=st.one_of(st.just(NO_KEY_LIMIT), st.integers(1, 20_000).map(lambda u: u * USDC)),
+    )
+    def authorise_key(self, i: int, spot: bool, limit: int) -> None:
+        t = self.everyone[i]
+        key = self.keys.get(t.address, (Key(7_000 + i), False, 0))[0]
+        allowed = [instrument_id(self.world.spot)] if spot else [b"\x01" * 32]
+        with boa.env.prank(t.address):
+            t.wallet.authorise_key(key.address, 2**63, False, limit, allowed)
+            if not spot:  # re-scoping: drop the spot pair if an earlier scope had it
+                t.wallet.set_key_instrument(key.address, instrument_id(self.world.spot), False)
+        self.keys[t.address] = (key, spot, limit)
+        self.revoked.pop(t.address, None)
+
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data())
+    def revoke_key(self, data: st.DataObject) -> None:
+        addr = data.draw(st.sampled_from(sorted(self.keys)))
+        t = next(t for t in self.everyone if t.address == addr)
+        key = self.keys.pop(addr)[0]
+        with boa.env.prank(t.address):
+            t.wallet.revoke_key(key.address)
+        self.revoked[addr] = key
+        # the revoked key can do nothing for the wallet any more
+        with boa.env.prank(key.address), boa.reverts():
+            t.wallet.cancel(b"\x05" * 32)
+
+    @precondition(lambda self: self.keys or self.revoked)
+    @rule(
+        data=st.data(),
+        b=st.integers(0, N_TRADERS),
+        amount=st.integers(1, 100).map(lambda c: c * WETH // 100),
+        price=st.integers(2_500, 3_500),
+    )
+    def key_signed_sale(self, data: st.DataObject, b: int, amount: int, price: int) -> None:
+        addr = data.draw(st.sampled_from(sorted({*self.keys, *self.revoked})))
+        seller = next(t for t in self.everyone if t.address == addr)
+        buyer = self.everyone[b]
+        if buyer is seller:
+            return
+        key = self.keys[addr][0] if addr in self.keys else self.revoked[addr]
+        price *= USDC
+        quote = amount * price // WETH
+        os_ = seller.order(self.world.spot, False, amount, price)
+        ob = buyer.order(self.world.spot, True, amount, price)
+        items = [
+            order_item(
+                seller,
+                self.world.spot,
+                os_,
+                amount,
+                quote,
+                signature=key.sign(bytes(seller.wallet.hash_order(os_))),
+            ),
+            order_item(buyer, self.world.spot, ob, amount, quote),
+        ]
+        in_scope = addr in self.keys and self.keys[addr][1] and quote <= self.keys[addr][2]
+        ok = in_scope and self.predict(
+            {buyer.address: [-quote, amount], seller.address: [quote, -amount]}, {}
+        )
+        OUTCOMES[("key", ok)] += 1
+        if self.run(batch(items, batch_id=self.next_batch()), ok):
+            self.done_items.append((items[0], seller))
+        if addr in self.keys:
+            with boa.env.prank(key.address), boa.reverts("wallet: not owner"):
+                seller.wallet.withdraw(self.world.weth.address, 1)
+
+    @precondition(lambda self: self.feed_change is None and not self.expired)
+    @rule(hostile_price=st.integers(1, 10_000))
+    def admin_swaps_the_feed(self, hostile_price: int) -> None:
+        world = self.world
+        hostile = load("test/TestAggregator.vy", 8, hostile_price * 10**8)
+        args = (world.weth.address, hostile.address, 3_600, 0)
+        with boa.env.prank(world.admin):
+            world.oracle.queue_feed(*args)
+            with boa.reverts("timelock: delay not over"):
+                world.oracle.set_feed(*args)
+        self.feed_change = "queued"
+        # apply it only where the wait does not run into the expiry (it would end the
+        # options' trading life, which the model does not follow)
+        if boa.env.evm.patch.timestamp + ADMIN_DELAY + DAY < world.expiry:
+            boa.env.time_travel(seconds=ADMIN_DELAY)
+            with boa.env.prank(world.admin):
+                world.oracle.set_feed(*args)
+            self.feed_change = "applied"
+            OUTCOMES["feed applied"] += 1
+            assert world.oracle.feeds(world.weth.address).aggregator == hostile.address
 
 
 FAST = settings(
@@ -471,8 +594,18 @@ def test_wallets_and_settlement_fuzz() -> None:
     assert OUTCOMES["expired"] > 0, OUTCOMES
 
 
+def test_trading_keys_and_admin_changes_fuzz() -> None:
+    fresh_world()
+    OUTCOMES.clear()
+    run_state_machine_as_test(KeysAndAdminMachine, settings=FAST)
+    # key-signed sales both settled and were refused (out of scope, over limit, revoked)
+    assert OUTCOMES[("key", True)] > 0 and OUTCOMES[("key", False)] > 0, OUTCOMES
+    assert OUTCOMES["feed applied"] > 0 and OUTCOMES["expired"] > 0, OUTCOMES
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_wallets_and_settlement_fuzz_long() -> None:
     fresh_world()
     run_state_machine_as_test(Machine, settings=SLOW)
+    run_state_machine_as_test(KeysAndAdminMachine, settings=SLOW)

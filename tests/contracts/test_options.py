@@ -7,6 +7,7 @@ import pytest
 
 from tests.contracts.conftest import (
     DAY,
+    EXPIRY_GRACE,
     USDC,
     WETH,
     Trader,
@@ -228,7 +229,7 @@ def test_strategy_net_limit_and_overfill(world: World) -> None:
             ]
         )
     )
-    assert buyer.wallet.remaining_strategy(s_long) == 3 * WETH // 2
+    assert buyer.wallet.filled(bytes(buyer.wallet.hash_strategy(s_long))) == WETH // 2
     with boa.reverts("wallet: overfill"):
         world.settle(
             batch(
@@ -294,12 +295,12 @@ def test_settle_expiry_pays_longs_from_shorts(world: World, buyer: Trader) -> No
     world.settle(option_trade(world, buyer, pw, put, 2 * WETH // 3, 100 * USDC))
     sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
     with boa.reverts("settlement: not expired"):
-        world.settlement.settle_expiry(sid)
+        world.settlement.settle_expiry(sid, world.feed.latest_round())
     totals = (world.token_total(world.usdc), world.token_total(world.weth))
     go_to_expiry(world, 3450.5)
     before = world.usdc.balanceOf(buyer.wallet.address)
     with boa.env.prank(cw.address):  # anyone: here the call writer, no operator
-        world.settlement.settle_expiry(sid)
+        world.settlement.settle_expiry(sid, world.feed.latest_round())
     # call: 450.5 per WETH owed by the call writer, paid from its 1100 USDC
     assert world.usdc.balanceOf(buyer.wallet.address) - before == 450_500_000
     assert world.usdc.balanceOf(cw.wallet.address) == 1_100 * USDC - 450_500_000
@@ -307,7 +308,7 @@ def test_settle_expiry_pays_longs_from_shorts(world: World, buyer: Trader) -> No
     assert buyer.wallet.open_positions() == [] and cw.wallet.open_positions() == []
     assert (world.token_total(world.usdc), world.token_total(world.weth)) == totals
     with boa.reverts("settlement: already settled"):
-        world.settlement.settle_expiry(sid)
+        world.settlement.settle_expiry(sid, world.feed.latest_round())
     # the writers withdraw everything without the operator
     with boa.env.prank(pw.address):
         pw.wallet.withdraw(world.usdc.address, world.usdc.balanceOf(pw.wallet.address))
@@ -324,7 +325,7 @@ def test_expiry_short_pays_in_underlying_when_out_of_quote(world: World, buyer: 
     totals = (world.token_total(world.usdc), world.token_total(world.weth))
     go_to_expiry(world, 3500)
     sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
-    world.settlement.settle_expiry(sid)
+    world.settlement.settle_expiry(sid, world.feed.latest_round())
     owed_weth = -(-500 * USDC * WETH // (3500 * USDC))  # ceil
     assert world.weth.balanceOf(cw.wallet.address) == WETH - owed_weth
     paid = world.weth.balanceOf(buyer.wallet.address)
@@ -336,23 +337,98 @@ def test_expiry_short_pays_in_underlying_when_out_of_quote(world: World, buyer: 
     ) == totals
 
 
-def test_expiry_needs_a_price_after_expiry(world: World, buyer: Trader) -> None:
+def test_expiry_price_is_the_round_at_expiry(world: World, buyer: Trader) -> None:
     put = world.list_option(3000, False)
     pw = world.new_trader(53, usdc=3_000 * USDC)
     world.settle(option_trade(world, buyer, pw, put, WETH, 100 * USDC))
     boa.env.time_travel(seconds=world.expiry - boa.env.evm.patch.timestamp - 10)
     world.set_price(2500)  # updated before expiry
+    before = world.feed.latest_round()
     boa.env.time_travel(seconds=20)
     sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
-    with boa.reverts("settlement: no price after expiry"):
-        world.settlement.settle_expiry(sid)
-    boa.env.time_travel(seconds=DAY)
-    with boa.reverts("oracle: stale"):
-        world.settlement.settle_expiry(sid)
-    world.set_price(2500)
-    world.settlement.settle_expiry(sid)
-    assert world.usdc.balanceOf(pw.wallet.address) == 3_100 * USDC - 500 * USDC
-    assert world.settlement.expiry_price(sid) == 2500 * USDC
+    # before the grace period, a round before expiry does not settle
+    with boa.reverts("settlement: grace period not over"):
+        world.settlement.settle_expiry(sid, before)
+    with boa.reverts("settlement: no such round"):
+        world.settlement.settle_expiry(sid, before + 1)
+    world.set_price(2600)  # the round at expiry
+    at_expiry = world.feed.latest_round()
+    boa.env.time_travel(seconds=600)
+    world.set_price(2900)  # a later, more convenient answer for the put writer
+    later = world.feed.latest_round()
+    with boa.reverts("settlement: not the round at expiry"):
+        world.settlement.settle_expiry(sid, later)
+    # nor may the last round before expiry be picked once a round at expiry exists
+    boa.env.time_travel(seconds=2 * DAY)
+    with boa.reverts("settlement: not the last round before expiry"):
+        world.settlement.settle_expiry(sid, before)
+    world.settlement.settle_expiry(sid, at_expiry)
+    (settled,) = events(world.settlement, "ExpirySettled")
+    assert settled["round_id"] == at_expiry and settled["price"] == 2600 * USDC
+    assert world.usdc.balanceOf(pw.wallet.address) == 3_100 * USDC - 400 * USDC
+    assert world.settlement.expiry_price(sid) == 2600 * USDC
+
+
+def test_silent_feed_settles_at_the_last_round_before_expiry_after_the_grace(
+    world: World, buyer: Trader
+) -> None:
+    put = world.list_option(3000, False)
+    pw = world.new_trader(56, usdc=3_000 * USDC)
+    world.settle(option_trade(world, buyer, pw, put, WETH, 100 * USDC))
+    boa.env.time_travel(seconds=world.expiry - boa.env.evm.patch.timestamp - 10)
+    world.set_price(2800)
+    last = world.feed.latest_round()
+    sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
+    boa.env.time_travel(seconds=EXPIRY_GRACE)  # expiry passed, no round since
+    with boa.reverts("settlement: grace period not over"):
+        world.settlement.settle_expiry(sid, last)
+    boa.env.time_travel(seconds=20)
+    if last > 1:
+        with boa.reverts("settlement: not the last round before expiry"):
+            world.settlement.settle_expiry(sid, last - 1)
+    with boa.reverts("settlement: grace period not over"):
+        world.settlement.unwind_expiry(sid)
+    with boa.env.anchor():
+        boa.env.time_travel(seconds=EXPIRY_GRACE)
+        with boa.reverts("settlement: the feed answers"):  # a live feed never unwinds
+            world.settlement.unwind_expiry(sid)
+    world.settlement.settle_expiry(sid, last)
+    assert world.settlement.expiry_price(sid) == 2800 * USDC
+    assert world.usdc.balanceOf(buyer.wallet.address) >= 200 * USDC
+    assert pw.wallet.margin_status() == (0, 0, True)
+
+
+def test_dead_feed_unwinds_at_no_payoff_after_two_grace_periods(
+    world: World, buyer: Trader
+) -> None:
+    put = world.list_option(3000, False)
+    pw = world.new_trader(57, usdc=3_000 * USDC)
+    world.settle(option_trade(world, buyer, pw, put, WETH, 100 * USDC))
+    sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
+    boa.env.time_travel(seconds=world.expiry - boa.env.evm.patch.timestamp + 1)
+    world.feed.set_answer(0)  # the feed breaks: no valid answer any more
+    broken = world.feed.latest_round()
+    boa.env.time_travel(seconds=EXPIRY_GRACE)
+    with boa.reverts("settlement: bad answer"):
+        world.settlement.settle_expiry(sid, broken)
+    with boa.reverts("settlement: grace period not over"):
+        world.settlement.unwind_expiry(sid)
+    with boa.env.anchor():
+        # within the grace window the round at expiry being unusable lets the last round
+        # before expiry settle the series
+        world.settlement.settle_expiry(sid, broken - 1)
+        assert world.settlement.expiry_price(sid) == 3000 * USDC
+    boa.env.time_travel(seconds=EXPIRY_GRACE)
+    held = world.usdc.balanceOf(pw.wallet.address)
+    world.settlement.unwind_expiry(sid)
+    assert world.settlement.series_settled(sid)
+    assert pw.wallet.open_positions() == [] and buyer.wallet.open_positions() == []
+    # nothing paid: the writer keeps its collateral and takes it out without the operator
+    assert world.usdc.balanceOf(pw.wallet.address) == held
+    with boa.env.prank(pw.address):
+        pw.wallet.withdraw(world.usdc.address, held)
+    with boa.reverts("settlement: already settled"):
+        world.settlement.unwind_expiry(sid)
 
 
 def test_out_of_the_money_expiry_releases_collateral(world: World, buyer: Trader) -> None:
@@ -361,7 +437,7 @@ def test_out_of_the_money_expiry_releases_collateral(world: World, buyer: Trader
     world.settle(option_trade(world, buyer, pw, put, WETH, 100 * USDC))
     go_to_expiry(world, 3100)
     sid = world.settlement.series_id(world.weth.address, world.usdc.address, world.expiry)
-    world.settlement.settle_expiry(sid)
+    world.settlement.settle_expiry(sid, world.feed.latest_round())
     assert pw.wallet.margin_status() == (0, 0, True)
     with boa.env.prank(pw.address):
         pw.wallet.withdraw(world.usdc.address, 3_100 * USDC)

@@ -13,6 +13,7 @@ from tests.contracts.conftest import (
     NO_LIMIT,
     USDC,
     WETH,
+    ContractSig,
     Key,
     World,
     batch,
@@ -141,7 +142,8 @@ def test_unsigned_leg_reverts(world: World, pair) -> None:
     buyer, seller = pair
     _ob, os_, items = spot_match(world, buyer, seller)
     items[1] = order_item(seller, world.spot, os_, WETH, PRICE, signature=b"\x00" * 65)
-    with boa.reverts("wallet: bad signature v"):
+    # v = 0 marks a contract signature, and the batch carries none
+    with boa.reverts("settlement: no contract signature"):
         world.settle(batch(items))
     assert world.weth.balanceOf(seller.wallet.address) == 20 * WETH
 
@@ -180,7 +182,7 @@ def test_bad_v_rejected(world: World, pair) -> None:
     _ob, os_, items = spot_match(world, buyer, seller)
     sig = seller.sign_order(os_)
     items[1] = order_item(
-        seller, world.spot, os_, WETH, PRICE, signature=sig[:64] + bytes([sig[64] - 27])
+        seller, world.spot, os_, WETH, PRICE, signature=sig[:64] + bytes([sig[64] + 2])
     )
     with boa.reverts("wallet: bad signature v"):
         world.settle(batch(items))
@@ -324,7 +326,7 @@ def test_cancel_below_nonce(world: World, pair) -> None:
 
 def test_only_owner_cancels(world: World, pair) -> None:
     buyer, seller = pair
-    with boa.env.prank(buyer.address), boa.reverts("wallet: not owner"):
+    with boa.env.prank(buyer.address), boa.reverts("wallet: not owner or key"):
         seller.wallet.cancel(b"\x01" * 32)
     with boa.env.prank(world.operator), boa.reverts("wallet: not owner"):
         seller.wallet.cancel_below(5)
@@ -430,13 +432,13 @@ def test_only_allowed_settlement_applies(world: World, pair) -> None:
     ob = buyer.order(world.spot, True, WETH, PRICE)
     fill = (ob, split_sig(buyer.sign_order(ob)), WETH, PRICE)
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True)
+        buyer.wallet.apply_order(fill, world.spot, True, b"")
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
         buyer.wallet.finish()
     # a second settlement contract deployed by anyone is not the wallet's settlement
-    rogue = load("Settlement.vy", world.oracle.address, world.usdc.address)
+    rogue = load("Settlement.vy", world.oracle.address, world.usdc.address, 0, 0)
     with boa.env.prank(rogue.address), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True)
+        buyer.wallet.apply_order(fill, world.spot, True, b"")
     # even the real settlement cannot call finish() outside a batch
     with boa.env.prank(world.settlement.address), boa.reverts("wallet: not collected"):
         buyer.wallet.finish()
@@ -482,7 +484,7 @@ def test_fake_wallet_cannot_take_value(world: World, pair) -> None:
             "wallet": fake.address,
             "ins": world.spot,
             "order": fake_order,
-            "sig": b"\x00" * 64 + b"\x1b",
+            "sig": b"\x11" * 64 + b"\x1b",
             "fill": WETH,
             "quote": PRICE,
         },
@@ -523,14 +525,14 @@ def test_withdraw_only_owner(world: World, pair) -> None:
     assert world.usdc.balanceOf(buyer.address) == 1000 * USDC
 
 
-def test_deposit_pulls_tokens(world: World, pair) -> None:
+def test_a_plain_transfer_is_a_deposit(world: World, pair) -> None:
     buyer, _ = pair
     with boa.env.prank(world.admin):
         world.usdc.mint(buyer.address, 500 * USDC)
     with boa.env.prank(buyer.address):
-        world.usdc.approve(buyer.wallet.address, 500 * USDC)
-        buyer.wallet.deposit(world.usdc.address, 500 * USDC)
-    assert world.usdc.balanceOf(buyer.wallet.address) == 100_500 * USDC
+        world.usdc.transfer(buyer.wallet.address, 500 * USDC)
+        buyer.wallet.withdraw(world.usdc.address, 100_500 * USDC)
+    assert world.usdc.balanceOf(buyer.address) == 100_500 * USDC
 
 
 def test_netting_many_fills_one_transfer_each_way(world: World, pair) -> None:
@@ -560,7 +562,14 @@ def test_erc1271_owner(world: World, pair) -> None:
     os_ = contract_trader.order(world.spot, False, WETH, PRICE)
     items = [
         order_item(buyer, world.spot, ob, WETH, PRICE),
-        order_item(contract_trader, world.spot, os_, WETH, PRICE),
+        order_item(
+            contract_trader,
+            world.spot,
+            os_,
+            WETH,
+            PRICE,
+            signature=ContractSig(contract_trader.sign_order(os_)),
+        ),
     ]
     world.settle(batch(items))
     assert world.usdc.balanceOf(wallet.address) == PRICE
@@ -570,7 +579,7 @@ def test_erc1271_owner(world: World, pair) -> None:
     bad = Key(1).sign(bytes(wallet.hash_order(os2)))
     items = [
         order_item(buyer, world.spot, ob2, WETH, PRICE),
-        order_item(contract_trader, world.spot, os2, WETH, PRICE, signature=bad),
+        order_item(contract_trader, world.spot, os2, WETH, PRICE, signature=ContractSig(bad)),
     ]
     with boa.reverts("wallet: bad signature"):
         world.settle(batch(items))

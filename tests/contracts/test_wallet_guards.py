@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.contracts.conftest import (
     USDC,
     WETH,
+    ContractSig,
     Key,
     Trader,
     World,
@@ -211,7 +212,7 @@ def test_erc1271_pre_approved_digest(world: World) -> None:
     world.settle(
         batch(
             [
-                order_item(trader, world.spot, o, WETH, PRICE, signature=junk),
+                order_item(trader, world.spot, o, WETH, PRICE, signature=ContractSig(junk)),
                 order_item(buyer, world.spot, ob, WETH, PRICE),
             ]
         )
