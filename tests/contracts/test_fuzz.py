@@ -608,4 +608,12 @@ def test_trading_keys_and_admin_changes_fuzz() -> None:
 def test_wallets_and_settlement_fuzz_long() -> None:
     fresh_world()
     run_state_machine_as_test(Machine, settings=SLOW)
-    run_state_machine_as_test(KeysAndAdminMachine, settings=SLOW)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_trading_keys_and_admin_changes_fuzz_long() -> None:
+    fresh_world()
+    # fewer examples than the base machine: its rules are the base's plus four, and the two
+    # long runs share CI's two cores with everything else
+    run_state_machine_as_test(KeysAndAdminMachine, settings=SLOW.__class__(SLOW, max_examples=60))
