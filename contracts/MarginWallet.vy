@@ -428,21 +428,26 @@ def _check_owner_notional(config: uint256, notional: uint256):
 
 
 @external
-def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contract_sig: Bytes[keys.MAX_CONTRACT_SIG]) -> bytes32:
+def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32:
     """
     @notice Applies one signed order's fill (Settlement only, inside `settle`): checks the
-            signature (owner or trading key in scope), deadline, cancellation, remaining
+            signature (owner or trading key in scope; sig.v = 0: the contract owner's
+            EIP-1271 signature, read back from the Settlement's `contract_signature()`), deadline, cancellation, remaining
             size, limit price and owner limits, books the token flows and option position.
             With `last` (the wallet's last leg of the batch) it then sends its net outflow of
             each token to the Settlement and snapshots the balance of each token it is owed.
     @param f The signed order, its fill (base units) and the quote amount for that fill.
     @param ins The instrument's preimage (must hash to the order's instrument id).
     @param last Whether this is the wallet's last leg in the batch.
-    @param contract_sig A contract owner's EIP-1271 signature (empty: `f.sig` is an EOA's).
     @return bytes32 The order digest.
     """
     config: uint256 = self._check_settlement()
-    first: bool = self._begin()
+    stage: uint256 = self._t_stage
+    first: bool = stage == STAGE_IDLE
+    if first:
+        self._t_stage = STAGE_APPLYING
+    else:
+        assert stage == STAGE_APPLYING, "wallet: already collected"
     o: orders.Order = f.order
     id: bytes32 = empty(bytes32)
     unit: uint256 = 0
@@ -451,12 +456,14 @@ def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contrac
     digest: bytes32 = eip712._hash_typed_data_v4(orders.hash_order_struct(o))
     signer: address = empty(address)
     scope: uint256 = 0
-    signer, scope = keys._signer(digest, f.sig, contract_sig)
-    notional: uint256 = o.amount * o.limit_price // unit
-    self._check_owner_notional(config, notional)
-    if scope != 0:
-        keys._check_key_instrument(signer, scope, id)
-        keys._check_key_notional(scope, notional)
+    signer, scope = keys._signer(digest, f.sig)
+    if config & core.LIMIT_BIT != 0 or scope != 0:
+        # only a capped owner or a trading key pays for the notional
+        notional: uint256 = o.amount * o.limit_price // unit
+        self._check_owner_notional(config, notional)
+        if scope != 0:
+            keys._check_key_instrument(signer, scope, id)
+            keys._check_key_notional(scope, notional)
     fills._consume(config, digest, o.nonce, o.amount, o.deadline, f.fill)
     # a buyer never pays more than fill * limit / unit, a seller never receives less
     if o.is_buy:
@@ -480,7 +487,7 @@ def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contrac
 
 
 @external
-def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool, contract_sig: Bytes[keys.MAX_CONTRACT_SIG]) -> bytes32:
+def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool) -> bytes32:
     """
     @notice Applies one signed strategy's fill (Settlement only): all legs together, leg i
             moving fill * ratio_i base units, with net quote (buys minus sells) at most
@@ -489,7 +496,6 @@ def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orde
     @param f The signed strategy, its fill (strategy units) and the quote amount of each leg.
     @param ins The preimage of each leg's instrument, in leg order.
     @param last Whether this is the wallet's last leg in the batch (see apply_order).
-    @param contract_sig A contract owner's EIP-1271 signature (empty: `f.sig` is an EOA's).
     @return bytes32 The strategy digest.
     """
     config: uint256 = self._check_settlement()
@@ -501,7 +507,7 @@ def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orde
     digest: bytes32 = eip712._hash_typed_data_v4(orders.hash_strategy_struct(s))
     signer: address = empty(address)
     scope: uint256 = 0
-    signer, scope = keys._signer(digest, f.sig, contract_sig)
+    signer, scope = keys._signer(digest, f.sig)
     base: address = ins[0].base
     quote: address = ins[0].quote
     unit: uint256 = 0
@@ -522,10 +528,11 @@ def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orde
         else:
             net -= convert(f.quotes[i], int256)
         self._apply_leg(ins[i], id, leg.is_buy, f.fill * leg.ratio, f.quotes[i])
-    notional: uint256 = s.amount * convert(abs(s.limit_net_price), uint256) // unit
-    self._check_owner_notional(config, notional)
-    if scope != 0:
-        keys._check_key_notional(scope, notional)
+    if config & core.LIMIT_BIT != 0 or scope != 0:
+        notional: uint256 = s.amount * convert(abs(s.limit_net_price), uint256) // unit
+        self._check_owner_notional(config, notional)
+        if scope != 0:
+            keys._check_key_notional(scope, notional)
     fills._consume(config, digest, s.nonce, s.amount, s.deadline, f.fill)
     # net * unit <= fill * limit_net_price, exactly (signed)
     assert net * convert(unit, int256) <= convert(f.fill, int256) * s.limit_net_price, "wallet: limit price"

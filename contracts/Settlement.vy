@@ -58,8 +58,8 @@ SET_COLLATERAL: constant(bytes32) = keccak256("set_collateral")
 
 
 interface IMarginWallet:
-    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contract_sig: Bytes[MAX_CONTRACT_SIG]) -> bytes32: nonpayable
-    def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool, contract_sig: Bytes[MAX_CONTRACT_SIG]) -> bytes32: nonpayable
+    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32: nonpayable
+    def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool) -> bytes32: nonpayable
     def finish(): nonpayable
     def settle_series(underlying: address, quote: address, expiry: uint64, price: uint256) -> (uint256, uint256, uint256): nonpayable
     def open_positions() -> DynArray[bytes32, MAX_OPEN]: view
@@ -195,6 +195,7 @@ _t_token_start: transient(HashMap[address, uint256])  # 1 + this contract's bala
 _t_net: transient(HashMap[address, HashMap[address, int256]])  # wallet -> token -> net owed
 _t_options: transient(DynArray[bytes32, MAX_BATCH_OPTIONS])
 _t_option_net: transient(HashMap[bytes32, int256])  # bought minus sold
+_t_contract_sig: transient(Bytes[MAX_CONTRACT_SIG])  # the contract-signed item being applied
 
 
 event Fill:
@@ -560,13 +561,22 @@ def _leg(batch_id: uint256, wallet: address, digest: bytes32, ins: orders.Instru
 
 
 @internal
-@pure
-def _contract_sig(signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRACT_SIGS], sig: orders.Signature) -> Bytes[MAX_CONTRACT_SIG]:
-    if sig.v != 0:
-        return b""
+def _hold_contract_sig(signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRACT_SIGS], sig: orders.Signature):
+    # the wallet being applied reads it back (contract_signature) to ask its owner (EIP-1271)
     index: uint256 = convert(sig.r, uint256)
     assert index < len(signatures), "settlement: no contract signature"
-    return signatures[index]
+    self._t_contract_sig = signatures[index]
+
+
+@external
+@view
+def contract_signature() -> Bytes[MAX_CONTRACT_SIG]:
+    """
+    @notice During `settle`: the contract owner's signature of the item being applied (the
+            item's sig.v is 0 and sig.r its index in `Batch.signatures`); empty otherwise.
+    @return Bytes The signature bytes.
+    """
+    return self._t_contract_sig
 
 
 @external
@@ -639,7 +649,9 @@ def settle(batch: Batch):
             fill=item.fill,
             quote=item.quote,
         )
-        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1, self._contract_sig(batch.signatures, item.sig))
+        if item.sig.v == 0:
+            self._hold_contract_sig(batch.signatures, item.sig)
+        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1)
         self._leg(batch_id, item.wallet, digest, ins, id, item.is_buy, item.fill, item.quote)
 
     for j: uint256 in range(MAX_STRATEGIES):
@@ -664,7 +676,9 @@ def settle(batch: Batch):
             fill=item.fill,
             quotes=quotes,
         )
-        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_strategy(fill, leg_ins, self._t_last[item.wallet] == MAX_ORDERS + j + 1, self._contract_sig(batch.signatures, item.sig))
+        if item.sig.v == 0:
+            self._hold_contract_sig(batch.signatures, item.sig)
+        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_strategy(fill, leg_ins, self._t_last[item.wallet] == MAX_ORDERS + j + 1)
         for leg: LegItem in item.legs:
             self._leg(batch_id, item.wallet, digest, batch.instruments[leg.instrument], ids[leg.instrument], leg.is_buy, item.fill * leg.ratio, leg.quote)
         log StrategyFilled(batch_id=batch_id, wallet=item.wallet, digest=digest, fill=item.fill, net_quote=net)
@@ -813,7 +827,9 @@ def settle_expiry(series_: bytes32, round_id: uint80):
         prev_updated: uint256 = 0
         if round_id > 0:
             prev_exists, prev_answer, prev_updated = self._round(s.feed, round_id - 1)
-        assert not prev_exists or prev_updated < expiry, "settlement: not the round at expiry"
+        # a missing previous round is accepted only for the feed's first round: a gap could
+        # otherwise make a later round look like the first one at expiry
+        assert (prev_exists and prev_updated < expiry) or (not prev_exists and round_id == 1), "settlement: not the round at expiry"
     else:
         # the last round before expiry, only once the grace period has passed without a
         # usable round at expiry

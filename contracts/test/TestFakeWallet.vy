@@ -14,13 +14,12 @@ event Applied:
 
 
 @external
-def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, contract_sig: Bytes[520]) -> bytes32:
+def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32:
     """
     @notice Accepts the leg, pays nothing.
     @param f The fill.
     @param ins The instrument.
     @param last Ignored.
-    @param contract_sig Ignored.
     @return bytes32 A made-up digest.
     """
     self.applied += 1

@@ -16,6 +16,11 @@ from . import core
 uses: core
 
 MAX_CONTRACT_SIG: constant(uint256) = 520  # 8 owners' 65-byte signatures (Safe)
+
+
+interface IContractSignatureSource:
+    def contract_signature() -> Bytes[MAX_CONTRACT_SIG]: view
+
 MAX_KEY_INSTRUMENTS: constant(uint256) = 16
 ERC1271_MAGIC: constant(bytes4) = 0x1626ba7e
 
@@ -120,16 +125,20 @@ def _is_active_key(key: address) -> bool:
 
 @internal
 @view
-def _signer(digest: bytes32, sig: orders.Signature, contract_sig: Bytes[MAX_CONTRACT_SIG]) -> (address, uint256):
+def _signer(digest: bytes32, sig: orders.Signature) -> (address, uint256):
     """
     @dev Who signed `digest`: returns (signer, 0) for the owner and (key, its record) for an
-         active trading key; reverts otherwise. A contract owner's signature arrives whole in
-         `contract_sig` (any length, e.g. a Safe's concatenated owner signatures) and is
-         checked through EIP-1271; an EOA's (owner or key) is (v, r, s) with low s.
+         active trading key; reverts otherwise. An EOA's signature (owner or key) is (v, r, s)
+         with low s. v = 0 marks a contract owner's signature (any length, e.g. a Safe's
+         concatenated owner signatures): the caller, the wallet's own Settlement, holds it for
+         the current item (`contract_signature()`), and the owner checks it through EIP-1271.
+         Asking back keeps the bytes out of every apply's arguments: EOA-signed legs, nearly
+         all of them, pay nothing for the contract path.
     """
     owner: address = core._owner()
-    if len(contract_sig) > 0:
+    if sig.v == 0:
         assert core._owner_is_contract(), "wallet: bad signature"
+        contract_sig: Bytes[MAX_CONTRACT_SIG] = staticcall IContractSignatureSource(msg.sender).contract_signature()
         ok: bool = False
         ret: Bytes[32] = b""
         ok, ret = raw_call(owner, abi_encode(digest, contract_sig, method_id=method_id("isValidSignature(bytes32,bytes)")), max_outsize=32, is_static_call=True, revert_on_failure=False)

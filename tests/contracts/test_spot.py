@@ -432,13 +432,13 @@ def test_only_allowed_settlement_applies(world: World, pair) -> None:
     ob = buyer.order(world.spot, True, WETH, PRICE)
     fill = (ob, split_sig(buyer.sign_order(ob)), WETH, PRICE)
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True, b"")
+        buyer.wallet.apply_order(fill, world.spot, True)
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
         buyer.wallet.finish()
     # a second settlement contract deployed by anyone is not the wallet's settlement
     rogue = load("Settlement.vy", world.oracle.address, world.usdc.address, 0, 0)
     with boa.env.prank(rogue.address), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True, b"")
+        buyer.wallet.apply_order(fill, world.spot, True)
     # even the real settlement cannot call finish() outside a batch
     with boa.env.prank(world.settlement.address), boa.reverts("wallet: not collected"):
         buyer.wallet.finish()
