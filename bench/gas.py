@@ -11,8 +11,19 @@ measured in the same run.
 * ``baseline``: the floor a trade could cost without any checks: two plain ERC-20 transfers
   (base one way, quote the other), each its own transaction, to recipients holding none of
   the token yet (``cold``) and again (``warm``).
+* ``sizes``: deployed runtime bytes of MarginWallet (a wallet the factory made),
+  Settlement, PriceOracle and WalletFactory against EIP-170's 24,576-byte limit, and the size
+  of the MarginWallet blueprint (ERC-5202 preamble + initcode: a contract too, so the same
+  limit applies).
+* ``trading_key``: the same spot trades as ``gas_per_trade`` (first trade and trade back) in
+  two fresh sets of wallets in one run: every order owner-signed, and every seller's order
+  signed by a trading key the seller authorised with an instrument allow-list and a maximum
+  notional. The difference per key-signed order is held to at most +5,000 gas.
+* ``eip1271_safe``: one trade whose buyer wallet is owned by a 2-of-3 Safe 1.4.1 (its
+  owners' signatures travel in ``Batch.signatures`` and the wallet asks the Safe through
+  EIP-1271), against the same trade with an EOA-owned buyer in the same run.
 
-Prints JSON. Usage: ``python bench/gas.py [--sizes 1,8,32]``.
+Prints JSON. Usage: ``python bench/gas.py [--sizes 1,8,32] [--key-trades 8]``.
 """
 
 from __future__ import annotations
@@ -32,17 +43,21 @@ from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 from web3 import Web3  # noqa: E402
+from web3.types import Wei  # noqa: E402
 
 from gateway.chain import settlement_abi as abi  # noqa: E402
 from gateway.chain import tokens  # noqa: E402
 from gateway.chain.anvil import Anvil, AnvilConfig, rpc_call  # noqa: E402
+from gateway.chain.artifacts import compile_contract  # noqa: E402
 from gateway.chain.deploy import (  # noqa: E402
     Deployment,
     create_wallet,
     deploy_all,
     register_option,
     settlement_contract,
+    wallet_contract,
 )
+from gateway.chain.safe import create_safe, safe_message_hash, sign_safe_message  # noqa: E402
 from gateway.chain.transactions import Sender, connect  # noqa: E402
 from gateway.settlement import eip712  # noqa: E402
 from gateway.settlement.eip712 import Leg, Order, Strategy  # noqa: E402
@@ -51,6 +66,10 @@ PRICE = 3_000 * 10**6  # USDC per WETH
 AMOUNT = 10**18  # 1 WETH per trade
 USDC_FUNDING = 100_000 * 10**6
 WETH_FUNDING = 10 * 10**18
+EIP170_LIMIT = 24_576  # bytes of deployed code (EIP-170)
+EIP3860_LIMIT = 49_152  # bytes of initcode (EIP-3860)
+KEY_EXTRA_GAS_LIMIT = 5_000  # the requirement: per key-signed order vs owner-signed
+KEY_MAX_NOTIONAL = 1_000_000 * 10**6  # the bench key's limit per order, in USDC units
 
 
 @dataclass(frozen=True)
@@ -82,18 +101,28 @@ def open_traders(
 
 
 def spot_batch(
-    w3: Web3, d: Deployment, pairs: list[tuple[Trader, Trader]], nonce: int, batch_id: int
+    w3: Web3,
+    d: Deployment,
+    pairs: list[tuple[Trader, Trader]],
+    nonce: int,
+    batch_id: int,
+    signers: dict[str, LocalAccount] | None = None,
 ) -> tuple[Any, ...]:
+    """One trade per pair; ``signers`` (wallet -> key) signs for a wallet instead of its
+    owner (a trading key)."""
     chain_id = w3.eth.chain_id
     spot = abi.Instrument.spot(d.weth, d.usdc)
     deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
     quote = abi.quote_amount(AMOUNT, PRICE, 18)
+    signers = signers or {}
     builder = abi.BatchBuilder(batch_id)
     for buyer, seller in pairs:
         buy = Order(spot.id, True, AMOUNT, PRICE, nonce, deadline)
         sell = Order(spot.id, False, AMOUNT, PRICE, nonce, deadline)
-        buy_sig = eip712.sign_order(buy, buyer.owner.key, chain_id, buyer.wallet)
-        sell_sig = eip712.sign_order(sell, seller.owner.key, chain_id, seller.wallet)
+        buy_key = signers.get(buyer.wallet, buyer.owner).key
+        sell_key = signers.get(seller.wallet, seller.owner).key
+        buy_sig = eip712.sign_order(buy, buy_key, chain_id, buyer.wallet)
+        sell_sig = eip712.sign_order(sell, sell_key, chain_id, seller.wallet)
         builder.add_order(buyer.wallet, spot, buy, buy_sig, AMOUNT, quote)
         builder.add_order(seller.wallet, spot, sell, sell_sig, AMOUNT, quote)
     return builder.build()
@@ -153,6 +182,122 @@ def measure_iron_condor(operator: Sender, d: Deployment) -> int:
     return settle(operator, d, builder.build())
 
 
+def contract_sizes(operator: Sender, d: Deployment) -> dict[str, Any]:
+    """Deployed runtime sizes (bytes) and the EIP-170 limit they must stay under."""
+    w3 = operator.w3
+    wallet = create_wallet(operator, d, owner_account("sizes").address)
+    deployed = {
+        "MarginWallet": wallet,
+        "Settlement": d.settlement,
+        "PriceOracle": d.oracle,
+        "WalletFactory": d.wallet_factory,
+        "MarginWallet_blueprint": d.wallet_blueprint,
+    }
+    sizes: dict[str, Any] = {name: len(w3.eth.get_code(a)) for name, a in deployed.items()}
+    blueprint = compile_contract("MarginWallet").blueprint_bytecode
+    sizes["MarginWallet_initcode"] = len(compile_contract("MarginWallet").bytecode)
+    sizes["MarginWallet_blueprint_initcode"] = len(blueprint or b"")
+    sizes["eip170_limit"] = EIP170_LIMIT
+    sizes["eip3860_initcode_limit"] = EIP3860_LIMIT
+    sizes["all_within_eip170"] = all(sizes[name] <= EIP170_LIMIT for name in deployed)
+    return sizes
+
+
+def fund_gas(operator: Sender, address: str) -> None:
+    """Give an owner ETH for its own transactions (authorising a key)."""
+    operator.send({"to": Web3.to_checksum_address(address), "value": Wei(10**17)})
+
+
+def measure_trading_key(operator: Sender, d: Deployment, n: int) -> dict[str, Any]:
+    """Owner-signed vs key-signed sellers, ``n`` trades each, fresh wallets for both."""
+    w3 = operator.w3
+    spot_id = abi.Instrument.spot(d.weth, d.usdc).id
+    expiry = int(w3.eth.get_block("latest")["timestamp"]) + 30 * 86400
+    batches: dict[str, dict[str, int]] = {}
+    for path in ("owner", "key"):
+        buyers = open_traders(operator, d, f"{path}{n}/buy", n, usdc=USDC_FUNDING, weth=0)
+        sellers = open_traders(operator, d, f"{path}{n}/sell", n, usdc=0, weth=WETH_FUNDING)
+        signers: dict[str, LocalAccount] = {}
+        if path == "key":
+            for seller in sellers:
+                key = owner_account(f"key/{seller.owner.address}")
+                fund_gas(operator, seller.owner.address)
+                Sender(w3, seller.owner).transact(
+                    wallet_contract(w3, seller.wallet).functions.authorise_key(
+                        key.address, expiry, False, KEY_MAX_NOTIONAL, [spot_id]
+                    )
+                )
+                signers[seller.wallet] = key
+        pairs = list(zip(buyers, sellers, strict=True))
+        first = settle(operator, d, spot_batch(w3, d, pairs, 1, 4000 + n, signers))
+        back = [(s, b) for b, s in pairs]
+        again = settle(operator, d, spot_batch(w3, d, back, 2, 5000 + n, signers))
+        batches[path] = {"first": first, "repeat": again}
+    extra_first = (batches["key"]["first"] - batches["owner"]["first"]) // n
+    extra_repeat = (batches["key"]["repeat"] - batches["owner"]["repeat"]) // n
+    return {
+        "trades": n,
+        "key_signed_orders": n,
+        "gas_per_trade_owner": batches["owner"]["first"] // n,
+        "gas_per_trade_key": batches["key"]["first"] // n,
+        "gas_per_trade_repeat_owner": batches["owner"]["repeat"] // n,
+        "gas_per_trade_repeat_key": batches["key"]["repeat"] // n,
+        "extra_gas_per_key_order": extra_first,
+        "extra_gas_per_key_order_repeat": extra_repeat,
+        "limit_extra_gas_per_key_order": KEY_EXTRA_GAS_LIMIT,
+        "within_limit": max(extra_first, extra_repeat) <= KEY_EXTRA_GAS_LIMIT,
+        "batch_gas": batches,
+    }
+
+
+def measure_safe(operator: Sender, d: Deployment) -> dict[str, Any]:
+    """One trade with a 2-of-3 Safe's wallet as buyer vs the same with an EOA owner."""
+    w3 = operator.w3
+    infra = d.safe
+    assert infra is not None, "deploy_all deploys the Safe 1.4.1 contracts"
+    chain_id = w3.eth.chain_id
+    owners = [owner_account(f"safe/{i}") for i in range(3)]
+    safe = create_safe(operator, infra, [o.address for o in owners], threshold=2)
+    safe_wallet = create_wallet(operator, d, safe)
+    tokens.mint(operator, d.usdc, safe_wallet, USDC_FUNDING)
+    [eoa_buyer] = open_traders(operator, d, "safe/eoa-buy", 1, usdc=USDC_FUNDING, weth=0)
+    sellers = open_traders(operator, d, "safe/sell", 2, usdc=0, weth=WETH_FUNDING)
+    spot = abi.Instrument.spot(d.weth, d.usdc)
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+    quote = abi.quote_amount(AMOUNT, PRICE, 18)
+    gas: dict[str, int] = {}
+    signature_bytes = 0
+    for label, wallet, seller in (
+        ("owner", eoa_buyer.wallet, sellers[0]),
+        ("safe", safe_wallet, sellers[1]),
+    ):
+        buy = Order(spot.id, True, AMOUNT, PRICE, 1, deadline)
+        sell = Order(spot.id, False, AMOUNT, PRICE, 1, deadline)
+        digest = eip712.order_digest(buy, chain_id, wallet)
+        if label == "safe":
+            buy_sig = sign_safe_message(
+                [o.key for o in owners[:2]], safe_message_hash(chain_id, safe, digest)
+            )
+            signature_bytes = len(buy_sig)
+        else:
+            buy_sig = eip712.sign_digest(digest, eoa_buyer.owner.key)
+        sell_sig = eip712.sign_order(sell, seller.owner.key, chain_id, seller.wallet)
+        batch = (
+            abi.BatchBuilder(6000 + len(gas))
+            .add_order(wallet, spot, buy, buy_sig, AMOUNT, quote)
+            .add_order(seller.wallet, spot, sell, sell_sig, AMOUNT, quote)
+            .build()
+        )
+        gas[label] = settle(operator, d, batch)
+    return {
+        "threshold": "2-of-3",
+        "signature_bytes": signature_bytes,
+        "gas_trade_owner": gas["owner"],
+        "gas_trade_safe": gas["safe"],
+        "extra_gas": gas["safe"] - gas["owner"],
+    }
+
+
 def measure_transfer_pair(
     operator: Sender, d: Deployment, a: LocalAccount, b: LocalAccount
 ) -> dict[str, int]:
@@ -175,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1,8,32", help="batch sizes (trades per batch)")
     parser.add_argument("--anvil-bin", default=None, help="anvil binary (default: node_modules)")
+    parser.add_argument("--key-trades", type=int, default=8, help="trades per trading-key batch")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
@@ -187,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline = measure_transfer_pair(operator, d, dev[1], dev[2])
         spot = measure_spot(operator, d, sizes)
         condor = measure_iron_condor(operator, d)
+        sizes_bytes = contract_sizes(operator, d)
+        key_path = measure_trading_key(operator, d, args.key_trades)
+        safe_path = measure_safe(operator, d)
         client = rpc_call(node.rpc_url, "web3_clientVersion")
 
     pair_cold = baseline["erc20_transfer_pair_cold"]
@@ -201,10 +350,18 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_repeat_vs_warm_transfer_pair": {
             n: round(g / pair_warm, 3) for n, g in spot["gas_per_trade_repeat"].items()
         },
+        "sizes": sizes_bytes,
+        "trading_key": key_path,
+        "eip1271_safe": safe_path,
         "notes": {
             "trade": "1 WETH for 3,000 USDC, two EIP-712 signed orders, fully filled",
             "per_trade": "receipt gasUsed / trades, 21,000 intrinsic gas included",
             "iron_condor_4_legs": "one batch: a 4-leg condor vs its mirror (8 legs, 2 signatures)",
+            "sizes": "bytes of deployed code; blueprint = ERC-5202 preamble + initcode",
+            "trading_key": "sellers' orders signed by a key with a 1-instrument allow-list and "
+            "a max notional; extra = (key batch - owner batch) / key-signed orders",
+            "eip1271_safe": "buyer wallet owned by a 2-of-3 Safe 1.4.1 (EIP-1271 through its "
+            "CompatibilityFallbackHandler) vs an EOA-owned buyer, one trade each",
         },
         "client": client,
         "seconds": round(time.monotonic() - started, 2),

@@ -18,7 +18,12 @@ from ape import accounts, chain, networks, project
 from ape.contracts import ContractContainer, ContractInstance
 from ethpm_types import ContractType
 
-from gateway.chain.artifacts import ContractArtifact, uniswap_v2_core, uniswap_v2_periphery
+from gateway.chain.artifacts import (
+    ContractArtifact,
+    safe_artifact,
+    uniswap_v2_core,
+    uniswap_v2_periphery,
+)
 from gateway.chain.deploy import DeployConfig, Deployment
 from gateway.settlement.eip712 import spot_instrument_id
 
@@ -55,7 +60,7 @@ def deploy(config: DeployConfig | None = None) -> Deployment:
     aggregator = project.TestAggregator.deploy(
         config.feed_decimals, config.eth_usd_answer, sender=sender
     )
-    oracle = project.PriceOracle.deploy(6, sender=sender)
+    oracle = project.PriceOracle.deploy(6, config.admin_delay, sender=sender)
     oracle.set_feed(
         weth,
         aggregator,
@@ -64,12 +69,24 @@ def deploy(config: DeployConfig | None = None) -> Deployment:
         sender=sender,
     )
 
-    settlement = project.Settlement.deploy(oracle, usdc, sender=sender)
+    settlement = project.Settlement.deploy(
+        oracle, usdc, config.admin_delay, config.expiry_grace, sender=sender
+    )
     blueprint = sender.declare(project.MarginWallet).contract_address
     factory = project.WalletFactory.deploy(blueprint, settlement, sender=sender)
     settlement.set_factory(factory, sender=sender)
     for operator in (sender.address, *config.operators):
         settlement.set_operator(operator, True, sender=sender)
+
+    # Safe 1.4.1 on the local network only: every public network has the canonical deployments
+    safe: dict[str, str | None] = {"singleton": None, "proxy_factory": None, "handler": None}
+    if networks.provider.network.name == "local":
+        for key, name in (
+            ("singleton", "Safe"),
+            ("proxy_factory", "SafeProxyFactory"),
+            ("handler", "CompatibilityFallbackHandler"),
+        ):
+            safe[key] = _container(safe_artifact(name)).deploy(sender=sender).address
 
     uni_factory = _container(uniswap_v2_core("UniswapV2Factory")).deploy(sender, sender=sender)
     router_address = None
@@ -104,6 +121,9 @@ def deploy(config: DeployConfig | None = None) -> Deployment:
         uniswap_router=router_address,
         weth_usdc_pair=pair_address,
         spot_weth_usdc=spot_instrument_id(weth.address, usdc.address),
+        safe_singleton=safe["singleton"],
+        safe_proxy_factory=safe["proxy_factory"],
+        safe_fallback_handler=safe["handler"],
     )
 
 

@@ -4,13 +4,14 @@ Order: test tokens (WETH, USDC) → test aggregator (WETH/USD) + PriceOracle →
 MarginWallet blueprint + WalletFactory (wired into Settlement) → Uniswap v2 factory and router
 (published artifacts) + a WETH/USDC pair seeded with liquidity → the WETH/USDC spot instrument,
 the pool and WETH as haircut collateral registered in Settlement; the deployer is operator.
-Returns a :class:`Deployment` of addresses.
+The Safe 1.4.1 singleton, proxy factory and fallback handler are deployed after the factory
+(so that a Safe can own a wallet, as on a real network). Returns a :class:`Deployment`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from web3.contract import Contract
 
 from gateway.chain import tokens, uniswap
 from gateway.chain.artifacts import ContractArtifact, compile_contract
+from gateway.chain.safe import SafeInfrastructure, deploy_safe_infrastructure
 from gateway.chain.transactions import Sender, bind
 from gateway.settlement.eip712 import option_instrument_id, spot_instrument_id
 
@@ -40,6 +42,12 @@ class DeployConfig:
     pool_usdc: int = 3_000_000 * 10**6
     deploy_router: bool = True
     operators: tuple[str, ...] = ()  # in addition to the deployer
+    # seconds a queued admin change (feed replacement, collateral haircut) waits: short on
+    # the devnet so tests and demos can wait it out, days on a real network
+    admin_delay: int = 300
+    # seconds after expiry before a series may settle at the last round before expiry (its
+    # feed has no round at expiry); twice this before it may unwind at no payoff
+    expiry_grace: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,24 @@ class Deployment:
     uniswap_router: ChecksumAddress | None
     weth_usdc_pair: ChecksumAddress
     spot_weth_usdc: bytes  # instrument id
+    # Safe 1.4.1 (None: not deployed with this world, e.g. a file written before they were;
+    # a real network has the canonical deployments)
+    safe_singleton: ChecksumAddress | None = None
+    safe_proxy_factory: ChecksumAddress | None = None
+    safe_fallback_handler: ChecksumAddress | None = None
+
+    @property
+    def safe(self) -> SafeInfrastructure | None:
+        """The Safe contracts of this world, if it has them."""
+        if (
+            self.safe_singleton is None
+            or self.safe_proxy_factory is None
+            or self.safe_fallback_handler is None
+        ):
+            return None
+        return SafeInfrastructure(
+            self.safe_singleton, self.safe_proxy_factory, self.safe_fallback_handler
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = asdict(self)
@@ -75,6 +101,8 @@ class Deployment:
     def from_dict(cls, raw: dict[str, Any]) -> Deployment:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name not in raw and f.default is not MISSING:
+                continue  # a field added later: files written before it still load
             value = raw[f.name]
             if f.name == "spot_weth_usdc":
                 value = bytes.fromhex(str(value).removeprefix("0x"))
@@ -143,7 +171,7 @@ def deploy_all(sender: Sender, config: DeployConfig | None = None) -> Deployment
     aggregator = sender.deploy(
         artifact("TestAggregator"), config.feed_decimals, config.eth_usd_answer
     )
-    oracle = sender.deploy(artifact("PriceOracle"), tokens.USDC.decimals)
+    oracle = sender.deploy(artifact("PriceOracle"), tokens.USDC.decimals, config.admin_delay)
     sender.transact(
         oracle.functions.set_feed(
             weth.address,
@@ -153,12 +181,21 @@ def deploy_all(sender: Sender, config: DeployConfig | None = None) -> Deployment
         )
     )
 
-    settlement = sender.deploy(artifact("Settlement"), oracle.address, usdc.address)
+    settlement = sender.deploy(
+        artifact("Settlement"),
+        oracle.address,
+        usdc.address,
+        config.admin_delay,
+        config.expiry_grace,
+    )
     blueprint = sender.deploy_blueprint(artifact("MarginWallet"))
     factory = sender.deploy(artifact("WalletFactory"), blueprint, settlement.address)
     sender.transact(settlement.functions.set_factory(factory.address))
     for operator in (sender.address, *config.operators):
         sender.transact(settlement.functions.set_operator(Web3.to_checksum_address(operator), True))
+    # before Uniswap, whose seeding takes a different number of transactions in the ape
+    # script: both then give the Safe contracts the same addresses
+    safe = deploy_safe_infrastructure(sender)
 
     uni = uniswap.deploy_uniswap_v2(sender, weth=weth.address if config.deploy_router else None)
     pair = uniswap.get_or_create_pair(sender, uni.factory, weth.address, usdc.address)
@@ -187,6 +224,9 @@ def deploy_all(sender: Sender, config: DeployConfig | None = None) -> Deployment
         uniswap_router=uni.router,
         weth_usdc_pair=pair,
         spot_weth_usdc=spot_instrument_id(weth.address, usdc.address),
+        safe_singleton=safe.singleton,
+        safe_proxy_factory=safe.proxy_factory,
+        safe_fallback_handler=safe.fallback_handler,
     )
 
 

@@ -12,10 +12,18 @@ Mirrors the structs of ``contracts/Settlement.vy`` / ``contracts/lib/orders.vy``
                  uint256 nonce, uint64 deadline, Signature sig, uint256 fill)
     Swap(address pair, address token_in, uint256 amount_in, uint256 amount_out)
     Batch(uint256 batch_id, Instrument[] instruments, OrderItem[] orders,
-          StrategyItem[] strategies, Swap[] swaps)
+          StrategyItem[] strategies, Swap[] swaps, bytes[] signatures)
 
 Instruments travel once per batch as preimages; items refer to them by index (the contract
 hashes each preimage once and rebuilds the signed ``Order`` / ``Strategy`` from the item).
+
+Signatures: a 65-byte ``r || s || v`` is an ECDSA signature (the owner EOA's or a trading
+key's) and travels in the item as ``Signature(v, r, s)``. Any other length is a contract
+owner's EIP-1271 signature (e.g. a Safe's owners' signatures, 65 bytes each): it travels once
+in ``Batch.signatures`` and the item carries ``Signature(0, index, 0)``. A threshold-1 Safe's
+signature is also 65 bytes and the bytes alone cannot say which it is: settlement items go by
+length (such a Safe trades through a trading key), the builders take ``contract_signature=True``.
+
 The wallet-level structs (``OrderFill``, ``StrategyFill``) are built by :func:`order_fill` and
 :func:`strategy_fill`. This is encoding only; choosing fills and prices is the batch builder's.
 """
@@ -46,6 +54,10 @@ MAX_SWAPS: Final = 8
 MAX_BATCH_INSTRUMENTS: Final = 16
 MAX_WALLETS: Final = 72  # distinct wallets per batch
 MAX_BATCH_TOKENS: Final = 16  # distinct tokens a batch can move (instruments and swap pairs)
+MAX_CONTRACT_SIGS: Final = 8  # distinct EIP-1271 signatures per batch (Batch.signatures)
+MAX_CONTRACT_SIG: Final = 520  # bytes of one (8 Safe owners' 65-byte signatures)
+ECDSA_SIGNATURE_LENGTH: Final = 65
+CONTRACT_SIG_V: Final = 0  # Signature.v of an item whose signature is in Batch.signatures
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,22 +104,88 @@ def quote_amount(amount: int, price: int, base_decimals: int) -> int:
     return value
 
 
-def signature_struct(signature: bytes) -> tuple[int, bytes, bytes]:
+SignatureTuple = tuple[int, bytes, bytes]
+_ZERO32: Final = bytes(32)
+
+
+def is_contract_signature(signature: bytes, contract_signature: bool | None = None) -> bool:
+    """Whether ``signature`` is checked through EIP-1271 on a contract owner rather than
+    recovered (ECDSA): as stated, else by length (anything but 65 bytes)."""
+    if contract_signature is not None:
+        return contract_signature
+    return len(signature) != ECDSA_SIGNATURE_LENGTH
+
+
+def _check_contract_signature(signature: bytes) -> bytes:
+    if not 0 < len(signature) <= MAX_CONTRACT_SIG:
+        raise ValueError(f"a contract signature is 1..{MAX_CONTRACT_SIG} bytes")
+    return bytes(signature)
+
+
+def signature_struct(signature: bytes) -> SignatureTuple:
     """``Signature(uint8 v, bytes32 r, bytes32 s)`` from 65 bytes ``r || s || v``."""
     r, s, v = split_signature(signature)
     return (v, r.to_bytes(32, "big"), s.to_bytes(32, "big"))
 
 
-def order_fill(order: Order, signature: bytes, fill: int, quote: int) -> tuple[Any, ...]:
-    """``OrderFill(Order order, Signature sig, uint256 fill, uint256 quote)`` (wallet level)."""
-    return (order.as_tuple(), signature_struct(signature), fill, quote)
+def contract_signature_struct(index: int) -> SignatureTuple:
+    """The item signature that points at ``Batch.signatures[index]``."""
+    return (CONTRACT_SIG_V, index.to_bytes(32, "big"), _ZERO32)
+
+
+def item_signature(sig: Any, signatures: Sequence[bytes]) -> tuple[bytes, bool]:
+    """Decode an item's ``Signature`` (a tuple or web3's decoded dict) against the batch's
+    ``signatures``: (the signature bytes, whether it is a contract owner's EIP-1271 one).
+    Raises ``ValueError`` for an index the batch does not have (the contract reverts)."""
+    if isinstance(sig, dict):
+        v, r, s = int(sig["v"]), bytes(sig["r"]), bytes(sig["s"])
+    else:
+        v, r, s = int(sig[0]), bytes(sig[1]), bytes(sig[2])
+    if v != CONTRACT_SIG_V:
+        return r + s + bytes([v]), False
+    index = int.from_bytes(r, "big")
+    if index >= len(signatures):
+        raise ValueError(f"signature index {index} outside the batch's {len(signatures)}")
+    return bytes(signatures[index]), True
+
+
+def wallet_signature_args(
+    signature: bytes, contract_signature: bool | None = None
+) -> tuple[SignatureTuple, bytes]:
+    """(``sig``, contract signature bytes): an ECDSA signature as the item's ``sig`` and no
+    bytes, or, for a contract owner, ``sig`` = (0, 0, 0) and the whole signature, which the
+    Settlement holds while it applies the item and the wallet reads back from it
+    (``Settlement.contract_signature()``)."""
+    if is_contract_signature(signature, contract_signature):
+        return (CONTRACT_SIG_V, _ZERO32, _ZERO32), _check_contract_signature(signature)
+    return signature_struct(signature), b""
+
+
+def order_fill(
+    order: Order,
+    signature: bytes,
+    fill: int,
+    quote: int,
+    *,
+    contract_signature: bool | None = None,
+) -> tuple[Any, ...]:
+    """``OrderFill(Order order, Signature sig, uint256 fill, uint256 quote)`` (wallet level;
+    a contract owner's signature travels in the batch, see :func:`wallet_signature_args`)."""
+    sig, _ = wallet_signature_args(signature, contract_signature)
+    return (order.as_tuple(), sig, fill, quote)
 
 
 def strategy_fill(
-    strategy: Strategy, signature: bytes, fill: int, quotes: Sequence[int]
+    strategy: Strategy,
+    signature: bytes,
+    fill: int,
+    quotes: Sequence[int],
+    *,
+    contract_signature: bool | None = None,
 ) -> tuple[Any, ...]:
     """``StrategyFill(Strategy strategy, Signature sig, uint256 fill, uint256[] quotes)``."""
-    return (strategy.as_tuple(), signature_struct(signature), fill, list(quotes))
+    sig, _ = wallet_signature_args(signature, contract_signature)
+    return (strategy.as_tuple(), sig, fill, list(quotes))
 
 
 def swap(pair: str, token_in: str, amount_in: int, amount_out: int) -> tuple[Any, ...]:
@@ -130,6 +208,8 @@ class BatchBuilder:
         self._strategies: list[tuple[Any, ...]] = []
         self._swaps: list[tuple[Any, ...]] = []
         self._wallets: set[str] = set()
+        self._signatures: list[bytes] = []
+        self._signature_index: dict[bytes, int] = {}  # identical bytes travel once
 
     def _wallet(self, wallet: str) -> str:
         address = Web3.to_checksum_address(wallet)
@@ -148,6 +228,19 @@ class BatchBuilder:
             self._instruments.append(instrument)
         return self._index[key]
 
+    def _signature(self, signature: bytes, contract_signature: bool | None) -> SignatureTuple:
+        """The item's ``Signature``; a contract owner's is interned in ``Batch.signatures``."""
+        if not is_contract_signature(signature, contract_signature):
+            return signature_struct(signature)
+        raw = _check_contract_signature(signature)
+        index = self._signature_index.get(raw)
+        if index is None:
+            if len(self._signatures) >= MAX_CONTRACT_SIGS:
+                raise ValueError(f"a batch carries at most {MAX_CONTRACT_SIGS} contract signatures")
+            index = self._signature_index[raw] = len(self._signatures)
+            self._signatures.append(raw)
+        return contract_signature_struct(index)
+
     def add_order(
         self,
         wallet: str,
@@ -156,11 +249,14 @@ class BatchBuilder:
         signature: bytes,
         fill: int,
         quote: int,
+        *,
+        contract_signature: bool | None = None,
     ) -> BatchBuilder:
         if instrument.id != order.instrument:
             raise ValueError("instrument preimage does not hash to the order's instrument")
         if len(self._orders) >= MAX_ORDERS:
             raise ValueError(f"a batch holds at most {MAX_ORDERS} orders")
+        sig = self._signature(signature, contract_signature)
         self._orders.append(
             (
                 self._wallet(wallet),
@@ -170,7 +266,7 @@ class BatchBuilder:
                 order.limit_price,
                 order.nonce,
                 order.deadline,
-                signature_struct(signature),
+                sig,
                 fill,
                 quote,
             )
@@ -185,6 +281,8 @@ class BatchBuilder:
         signature: bytes,
         fill: int,
         quotes: Sequence[int],
+        *,
+        contract_signature: bool | None = None,
     ) -> BatchBuilder:
         if not MIN_STRATEGY_LEGS <= len(strategy.legs) <= MAX_LEGS:
             raise ValueError(f"a strategy has {MIN_STRATEGY_LEGS}..{MAX_LEGS} legs")
@@ -197,6 +295,7 @@ class BatchBuilder:
             if ins.id != leg.instrument:
                 raise ValueError("instrument preimage does not hash to the leg's instrument")
             legs.append((self._intern(ins), leg.is_buy, leg.ratio, quote))
+        sig = self._signature(signature, contract_signature)
         self._strategies.append(
             (
                 self._wallet(wallet),
@@ -205,7 +304,7 @@ class BatchBuilder:
                 strategy.limit_net_price,
                 strategy.nonce,
                 strategy.deadline,
-                signature_struct(signature),
+                sig,
                 fill,
             )
         )
@@ -225,4 +324,5 @@ class BatchBuilder:
             list(self._orders),
             list(self._strategies),
             list(self._swaps),
+            list(self._signatures),
         )

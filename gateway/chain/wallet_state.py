@@ -1,20 +1,17 @@
 """Read a deployed ``MarginWallet``'s margin inputs into a :class:`WalletState`.
 
-Everything is read at one block through the views the contracts expose:
+Everything is read at one block, from one view: ``Settlement.margin_inputs(wallet)`` returns
+the wallet's settlement and option quote, its open positions with their option metadata in
+open-list order, its balances of the option quote, of every underlying and of every
+collateral token, and the Settlement's collateral tokens with unit, haircut and oracle price
+(0 where the oracle refuses one). One call cannot straddle two blocks, and it is what the
+contract's margin rule reads, so the mirror's inputs cannot drift from the rule's.
 
-- wallet: ``settlement()``, ``option_quote()`` (the Settlement's ``option_quote()`` for a
-  wallet that never held an option: the first option fill sets it), ``open_positions()``
-  (the open list, in its order), ``position(id)``;
-- the instrument behind each open id: ``Settlement.instruments(id)`` (the registry of listed
-  instruments; the wallet keeps ``_option_meta`` / ``_option_strike`` private and has no view of
-  them). A wallet only holds instruments its Settlement listed (``settle`` refuses unlisted
-  ones, and the Settlement cannot change while positions are open), so the registry always
-  has them; the preimage is re-hashed and must give the id;
-- ``Settlement.collateral_tokens()``, ``haircut_bps(token)``, ``oracle()`` and
-  ``PriceOracle.price(token)`` (``None`` when that read reverts, e.g. a stale feed:
-  ``margin_status`` then raises exactly where the contract reverts);
-- ERC-20 ``balanceOf(wallet)`` and ``decimals()`` of the option quote, every underlying, every
-  collateral token and any ``extra_tokens`` (e.g. the underlying of an order about to trade).
+Added around it, at the same block: ``decimals()`` of each token (the view does not return
+them), balances of any ``extra_tokens`` (e.g. the underlying of an order about to trade), the
+Settlement's ``option_quote()`` for a wallet that never held an option (its first option fill
+sets it), and ``PriceOracle.price(token)`` for a collateral price of 0 (a revert, which makes
+``margin_status`` revert, or a real 0, which values the token at nothing).
 """
 
 from __future__ import annotations
@@ -23,13 +20,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
 
 from gateway.chain.artifacts import compile_contract
 from gateway.chain.transactions import bind
 from gateway.risk.wallet_margin import CollateralToken, SeriesPosition, WalletState
-from gateway.settlement.eip712 import KIND_OPTION, instrument_id
 
 _ERC20_ABI: list[dict[str, Any]] = [
     {
@@ -50,8 +46,7 @@ _ERC20_ABI: list[dict[str, Any]] = [
 
 
 class WalletStateError(RuntimeError):
-    """The wallet's state cannot be read consistently (e.g. an open instrument the
-    Settlement's registry does not know)."""
+    """The wallet's state cannot be read (not a wallet of that Settlement)."""
 
 
 def read_wallet_state(
@@ -70,89 +65,80 @@ def read_wallet_state(
     block: BlockIdentifier = (
         block_identifier if block_identifier is not None else w3.eth.block_number
     )
-    wallet = bind(w3, compile_contract("MarginWallet"), wallet_address)
-    own_settlement = Web3.to_checksum_address(
-        wallet.functions.settlement().call(block_identifier=block)
-    )
-    if settlement_address is not None and (
-        Web3.to_checksum_address(settlement_address) != own_settlement
-    ):
+    wallet_address = Web3.to_checksum_address(wallet_address)
+    if settlement_address is None:
+        wallet = bind(w3, compile_contract("MarginWallet"), wallet_address)
+        settlement_address = str(wallet.functions.settlement().call(block_identifier=block))
+    settlement = bind(w3, compile_contract("Settlement"), settlement_address)
+    try:
+        inputs = settlement.functions.margin_inputs(wallet_address).call(block_identifier=block)
+    except (Web3Exception, ValueError) as error:
         raise WalletStateError(
-            f"wallet {wallet_address} trades through {own_settlement}, not {settlement_address}"
+            f"{wallet_address} has no margin inputs in {settlement.address}: {error}"
+        ) from error
+    own_settlement, option_quote, raw_positions, raw_balances, raw_tokens, raw_collateral = inputs
+    if Web3.to_checksum_address(own_settlement) != settlement.address:
+        raise WalletStateError(
+            f"wallet {wallet_address} trades through {own_settlement}, not {settlement.address}"
         )
-    settlement = bind(w3, compile_contract("Settlement"), own_settlement)
-    option_quote = Web3.to_checksum_address(
-        wallet.functions.option_quote().call(block_identifier=block)
-    )
+
+    balances: dict[str, int] = {
+        Web3.to_checksum_address(token): int(balance)
+        for token, balance in zip(raw_tokens, raw_balances, strict=True)
+    }
     if int(option_quote, 16) == 0:
         # never traded an option: the first option fill sets the Settlement's option quote
-        option_quote = Web3.to_checksum_address(
-            settlement.functions.option_quote().call(block_identifier=block)
-        )
+        option_quote = settlement.functions.option_quote().call(block_identifier=block)
+    option_quote = Web3.to_checksum_address(option_quote)
 
-    positions: list[SeriesPosition] = []
-    ids: list[bytes] = wallet.functions.open_positions().call(block_identifier=block)
-    for raw_id in ids:
-        ins_id = bytes(raw_id)
-        size: int = wallet.functions.position(ins_id).call(block_identifier=block)
-        kind, base, quote, strike, expiry, is_call = settlement.functions.instruments(ins_id).call(
-            block_identifier=block
-        )
-        if kind != KIND_OPTION or instrument_id(kind, base, quote, strike, expiry, is_call) != (
-            ins_id
-        ):
-            raise WalletStateError(
-                f"open instrument 0x{ins_id.hex()} of {wallet_address} is not an option listed "
-                f"in {own_settlement}; MarginWallet has no view of its stored option metadata"
+    def erc20(token: str) -> Any:
+        return w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_ABI)
+
+    for token in [option_quote, *(Web3.to_checksum_address(t) for t in extra_tokens)]:
+        if token not in balances:
+            balances[token] = int(
+                erc20(token).functions.balanceOf(wallet_address).call(block_identifier=block)
             )
-        positions.append(SeriesPosition(base, int(expiry), int(strike), bool(is_call), int(size)))
+    decimals: dict[str, int] = {
+        token: int(erc20(token).functions.decimals().call(block_identifier=block))
+        for token in balances
+    }
 
-    collateral_addresses = [
-        Web3.to_checksum_address(t)
-        for t in settlement.functions.collateral_tokens().call(block_identifier=block)
-    ]
-    tokens: list[str] = [option_quote]
-    for t in [
-        *(p.underlying for p in positions),
-        *collateral_addresses,
-        *(Web3.to_checksum_address(x) for x in extra_tokens),
-    ]:
-        checksum = Web3.to_checksum_address(t)
-        if checksum not in tokens:
-            tokens.append(checksum)
-
-    balances: dict[str, int] = {}
-    decimals: dict[str, int] = {}
-    for token in tokens:
-        erc20 = w3.eth.contract(address=Web3.to_checksum_address(token), abi=_ERC20_ABI)
-        balances[token] = int(
-            erc20.functions.balanceOf(wallet.address).call(block_identifier=block)
-        )
-        decimals[token] = int(erc20.functions.decimals().call(block_identifier=block))
-
+    positions = tuple(
+        SeriesPosition(underlying, int(expiry), int(strike), bool(is_call), int(size))
+        for _id, underlying, expiry, strike, is_call, size in raw_positions
+    )
     collateral: list[CollateralToken] = []
-    if collateral_addresses:
-        oracle = bind(
-            w3,
-            compile_contract("PriceOracle"),
-            settlement.functions.oracle().call(block_identifier=block),
+    for token, unit, haircut, price in raw_collateral:
+        collateral.append(
+            CollateralToken(
+                token,
+                int(price) if price else _oracle_price(w3, settlement, token, block),
+                int(unit),
+                int(haircut),
+            )
         )
-        for token in collateral_addresses:
-            haircut = int(settlement.functions.haircut_bps(token).call(block_identifier=block))
-            price: int | None
-            try:
-                price = int(oracle.functions.price(token).call(block_identifier=block))
-            except ContractLogicError:
-                price = None
-            collateral.append(CollateralToken(token, price, 10 ** decimals[token], haircut))
-
     return WalletState(
         option_quote=option_quote,
         balances=balances,
         decimals=decimals,
-        positions=tuple(positions),
+        positions=positions,
         collateral=tuple(collateral),
     )
+
+
+def _oracle_price(w3: Web3, settlement: Any, token: str, block: BlockIdentifier) -> int | None:
+    """``margin_inputs`` reports 0 both for an oracle that reverts and for a price of 0; the
+    margin rule reverts on the first and values the token at 0 on the second."""
+    oracle = bind(
+        w3,
+        compile_contract("PriceOracle"),
+        settlement.functions.oracle().call(block_identifier=block),
+    )
+    try:
+        return int(oracle.functions.price(token).call(block_identifier=block))
+    except ContractLogicError:
+        return None
 
 
 def read_margin_status(

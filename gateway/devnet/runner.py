@@ -52,6 +52,9 @@ def _print_world(world: DevnetWorld, console: Console) -> None:
         ("WETH (18 decimals)", d.weth),
         ("Uniswap v2 WETH/USDC pair", d.weth_usdc_pair),
         ("Uniswap v2 router", d.uniswap_router or "-"),
+        ("Safe 1.4.1 proxy factory", d.safe_proxy_factory or "-"),
+        ("Safe 1.4.1 singleton", d.safe_singleton or "-"),
+        ("Safe 1.4.1 fallback handler", d.safe_fallback_handler or "-"),
     ):
         table.add_row(label, address)
     for service in world.services:

@@ -5,10 +5,14 @@ For every ``BatchSettled`` transaction the ``settle(batch)`` calldata is decoded
 the contract's own emission order (each order item emits one ``Fill``; each strategy item one
 ``Fill`` per leg, then ``StrategyFilled``), so every event is paired with the signed item that
 produced it. Each fill is then checked as the wallet should have checked it: the EIP-712 digest
-of the calldata's order (domain: that wallet, this chain) equals the event's, the signature
-recovers to the wallet's ``owner()`` at that block (or the owner contract accepts it through
-EIP-1271 ``isValidSignature``), the amounts and side equal the calldata, the limit price and
-deadline hold at the block, and no order is filled beyond its signed amount across batches.
+of the calldata's order (domain: that wallet, this chain) equals the event's; its signature is
+the wallet's at that block, that is an ECDSA signature recovering to the wallet's ``owner()``,
+or to a trading key of the wallet that was active then with the instrument in its scope and
+the notional within its maximum, or (an item whose ``sig.v`` is 0) the contract owner's
+signature from ``batch.signatures``, which the owner accepts through EIP-1271
+``isValidSignature`` at that block; the amounts and side equal the calldata, the limit price
+and deadline hold at the block, and no order is filled beyond its signed amount across
+batches. Each fill reports who signed it: the owner, a trading key, or the contract owner.
 """
 
 from __future__ import annotations
@@ -23,20 +27,41 @@ from web3 import Web3
 from web3.contract import Contract
 
 from gateway.chain.artifacts import compile_contract
+from gateway.chain.settlement_abi import item_signature
 from gateway.chain.transactions import bind
 from gateway.settlement import eip712
 
 EIP1271_MAGIC: Final = bytes.fromhex("1626ba7e")
+NO_KEY_LIMIT: Final = 2**128 - 1  # contracts/wallet/keys.vy: a key without a max notional
 _EVENTS: Final = ("BatchSettled", "Fill", "StrategyFilled", "SwapExecuted")
 _LOG_CHUNK: Final = 5_000  # blocks per eth_getLogs request (public nodes cap the range)
-_OWNER_ABI: Final = [
+_WALLET_ABI: Final = [
     {
         "name": "owner",
         "type": "function",
         "stateMutability": "view",
         "inputs": [],
         "outputs": [{"name": "", "type": "address"}],
-    }
+    },
+    {
+        "name": "trading_key",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "key", "type": "address"}],
+        "outputs": [
+            {"name": "", "type": "uint64"},
+            {"name": "", "type": "bool"},
+            {"name": "", "type": "uint256"},
+            {"name": "", "type": "bool"},
+        ],
+    },
+    {
+        "name": "key_instrument_allowed",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "arg0", "type": "address"}, {"name": "arg1", "type": "bytes32"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
 ]
 _ERC20_ABI: Final = [
     {
@@ -65,6 +90,28 @@ _EIP1271_ABI: Final = [
 ]
 
 
+class SignedBy:
+    """Who signed a fill's order, as the wallet accepted it."""
+
+    OWNER = "owner"  # the owner EOA (ECDSA)
+    TRADING_KEY = "trading_key"  # a trading key the owner authorised (ECDSA)
+    CONTRACT_OWNER = "contract_owner"  # the owner contract, e.g. a Safe (EIP-1271)
+
+
+@dataclass(frozen=True, slots=True)
+class SignerCheck:
+    """The signer of one item at its block and what is wrong with it (``signed_by`` empty:
+    nobody the wallet accepts)."""
+
+    signer: str
+    signed_by: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 @dataclass(frozen=True, slots=True)
 class AuditedFill:
     """One on-chain ``Fill`` event and what the audit found about it.
@@ -86,6 +133,8 @@ class AuditedFill:
     kind: str  # order | strategy_leg
     problems: tuple[str, ...] = ()
     gateway_fills: tuple[str, ...] = ()  # the store's fill ids matched to it (with a store)
+    signer: str = ""  # the owner, the trading key or the contract owner that signed it
+    signed_by: str = ""  # a SignedBy value; empty when no accepted signer was found
 
     @property
     def ok(self) -> bool:
@@ -112,6 +161,8 @@ class AuditedFill:
             "ok": self.ok,
             "problems": list(self.problems),
             "gateway_fills": list(self.gateway_fills),
+            "signer": self.signer,
+            "signed_by": self.signed_by,
         }
 
 
@@ -213,39 +264,99 @@ class ChainAuditor:
             self._timestamps[block] = int(self.w3.eth.get_block(block)["timestamp"])
         return self._timestamps[block]
 
-    def signature_problems(
-        self, digest: bytes, sig: dict[str, Any], wallet: str, block: int
-    ) -> list[str]:
-        """Whether the wallet's owner (at that block) signed ``digest``: ECDSA for an EOA owner,
-        EIP-1271 ``isValidSignature`` for a contract owner."""
-        signature = bytes(sig["r"]) + bytes(sig["s"]) + bytes([int(sig["v"])])
-        owner_of = self.w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=_OWNER_ABI)
+    def check_signer(
+        self,
+        digest: bytes,
+        signature: bytes,
+        wallet: str,
+        block: int,
+        *,
+        contract_signature: bool = False,
+        instruments: Sequence[bytes] = (),
+        notional: int = 0,
+    ) -> SignerCheck:
+        """Who signed ``digest`` for ``wallet``, judged as the wallet judged it at ``block``:
+        a contract owner's signature (``contract_signature``: the item's ``sig.v`` was 0)
+        through EIP-1271 on the owner; an ECDSA one must recover to the owner, or to a trading
+        key active at that block whose scope covers every one of ``instruments`` and whose
+        maximum covers ``notional`` (quote units)."""
+        wallet = Web3.to_checksum_address(wallet)
+        contract = self.w3.eth.contract(address=wallet, abi=_WALLET_ABI)
         try:
-            owner = str(owner_of.functions.owner().call(block_identifier=block))
+            owner = Web3.to_checksum_address(
+                contract.functions.owner().call(block_identifier=block)
+            )
         except Exception as error:  # not a wallet at all: nothing vouches for the signature
-            return [f"wallet {wallet} has no owner() at block {block}: {error}"]
+            return SignerCheck(
+                "", "", (f"wallet {wallet} has no owner() at block {block}: {error}",)
+            )
         if not bool(self.settlement.functions.is_wallet(wallet).call(block_identifier=block)):
-            return [f"wallet {wallet} was not deployed by the Settlement's factory"]
-        if self.w3.eth.get_code(Web3.to_checksum_address(owner), block_identifier=block):
-            signer = self.w3.eth.contract(address=Web3.to_checksum_address(owner), abi=_EIP1271_ABI)
-            try:
-                magic = bytes(
-                    signer.functions.isValidSignature(digest, signature).call(
-                        block_identifier=block
-                    )
-                )
-            except Exception as error:
-                return [f"owner contract {owner} refused the signature (EIP-1271): {error}"]
-            if magic != EIP1271_MAGIC:
-                return [f"owner contract {owner} does not accept the signature (EIP-1271)"]
-            return []
+            return SignerCheck(
+                "", "", (f"wallet {wallet} was not deployed by the Settlement's factory",)
+            )
+        if contract_signature:
+            return self._contract_owner_check(owner, digest, signature, block)
         try:
             recovered = eip712.recover_digest_signer(digest, signature)
         except (eip712.SignatureError, ValueError) as error:
-            return [f"malformed signature: {error}"]
-        if recovered.lower() != owner.lower():
-            return [f"signature recovers to {recovered}, not the wallet owner {owner}"]
-        return []
+            return SignerCheck("", "", (f"malformed signature: {error}",))
+        if recovered == owner:
+            return SignerCheck(owner, SignedBy.OWNER)
+        expiry, all_instruments, max_notional, active = contract.functions.trading_key(
+            recovered
+        ).call(block_identifier=block)
+        if int(expiry) == 0:
+            return SignerCheck(
+                recovered,
+                "",
+                (
+                    f"signature recovers to {recovered}, neither the wallet owner {owner} "
+                    f"nor a trading key of the wallet at block {block}",
+                ),
+            )
+        problems: list[str] = []
+        if not active:
+            problems.append(
+                f"trading key {recovered} had expired at block {block} (expiry {expiry})"
+            )
+        if not all_instruments:
+            for instrument in dict.fromkeys(instruments):
+                allowed = contract.functions.key_instrument_allowed(recovered, instrument).call(
+                    block_identifier=block
+                )
+                if not allowed:
+                    problems.append(
+                        f"trading key {recovered} may not trade instrument "
+                        f"{Web3.to_hex(instrument)} (not in its scope at block {block})"
+                    )
+        if int(max_notional) != NO_KEY_LIMIT and notional > int(max_notional):
+            problems.append(
+                f"notional {notional} is over trading key {recovered}'s maximum {max_notional}"
+            )
+        return SignerCheck(recovered, SignedBy.TRADING_KEY, tuple(problems))
+
+    def _contract_owner_check(
+        self, owner: str, digest: bytes, signature: bytes, block: int
+    ) -> SignerCheck:
+        owner = Web3.to_checksum_address(owner)
+        if not self.w3.eth.get_code(owner, block_identifier=block):
+            return SignerCheck(
+                "", "", (f"a contract signature, but the wallet owner {owner} is not a contract",)
+            )
+        signer = self.w3.eth.contract(address=owner, abi=_EIP1271_ABI)
+        try:
+            magic = bytes(
+                signer.functions.isValidSignature(digest, signature).call(block_identifier=block)
+            )
+        except Exception as error:
+            return SignerCheck(
+                owner, "", (f"owner contract {owner} refused the signature (EIP-1271): {error}",)
+            )
+        if magic != EIP1271_MAGIC:
+            return SignerCheck(
+                owner, "", (f"owner contract {owner} does not accept the signature (EIP-1271)",)
+            )
+        return SignerCheck(owner, SignedBy.CONTRACT_OWNER)
 
     # -- the audit --------------------------------------------------------------------------
 
@@ -343,6 +454,7 @@ class ChainAuditor:
         block = tx.block_number
         timestamp = self._timestamp(block)
         batch_id = int(calldata["batch_id"])
+        signatures = [bytes(raw) for raw in calldata.get("signatures", [])]
         queue = list(legs)
         out: list[AuditedFill] = []
 
@@ -367,19 +479,28 @@ class ChainAuditor:
             )
             wallet = Web3.to_checksum_address(order["wallet"])
             digest = eip712.order_digest(signed, self.chain_id, wallet)
-            found = self._item_problems(
-                digest, order["sig"], wallet, block, timestamp, signed.deadline, event
+            unit = 10**instrument.base_decimals
+            found, signer = self._item_problems(
+                digest,
+                order["sig"],
+                signatures,
+                wallet,
+                block,
+                timestamp,
+                signed.deadline,
+                event,
+                (signed.instrument,),
+                signed.amount * signed.limit_price // unit,
             )
             fill, quote = int(order["fill"]), int(order["quote"])
             found += _leg_problems(event, wallet, instrument.id, signed.is_buy, fill, quote)
-            unit = 10**instrument.base_decimals
             bound = fill * signed.limit_price // unit
             if signed.is_buy and quote > bound:
                 found.append(f"pays {quote} quote units, over the signed limit ({bound})")
             if not signed.is_buy and quote < bound:
                 found.append(f"receives {quote} quote units, under the signed limit ({bound})")
             found += _total_problems(filled, wallet, digest, fill, signed.amount)
-            out.append(_audited(tx, event, event, batch_id, "order", found))
+            out.append(_audited(tx, event, event, batch_id, "order", found, signer))
         for strategy in calldata["strategies"]:
             wallet = Web3.to_checksum_address(strategy["wallet"])
             leg_events = []
@@ -426,13 +547,23 @@ class ChainAuditor:
             )
             digest = eip712.strategy_digest(signed_strategy, self.chain_id, wallet)
             fill = int(strategy["fill"])
-            item_problems += self._item_problems(
-                digest, strategy["sig"], wallet, block, timestamp, signed_strategy.deadline, closing
+            unit = 10 ** ins[int(strategy["legs"][0]["instrument"])].base_decimals
+            found, signer = self._item_problems(
+                digest,
+                strategy["sig"],
+                signatures,
+                wallet,
+                block,
+                timestamp,
+                signed_strategy.deadline,
+                closing,
+                tuple(leg.instrument for leg in signed_strategy.legs),
+                signed_strategy.amount * abs(signed_strategy.limit_net_price) // unit,
             )
+            item_problems += found
             args = closing["args"]
             if int(args["fill"]) != fill or int(args["net_quote"]) != net:
                 item_problems.append("StrategyFilled differs from the calldata's fill or quotes")
-            unit = 10 ** ins[int(strategy["legs"][0]["instrument"])].base_decimals
             if net * unit > fill * signed_strategy.limit_net_price:
                 item_problems.append(
                     f"net quote {net} for {fill} units is beyond the signed net limit "
@@ -442,7 +573,13 @@ class ChainAuditor:
             for event, leg_problems in leg_events:
                 out.append(
                     _audited(
-                        tx, event, closing, batch_id, "strategy_leg", leg_problems + item_problems
+                        tx,
+                        event,
+                        closing,
+                        batch_id,
+                        "strategy_leg",
+                        leg_problems + item_problems,
+                        signer,
                     )
                 )
         for name, event in queue:
@@ -457,19 +594,36 @@ class ChainAuditor:
         self,
         digest: bytes,
         sig: dict[str, Any],
+        signatures: Sequence[bytes],
         wallet: str,
         block: int,
         timestamp: int,
         deadline: int,
         event: Any,
-    ) -> list[str]:
+        instruments: Sequence[bytes],
+        notional: int,
+    ) -> tuple[list[str], SignerCheck]:
         found: list[str] = []
         if bytes(event["args"]["digest"]) != digest:
             found.append("the event's digest is not the EIP-712 digest of the signed order")
-        found += self.signature_problems(digest, sig, wallet, block)
+        try:
+            signature, contract = item_signature(sig, signatures)
+        except ValueError as error:
+            signer = SignerCheck("", "", (f"no signature in the batch: {error}",))
+        else:
+            signer = self.check_signer(
+                digest,
+                signature,
+                wallet,
+                block,
+                contract_signature=contract,
+                instruments=instruments,
+                notional=notional,
+            )
+        found += signer.problems
         if timestamp > deadline:
             found.append(f"settled at {timestamp}, after the signed deadline {deadline}")
-        return found
+        return found, signer
 
 
 def _leg_problems(
@@ -499,7 +653,13 @@ def _total_problems(
 
 
 def _audited(
-    tx: _Tx, event: Any, item_event: Any, batch_id: int, kind: str, problems: Sequence[str]
+    tx: _Tx,
+    event: Any,
+    item_event: Any,
+    batch_id: int,
+    kind: str,
+    problems: Sequence[str],
+    signer: SignerCheck | None = None,
 ) -> AuditedFill:
     args = event["args"]
     return AuditedFill(
@@ -516,6 +676,8 @@ def _audited(
         int(args["quote"]),
         kind,
         tuple(dict.fromkeys(problems)),
+        signer=signer.signer if signer is not None else "",
+        signed_by=signer.signed_by if signer is not None else "",
     )
 
 

@@ -47,6 +47,7 @@ class BatchLimits:
     max_instruments: int = abi.MAX_BATCH_INSTRUMENTS
     max_wallets: int = abi.MAX_WALLETS
     max_tokens: int = abi.MAX_BATCH_TOKENS
+    max_contract_signatures: int = abi.MAX_CONTRACT_SIGS
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class _Usage:
     instruments: set[bytes] = field(default_factory=set)
     wallets: set[str] = field(default_factory=set)
     tokens: set[str] = field(default_factory=set)
+    contract_signatures: set[bytes] = field(default_factory=set)
 
     def overflow(self, group: SettlementGroup, limits: BatchLimits) -> str | None:
         """Why ``group`` does not fit on top of this usage (None: it fits)."""
@@ -67,6 +69,11 @@ class _Usage:
             (len(self.instruments | group.instruments()), limits.max_instruments, "instruments"),
             (len(self.wallets | group.wallets()), limits.max_wallets, "wallets"),
             (len(self.tokens | group.tokens()), limits.max_tokens, "tokens"),
+            (
+                len(self.contract_signatures | group.contract_signatures()),
+                limits.max_contract_signatures,
+                "contract signatures",
+            ),
         )
         for used, limit, what in checks:
             if used > limit:
@@ -80,6 +87,7 @@ class _Usage:
         self.instruments |= group.instruments()
         self.wallets |= group.wallets()
         self.tokens |= group.tokens()
+        self.contract_signatures |= group.contract_signatures()
 
 
 def plan_batches(
@@ -130,7 +138,12 @@ def add_item(
     """Append one settlement item to ``builder``."""
     if isinstance(item, OrderSettlement):
         builder.add_order(
-            item.wallet, item.instrument, item.order(), item.signature, item.fill, item.quote
+            item.wallet,
+            item.instrument,
+            item.order(),
+            item.signature,
+            item.fill,
+            item.quote,
         )
     elif isinstance(item, StrategySettlement):
         builder.add_strategy(

@@ -14,7 +14,9 @@ implemented here directly; ``eth_account.messages.encode_typed_data`` is only us
 an independent cross-check.
 
 Signatures are 65 bytes ``r || s || v`` with ``s`` in the lower half of the curve order
-(EIP-2) and ``v`` in {27, 28}.
+(EIP-2) and ``v`` in {27, 28}, by the wallet's owner or one of its trading keys. A contract
+owner (e.g. a Safe) signs the same digest its own way, checked through EIP-1271
+(:mod:`gateway.chain.safe` for a Safe).
 """
 
 from __future__ import annotations
@@ -239,7 +241,9 @@ def instrument_id(
 
 def series_id(underlying: str, quote: str, expiry: int) -> bytes:
     """One options series: ``keccak256(abi.encode(address underlying, address quote,
-    uint64 expiry))`` (the argument of ``Settlement.settle_expiry``)."""
+    uint64 expiry))``, the first argument of ``Settlement.settle_expiry(series, round_id)``:
+    the series settles at the round at expiry of the feed it bound when listed (see
+    :mod:`gateway.chain.expiry`), never at a price the caller supplies."""
     _check_uint("expiry", expiry, _UINT64_MAX)
     return keccak(
         abi_encode(

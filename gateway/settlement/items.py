@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from web3 import Web3
 
-from gateway.chain.settlement_abi import Instrument
+from gateway.chain.settlement_abi import Instrument, is_contract_signature
 from gateway.settlement.eip712 import Leg, Order, Strategy, order_digest, strategy_digest
 
 
@@ -30,7 +30,9 @@ class OrderSettlement:
     limit_price: int
     nonce: int
     deadline: int
-    signature: bytes  # 65 bytes r || s || v
+    # 65 bytes r || s || v: ECDSA by the owner EOA or a trading key; any other length: the
+    # contract owner's EIP-1271 signature (see gateway.chain.settlement_abi)
+    signature: bytes
     fill: int
     quote: int
 
@@ -71,7 +73,7 @@ class StrategySettlement:
     limit_net_price: int
     nonce: int
     deadline: int
-    signature: bytes
+    signature: bytes  # as OrderSettlement.signature
     fill: int
 
     def strategy(self) -> Strategy:
@@ -142,6 +144,12 @@ class SettlementGroup:
         found = {Web3.to_checksum_address(o.wallet) for o in self.orders}
         found.update(Web3.to_checksum_address(s.wallet) for s in self.strategies)
         return frozenset(found)
+
+    def contract_signatures(self) -> frozenset[bytes]:
+        """The distinct EIP-1271 signatures the group's items carry (``Batch.signatures``
+        holds at most ``MAX_CONTRACT_SIGS`` per batch)."""
+        items: list[OrderSettlement | StrategySettlement] = [*self.orders, *self.strategies]
+        return frozenset(i.signature for i in items if is_contract_signature(i.signature))
 
     def tokens(self) -> frozenset[str]:
         """Tokens the group can move (as ``Settlement.settle`` counts them: a spot

@@ -23,6 +23,7 @@ from gateway.chain.deploy import (
     wallet_contract,
 )
 from gateway.chain.paths import project_root
+from gateway.chain.safe import safe_contract
 from gateway.chain.transactions import Sender, connect
 
 pytestmark = pytest.mark.chain
@@ -70,7 +71,19 @@ def test_deploy_on_fresh_anvil() -> None:
         )
         assert tokens.balance_of(w3, deployment.usdc, deployment.weth_usdc_pair) == config.pool_usdc
 
+        # admin changes wait out the configured delay; expiry fallbacks the configured grace
+        assert settlement.functions.DELAY().call() == config.admin_delay == 300
+        assert settlement.functions.EXPIRY_GRACE().call() == config.expiry_grace == 3600
+        assert oracle.functions.DELAY().call() == config.admin_delay
+        # Safe 1.4.1, so that a Safe can own a wallet on the devnet
+        assert deployment.safe is not None
+        assert safe_contract(w3, deployment.safe.singleton).functions.VERSION().call() == "1.4.1"
+
         assert Deployment.from_json(deployment.to_json()) == deployment
+        # a file written before the Safe fields existed still loads (without them)
+        older = {k: v for k, v in deployment.to_dict().items() if not k.startswith("safe_")}
+        assert Deployment.from_dict(older).safe is None
+        assert Deployment.from_dict(older).settlement == deployment.settlement
 
 
 def test_pool_swaps_at_the_seeded_price() -> None:

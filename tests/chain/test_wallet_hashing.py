@@ -138,13 +138,13 @@ def test_strategy_signature_accepted_on_chain(
     digest = eip712.strategy_digest(strategy, w3.eth.chain_id, wallet.address)
     assert call.call({"from": fake_settlement.address}) == digest
     fake_settlement.transact(call)
-    assert wallet.functions.remaining_strategy(strategy.as_tuple()).call() == 0  # filled
+    assert wallet.functions.nonce_used(9).call()  # filled in one go
 
 
 @pytest.fixture(scope="module")
 def settlement(deployer: Sender) -> Contract:
     placeholder = "0x" + "11" * 20
-    return deployer.deploy(compile_contract("Settlement"), placeholder, placeholder)
+    return deployer.deploy(compile_contract("Settlement"), placeholder, placeholder, 300, 3600)
 
 
 @EXAMPLES
@@ -179,7 +179,10 @@ def test_instrument_id_matches_settlement(
 def test_contract_owner_signs_through_eip1271(
     w3: Web3, anvil_node: Anvil, deployer: Sender, fake_settlement: Sender
 ) -> None:
-    """A wallet owned by a contract accepts what that contract's signer signed (EIP-1271)."""
+    """A wallet owned by a contract accepts only what the contract accepts (EIP-1271), and
+    only as a contract signature (v = 0) that its Settlement holds for it: as an ECDSA `sig`
+    the signer's signature recovers to an address that is neither the owner nor a trading
+    key, and a caller that cannot hand back the bytes (an EOA) settles nothing."""
     signer = anvil_node.dev_accounts()[8]
     owner_contract = deployer.deploy(compile_contract("TestERC1271Signer"), signer.address)
     wallet = deployer.deploy(
@@ -193,9 +196,15 @@ def test_contract_owner_signs_through_eip1271(
     assert is_valid_signature(w3, owner_contract.address, digest, signature)
     assert not is_valid_signature(w3, owner_contract.address, digest, b"\x01" * 65)
     assert not is_valid_signature(w3, signer.address, b"\x00" * 32, signature)
-    fill = abi.order_fill(order, signature, 10**18, 3_000 * 10**6)
-    fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False))
-    assert wallet.functions.nonce_used(5).call()
+    as_ecdsa = abi.order_fill(order, signature, 10**18, 3_000 * 10**6)
+    with pytest.raises(ContractLogicError, match="wallet: bad signature"):
+        fake_settlement.transact(wallet.functions.apply_order(as_ecdsa, preimage, False))
+    sig, contract_sig = abi.wallet_signature_args(signature, contract_signature=True)
+    assert sig == (0, bytes(32), bytes(32)) and contract_sig == signature
+    fill = abi.order_fill(order, signature, 10**18, 3_000 * 10**6, contract_signature=True)
+    with pytest.raises(ContractLogicError):
+        fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False))
+    assert not wallet.functions.nonce_used(5).call()
 
 
 @EXAMPLES

@@ -59,19 +59,26 @@ STORAGE_CHUNKS = 8
 STORAGE_PER_CHUNK = 400  # 3,200 storage-written portfolios
 SETTLED_PORTFOLIOS = 48
 
+# the wallet keeps positions in its `positions` module and the packed config in `core`
 SET_OPEN = """
 @external
 def __set_open(i: uint256, id: bytes32, size: int256, meta: uint256, strike: uint256):
-    self._open[i] = id
-    self.position[id] = size
-    self._option_meta[id] = meta
-    self._option_strike[id] = strike
+    positions._open[i] = id
+    positions.position[id] = size
+    positions._option_meta[id] = meta
+    positions._option_strike[id] = strike
 """
 SET_CONFIG = """
 @external
 def __set_config(quote: address, count: uint256):
-    self.option_quote = quote
-    self._config = (self._config & ~OPEN_MASK) | (count << OPEN_SHIFT)
+    positions.option_quote = quote
+    core.config = (core.config & ~core.OPEN_MASK) | (count << core.OPEN_SHIFT)
+"""
+# a haircut change waits out the Settlement's timelock; the mirror only needs the value
+SET_HAIRCUT = """
+@external
+def __set_haircut(token: address, bps: uint256):
+    self.haircut_bps[token] = bps
 """
 
 
@@ -127,6 +134,7 @@ def lab() -> Iterator[Lab]:
         harness = harness_trader.wallet
         harness.inject_function(SET_OPEN)
         harness.inject_function(SET_CONFIG)
+        world.settlement.inject_function(SET_HAIRCUT)
         mm = world.new_trader(90_002)
         listed = []
         with boa.env.prank(admin):
@@ -165,6 +173,10 @@ def mint(lab: Lab, token: Token, to: str, amount: int) -> None:
             token.contract.mint(to, amount)
 
 
+def set_haircut(lab: Lab, token: Token, bps: int) -> None:
+    getattr(lab.world.settlement.inject, "__set_haircut")(token.address, bps)
+
+
 def oracle_price(lab: Lab, token: Token) -> int | None:
     try:
         return int(lab.world.oracle.price(token.address))
@@ -188,27 +200,31 @@ def mirror_status(state: WalletState) -> MarginStatus | str:
 
 
 def boa_state(lab: Lab, wallet: Any) -> WalletState:
-    """What `gateway.chain.wallet_state.read_wallet_state` reads, read through boa."""
-    settlement = lab.world.settlement
-    positions = []
-    for ins_id in wallet.open_positions():
-        kind, base, quote, strike, expiry, is_call = settlement.instruments(ins_id)
-        assert kind == 1
-        positions.append(SeriesPosition(base, expiry, strike, is_call, wallet.position(ins_id)))
-    quote = str(wallet.option_quote())
-    if int(quote, 16) == 0:
+    """What `gateway.chain.wallet_state.read_wallet_state` reads (`Settlement.margin_inputs`
+    plus each token's decimals, every lab token as an extra token), read through boa."""
+    _, quote, raw_positions, balances, tokens, raw_collateral = lab.world.settlement.margin_inputs(
+        wallet.address
+    )
+    positions = [
+        SeriesPosition(underlying, expiry, strike, is_call, size)
+        for _, underlying, expiry, strike, is_call, size in raw_positions
+    ]
+    held = {str(t): int(b) for t, b in zip(tokens, balances, strict=True)}
+    if int(str(quote), 16) == 0:
         quote = lab.usdc.address
+    for t in lab.tokens:  # read_wallet_state's extra_tokens: every token a fill may touch
+        held.setdefault(t.address, t.contract.balanceOf(wallet.address))
     collateral = []
-    for address in settlement.collateral_tokens():
+    for address, unit, haircut, price in raw_collateral:
         token = next(t for t in lab.tokens if t.address == address)
+        assert unit == token.unit
+        assert price == (oracle_price(lab, token) or 0)  # 0: the oracle refuses one
         collateral.append(
-            CollateralToken(
-                address, oracle_price(lab, token), token.unit, settlement.haircut_bps(address)
-            )
+            CollateralToken(address, price or oracle_price(lab, token), unit, haircut)
         )
     return WalletState(
-        option_quote=quote,
-        balances={t.address: t.contract.balanceOf(wallet.address) for t in lab.tokens},
+        option_quote=str(quote),
+        balances=held,
         decimals={t.address: t.decimals for t in lab.tokens},
         positions=tuple(positions),
         collateral=tuple(collateral),
@@ -322,10 +338,9 @@ def storage_example(lab: Lab, rng: random.Random, outcomes: Counter[str]) -> Non
             token.feed.set_answer_at(answer, boa.env.evm.patch.timestamp - 2 * 3600)
         else:
             token.feed.set_answer(answer)
-    with boa.env.prank(world.admin):
-        for token in lab.collateral:
-            haircut = rng.choice([0, 1, 2_000, 5_000, 9_999, BPS, rng.randint(0, BPS)])
-            world.settlement.set_collateral(token.address, haircut)
+    for token in lab.collateral:
+        haircut = rng.choice([0, 1, 2_000, 5_000, 9_999, BPS, rng.randint(0, BPS)])
+        set_haircut(lab, token, haircut)
     prices = {t.address: oracle_price(lab, t) for t in lab.tokens if t.feed is not None}
     collateral = tuple(
         CollateralToken(
@@ -524,11 +539,10 @@ def test_reference_wallets_and_early_returns(lab: Lab) -> None:
     for usdc_balance, weth_balance in ((10**12, weth.unit - 1), (600 * k, 2 * weth.unit)):
         with boa.env.anchor():
             lab.world.feed.set_answer(3_000 * 10**8)
-            with boa.env.prank(lab.world.admin):
-                for t in lab.collateral:
-                    lab.world.settlement.set_collateral(t.address, 2_000)
-                    assert t.feed is not None
-                    t.feed.set_answer(3_000 * 10**8)
+            for t in lab.collateral:
+                set_haircut(lab, t, 2_000)
+                assert t.feed is not None
+                t.feed.set_answer(3_000 * 10**8)
             write_portfolio(lab, usdc.address, short_straddle)
             mint(lab, usdc, lab.harness.address, usdc_balance)
             mint(lab, weth, lab.harness.address, weth_balance)

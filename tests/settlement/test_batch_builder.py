@@ -57,3 +57,27 @@ def test_build_batch_and_batch_id() -> None:
     assert batch[0] == batch_id_from_key("batch-1") < 2**256
     assert batch_id_from_key("batch-1") != batch_id_from_key("batch-2")
     assert len(batch[1]) == 1 and len(batch[2]) == 4
+
+
+def _safe_trade(n: int, signature: bytes) -> SettlementGroup:
+    """A trade whose buyer is a contract owner (its signature is not 65 bytes)."""
+    buy = _order(f"b{n}", 2 * n + 1, True)
+    buy = OrderSettlement(**{**{f: getattr(buy, f) for f in buy.__slots__}, "signature": signature})
+    return SettlementGroup(f"g{n}", (buy, _order(f"s{n}", 2 * n + 2, False)))
+
+
+def test_contract_signatures_are_a_batch_limit_and_travel_once() -> None:
+    signatures = [bytes([n + 1]) * 130 for n in range(abi.MAX_CONTRACT_SIGS + 1)]
+    groups = [_safe_trade(n, s) for n, s in enumerate(signatures)]
+    assert groups[0].contract_signatures() == {signatures[0]}
+    assert _trade(0).contract_signatures() == frozenset()
+    assert [len(b) for b in plan_batches(groups)] == [abi.MAX_CONTRACT_SIGS, 1]
+    # the same signature twice (one Safe signed one order that fills twice) counts once
+    again = [_safe_trade(n, signatures[0]) for n in range(abi.MAX_CONTRACT_SIGS + 1)]
+    [batch_groups] = plan_batches(again)
+    batch = build_batch(1, batch_groups)
+    assert batch[5] == [signatures[0]]
+    buys = [o for o in batch[2] if o[2]]
+    assert {o[7] for o in buys} == {abi.contract_signature_struct(0)}
+    with pytest.raises(GroupTooLargeError, match="contract signatures"):
+        plan_batches(groups[:1], BatchLimits(max_contract_signatures=0))

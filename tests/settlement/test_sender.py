@@ -6,18 +6,23 @@ import asyncio
 from typing import Any
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
+from eth_utils import keccak
 from web3 import Web3
 
-from gateway.chain import uniswap
-from gateway.chain.deploy import settlement_contract
-from gateway.chain.transactions import event_logs
+from gateway.chain import settlement_abi as abi
+from gateway.chain import tokens, uniswap
+from gateway.chain.deploy import create_wallet, settlement_contract
+from gateway.chain.safe import create_safe, safe_message_hash, sign_safe_message
+from gateway.chain.transactions import Sender, event_logs
 from gateway.settlement import eip712
 from gateway.settlement.batch_builder import batch_id_from_key
 from gateway.settlement.eip712 import Order
 from gateway.settlement.items import OrderSettlement, SettlementGroup, SwapSettlement
 from gateway.settlement.sender import BatchStatus, FeePolicy, SendProgress, Stage
-from tests.settlement.conftest import SettlementWorld, until
+from tests.settlement.conftest import PRICE, WETH, SettlementWorld, until
 
 pytestmark = pytest.mark.chain
 
@@ -226,3 +231,69 @@ def test_groups_valid_alone_but_conflicting_together_are_deferred(
     assert [g.group_id for g in result.deferred] == ["b"]
     assert result.batch is not None and [g.group_id for g in result.batch.groups] == ["a"]
     assert result.batch.status is BatchStatus.CONFIRMED
+
+
+def test_contract_signed_groups_are_indexed_per_batch_and_a_bad_one_is_bisected_out(
+    world: SettlementWorld, deployer: Sender
+) -> None:
+    """A wallet owned by a 2-of-3 Safe buys twice: once signed by two owners, once by an
+    owner and an outsider (the Safe refuses it through EIP-1271). Bisection rejects the bad
+    group; the batch that is sent is rebuilt, so the good signature is the only one in
+    `Batch.signatures` and its item points at index 0."""
+    w3, d = world.w3, world.deployment
+    assert d.safe is not None
+    chain_id = w3.eth.chain_id
+    owners = [Account.from_key(keccak(text=f"sender-test/safe-owner/{i}")) for i in range(3)]
+    outsider = Account.from_key(keccak(text="sender-test/outsider"))
+    safe = create_safe(deployer, d.safe, [o.address for o in owners], threshold=2)
+    wallet = create_wallet(deployer, d, safe)
+    tokens.mint(deployer, d.usdc, wallet, 10_000 * 10**6)
+
+    def safe_buy(item_id: str, signers: list[LocalAccount]) -> OrderSettlement:
+        order = Order(world.spot.id, True, WETH, PRICE, world.next_nonce(wallet), world.deadline())
+        digest = eip712.order_digest(order, chain_id, wallet)
+        signature = sign_safe_message(
+            [s.key for s in signers], safe_message_hash(chain_id, safe, digest)
+        )
+        quote = abi.quote_amount(WETH, PRICE, 18)
+        return OrderSettlement(
+            item_id,
+            wallet,
+            world.spot,
+            True,
+            WETH,
+            PRICE,
+            order.nonce,
+            order.deadline,
+            signature,
+            WETH,
+            quote,
+        )
+
+    bad_buy = safe_buy("bad-buy", [owners[0], outsider])
+    good_buy = safe_buy("good-buy", [owners[2], owners[1]])
+    assert len(bad_buy.signature) == len(good_buy.signature) == 130
+    bad = SettlementGroup("bad", (bad_buy, world.order(world.sellers[1], False, WETH, "bad-sell")))
+    good = SettlementGroup(
+        "good", (good_buy, world.order(world.sellers[0], False, WETH, "good-sell"))
+    )
+    plain = world.trade("plain", pair=1)
+    result = asyncio.run(world.sender().settle(9, [bad, good, plain]))
+    assert [r.group.group_id for r in result.rejected] == ["bad"]
+    assert "bad signature" in result.rejected[0].reason
+    sent = result.batch
+    assert sent is not None and sent.status is BatchStatus.CONFIRMED
+    assert [g.group_id for g in sent.groups] == ["good", "plain"]
+    assert "good-buy" in sent.item_log_index
+
+    settlement = settlement_contract(w3, d)
+    tx = w3.eth.get_transaction(HexStr(sent.tx_hash))
+    _, args = settlement.decode_function_input(tx["input"])
+    batch = args["batch"]
+    assert [bytes(s) for s in batch["signatures"]] == [good_buy.signature]
+    [safe_item] = [o for o in batch["orders"] if o["wallet"] == wallet]
+    assert abi.item_signature(safe_item["sig"], [good_buy.signature]) == (
+        good_buy.signature,
+        True,
+    )
+    assert tokens.balance_of(w3, d.weth, wallet) == WETH
