@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="Refuse orders without the wallet owner's EIP-712 signature (orders that "
         "could not settle on chain); signatures given are always checked when a chain is set",
     )
+    key_revocation_interval_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="With a chain: how often open orders signed by a trading key the wallet now "
+        "refuses (revoked, expired) are looked for and cancelled (empty: the reconcile interval)",
+    )
     sanctions_file: Path | None = Field(
         default=None,
         description="Sanctions list, CSV `address,list,reason` with `#` comments (empty: the "

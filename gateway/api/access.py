@@ -243,14 +243,21 @@ async def ensure_order_visible(connection: HTTPConnection, order_id: str, accoun
 
 
 async def ensure_may_trade(connection: HTTPConnection, spec: OrderSpec, chain: bool) -> None:
-    """The caller acts for the order's account; an API key only ever passes on orders the
-    wallet owner signed, checkable on the chain (`chain`)."""
+    """The caller acts for the order's account; an API key, a trading key and a Safe owner
+    only ever pass on signed orders, checkable on the chain (`chain`): the signature is what
+    the wallet checks (the key's scope, the Safe's threshold), so nothing unsigned may
+    bypass it."""
     await ensure_account(connection, spec.account)
-    if principal_of(connection).role != "protocol":
+    principal = principal_of(connection)
+    if principal.role == "protocol":
+        who = "an API key"
+    elif await _access(connection).acts_as_delegate(principal, spec.account):
+        who = "a trading key or a Safe owner"
+    else:
         return
     if spec.signed is None:
         raise AccessDenied(
-            "an API key trades only orders carrying the wallet owner's EIP-712 signature",
+            f"{who} trades only orders carrying a signature the wallet accepts (EIP-712)",
             field="signature",
             code="signature_required",
         )
@@ -267,6 +274,17 @@ def ensure_not_api_key(connection: HTTPConnection, what: str) -> None:
     if principal_of(connection).role == "protocol":
         raise AccessDenied(
             f"an API key cannot {what}: only orders the owner signed", code="signature_required"
+        )
+
+
+async def ensure_not_delegate(connection: HTTPConnection, account: str, what: str) -> None:
+    """Refuse a trading key or a Safe owner what it could only do unsigned for `account`
+    (an algo's children, an amendment the signature does not cover)."""
+    if await _access(connection).acts_as_delegate(principal_of(connection), account):
+        raise AccessDenied(
+            f"a trading key or a Safe owner cannot {what}: only signed orders",
+            field="account",
+            code="signature_required",
         )
 
 

@@ -1,5 +1,11 @@
 """Authentication and its state: operator token, trader sessions (Sign-In with Ethereum),
-HMAC-signed API key requests, replay memory, rate limits, and trader wallet ownership.
+HMAC-signed API key requests, replay memory, rate limits, and which wallets a trader acts for.
+
+A trader signed in with an address acts for that address and for the MarginWallets it
+relates to on chain (`Relation`): those it owns, those it is an active trading key of, and
+those owned by a Safe that lists it as an owner. Ownership never changes, so an owned wallet
+is remembered; a key can be revoked and a Safe's owners changed at any time, so those
+relations are checked on chain again on every request.
 
 API key secrets are never stored. A key's secret is HMAC-SHA256(server key secret,
 key id + salt), so the server can re-derive it to check a request's HMAC, while the database
@@ -20,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from eth_utils import to_checksum_address
@@ -117,6 +124,14 @@ class Session:
     expires_at: datetime
 
 
+class Relation(StrEnum):
+    """How a signed-in address relates to a wallet it acts for."""
+
+    OWNER = "owner"
+    TRADING_KEY = "trading_key"  # an active trading key of the wallet
+    SAFE_OWNER = "safe_owner"  # an owner of the Safe (contract) that owns the wallet
+
+
 class AccessControl:
     def __init__(
         self,
@@ -135,6 +150,9 @@ class AccessControl:
         self.replays = ReplayMemory(settings.replay_memory_size)
         # trader address -> wallets learned (from the chain) to be owned by it
         self._wallets: dict[str, set[str]] = {}
+        # trader address -> wallets it acted for as a trading key or a Safe owner; each is
+        # checked on chain again whenever the trader calls, and dropped once it fails
+        self._delegated: dict[str, set[str]] = {}
         token = settings.operator_token
         self._operator_digest = None if token is None else _sha256(token.get_secret_value())
 
@@ -150,11 +168,20 @@ class AccessControl:
         address = await self._read(lambda c: store.session_address(c, _sha256(token), now))
         if address is None:
             raise AuthenticationFailed("the bearer token is unknown or expired")
-        return self.trader(address)
+        return await self.trader(address)
 
-    def trader(self, address: str) -> Principal:
-        wallets = self._wallets.get(address, set())
-        return Principal("trader", address, frozenset(SCOPES), frozenset({address, *wallets}))
+    async def trader(self, address: str) -> Principal:
+        """The trader's principal now: its address, the wallets it owns, and the wallets it
+        acts for as a key or a Safe owner that still hold on chain (a revoked key's wallet
+        is no longer listed, nor served)."""
+        owned = self._wallets.get(address, set())
+        delegated = self._delegated.get(address, set())
+        for wallet in sorted(delegated):
+            if await self._delegation(address, wallet) is None:
+                delegated.discard(wallet)
+        return Principal(
+            "trader", address, frozenset(SCOPES), frozenset({address, *owned, *delegated})
+        )
 
     async def signed_request(
         self,
@@ -207,16 +234,48 @@ class AccessControl:
     async def can_see(self, principal: Principal, account: str) -> bool:
         if principal.may_see(account):
             return True
+        if principal.role != "trader":
+            return False
+        relation = await self.relation(principal.subject, account)
+        if relation is None:
+            return False
+        known = self._wallets if relation is Relation.OWNER else self._delegated
+        known.setdefault(principal.subject, set()).add(to_checksum_address(account))
+        return True
+
+    async def relation(self, address: str, wallet: str) -> Relation | None:
+        """How `address` relates to `wallet` on chain now; None: not at all, or not a
+        wallet (only the trader's own address is then its account)."""
+        if self.signatures is None:
+            return None
+        try:
+            owner = await self.signatures.owner(wallet)
+        except InvalidSignature:
+            return None
+        if owner.lower() == address.lower():
+            return Relation.OWNER
+        return await self._delegation(address, wallet)
+
+    async def _delegation(self, address: str, wallet: str) -> Relation | None:
+        assert self.signatures is not None  # only asked of wallets seen through it
+        if (await self.signatures.trading_key(wallet, address)).active:
+            return Relation.TRADING_KEY
+        if await self.signatures.is_safe_owner(wallet, address):
+            return Relation.SAFE_OWNER
+        return None
+
+    async def acts_as_delegate(self, principal: Principal, account: str) -> bool:
+        """Whether a trader acts for `account` only as a trading key or a Safe owner, not as
+        the address itself or its owner (asked once the account is known to be visible)."""
         if principal.role != "trader" or self.signatures is None:
+            return False
+        if account.lower() == principal.subject.lower():
             return False
         try:
             owner = await self.signatures.owner(account)
         except InvalidSignature:
-            return False  # not a wallet: only the trader's own address is its account
-        if owner.lower() != principal.subject.lower():
             return False
-        self._wallets.setdefault(principal.subject, set()).add(to_checksum_address(account))
-        return True
+        return owner.lower() != principal.subject.lower()
 
     # --- API keys ----------------------------------------------------------------------
 

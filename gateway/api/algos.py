@@ -14,7 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import AwareDatetime, Field
 
-from gateway.api.access import ensure_account, ensure_not_api_key, ensure_order_visible
+from gateway.api.access import (
+    ensure_account,
+    ensure_not_api_key,
+    ensure_not_delegate,
+    ensure_order_visible,
+)
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.orders import Side
@@ -143,6 +148,7 @@ def _opt(value: str | None) -> Decimal | None:
 async def create_algo(body: AlgoIn, rt: RuntimeDep, request: Request) -> AlgoOut:
     ensure_not_api_key(request, "start an algo")  # its child orders are not owner-signed
     await ensure_account(request, body.account)
+    await ensure_not_delegate(request, body.account, "start an algo")
     state = await rt.algos.create(body.to_request())
     return _out(state, await rt.algos.get(state.spec.algo_id))
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.settlements import BatchNotFound
 from gateway.compliance.rules import ComplianceRefused
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
+from gateway.domain.trading_keys import TradingKeyRefused
 from gateway.oms.execution_analysis import TcaUnavailable
 from gateway.oms.legging_runner import LeggingNotFound
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
@@ -26,6 +27,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     KillSwitchEngaged: 403,
     ComplianceRefused: 403,
     InstrumentNotAllowed: 403,
+    TradingKeyRefused: 403,  # key_revoked, key_expired, key_scope, key_max_notional
     OrderRateExceeded: 429,
     OrderNotFound: 404,
     DuplicateClientOrderId: 409,

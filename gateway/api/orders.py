@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
-from gateway.api.access import ensure_account, ensure_may_trade, ensure_order_visible, principal_of
+from gateway.api.access import (
+    ensure_account,
+    ensure_may_trade,
+    ensure_not_delegate,
+    ensure_order_visible,
+    principal_of,
+)
 from gateway.api.legging import LeggingOut, legging_out
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import (
@@ -45,6 +51,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut},
     422: {"model": ErrorOut},
 }
+# what refuses a signed order (README "Signing orders"); codes are stable
+SIGNED_ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {
+        "model": ErrorOut,
+        "description": "forbidden: not one of the caller's accounts; signature_required: an "
+        "API key, a trading key or a Safe owner sends only signed orders; signed by a trading "
+        "key the wallet would refuse: key_revoked, key_expired, key_scope (an instrument "
+        "outside the key's allow-list), key_max_notional (over the key's maximum notional)",
+    },
+    422: {
+        "model": ErrorOut,
+        "description": "validation_error (e.g. a malformed signature); invalid_signature: "
+        "not the owner's nor a trading key's, a contract owner refuses it (EIP-1271), or its "
+        "deadline passed; signature_required: the gateway requires signed orders",
+    },
+}
 OrderId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
@@ -60,7 +83,7 @@ def _json(order: Order, status_code: int = 200) -> Response:
     status_code=201,
     responses={
         200: {"model": OrderOut, "description": "The same request was seen before"},
-        **ERRORS,
+        **SIGNED_ORDER_ERRORS,
     },
     summary="Submit an order (idempotent on account + client_order_id)",
 )
@@ -92,7 +115,7 @@ async def submit_order(body: OrderIn, rt: RuntimeDep, request: Request) -> Respo
     status_code=201,
     responses={
         200: {"model": OrderOut, "description": "The same request was seen before"},
-        **ERRORS,
+        **SIGNED_ORDER_ERRORS,
     },
     summary="Submit a multi-leg strategy (all legs or none)",
 )
@@ -266,16 +289,18 @@ async def amend_order(
     order_id: OrderId, body: AmendIn, rt: RuntimeDep, request: Request
 ) -> Response:
     """Change the price and/or total quantity of an open order."""
-    await _visible_order(request, rt, order_id)
+    order = await _visible_order(request, rt, order_id)
+    # the order's signature covers its price and quantity: a key signs a new order instead
+    await ensure_not_delegate(request, order.spec.account, "amend an order")
     if body.price is None and body.quantity is None:
         raise DomainError("give a price, a quantity or both", field="body", code="nothing_to_amend")
-    order = await rt.orders.amend(
+    amended = await rt.orders.amend(
         order_id,
         price=None if body.price is None else Decimal(body.price),
         quantity=None if body.quantity is None else Decimal(body.quantity),
         expected_version=body.expected_version,
     )
-    return _json(order)
+    return _json(amended)
 
 
 @router.delete("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)

@@ -27,6 +27,7 @@ from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.internal_book import InternalBook
+from gateway.oms.key_revocations import KeyRevocationFollower
 from gateway.oms.legging_runner import LeggingRunner
 from gateway.oms.order_signatures import OrderSignatures, SignatureRequired
 from gateway.oms.risk_controls import RiskControlService
@@ -92,6 +93,8 @@ class Runtime:
     settlement: SettlementService | None = field(init=False)  # set by `build`
     legging: LeggingRunner = field(init=False)  # set by `build`
     compliance: ComplianceScreen = field(init=False)  # set by `build`, loaded by `start`
+    # with a chain: cancels open orders of revoked or expired trading keys (set by `build`)
+    key_revocations: KeyRevocationFollower | None = field(init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -244,6 +247,18 @@ class Runtime:
         built.algos = AlgoRunner(
             writer, read_engine, orders, smart, market_data, catalogue, clock, tape=tape
         )
+        built.key_revocations = None
+        if signatures is not None:
+            settled = built.settlement
+            built.key_revocations = KeyRevocationFollower(
+                signatures,
+                read_engine,
+                orders,
+                built.book,
+                built.legging,
+                # the settlement reconciler's depth: how deep a reorg is expected to be
+                confirmations=0 if settled is None else settled.reconciler.confirmations,
+            )
         return built
 
     async def start(
@@ -256,7 +271,9 @@ class Runtime:
         settle_interval: float | None = 0.2,
     ) -> None:
         """`algos=False`: algos are loaded and recovered but no background loop runs them
-        (tests drive `self.algos.run_due` with simulated time)."""
+        (tests drive `self.algos.run_due` with simulated time). `reconcile_interval=None`:
+        nothing is reconciled in the background, neither venue children nor trading-key
+        revocations (tests call `self.key_revocations.run_once`)."""
         self.writer.start()
         await self.book.load()  # the resting orders, in their time priority
         if self.settlement is not None:
@@ -285,6 +302,11 @@ class Runtime:
         if reconcile_interval is not None:
             self.background.append(
                 asyncio.create_task(self._reconcile_loop(reconcile_interval), name="reconciler")
+            )
+        if self.key_revocations is not None and reconcile_interval is not None:
+            interval = self.settings.key_revocation_interval_seconds or reconcile_interval
+            self.background.append(
+                asyncio.create_task(self.key_revocations.run(interval), name="key-revocations")
             )
 
     async def check_signature(self, spec: OrderSpec) -> None:

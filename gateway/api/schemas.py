@@ -46,13 +46,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+# 65 bytes: ECDSA (the owner EOA or a trading key); any other length up to the wallet's
+# 520 (contracts/wallet/keys.vy MAX_CONTRACT_SIG): a contract owner's EIP-1271 signature
+SIGNATURE_PATTERN = r"^0x(?:[0-9a-fA-F]{2}){1,520}$"
+
+
 class SignatureIn(_Strict):
-    """The wallet owner's EIP-712 signature of this order (`POST /v1/orders/typed-data`
-    gives the exact payload to sign)."""
+    """The EIP-712 signature of this order (`POST /v1/orders/typed-data` gives the exact
+    payload to sign) by someone the wallet accepts: its owner, or one of its trading keys
+    within the key's scope."""
 
     nonce: str = Field(pattern=r"^[0-9]{1,78}$", description="uint256, single use per wallet")
     deadline: int = Field(ge=0, lt=1 << 64, description="unix seconds")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes r || s || v")
+    signature: str = Field(
+        pattern=SIGNATURE_PATTERN,
+        description="Hex. 65 bytes r || s || v: ECDSA by the wallet's owner (an EOA) or by "
+        "one of its active trading keys. Any other length (1 to 520 bytes): the signature of "
+        "a contract owner, checked with EIP-1271 isValidSignature (a 2-of-3 Safe: its owners' "
+        "130 bytes over the Safe message of the order's digest). A Safe with threshold 1 "
+        "signs through a trading key.",
+        examples=["0x" + "11" * 65],
+    )
 
     def to_domain(self) -> OrderSignature:
         nonce = int(self.nonce)
@@ -201,7 +215,9 @@ class OrderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     signed: SignedOut | None = Field(
-        default=None, description="The owner's EIP-712 signature (absent: cannot settle)"
+        default=None,
+        description="The EIP-712 signature (owner, trading key or contract owner; absent: "
+        "cannot settle)",
     )
 
 

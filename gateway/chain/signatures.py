@@ -1,43 +1,157 @@
-"""Verify an owner's signature the way MarginWallet does: ecrecover (strict low-s, v in
-{27, 28}) for an EOA owner, EIP-1271 ``isValidSignature`` for a contract owner."""
+"""Who may sign for a MarginWallet, read from the chain the way the wallet checks it.
+
+An ECDSA signature (65 bytes, strict low-s, v in {27, 28}) is the owner EOA's or a trading
+key's (`trading_key`, `key_instrument_allowed`); a contract owner (e.g. a Safe) signs with
+bytes of any other length, checked through EIP-1271 `isValidSignature` on the owner. These
+are blocking web3 calls: async callers run them in a worker thread.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
+from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import Web3Exception
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
+from gateway.domain.trading_keys import TradingKey
 from gateway.settlement.eip712 import SignatureError, recover_digest_signer
 
+ECDSA_SIGNATURE_LENGTH: Final = 65
+# contracts/wallet/keys.vy MAX_CONTRACT_SIG: what `apply_order` accepts (8 Safe owners)
+MAX_CONTRACT_SIGNATURE_LENGTH: Final = 520
 EIP1271_MAGIC: Final = bytes.fromhex("1626ba7e")
-EIP1271_ABI: Final = [
-    {
+NO_KEY: Final = TradingKey(0, False, 0, False)
+# what a call answers when the contract refuses or lacks the function; a node that cannot
+# be reached raises on, so an outage is never taken for a refusal
+_REFUSED: Final = (ContractLogicError, BadFunctionCallOutput, ValueError)
+
+
+def _function(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict[str, Any]:
+    return {
         "type": "function",
-        "name": "isValidSignature",
+        "name": name,
         "stateMutability": "view",
-        "inputs": [
-            {"name": "digest", "type": "bytes32"},
-            {"name": "signature", "type": "bytes"},
-        ],
-        "outputs": [{"name": "", "type": "bytes4"}],
+        "inputs": [{"name": n, "type": t} for n, t in inputs],
+        "outputs": [{"name": "", "type": t} for t in outputs],
     }
+
+
+EIP1271_ABI: Final = [
+    _function("isValidSignature", [("digest", "bytes32"), ("signature", "bytes")], ["bytes4"])
 ]
+# the parts of the MarginWallet ABI read here (a test pins them to the compiled contract)
+WALLET_SIGNER_ABI: Final = [
+    _function("owner", [], ["address"]),
+    _function("trading_key", [("key", "address")], ["uint64", "bool", "uint256", "bool"]),
+    _function("key_instrument_allowed", [("arg0", "address"), ("arg1", "bytes32")], ["bool"]),
+]
+SAFE_OWNERS_ABI: Final = [_function("isOwner", [("owner", "address")], ["bool"])]
+# event KeyRevoked(address indexed key)
+KEY_REVOKED_TOPIC: Final = keccak(text="KeyRevoked(address)")
+# event KeyAuthorised(address indexed key, uint64 expiry, bool all_instruments,
+#                     uint256 max_notional): also logged when an owner re-authorises a key
+KEY_AUTHORISED_TOPIC: Final = keccak(text="KeyAuthorised(address,uint64,bool,uint256)")
+
+
+def _wallet(w3: Web3, wallet: str) -> Any:
+    return w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=WALLET_SIGNER_ABI)
+
+
+def wallet_owner(w3: Web3, wallet: str) -> str:
+    """`owner()`; raises (web3's error) when `wallet` is not a MarginWallet."""
+    return str(_wallet(w3, wallet).functions.owner().call())
+
+
+def is_contract(w3: Web3, address: str) -> bool:
+    return len(w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+
+
+def trading_key(w3: Web3, wallet: str, key: str) -> TradingKey:
+    """`trading_key(key)` at the latest block (`active` is at that block's timestamp); no key
+    for a contract that has no trading keys (an `owner()` alone does not make a wallet)."""
+    call = _wallet(w3, wallet).functions.trading_key(Web3.to_checksum_address(key))
+    try:
+        expiry, all_instruments, max_notional, active = call.call()
+    except _REFUSED:
+        return NO_KEY
+    return TradingKey(int(expiry), bool(all_instruments), int(max_notional), bool(active))
+
+
+def key_instrument_allowed(w3: Web3, wallet: str, key: str, instrument: bytes) -> bool:
+    call = _wallet(w3, wallet).functions.key_instrument_allowed(
+        Web3.to_checksum_address(key), instrument
+    )
+    return bool(call.call())
+
+
+def key_was_revoked(w3: Web3, wallet: str, key: str) -> bool:
+    """Whether the wallet ever logged `KeyRevoked(key)`: what tells a revoked key (whose
+    record the wallet erased) from an address that never was one."""
+    logs = w3.eth.get_logs(
+        {
+            "address": Web3.to_checksum_address(wallet),
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "topics": [
+                Web3.to_hex(KEY_REVOKED_TOPIC),
+                "0x" + "00" * 12 + key.lower().removeprefix("0x"),
+            ],
+        }
+    )
+    return len(logs) > 0
+
+
+def key_changes(w3: Web3, from_block: int, to_block: int) -> set[tuple[str, str]]:
+    """`(wallet, key)` of every `KeyAuthorised` or `KeyRevoked` log in the block range, from
+    any contract (checksummed addresses): whose key record may have changed there. A log
+    names the contract that emitted it, so a contract can only speak for its own keys."""
+    logs = w3.eth.get_logs(
+        {
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "topics": [[Web3.to_hex(KEY_REVOKED_TOPIC), Web3.to_hex(KEY_AUTHORISED_TOPIC)]],
+        }
+    )
+    changes: set[tuple[str, str]] = set()
+    for entry in logs:
+        if len(entry["topics"]) < 2:  # the same signature without the indexed key
+            continue
+        key = Web3.to_checksum_address(bytes(entry["topics"][1])[-20:])
+        changes.add((Web3.to_checksum_address(entry["address"]), key))
+    return changes
+
+
+def contract_accepts(w3: Web3, owner: str, digest: bytes, signature: bytes) -> bool:
+    """EIP-1271 on a contract owner, by `eth_call`: what the wallet's `staticcall` would
+    answer now. A revert (a Safe's GS0xx for too few or wrong owners) is a refusal."""
+    contract = w3.eth.contract(address=Web3.to_checksum_address(owner), abi=EIP1271_ABI)
+    try:
+        result: bytes = contract.functions.isValidSignature(digest, signature).call()
+    except _REFUSED:
+        return False
+    return bytes(result) == EIP1271_MAGIC
+
+
+def is_safe_owner(w3: Web3, safe: str, address: str) -> bool:
+    """`isOwner(address)` on a Safe; False for a contract that is not a Safe."""
+    contract = w3.eth.contract(address=Web3.to_checksum_address(safe), abi=SAFE_OWNERS_ABI)
+    try:
+        return bool(contract.functions.isOwner(Web3.to_checksum_address(address)).call())
+    except _REFUSED:
+        return False
 
 
 def is_valid_signature(w3: Web3, owner: str, digest: bytes, signature: bytes) -> bool:
-    """Whether ``signature`` over ``digest`` is valid for ``owner`` (checked on-chain through
-    EIP-1271 when the owner is a contract)."""
+    """Whether ``signature`` over ``digest`` is valid for ``owner``: EIP-1271 when the owner
+    is a contract (any length up to the wallet's limit), else ECDSA (65 bytes)."""
     address = Web3.to_checksum_address(owner)
-    if len(signature) != 65:
-        return False
-    if w3.eth.get_code(address):
-        contract = w3.eth.contract(address=address, abi=EIP1271_ABI)
-        try:
-            result: bytes = contract.functions.isValidSignature(digest, signature).call()
-        except (Web3Exception, ValueError):
+    if is_contract(w3, address):
+        if not 0 < len(signature) <= MAX_CONTRACT_SIGNATURE_LENGTH:
             return False
-        return bytes(result) == EIP1271_MAGIC
+        return contract_accepts(w3, address, digest, signature)
+    if len(signature) != ECDSA_SIGNATURE_LENGTH:
+        return False
     try:
         return recover_digest_signer(digest, signature) == address
     except SignatureError:

@@ -50,9 +50,11 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class OrderSignature:
-    """The owner's EIP-712 signature of the order (see docs/onchain-types.md): the signed
+    """The EIP-712 signature of the order (see docs/onchain-types.md): the signed
     `Order`/`Strategy` is rebuilt from the spec plus this `nonce` and `deadline` (unix
-    seconds); `signature` is the 65 bytes r || s || v. It is what lets the order settle."""
+    seconds). `signature` is 65 bytes r || s || v (ECDSA, by the owner EOA or a trading key
+    of the wallet) or, of any other length, a contract owner's EIP-1271 signature (e.g. a
+    Safe's owners'). It is what lets the order settle."""
 
     nonce: int
     deadline: int

@@ -47,6 +47,7 @@ from gateway.matching import (
     InstrumentUnits,
     LevelSnapshot,
     MatchingEngine,
+    OpenOrder,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -587,20 +588,38 @@ class InternalBook:
         async with self._lock:
             await self._fresh()
             before()
-            futures = []
-            for view in self._engine.open_orders():
-                if not barred(view.account):
-                    continue
-                events = self._engine.execute(CancelOrder(view.order_id, CancelReason.USER))
-                futures.append(
-                    self._write(
-                        events,
-                        view.order_id,
-                        priorities=((view.order_id, None),),
-                        cancel_reason=reason,
-                    )
-                )
+            futures = self._cancel_resting(lambda view: reason if barred(view.account) else None)
         return [await self._outcome(future) for future in futures]
+
+    async def cancel_where(self, reason_for: Callable[[OpenOrder], str | None]) -> list[Order]:
+        """Under the lock: cancel every resting order `reason_for` gives a reason for, with
+        that reason (as a client cancel: one audited `order.cancelled` each). An order that
+        traded away or was cancelled since the caller chose it is simply not there any more.
+        Returns once the cancels are committed."""
+        async with self._lock:
+            await self._fresh()
+            futures = self._cancel_resting(reason_for)
+        return [await self._outcome(future) for future in futures]
+
+    def _cancel_resting(
+        self, reason_for: Callable[[OpenOrder], str | None]
+    ) -> list[asyncio.Future[Order]]:
+        """Under the lock, with the books fresh."""
+        futures = []
+        for view in self._engine.open_orders():
+            reason = reason_for(view)
+            if reason is None:
+                continue
+            events = self._engine.execute(CancelOrder(view.order_id, CancelReason.USER))
+            futures.append(
+                self._write(
+                    events,
+                    view.order_id,
+                    priorities=((view.order_id, None),),
+                    cancel_reason=reason,
+                )
+            )
+        return futures
 
     async def drop(self, order_ids: Sequence[str]) -> None:
         """Take orders the store already closed (expired) off the book."""

@@ -1,34 +1,47 @@
-"""Checking that an order was signed by the owner of the wallet it trades for.
+"""Checking that an order was signed by someone who may sign for the wallet it trades for.
 
 The account of an order is a `MarginWallet` address; the EIP-712 domain is that wallet on
-this chain, so a signature is valid for one wallet only. The signer recovered from the digest
-must be the wallet's `owner()` (read from the chain once per wallet, then cached: a wallet's
-owner never changes). A signature past its deadline is refused, as the wallet would refuse
-it at settlement. This is the same check the wallet makes on chain, made before anything is
-stored, so an order that could never settle is never accepted.
+this chain, so a signature is valid for one wallet only. The wallet accepts (and so this
+accepts, before anything is stored, so that an order that could never settle is never
+accepted):
+
+- 65 bytes: an ECDSA signature, by the wallet's `owner()` EOA, or by one of its trading keys
+  that is active and whose scope allows the order (`gateway.domain.trading_keys`);
+- any other length (up to 520 bytes): a contract owner's signature (e.g. a 2-of-3 Safe's
+  130 bytes), which the owner must accept through EIP-1271 `isValidSignature` now.
+
+So a contract owner's 65-byte signature is ECDSA, never EIP-1271: a Safe with threshold 1
+signs through a trading key. The rule by length is the one the settlement batch encoder uses.
+
+The owner is read once per wallet and cached (it is immutable); key records, allow-lists and
+EIP-1271 answers are read on every order, so a revoked key, a changed allow-list or a Safe's
+new owners count at once. A signature past its deadline is refused, as the wallet would.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
+from gateway.chain import signatures as chain
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
-from gateway.domain.orders import OrderSpec
+from gateway.domain.orders import OrderSignature, OrderSpec
+from gateway.domain.trading_keys import (
+    TradingKey,
+    check_key_active,
+    check_key_scope,
+    order_notional,
+    strategy_notional,
+)
 from gateway.settlement import eip712
 
-_OWNER_ABI = [
-    {
-        "name": "owner",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "address"}],
-    }
-]
+T = TypeVar("T")
 
 
 class InvalidSignature(DomainError):
@@ -48,29 +61,62 @@ class OrderSignatures:
         self.onchain = orders
         self._chain_id = chain_id
         self._owners: dict[str, str] = {}
+        # wallet -> whether its owner is a contract; the wallet fixes this when it is built
+        self._contract_owners: dict[str, bool] = {}
+
+    @property
+    def w3(self) -> Web3:
+        """The chain the signatures are checked against (the revocation follower reads it)."""
+        return self._w3
+
+    async def _chain(self, read: Callable[[], T]) -> T:
+        return await asyncio.to_thread(read)
 
     async def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(await asyncio.to_thread(lambda: self._w3.eth.chain_id))
+            self._chain_id = int(await self._chain(lambda: self._w3.eth.chain_id))
         return self._chain_id
+
+    # --- who may sign for a wallet (also what access control asks) ----------------------
 
     async def owner(self, wallet: str) -> str:
         key = wallet.lower()
         if key not in self._owners:
-            contract = self._w3.eth.contract(
-                address=Web3.to_checksum_address(wallet), abi=_OWNER_ABI
-            )
             try:
-                owner = await asyncio.to_thread(contract.functions.owner().call)
+                owner = await self._chain(lambda: chain.wallet_owner(self._w3, wallet))
             except Exception as error:
                 raise InvalidSignature(
                     f"{wallet} is not a MarginWallet on this chain ({error})", field="account"
                 ) from error
-            self._owners[key] = str(owner)
+            self._owners[key] = owner
         return self._owners[key]
 
+    async def owner_is_contract(self, wallet: str) -> bool:
+        key = wallet.lower()
+        if key not in self._contract_owners:
+            owner = await self.owner(wallet)
+            self._contract_owners[key] = await self._chain(
+                lambda: chain.is_contract(self._w3, owner)
+            )
+        return self._contract_owners[key]
+
+    async def trading_key(self, wallet: str, key: str) -> TradingKey:
+        """The key's record now (never cached: a revocation counts at once)."""
+        return await self._chain(lambda: chain.trading_key(self._w3, wallet, key))
+
+    async def is_safe_owner(self, wallet: str, address: str) -> bool:
+        """Whether the wallet's owner is a contract (a Safe) that lists `address` as one of
+        its owners now (Safe owners change: never cached)."""
+        if not await self.owner_is_contract(wallet):
+            return False
+        owner = await self.owner(wallet)
+        return await self._chain(lambda: chain.is_safe_owner(self._w3, owner, address))
+
+    # --- order intake -------------------------------------------------------------------
+
     async def verify(self, spec: OrderSpec) -> None:
-        """Raise `InvalidSignature` unless the wallet's owner signed exactly this order."""
+        """Raise unless the wallet would accept this order's signature: `InvalidSignature`
+        (422), or a `TradingKeyRefused` (403) for a trading key out of its scope."""
         signed = spec.signed
         if signed is None:
             raise SignatureRequired(
@@ -80,15 +126,104 @@ class OrderSignatures:
             raise InvalidSignature(
                 "the signature's deadline has passed", field="signature.deadline"
             )
-        digest = self.onchain.digest(spec, signed, await self.chain_id())
+        item = self._signed_item(spec, signed)
+        digest = _digest(item, await self.chain_id(), spec.account)
+        owner = await self.owner(spec.account)
+        if len(signed.signature) != chain.ECDSA_SIGNATURE_LENGTH:
+            await self._verify_contract_signature(spec.account, owner, digest, signed.signature)
+            return
         try:
             signer = eip712.recover_digest_signer(digest, signed.signature)
         except (ValueError, eip712.SignatureError) as error:
             raise InvalidSignature(f"unreadable signature: {error}", field="signature") from error
-        owner = await self.owner(spec.account)
-        if signer.lower() != owner.lower():
+        if signer.lower() == owner.lower():
+            return
+        await self._verify_key(spec, item, signer, owner)
+
+    async def digest(self, spec: OrderSpec, signed: OrderSignature) -> bytes:
+        """The EIP-712 digest the wallet verifies `signed` against (its domain: the order's
+        wallet on this chain)."""
+        return _digest(self._signed_item(spec, signed), await self.chain_id(), spec.account)
+
+    def _signed_item(
+        self, spec: OrderSpec, signed: OrderSignature
+    ) -> eip712.Order | eip712.Strategy:
+        if spec.is_strategy:
+            return self.onchain.strategy(spec, signed)
+        return self.onchain.order(spec, signed)
+
+    async def _verify_contract_signature(
+        self, wallet: str, owner: str, digest: bytes, signature: bytes
+    ) -> None:
+        if not 0 < len(signature) <= chain.MAX_CONTRACT_SIGNATURE_LENGTH:
             raise InvalidSignature(
-                "the signature is not the wallet owner's for this order "
-                f"(signed by {signer}, owner {owner})",
+                f"a contract owner's signature is 1 to {chain.MAX_CONTRACT_SIGNATURE_LENGTH} "
+                f"bytes, not {len(signature)}",
                 field="signature",
             )
+        if not await self.owner_is_contract(wallet):
+            raise InvalidSignature(
+                f"a signature of {len(signature)} bytes is a contract owner's (EIP-1271), but "
+                f"the owner of {wallet} is an EOA: sign with its key (65 bytes)",
+                field="signature",
+            )
+        accepted = await self._chain(
+            lambda: chain.contract_accepts(self._w3, owner, digest, signature)
+        )
+        if not accepted:
+            raise InvalidSignature(
+                f"the wallet's owner {owner} (a contract) does not accept this signature for "
+                "this order (EIP-1271 isValidSignature); a Safe needs its threshold of owners",
+                field="signature",
+            )
+
+    async def _verify_key(
+        self, spec: OrderSpec, item: eip712.Order | eip712.Strategy, signer: str, owner: str
+    ) -> None:
+        wallet = spec.account
+        record = await self.trading_key(wallet, signer)
+        if not record.exists and not await self._was_revoked(wallet, signer):
+            raise InvalidSignature(
+                "the signature is neither the wallet owner's nor a trading key's for this "
+                f"order (signed by {signer}, owner {owner})",
+                field="signature",
+            )
+        check_key_active(signer, record)
+        instruments, notional = self._scope(spec, item)
+        allowed: dict[bytes, bool] = {}
+        if not record.all_instruments:
+            for instrument in instruments:
+                allowed[instrument] = await self._key_allowed(wallet, signer, instrument)
+        check_key_scope(signer, record, allowed, notional)
+
+    async def _key_allowed(self, wallet: str, key: str, instrument: bytes) -> bool:
+        return await self._chain(
+            lambda: chain.key_instrument_allowed(self._w3, wallet, key, instrument)
+        )
+
+    async def _was_revoked(self, wallet: str, key: str) -> bool:
+        try:
+            return await self._chain(lambda: chain.key_was_revoked(self._w3, wallet, key))
+        except (Web3Exception, ValueError):
+            # a node that refuses the log query: the signer is then refused as not a key
+            return False
+
+    def _scope(
+        self, spec: OrderSpec, item: eip712.Order | eip712.Strategy
+    ) -> tuple[list[bytes], int]:
+        """The instrument ids the order trades and its notional, as the wallet computes it
+        (quote units; 10**base_decimals is the unit of the legs' common base)."""
+        catalogue = self.onchain.catalogue
+        if isinstance(item, eip712.Strategy):
+            base = catalogue.get(spec.legs[0].instrument).base.decimals
+            ids = list(dict.fromkeys(leg.instrument for leg in item.legs))
+            return ids, strategy_notional(item.amount, item.limit_net_price, base)
+        assert spec.instrument is not None  # a signed order is on one instrument
+        base = catalogue.get(spec.instrument).base.decimals
+        return [item.instrument], order_notional(item.amount, item.limit_price, base)
+
+
+def _digest(item: eip712.Order | eip712.Strategy, chain_id: int, wallet: str) -> bytes:
+    if isinstance(item, eip712.Strategy):
+        return eip712.strategy_digest(item, chain_id, wallet)
+    return eip712.order_digest(item, chain_id, wallet)

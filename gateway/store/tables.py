@@ -56,10 +56,11 @@ class OrderRow(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=200)
     # time priority on the internal book while it rests there (rebuilt in this order)
     book_priority: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    # the owner's EIP-712 signature (docs/onchain-types.md); NULL: unsigned, cannot settle
+    # the EIP-712 signature (docs/onchain-types.md); NULL: unsigned, cannot settle. Hex of
+    # 65 bytes (ECDSA: owner or trading key) or up to 520 (a contract owner's, EIP-1271)
     sig_nonce: str | None = Field(default=None, max_length=78)
     sig_deadline: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    signature: str | None = Field(default=None, max_length=132)
+    signature: str | None = Field(default=None, max_length=1040)
     version: int
     created_at: datetime = Field(sa_column=_time())
     updated_at: datetime = Field(sa_column=_time())

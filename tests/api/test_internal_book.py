@@ -184,6 +184,46 @@ def test_a_refused_write_rebuilds_the_book_from_the_store(
         assert taker["filled_quantity"] == "1"  # one order on the book, not two
 
 
+def test_resting_orders_chosen_by_a_predicate_are_cancelled_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    """`cancel_where` (what a trading key's revocation uses): only the orders it gives a
+    reason for leave the book, each with that reason and an audited cancel."""
+    import json
+
+    from sqlalchemy import select
+
+    from gateway.store.audit_log import AUDIT_LOG
+
+    with app_client(tmp_path) as client:
+        rt = runtime(client)
+        doomed = [
+            place(client, A, "w1", "sell", "1", "3000"),
+            place(client, B, "w2", "buy", "1", "2900"),
+        ]
+        kept = place(client, A, "w3", "sell", "1", "3001")
+        reasons = {doomed[0]["id"]: "first reason", doomed[1]["id"]: "second reason"}
+
+        async def sweep() -> list[Any]:
+            return await rt.book.cancel_where(lambda view: reasons.get(view.order_id))
+
+        cancelled = client.portal.call(sweep)  # type: ignore[union-attr]
+        assert {o.id: o.status_reason for o in cancelled} == reasons
+        for order_id, reason in reasons.items():
+            body = client.get(f"/v1/orders/{order_id}").json()
+            assert (body["status"], body["status_reason"]) == ("cancelled", reason)
+            assert not rt.book.holds(order_id)
+        assert client.get(f"/v1/orders/{kept['id']}").json()["status"] == "accepted"
+        assert rt.book.best("WETH/USDC") == (None, Decimal(3001))
+        with rt.read_engine.connect() as connection:
+            rows = connection.execute(
+                select(AUDIT_LOG).where(AUDIT_LOG.c.kind == "order.cancelled")
+            ).all()
+        assert {r.entity_id: json.loads(r.payload)["status_reason"] for r in rows} == reasons
+        # the same predicate again: the orders are gone, nothing more happens
+        assert client.portal.call(sweep) == []  # type: ignore[union-attr]
+
+
 C3000, C3200 = "WETH-20270326-3000-C", "WETH-20270326-3200-C"
 
 
