@@ -44,6 +44,11 @@ class AuditedFillOut(BaseModel):
     amount: str = Field(description="Base token units")
     quote: str = Field(description="Quote token units")
     kind: str
+    signer: str = Field(
+        description="Who signed the item: the wallet's owner, a trading key or the contract "
+        "owner (empty when no accepted signer was found)"
+    )
+    signed_by: str = Field(description="owner, trading_key or contract_owner (empty: none)")
     ok: bool
     problems: list[str]
     gateway_fills: list[str]
