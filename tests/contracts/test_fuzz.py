@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -465,6 +466,11 @@ class KeysAndAdminMachine(Machine):
     """The same world and rules, plus trading keys (authorised, used within and beyond
     their scope, revoked) and the admin swapping the underlying's feed."""
 
+    @initialize()
+    def a_key_for_the_market_maker(self) -> None:
+        # one key with room to trade from the start, so in-scope sales are common
+        self.authorise_key(N_TRADERS, True, NO_KEY_LIMIT)
+
     @rule(
         i=st.integers(0, N_TRADERS),
         spot=st.booleans(),
@@ -578,10 +584,13 @@ def fresh_world() -> None:
 
 
 def test_wallets_and_settlement_fuzz() -> None:
+    """Both machines, short runs; together they must have exercised both outcomes of every
+    kind of batch (a single short run may, by its draws, miss one)."""
     fresh_world()
     OUTCOMES.clear()
     run_state_machine_as_test(Machine, settings=FAST)
-    # both outcomes of spot, option and strategy batches were exercised
+    fresh_world()
+    run_state_machine_as_test(KeysAndAdminMachine, settings=FAST)
     for key in [
         (False, False, True),
         (False, False, False),
@@ -592,15 +601,9 @@ def test_wallets_and_settlement_fuzz() -> None:
     ]:
         assert OUTCOMES[key] > 0, (key, OUTCOMES)
     assert OUTCOMES["expired"] > 0, OUTCOMES
-
-
-def test_trading_keys_and_admin_changes_fuzz() -> None:
-    fresh_world()
-    OUTCOMES.clear()
-    run_state_machine_as_test(KeysAndAdminMachine, settings=FAST)
     # key-signed sales both settled and were refused (out of scope, over limit, revoked)
     assert OUTCOMES[("key", True)] > 0 and OUTCOMES[("key", False)] > 0, OUTCOMES
-    assert OUTCOMES["feed applied"] > 0 and OUTCOMES["expired"] > 0, OUTCOMES
+    assert OUTCOMES["feed applied"] > 0, OUTCOMES
 
 
 @pytest.mark.slow
