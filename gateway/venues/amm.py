@@ -14,6 +14,7 @@ cached; one `fetch_trades` scans at most `max_scan_blocks` blocks, in `get_logs`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +79,9 @@ class AmmQuote:
     @property
     def average_price(self) -> Decimal:
         return Decimal(self.quote_units) / Decimal(self.base_units)
+
+
+POOL_HEARTBEAT_SECONDS = 1.0  # re-read a quiet pool at the head this often
 
 
 class UniswapV2Venue:
@@ -227,19 +231,24 @@ class UniswapV2Venue:
 
     async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
         """A new book whenever a pair's reserves change (checked once per new block, and when
-        a pool fill is recorded)."""
+        a pool fill is recorded), and the same book again once a second while the node
+        answers: on-chain liquidity is not stale while the chain is reachable and the reserves
+        are read at its head, however quiet the pool (the hub takes a repeat as a heartbeat)."""
         last_block, last_version = -1, -1
         last_reserves: dict[str, tuple[int, int]] = {}
+        last_read = 0.0
         while True:
             try:
                 block = await asyncio.to_thread(lambda: self._w3.eth.block_number)
             except Exception as error:
                 raise VenueUnavailable(f"node unreachable: {error}", venue=self.name) from error
-            if block != last_block or self.in_flight.version != last_version:
+            heartbeat = time.monotonic() - last_read >= POOL_HEARTBEAT_SECONDS
+            if block != last_block or self.in_flight.version != last_version or heartbeat:
                 last_block, last_version = block, self.in_flight.version
+                last_read = time.monotonic()
                 for symbol in instruments:
                     reserves = await asyncio.to_thread(self._reserves, self.pool(symbol))
-                    if last_reserves.get(symbol) != reserves:
+                    if last_reserves.get(symbol) != reserves or heartbeat:
                         last_reserves[symbol] = reserves
                         yield await self.fetch_order_book(symbol, self._book_levels)
             await asyncio.sleep(self._poll_interval)

@@ -10,6 +10,7 @@ orders that would cross.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -101,7 +102,9 @@ class InternalVenue:
         for symbol in instruments:
             yield self._book(symbol, 50)
         while True:
-            await self._changed.wait()
+            # a quiet book is still live: the same books again each second (a heartbeat)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
             self._changed.clear()
             for symbol in instruments:
                 yield self._book(symbol, 50)

@@ -173,18 +173,27 @@ class MarketDataHub:
 
     def apply(self, venue: str, book: OrderBook) -> None:
         """Fold one venue update in and publish the consolidated book."""
-        feed = self.feeds[venue]
+        feed = self._feed_alive(venue)
+        previous = self._latest.get(book.instrument, {}).get(venue)
+        if previous is not None and (previous.bids, previous.asks) == (book.bids, book.asks):
+            # the venue read the same book again (a pool's reserves at a new head, a quiet
+            # internal book): it is live, and nothing changed to publish
+            return
         builder = self._builders.get(book.instrument)
         if builder is None:
             builder = self._builders[book.instrument] = ConsolidatedBookBuilder(book.instrument)
         builder.update(book, feed.venue.fees(book.instrument))
         self._latest.setdefault(book.instrument, {})[venue] = book
-        feed.last_update = self._clock.now()
         self.updates += 1
+        self._publish(book.instrument)
+
+    def _feed_alive(self, venue: str) -> VenueFeed:
+        feed = self.feeds[venue]
+        feed.last_update = self._clock.now()
         if feed.status is not FeedStatus.LIVE:
             self._set_status(feed, FeedStatus.LIVE)
             feed.failures = 0
-        self._publish(book.instrument)
+        return feed
 
     def _publish(self, instrument: str) -> None:
         interested = [s for s in self._subscribers if instrument in s.instruments]

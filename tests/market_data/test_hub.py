@@ -153,6 +153,34 @@ def test_a_silent_venue_is_marked_stale_by_age() -> None:
     asyncio.run(scenario())
 
 
+def test_the_same_book_again_keeps_a_quiet_venue_live_without_publishing() -> None:
+    """A pool re-read at a new head, or a quiet internal book, sends the same book again: the
+    venue stays live past `stale_after`, and subscribers get nothing new."""
+    hub = MarketDataHub([ScriptedVenue("pool")], {"pool": [SYMBOL]}, SystemClock(), stale_after=0.2)
+    book = OrderBook(
+        "pool",
+        SYMBOL,
+        (BookLevel(Decimal("3000"), Decimal(1)),),
+        (BookLevel(Decimal("3001"), Decimal(1)),),
+        datetime.now(UTC),
+    )
+    hub.apply("pool", book)
+    assert hub.updates == 1 and hub.feeds["pool"].status is FeedStatus.LIVE
+    seen = hub.feeds["pool"].last_update
+    hub.feeds["pool"].status = FeedStatus.STALE  # as the watchdog would after a silence
+    again = OrderBook("pool", SYMBOL, book.bids, book.asks, datetime.now(UTC))
+    hub.apply("pool", again)
+    assert hub.feeds["pool"].status is FeedStatus.LIVE
+    assert hub.feeds["pool"].last_update is not None and seen is not None
+    assert hub.feeds["pool"].last_update >= seen
+    assert hub.updates == 1  # a heartbeat, not an update
+    moved = OrderBook(
+        "pool", SYMBOL, (BookLevel(Decimal("2999"), Decimal(1)),), book.asks, datetime.now(UTC)
+    )
+    hub.apply("pool", moved)
+    assert hub.updates == 2 and hub.book(SYMBOL).bids[0].price == Decimal("2999")
+
+
 def test_a_slow_subscriber_gets_the_latest_book_not_a_backlog() -> None:
     async def scenario() -> None:
         venue = ScriptedVenue("burst")
