@@ -54,7 +54,8 @@ NO_LIMIT = 2**128 - 1
 
 def show(title: str, response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
-    brief = {k: body.get(k) for k in ("id", "status", "filled_quantity", "code", "message")}
+    brief = {k: body.get(k) for k in ("id", "status", "filled_quantity")}
+    brief.update(body.get("error") or {})
     print(f"{title}: {response.status_code} {json.dumps({k: v for k, v in brief.items() if v})}")
     return body
 
@@ -101,7 +102,7 @@ async def main(gateway: str, rpc: str) -> int:
         as_key = Trader("carol-key", key.address, Web3.to_hex(key.key), carol_wallet)
         key_session = await sign_in(http, as_key, chain_id)
         sells = []
-        for n, qty in enumerate(("1", "5", "0.5")):
+        for n, (qty, price) in enumerate((("1", "2900"), ("5", "2900"), ("0.5", "3900"))):
             body = {
                 "account": carol_wallet,
                 "client_order_id": f"key-sell-{nonce}-{n}",
@@ -111,7 +112,9 @@ async def main(gateway: str, rpc: str) -> int:
                 "price": "2900",
             }
             app.sign(as_key, body, nonce + n, deadline)
-            sells.append(show(f"key sells {qty} WETH", await key_session.post("/v1/orders", body)))
+            sells.append(
+                show(f"key sells {qty} WETH at {price}", await key_session.post("/v1/orders", body))
+            )
 
         # 3. a 2-of-3 Safe owns a wallet; two owners sign a sell
         infra = d.safe
@@ -158,13 +161,23 @@ async def main(gateway: str, rpc: str) -> int:
             "price": "2900",
         }
         app.sign(alice, body, nonce, deadline)
-        show("alice buys 2 WETH", await alice_session.post("/v1/orders", body))
+        bought = show("alice buys 2 WETH", await alice_session.post("/v1/orders", body))
         for _ in range(60):
-            fills = (await operator.get(f"/v1/fills?account={alice.wallet}")).json()
-            if fills and all(f.get("settlement") == "settled" for f in fills):
+            order = (await operator.get(f"/v1/orders/{bought['id']}")).json()
+            if order.get("settlement") == "settled":
                 break
             await asyncio.sleep(1)  # a person polling, not a test
-        print("alice's fills:", [(f["quantity"], f["price"], f.get("settlement")) for f in fills])
+        fills = (await operator.get(f"/v1/orders/{bought['id']}/fills")).json()
+        print("alice's order:", order.get("status"), "settlement:", order.get("settlement"))
+        for fill in fills if isinstance(fills, list) else fills.get("fills", []):
+            print(
+                "  fill",
+                fill.get("quantity"),
+                "@",
+                fill.get("price"),
+                fill.get("venue"),
+                fill.get("settlement"),
+            )
 
         # 5. carol revokes the key; its resting sell is cancelled
         carol.transact(wallet.functions.revoke_key(key.address))
