@@ -10,7 +10,6 @@ orders that would cross.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -102,9 +101,13 @@ class InternalVenue:
         for symbol in instruments:
             yield self._book(symbol, 50)
         while True:
-            # a quiet book is still live: the same books again each second (a heartbeat)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+            # a quiet book is still live: the same books again each second (a heartbeat);
+            # asyncio.timeout, unlike wait_for, never swallows the stream's own cancellation
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass
             self._changed.clear()
             for symbol in instruments:
                 yield self._book(symbol, 50)
