@@ -13,6 +13,7 @@ from typing import Any, Final
 from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
+from web3.types import BlockIdentifier
 
 from gateway.domain.trading_keys import TradingKey
 from gateway.settlement.eip712 import SignatureError, recover_digest_signer
@@ -58,31 +59,34 @@ def _wallet(w3: Web3, wallet: str) -> Any:
     return w3.eth.contract(address=Web3.to_checksum_address(wallet), abi=WALLET_SIGNER_ABI)
 
 
-def wallet_owner(w3: Web3, wallet: str) -> str:
+def wallet_owner(w3: Web3, wallet: str, block: BlockIdentifier = "latest") -> str:
     """`owner()`; raises (web3's error) when `wallet` is not a MarginWallet."""
-    return str(_wallet(w3, wallet).functions.owner().call())
+    return str(_wallet(w3, wallet).functions.owner().call(block_identifier=block))
 
 
-def is_contract(w3: Web3, address: str) -> bool:
-    return len(w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+def is_contract(w3: Web3, address: str, block: BlockIdentifier = "latest") -> bool:
+    code = w3.eth.get_code(Web3.to_checksum_address(address), block_identifier=block)
+    return len(code) > 0
 
 
-def trading_key(w3: Web3, wallet: str, key: str) -> TradingKey:
-    """`trading_key(key)` at the latest block (`active` is at that block's timestamp); no key
-    for a contract that has no trading keys (an `owner()` alone does not make a wallet)."""
+def trading_key(w3: Web3, wallet: str, key: str, block: BlockIdentifier = "latest") -> TradingKey:
+    """`trading_key(key)` at `block` (`active` is at that block's timestamp); no key for a
+    contract that has no trading keys (an `owner()` alone does not make a wallet)."""
     call = _wallet(w3, wallet).functions.trading_key(Web3.to_checksum_address(key))
     try:
-        expiry, all_instruments, max_notional, active = call.call()
+        expiry, all_instruments, max_notional, active = call.call(block_identifier=block)
     except _REFUSED:
         return NO_KEY
     return TradingKey(int(expiry), bool(all_instruments), int(max_notional), bool(active))
 
 
-def key_instrument_allowed(w3: Web3, wallet: str, key: str, instrument: bytes) -> bool:
+def key_instrument_allowed(
+    w3: Web3, wallet: str, key: str, instrument: bytes, block: BlockIdentifier = "latest"
+) -> bool:
     call = _wallet(w3, wallet).functions.key_instrument_allowed(
         Web3.to_checksum_address(key), instrument
     )
-    return bool(call.call())
+    return bool(call.call(block_identifier=block))
 
 
 def key_was_revoked(w3: Web3, wallet: str, key: str) -> bool:
@@ -122,12 +126,16 @@ def key_changes(w3: Web3, from_block: int, to_block: int) -> set[tuple[str, str]
     return changes
 
 
-def contract_accepts(w3: Web3, owner: str, digest: bytes, signature: bytes) -> bool:
+def contract_accepts(
+    w3: Web3, owner: str, digest: bytes, signature: bytes, block: BlockIdentifier = "latest"
+) -> bool:
     """EIP-1271 on a contract owner, by `eth_call`: what the wallet's `staticcall` would
-    answer now. A revert (a Safe's GS0xx for too few or wrong owners) is a refusal."""
+    answer at `block`. A revert (a Safe's GS0xx for too few or wrong owners) is a refusal."""
     contract = w3.eth.contract(address=Web3.to_checksum_address(owner), abi=EIP1271_ABI)
     try:
-        result: bytes = contract.functions.isValidSignature(digest, signature).call()
+        result: bytes = contract.functions.isValidSignature(digest, signature).call(
+            block_identifier=block
+        )
     except _REFUSED:
         return False
     return bytes(result) == EIP1271_MAGIC

@@ -26,43 +26,15 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
+from gateway.chain import signatures
 from gateway.chain.artifacts import compile_contract
 from gateway.chain.settlement_abi import item_signature
 from gateway.chain.transactions import bind
+from gateway.domain.trading_keys import TradingKeyRefused, check_key_active, check_key_scope
 from gateway.settlement import eip712
 
-EIP1271_MAGIC: Final = bytes.fromhex("1626ba7e")
-NO_KEY_LIMIT: Final = 2**128 - 1  # contracts/wallet/keys.vy: a key without a max notional
 _EVENTS: Final = ("BatchSettled", "Fill", "StrategyFilled", "SwapExecuted")
 _LOG_CHUNK: Final = 5_000  # blocks per eth_getLogs request (public nodes cap the range)
-_WALLET_ABI: Final = [
-    {
-        "name": "owner",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "address"}],
-    },
-    {
-        "name": "trading_key",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "key", "type": "address"}],
-        "outputs": [
-            {"name": "", "type": "uint64"},
-            {"name": "", "type": "bool"},
-            {"name": "", "type": "uint256"},
-            {"name": "", "type": "bool"},
-        ],
-    },
-    {
-        "name": "key_instrument_allowed",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "arg0", "type": "address"}, {"name": "arg1", "type": "bytes32"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-]
 _ERC20_ABI: Final = [
     {
         "name": "decimals",
@@ -78,15 +50,6 @@ _ERC20_ABI: Final = [
         "inputs": [],
         "outputs": [{"name": "", "type": "string"}],
     },
-]
-_EIP1271_ABI: Final = [
-    {
-        "name": "isValidSignature",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
-        "outputs": [{"name": "", "type": "bytes4"}],
-    }
 ]
 
 
@@ -281,11 +244,8 @@ class ChainAuditor:
         key active at that block whose scope covers every one of ``instruments`` and whose
         maximum covers ``notional`` (quote units)."""
         wallet = Web3.to_checksum_address(wallet)
-        contract = self.w3.eth.contract(address=wallet, abi=_WALLET_ABI)
         try:
-            owner = Web3.to_checksum_address(
-                contract.functions.owner().call(block_identifier=block)
-            )
+            owner = Web3.to_checksum_address(signatures.wallet_owner(self.w3, wallet, block))
         except Exception as error:  # not a wallet at all: nothing vouches for the signature
             return SignerCheck(
                 "", "", (f"wallet {wallet} has no owner() at block {block}: {error}",)
@@ -302,10 +262,8 @@ class ChainAuditor:
             return SignerCheck("", "", (f"malformed signature: {error}",))
         if recovered == owner:
             return SignerCheck(owner, SignedBy.OWNER)
-        expiry, all_instruments, max_notional, active = contract.functions.trading_key(
-            recovered
-        ).call(block_identifier=block)
-        if int(expiry) == 0:
+        record = signatures.trading_key(self.w3, wallet, recovered, block)
+        if not record.exists:
             return SignerCheck(
                 recovered,
                 "",
@@ -314,45 +272,31 @@ class ChainAuditor:
                     f"nor a trading key of the wallet at block {block}",
                 ),
             )
+        # the wallet's own rule (gateway.domain.trading_keys), judged at that block
+        allowed = {
+            instrument: signatures.key_instrument_allowed(
+                self.w3, wallet, recovered, instrument, block
+            )
+            for instrument in dict.fromkeys(instruments)
+            if not record.all_instruments
+        }
         problems: list[str] = []
-        if not active:
-            problems.append(
-                f"trading key {recovered} had expired at block {block} (expiry {expiry})"
-            )
-        if not all_instruments:
-            for instrument in dict.fromkeys(instruments):
-                allowed = contract.functions.key_instrument_allowed(recovered, instrument).call(
-                    block_identifier=block
-                )
-                if not allowed:
-                    problems.append(
-                        f"trading key {recovered} may not trade instrument "
-                        f"{Web3.to_hex(instrument)} (not in its scope at block {block})"
-                    )
-        if int(max_notional) != NO_KEY_LIMIT and notional > int(max_notional):
-            problems.append(
-                f"notional {notional} is over trading key {recovered}'s maximum {max_notional}"
-            )
+        try:
+            check_key_active(recovered, record)
+            check_key_scope(recovered, record, allowed, notional)
+        except TradingKeyRefused as refusal:
+            problems.append(f"{refusal} (at block {block})")
         return SignerCheck(recovered, SignedBy.TRADING_KEY, tuple(problems))
 
     def _contract_owner_check(
         self, owner: str, digest: bytes, signature: bytes, block: int
     ) -> SignerCheck:
         owner = Web3.to_checksum_address(owner)
-        if not self.w3.eth.get_code(owner, block_identifier=block):
+        if not signatures.is_contract(self.w3, owner, block):
             return SignerCheck(
                 "", "", (f"a contract signature, but the wallet owner {owner} is not a contract",)
             )
-        signer = self.w3.eth.contract(address=owner, abi=_EIP1271_ABI)
-        try:
-            magic = bytes(
-                signer.functions.isValidSignature(digest, signature).call(block_identifier=block)
-            )
-        except Exception as error:
-            return SignerCheck(
-                owner, "", (f"owner contract {owner} refused the signature (EIP-1271): {error}",)
-            )
-        if magic != EIP1271_MAGIC:
+        if not signatures.contract_accepts(self.w3, owner, digest, signature, block):
             return SignerCheck(
                 owner, "", (f"owner contract {owner} does not accept the signature (EIP-1271)",)
             )

@@ -248,7 +248,7 @@ def test_a_key_signed_fill_is_accepted_and_judged_at_its_block(scratch: SettledW
     seller.transact(seller_wallet.functions.set_key_instrument(key.address, spot.id, False))
     later = int(w3.eth.block_number)
     [out_of_scope] = problems(later)
-    assert "not in its scope" in out_of_scope
+    assert f"may not trade instrument {Web3.to_hex(spot.id)} (at block {later})" in out_of_scope
     assert all(f.ok for f in auditor.audit(from_block=block, to_block=block).fills)
     # revoked: its signatures count for nothing from then on
     seller.transact(seller_wallet.functions.revoke_key(key.address))
