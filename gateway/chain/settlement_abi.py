@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from web3 import Web3
 
+from gateway.chain.signatures import MAX_CONTRACT_SIGNATURE_LENGTH, is_contract_length
 from gateway.settlement.eip712 import (
     KIND_OPTION,
     KIND_SPOT,
@@ -55,8 +56,8 @@ MAX_BATCH_INSTRUMENTS: Final = 16
 MAX_WALLETS: Final = 72  # distinct wallets per batch
 MAX_BATCH_TOKENS: Final = 16  # distinct tokens a batch can move (instruments and swap pairs)
 MAX_CONTRACT_SIGS: Final = 8  # distinct EIP-1271 signatures per batch (Batch.signatures)
-MAX_CONTRACT_SIG: Final = 520  # bytes of one (8 Safe owners' 65-byte signatures)
-ECDSA_SIGNATURE_LENGTH: Final = 65
+# bytes of one contract signature (8 Safe owners' 65-byte signatures), and of an ECDSA one
+MAX_CONTRACT_SIG: Final = MAX_CONTRACT_SIGNATURE_LENGTH
 CONTRACT_SIG_V: Final = 0  # Signature.v of an item whose signature is in Batch.signatures
 
 
@@ -113,7 +114,7 @@ def is_contract_signature(signature: bytes, contract_signature: bool | None = No
     recovered (ECDSA): as stated, else by length (anything but 65 bytes)."""
     if contract_signature is not None:
         return contract_signature
-    return len(signature) != ECDSA_SIGNATURE_LENGTH
+    return is_contract_length(signature)
 
 
 def _check_contract_signature(signature: bytes) -> bytes:

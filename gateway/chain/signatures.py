@@ -28,6 +28,13 @@ NO_KEY: Final = TradingKey(0, False, 0, False)
 _REFUSED: Final = (ContractLogicError, BadFunctionCallOutput, ValueError)
 
 
+def is_contract_length(signature: bytes) -> bool:
+    """The one rule for what a signature is: 65 bytes is ECDSA (the owner EOA or a trading
+    key), any other length a contract owner's (EIP-1271). Intake, the batch encoder and the
+    key follower all ask this."""
+    return len(signature) != ECDSA_SIGNATURE_LENGTH
+
+
 def _function(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict[str, Any]:
     return {
         "type": "function",

@@ -197,7 +197,7 @@ class KeyRevocationFollower:
             signed = order.spec.signed
             if order.id in self._signers:
                 continue
-            if signed is None or len(signed.signature) != chain.ECDSA_SIGNATURE_LENGTH:
+            if signed is None or chain.is_contract_length(signed.signature):
                 self._signers[order.id] = None  # unsigned, or a contract owner's (EIP-1271)
                 continue
             try:

@@ -129,7 +129,7 @@ class OrderSignatures:
         item = self._signed_item(spec, signed)
         digest = _digest(item, await self.chain_id(), spec.account)
         owner = await self.owner(spec.account)
-        if len(signed.signature) != chain.ECDSA_SIGNATURE_LENGTH:
+        if chain.is_contract_length(signed.signature):
             await self._verify_contract_signature(spec.account, owner, digest, signed.signature)
             return
         try:
