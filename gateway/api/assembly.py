@@ -9,6 +9,7 @@ from gateway.api.runtime import Runtime, SettlementFactory
 from gateway.config import Settings
 from gateway.domain.clock import Clock
 from gateway.domain.instruments import InstrumentCatalogue
+from gateway.oms.inventory import InventoryConfig
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.venues.config import GatewayConfig, build_venues
 
@@ -25,6 +26,7 @@ def runtime_from_config(
     wallets = None
     signatures: OrderSignatures | None = None
     settlement: SettlementFactory | None = None
+    inventory: InventoryConfig | None = None
     if chain is not None:
         from gateway.chain.onchain_orders import OnchainOrders
         from gateway.chain.transactions import connect
@@ -48,6 +50,15 @@ def runtime_from_config(
                 batch_age=chain.settlement_batch_age_ms / 1000,
                 batch_trades=chain.settlement_batch_trades,
             )
+        if settlement is not None and chain.inventory_wallet and chain.inventory_key_env:
+            inventory = InventoryConfig(
+                chain.inventory_wallet,
+                os.environ[chain.inventory_key_env],
+                OnchainOrders(catalogue, chain.tokens),
+                int(w3.eth.chain_id),
+                spread_bps=chain.inventory_spread_bps,
+                nonce_base=chain.inventory_nonce_base,
+            )
     return Runtime.build(
         settings,
         catalogue=catalogue,
@@ -56,4 +67,5 @@ def runtime_from_config(
         wallets=wallets,
         signatures=signatures,
         settlement=settlement,
+        inventory=inventory,
     )

@@ -7,6 +7,7 @@ other number of this API, so no client parses a binary float.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from decimal import Decimal
 from typing import Annotated, Any
@@ -186,7 +187,42 @@ async def operator_book(
     rt: RuntimeDep, confidence: Confidence = None, horizon_days: Horizon = None
 ) -> dict[str, Any]:
     report = await rt.risk.operator_book(_settings(rt, confidence, horizon_days))
-    return report_json(report)
+    return {**report_json(report), "inventory": await _inventory_json(rt)}
+
+
+async def _inventory_json(rt: Runtime) -> dict[str, Any] | None:
+    """The operator's inventory wallet against its exchange hedges (None without one)."""
+    inventory = rt.orders.inventory
+    if inventory is None:
+        return None
+    marks = {
+        symbol: rt.market_data.book(symbol, depth=1).mid for symbol in rt.market_data.instruments
+    }
+    lines = await asyncio.to_thread(inventory.book, marks)
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "wallet": inventory.wallet,
+        "owner": inventory.owner,
+        "spread_bps": str(inventory.spread_bps),
+        "lines": [
+            {
+                "instrument": line.instrument,
+                "wallet_position": str(line.wallet_position),
+                "pending_position": str(line.pending_position),
+                "hedge_position": str(line.hedge_position),
+                "net_position": str(line.net_position),
+                "wallet_cash": str(line.wallet_cash),
+                "hedge_cash": str(line.hedge_cash),
+                "fees": str(line.fees),
+                "mark": text(line.mark),
+                "pnl": text(line.pnl),
+            }
+            for line in lines
+        ],
+    }
 
 
 class WhatIfIn(_Strict):

@@ -27,6 +27,7 @@ from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
 from gateway.oms.internal_book import InternalBook
+from gateway.oms.inventory import InventoryConfig, OperatorInventory
 from gateway.oms.key_revocations import KeyRevocationFollower
 from gateway.oms.legging_runner import LeggingRunner
 from gateway.oms.order_signatures import OrderSignatures, SignatureRequired
@@ -108,6 +109,7 @@ class Runtime:
         wallets: WalletSource | None = None,
         signatures: OrderSignatures | None = None,
         settlement: SettlementFactory | None = None,
+        inventory: InventoryConfig | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
         catalogue = catalogue or devnet_catalogue()
@@ -215,6 +217,11 @@ class Runtime:
                     pool_venue.in_flight = in_flight
                 built.settlement.in_flight = in_flight
                 smart.pools_settle_in_batch = True
+        if inventory is not None and built.settlement is not None:
+            # signed orders' exchange fills trade with it on chain; it must carry them first
+            orders.inventory = OperatorInventory(
+                inventory, read_engine, validator=validator, wallets=wallets
+            )
         built.book = InternalBook(
             writer,
             read_engine,

@@ -67,5 +67,10 @@ def _print_world(world: DevnetWorld, console: Console) -> None:
             f"owner {trader.owner}\nwallet {trader.wallet}\n"
             f"key {trader.private_key} (anvil dev key)",
         )
+    table.add_row(
+        "operator inventory",
+        f"owner {world.inventory_owner.address}\nwallet {world.inventory_wallet}\n"
+        "takes the other side of signed orders' exchange fills on chain",
+    )
     console.print(table)
     console.print("deployment written to .isthmus/devnet/deployment.json; Ctrl-C stops everything")

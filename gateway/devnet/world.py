@@ -48,6 +48,10 @@ OPERATOR_KEY_ENV = "ISTHMUS_DEVNET_OPERATOR_KEY"
 # a key of its own for settlement: its nonce is managed by the settlement sender alone
 SETTLER_KEY_ENV = "ISTHMUS_DEVNET_SETTLER_KEY"
 SETTLER_ACCOUNT = 9  # the anvil dev account that sends settlement batches
+# the operator's inventory MarginWallet's owner: it signs the counter-orders that settle
+# signed orders' exchange fills on chain
+INVENTORY_ACCOUNT = 8
+INVENTORY_KEY_ENV = "ISTHMUS_DEVNET_INVENTORY_KEY"
 DEVNET_SECRETS = {
     "ISTHMUS_DEVNET_BINANCE_KEY": binance.DEVNET_API_KEY,
     "ISTHMUS_DEVNET_BINANCE_SECRET": binance.DEVNET_SECRET,
@@ -58,6 +62,8 @@ DEMO_USDC = 250_000 * 10**6
 DEMO_WETH = 50 * 10**18
 OPERATOR_USDC = 1_000_000 * 10**6
 OPERATOR_WETH = 300 * 10**18
+INVENTORY_USDC = 1_000_000 * 10**6
+INVENTORY_WETH = 300 * 10**18
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +81,15 @@ class DevnetWorld:
     operator: LocalAccount
     traders: list[DemoTrader]
     settler: LocalAccount
+    inventory_owner: LocalAccount
+    inventory_wallet: str
     extra_venues: list[VenueConfig] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # things with .stop()
 
     def gateway_config(self) -> GatewayConfig:
         os.environ[OPERATOR_KEY_ENV] = Web3.to_hex(self.operator.key)
         os.environ[SETTLER_KEY_ENV] = Web3.to_hex(self.settler.key)
+        os.environ[INVENTORY_KEY_ENV] = Web3.to_hex(self.inventory_owner.key)
         os.environ.update(DEVNET_SECRETS)
         d = self.deployment
         assert d.uniswap_router is not None
@@ -90,6 +99,8 @@ class DevnetWorld:
                 settlement=d.settlement,
                 tokens={"WETH": d.weth, "USDC": d.usdc},
                 operator_key_env=SETTLER_KEY_ENV,
+                inventory_wallet=self.inventory_wallet,
+                inventory_key_env=INVENTORY_KEY_ENV,
             ),
             venues=[
                 InternalVenueConfig(kind="internal"),
@@ -153,7 +164,19 @@ def start_chain(state_dir: Path, *, port: int | None = 8545) -> DevnetWorld:
             tokens.mint(operator, deployment.usdc, wallet, DEMO_USDC)
             tokens.mint(operator, deployment.weth, wallet, DEMO_WETH)
             traders.append(DemoTrader(name, account.address, Web3.to_hex(account.key), wallet))
-        return DevnetWorld(anvil, deployment, accounts[0], traders, accounts[SETTLER_ACCOUNT])
+        inventory_owner = accounts[INVENTORY_ACCOUNT]
+        inventory = create_wallet(operator, deployment, inventory_owner.address)
+        tokens.mint(operator, deployment.usdc, inventory, INVENTORY_USDC)
+        tokens.mint(operator, deployment.weth, inventory, INVENTORY_WETH)
+        return DevnetWorld(
+            anvil,
+            deployment,
+            accounts[0],
+            traders,
+            accounts[SETTLER_ACCOUNT],
+            inventory_owner,
+            inventory,
+        )
     except BaseException:
         anvil.stop()
         raise

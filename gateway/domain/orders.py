@@ -11,6 +11,9 @@ from gateway.domain.errors import IllegalTransition, InvalidOrder
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
 
+# what a venue child sent before the end may still fill (a rejected order sent nothing)
+_LATE_FILL_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED})
+
 
 class Side(str, enum.Enum):
     BUY = "buy"
@@ -217,10 +220,18 @@ class Order:
     def expire(self, now: datetime) -> Order:
         return self._to(OrderStatus.EXPIRED, now, status_reason="expired")
 
-    def fill(self, quantity: Decimal, price: Decimal, now: datetime) -> Order:
-        """Apply one execution; it may never exceed what remains."""
+    def fill(
+        self, quantity: Decimal, price: Decimal, now: datetime, *, in_flight: bool = False
+    ) -> Order:
+        """Apply one execution; it may never exceed what remains.
+
+        `in_flight`: the execution of a venue child sent while the order was open. It counts
+        even if the order was cancelled or expired since (the venue executed it; refusing
+        it would lose a fill), and the order keeps its final status."""
         if not self.status.is_open:
-            raise IllegalTransition(f"a {self.status.value} order cannot be filled")
+            if not (in_flight and self.status in _LATE_FILL_STATUSES):
+                raise IllegalTransition(f"a {self.status.value} order cannot be filled")
+            return self._late_fill(quantity, price, now)
         if quantity <= 0:
             raise InvalidOrder("fill quantity must be positive", field="quantity")
         if quantity > self.remaining:
@@ -237,6 +248,26 @@ class Order:
             target,
             now,
             filled_quantity=filled,
+            filled_notional=self.filled_notional + quantity * price,
+            settlement=settlement,
+        )
+
+    def _late_fill(self, quantity: Decimal, price: Decimal, now: datetime) -> Order:
+        if quantity <= 0:
+            raise InvalidOrder("fill quantity must be positive", field="quantity")
+        if quantity > self.remaining:
+            raise IllegalTransition(
+                f"fill of {quantity} exceeds the remaining {self.remaining} of order {self.id}"
+            )
+        settlement = self.settlement
+        if settlement is not SettlementStatus.PENDING:
+            settlement.check_transition(SettlementStatus.PENDING)
+            settlement = SettlementStatus.PENDING
+        return replace(
+            self,
+            updated_at=now,
+            version=self.version + 1,
+            filled_quantity=self.filled_quantity + quantity,
             filled_notional=self.filled_notional + quantity * price,
             settlement=settlement,
         )

@@ -55,6 +55,10 @@ class WalletSource(Protocol):
 
     def cached_state(self, account: str) -> WalletState | None: ...
 
+    async def state(self, account: str) -> WalletState | None:
+        """The wallet's state, read again unless the last read is fresh enough."""
+        ...
+
     def token(self, symbol: str) -> str | None:
         """The token address of an asset symbol, None when it has none on chain."""
         ...

@@ -155,15 +155,22 @@ class RouteSources:
         return arrival_from_books(symbol, self.hub.venue_books(symbol), now)
 
     async def quote(
-        self, symbol: str, side: Side, quantity: Decimal, *, limit: Decimal | None = None
+        self,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        *,
+        limit: Decimal | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> Quote:
         """The smart route for `quantity` now (the consolidated mid as the slippage
         reference), and the best single-venue route on the same liquidity to compare.
 
         With a `limit`, nothing is routed at a marginal all-in price (fees and gas included)
         beyond it: book levels past it are dropped and the quantity is cut back on the lot
-        grid until the route's marginal price is within it."""
-        venues = await self.sources(symbol, side)
+        grid until the route's marginal price is within it. Venues in `exclude` are left
+        out (a venue that refused this order's leg)."""
+        venues = [v for v in await self.sources(symbol, side) if v.name not in exclude]
         if limit is not None:
             venues = [_within(v, side, limit) for v in venues]
             venues = [v for v in venues if not isinstance(v, BookVenue) or v.levels]

@@ -45,6 +45,7 @@ from gateway.store.audit_log import AuditEntry
 
 if TYPE_CHECKING:
     from gateway.compliance.screening import ComplianceScreen
+    from gateway.oms.inventory import OperatorInventory
 
 
 class OrderNotFound(DomainError):
@@ -185,6 +186,8 @@ class OrderService:
         self.pre_trade = pre_trade
         self.book: InternalBook | None = None  # directly routed orders trade there when set
         self.compliance: ComplianceScreen | None = None  # screens every submit when set
+        # takes the other side of signed orders' exchange fills on chain when set
+        self.inventory: OperatorInventory | None = None
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -369,9 +372,10 @@ class OrderService:
         gas: Decimal,
         *,
         trade_id: str | None = None,
+        in_flight: bool = False,
     ) -> CommandResult[tuple[Order, Fill]]:
         current = self._load_for_update(connection, order_id, None)
-        filled = current.fill(quantity, price, now)
+        filled = current.fill(quantity, price, now, in_flight=in_flight)
         instrument = current.spec.instrument or "strategy"
         fill = Fill(
             id=new_id("fil"),
@@ -469,10 +473,20 @@ class OrderService:
         await self._writer.execute(command)
 
     async def record_child_progress(
-        self, step: ChildProgress, *, fee_in_quote: Decimal, gas: Decimal = Decimal(0)
+        self,
+        step: ChildProgress,
+        *,
+        fee_in_quote: Decimal,
+        gas: Decimal = Decimal(0),
+        exchange: bool = False,
     ) -> Order:
         """Record what a venue report adds (a fill, if any) and the child's new totals in one
-        transaction, so a report processed twice records its fill once."""
+        transaction, so a report processed twice records its fill once. The fill counts even
+        if the order was cancelled since the child went out (the venue executed it).
+
+        `exchange`: the child is on a centralized exchange. A signed order's exchange fill
+        then becomes a trade with the operator's inventory (`_inventory_trade`), in the same
+        transaction: the exchange execution hedges it."""
         child = step.child
 
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:
@@ -482,7 +496,15 @@ class OrderService:
                 stored = repo.get_order(connection, child.order_id)
                 assert stored is not None
                 return CommandResult(stored.order, [entry])
-            changes = self._fill_changes(
+            if exchange and self.inventory is not None:
+                stored = repo.get_order(connection, child.order_id)
+                assert stored is not None
+                if stored.order.spec.signed is not None:
+                    changes = self._inventory_trade(
+                        connection, now, stored.order, step, fee_in_quote, gas
+                    )
+                    return CommandResult(changes.value, [entry, *changes.audit], changes.events)
+            fill_changes = self._fill_changes(
                 connection,
                 now,
                 child.order_id,
@@ -491,12 +513,81 @@ class OrderService:
                 fee_in_quote,
                 child.venue,
                 gas,
+                in_flight=True,
             )
-            order, _ = changes.value
-            return CommandResult(order, [entry, *changes.audit], changes.events)
+            order, _ = fill_changes.value
+            return CommandResult(order, [entry, *fill_changes.audit], fill_changes.events)
 
         order: Order = await self._writer.execute(command)
         return order
+
+    def _inventory_trade(
+        self,
+        connection: Connection,
+        now: datetime,
+        order: Order,
+        step: ChildProgress,
+        fee_in_quote: Decimal,
+        gas: Decimal,
+    ) -> CommandResult[Order]:
+        """A signed order's exchange fill as a trade with the inventory wallet: the trader's
+        fill at the inventory price (the exchange's average, fee and spread; never beyond the
+        signed limit) and the inventory's signed counter-order filled opposite, one trade id,
+        so both enter the settlement outbox together. Sized by what the exchange filled."""
+        inventory = self.inventory
+        spec = order.spec
+        assert inventory is not None and spec.instrument is not None and spec.price is not None
+        assert step.price is not None
+        price = inventory.price(
+            spec.instrument,
+            spec.side,
+            average=step.price,
+            fee=fee_in_quote,
+            quantity=step.quantity,
+            limit=spec.price,
+        )
+        trade_id = new_id("trd")
+        venue = step.child.venue
+        trader = self._fill_changes(
+            connection,
+            now,
+            order.id,
+            step.quantity,
+            price,
+            Decimal(0),  # the fee is in the price
+            venue,
+            gas,
+            trade_id=trade_id,
+            in_flight=True,
+        )
+        counter_spec = inventory.counter_order(
+            spec.instrument,
+            spec.side.opposite,
+            step.quantity,
+            price,
+            inventory.next_nonce(connection),
+            now,
+        )
+        counter = Order.new(new_id("ord"), counter_spec, now).accept(now)
+        repo.ensure_accounts(connection, [counter_spec.account], now)
+        repo.insert_orders(connection, [(counter, request_hash(counter_spec))])
+        accepted = _change(counter, "order.accepted")
+        counter_fill = self._fill_changes(
+            connection,
+            now,
+            counter.id,
+            step.quantity,
+            price,
+            Decimal(0),
+            venue,
+            Decimal(0),
+            trade_id=trade_id,
+        )
+        return CommandResult(
+            trader.value[0],
+            [*trader.audit, accepted[0], *counter_fill.audit],
+            [*trader.events, accepted[1], *counter_fill.events],
+        )
 
     async def expire_due(self, limit: int = 500) -> int:
         """Expire open good-till-date orders whose time has passed; returns how many."""

@@ -28,6 +28,7 @@ from gateway.domain.market import VenueKind, VenueOrderRequest
 from gateway.domain.orders import Order, OrderType, Side, TimeInForce
 from gateway.domain.venue_child import VenueChildStatus
 from gateway.oms.internal_book import InternalBook
+from gateway.oms.inventory import InventoryRefused
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService
 from gateway.oms.venue_children import VenueChildren
@@ -121,15 +122,48 @@ class SmartExecutor:
     async def execute(self, parent: Order) -> SmartExecution:
         spec = parent.spec
         assert spec.instrument is not None
-        instrument = self.orders.catalogue.get(spec.instrument)
+        children: list[ChildResult] = []
+        unknown = False  # a child the venue did not answer for: its outcome is reconciled later
+        excluded: frozenset[str] = frozenset()
         quote = await self.routes.quote(
             spec.instrument, spec.side, parent.remaining, limit=spec.price
         )
-        children: list[ChildResult] = []
-        unknown = False  # a child the venue did not answer for: its outcome is reconciled later
-        # the internal book first: its price is firm, the others' may move meanwhile
-        legs = sorted(quote.smart.legs, key=lambda leg: not leg.internal)
-        for number, leg in enumerate(legs):
+        first_route = quote.smart
+        # a leg refused before it was sent (the inventory cannot carry it) is routed again
+        # without its venue; each pass excludes one more venue, so this ends
+        while True:
+            refused, child_unknown = await self._send_legs(parent, quote.smart, children)
+            unknown = unknown or child_unknown
+            if not refused:
+                break
+            excluded = excluded | refused
+            current = await self.orders.get(parent.id)
+            if not current.status.is_open or current.remaining <= 0:
+                break
+            quote = await self.routes.quote(
+                spec.instrument, spec.side, current.remaining, limit=spec.price, exclude=excluded
+            )
+        final = await self.orders.get(parent.id)
+        if final.status.is_open and not unknown:
+            with contextlib.suppress(DomainError):
+                final = await self.orders.cancel(
+                    parent.id, reason="the rest found no liquidity within the limit"
+                )
+        return SmartExecution(final, first_route, tuple(children))
+
+    async def _send_legs(
+        self, parent: Order, route: Route, children: list[ChildResult]
+    ) -> tuple[frozenset[str], bool]:
+        """Execute one route's legs, the internal book's first (its price is firm, the
+        others' may move meanwhile). Returns the venues that refused a leg before anything
+        was sent (to route again without them) and whether a child's outcome is unknown."""
+        spec = parent.spec
+        assert spec.instrument is not None
+        instrument = self.orders.catalogue.get(spec.instrument)
+        refused: set[str] = set()
+        unknown = False
+        legs = sorted(route.legs, key=lambda leg: not leg.internal)
+        for leg in legs:
             venue = self.venues.get(leg.venue)
             if venue is None:
                 continue
@@ -158,6 +192,19 @@ class SmartExecutor:
             ):
                 children.append(await self._pool_fill(parent, venue, leg.quantity, price))
                 continue
+            inventory = self.orders.inventory
+            if venue.kind is VenueKind.CEX and spec.signed is not None and inventory is not None:
+                try:  # the inventory takes the other side on chain: it must carry it first
+                    await inventory.check_capacity(spec.instrument, spec.side, leg.quantity, price)
+                except InventoryRefused as error:
+                    log.warning(
+                        "exchange leg of %s on %s refused: %s", parent.id, venue.name, error
+                    )
+                    children.append(
+                        ChildResult(venue.name, leg.quantity, Decimal(0), None, "inventory_limit")
+                    )
+                    refused.add(venue.name)
+                    continue
             request = VenueOrderRequest(
                 spec.instrument,
                 spec.side,
@@ -165,7 +212,8 @@ class SmartExecutor:
                 leg.quantity,
                 price,
                 TimeInForce.IOC,
-                client_order_id=f"{parent.id}-{number}",
+                # unique per parent across passes: one result per leg tried so far
+                client_order_id=f"{parent.id}-{len(children)}",
             )
             try:
                 child, _ = await self.children.send(
@@ -181,10 +229,4 @@ class SmartExecutor:
             children.append(
                 ChildResult(venue.name, leg.quantity, child.filled, child.average_price)
             )
-        final = await self.orders.get(parent.id)
-        if final.status.is_open and not unknown:
-            with contextlib.suppress(DomainError):
-                final = await self.orders.cancel(
-                    parent.id, reason="the rest found no liquidity within the limit"
-                )
-        return SmartExecution(final, quote.smart, tuple(children))
+        return frozenset(refused), unknown

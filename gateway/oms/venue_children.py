@@ -126,10 +126,12 @@ class VenueChildren:
         )
         if step.child == child and step.quantity == 0:
             return child, await self._orders.get(child.order_id)
+        venue = self.venues.get(child.venue)
         order = await self._orders.record_child_progress(
             step,
             fee_in_quote=step.fee,
             gas=gas if step.quantity > 0 and child.filled == 0 else _ZERO,
+            exchange=venue is not None and venue.kind is VenueKind.CEX,
         )
         return step.child, order
 

@@ -116,6 +116,16 @@ class ChainConfig(_Config):
     # milliseconds, or at once when `settlement_batch_trades` trades wait (0: no waiting)
     settlement_batch_age_ms: int = Field(default=0, ge=0)
     settlement_batch_trades: int = Field(default=256, ge=1)
+    # the operator's inventory MarginWallet: with it (and its owner's key in the named
+    # environment variable), a signed order's fills on centralized exchanges settle on chain
+    # against it; without it such fills stay off chain (the order's exchange legs are hedges
+    # of nothing)
+    inventory_wallet: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    inventory_key_env: str | None = None
+    # added to the exchange's average price and fee, in basis points of the price
+    inventory_spread_bps: Decimal = Field(default=Decimal(5), ge=0, le=1000)
+    # nonces the inventory wallet used before this database (its counter-orders count on)
+    inventory_nonce_base: int = Field(default=0, ge=0)
 
 
 class GatewayConfig(_Config):

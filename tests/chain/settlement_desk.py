@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gateway.api.app import create_app
@@ -17,9 +18,11 @@ from gateway.chain.anvil import Anvil
 from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender
+from gateway.chain.wallets import ChainWallets
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule
+from gateway.oms.inventory import InventoryConfig
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import settlement_factory
@@ -49,17 +52,41 @@ class Desk:
         self.database = database
         self.rpc_url = node.rpc_url
         self.nonce = 0
+        self.inventory: InventoryConfig | None = None
+
+    def open_inventory(self, deployer: Sender, owner: LocalAccount, weth: int, usdc: int) -> str:
+        """The operator's inventory MarginWallet, owned by `owner`, funded on chain."""
+        wallet = create_wallet(deployer, self.d, owner.address)
+        tokens.mint(deployer, self.d.weth, wallet, weth)
+        tokens.mint(deployer, self.d.usdc, wallet, usdc)
+        self.inventory = InventoryConfig(
+            wallet,
+            Web3.to_hex(owner.key),
+            OnchainOrders(devnet_catalogue(), {"WETH": self.d.weth, "USDC": self.d.usdc}),
+            int(self.w3.eth.chain_id),
+            spread_bps=Decimal(5),
+        )
+        return wallet
 
     def runtime(
-        self, *, require_signed: bool = True, pool: bool = False, **settings: Any
+        self,
+        *,
+        require_signed: bool = True,
+        pool: bool = False,
+        venues: tuple[Venue, ...] = (),
+        **settings: Any,
     ) -> Runtime:
-        """A gateway on this chain; `pool`: the WETH/USDC Uniswap pair is a venue too."""
+        """A gateway on this chain; `pool`: the WETH/USDC Uniswap pair is a venue too;
+        `venues`: more (e.g. a simulated exchange); with `open_inventory` called before,
+        signed orders' exchange fills settle against the inventory wallet."""
         catalogue, clock = devnet_catalogue(), SystemClock()
         onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
-        venues: list[Venue] = [InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))]
+        venues_list: list[Venue] = [
+            InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))
+        ]
         if pool:
             assert self.d.uniswap_router is not None
-            venues.append(
+            venues_list.append(
                 UniswapV2Venue(
                     "uniswap",
                     self.w3,
@@ -70,6 +97,7 @@ class Desk:
                     poll_interval=0.01,
                 )
             )
+        venues_all = [*venues_list, *venues]
         return Runtime.build(
             Settings(
                 database_url=self.database,
@@ -79,11 +107,13 @@ class Desk:
             ),
             catalogue=catalogue,
             clock=clock,
-            venues=venues,
+            venues=venues_all,
+            wallets=ChainWallets(self.w3, self.d.settlement) if self.inventory else None,
             signatures=OrderSignatures(self.w3, onchain, clock),
             settlement=settlement_factory(
                 self.rpc_url, Web3.to_hex(self.settler.key), self.d.settlement, onchain
             ),
+            inventory=self.inventory,
         )
 
     def balances(self, wallet: str) -> tuple[int, int]:
