@@ -14,10 +14,9 @@ cached; one `fetch_trades` scans at most `max_scan_blocks` blocks, in `get_logs`
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -81,7 +80,8 @@ class AmmQuote:
         return Decimal(self.quote_units) / Decimal(self.base_units)
 
 
-POOL_HEARTBEAT_SECONDS = 1.0  # re-read a quiet pool at the head this often
+# re-read a quiet pool at the head this often: well within the hub's `stale_after`
+POOL_HEARTBEAT = timedelta(seconds=1)
 
 
 class UniswapV2Venue:
@@ -230,27 +230,27 @@ class UniswapV2Venue:
         return await asyncio.to_thread(self._book, instrument, depth)
 
     async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
-        """A new book whenever a pair's reserves change (checked once per new block, and when
-        a pool fill is recorded), and the same book again once a second while the node
-        answers: on-chain liquidity is not stale while the chain is reachable and the reserves
-        are read at its head, however quiet the pool (the hub takes a repeat as a heartbeat)."""
+        """The pairs' books read at the chain's head: at once, then at every new block or
+        recorded pool fill, and at least every `POOL_HEARTBEAT` on the venue's clock
+        while the node answers. Every successful read is yielded, changed or not: the
+        market-data hub takes an unchanged book as the proof that the reserves were read at a
+        recent head, which is what keeps a quiet pool live. A read that fails raises
+        `VenueUnavailable`, and the hub marks the pool stale at once."""
         last_block, last_version = -1, -1
-        last_reserves: dict[str, tuple[int, int]] = {}
-        last_read = 0.0
+        last_read: datetime | None = None
         while True:
             try:
                 block = await asyncio.to_thread(lambda: self._w3.eth.block_number)
             except Exception as error:
                 raise VenueUnavailable(f"node unreachable: {error}", venue=self.name) from error
-            heartbeat = time.monotonic() - last_read >= POOL_HEARTBEAT_SECONDS
-            if block != last_block or self.in_flight.version != last_version or heartbeat:
-                last_block, last_version = block, self.in_flight.version
-                last_read = time.monotonic()
+            now = self._clock.now()
+            heartbeat = last_read is None or not (
+                timedelta(0) <= now - last_read < POOL_HEARTBEAT  # a clock set back: read now
+            )
+            if heartbeat or block != last_block or self.in_flight.version != last_version:
+                last_block, last_version, last_read = block, self.in_flight.version, now
                 for symbol in instruments:
-                    reserves = await asyncio.to_thread(self._reserves, self.pool(symbol))
-                    if last_reserves.get(symbol) != reserves or heartbeat:
-                        last_reserves[symbol] = reserves
-                        yield await self.fetch_order_book(symbol, self._book_levels)
+                    yield await self.fetch_order_book(symbol, self._book_levels)
             await asyncio.sleep(self._poll_interval)
 
     # -- public trades (Swap events) ------------------------------------------------------

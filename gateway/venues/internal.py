@@ -98,19 +98,14 @@ class InternalVenue:
         return self._book(instrument, depth)
 
     async def stream_order_books(self, instruments: Sequence[str]) -> AsyncIterator[OrderBook]:
-        for symbol in instruments:
-            yield self._book(symbol, 50)
+        """Every book now, then again whenever the book changes, and nothing while it is
+        quiet: the market-data hub never takes the internal book's silence for staleness
+        (it is stale only while this stream fails or once its feed task ended)."""
         while True:
-            # a quiet book is still live: the same books again each second (a heartbeat);
-            # asyncio.timeout, unlike wait_for, never swallows the stream's own cancellation
-            try:
-                async with asyncio.timeout(1.0):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
-            self._changed.clear()
+            self._changed.clear()  # before reading: a change while we yield comes round again
             for symbol in instruments:
                 yield self._book(symbol, 50)
+            await self._changed.wait()
 
     async def fetch_trades(
         self, instrument: str, since: datetime | None = None, limit: int = 1000

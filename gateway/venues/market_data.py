@@ -1,9 +1,30 @@
 """Live market data from every venue, consolidated per instrument.
 
-One feed task per venue reads its book stream. A venue whose stream fails, or whose last
-update is older than `stale_after`, is stale: its quotes leave the consolidated book at
-once (never shown as live) and the feed reconnects with exponential backoff and jitter.
-Subscribers get conflated updates: the latest book per instrument, never a growing queue.
+One feed task per venue reads its book stream and folds each book into the consolidated
+book. Subscribers get conflated updates: the latest book per instrument, never a growing
+queue. A feed whose stream fails is stale at once: its quotes leave the consolidated book
+(never shown as live) and the feed reconnects with exponential backoff and jitter.
+
+When a live feed turns stale depends on the kind of liquidity behind it (`STALENESS`, chosen
+by the venue's `VenueKind`):
+
+- An exchange (`CEX`: `Staleness.SILENCE`) is stale when its stream fails or has been silent
+  for longer than `stale_after`: an exchange that stops talking may have stopped quoting, so
+  its last book cannot be trusted.
+- A pool (`AMM`: `Staleness.CHAIN_READ`) is stale when the chain is unreachable (a read that
+  fails raises `VenueUnavailable`, which ends the stream: stale at once) or when its reserves
+  were not read at the chain's head within `stale_after`. A quiet pool's book does not change,
+  so its stream reads the reserves at the head again at least once a second and sends the same
+  book: that repeat is the pool's heartbeat, taken here as proof of a recent read (the venue
+  counts as heard from) and never published as an update.
+- The internal book (`INTERNAL`: `Staleness.FEED_ALIVE`) is never stale while its feed task
+  runs: it is the gateway's own book, and silence only means that nothing rested, traded or
+  left. It is stale while its stream is failing (until it reconnects) or once its task ended.
+
+For every kind, a feed that has not delivered its first book, whose stream failed, or whose
+task ended, is stale. `stale_venues()` applies the rule at the moment it is asked (on the
+hub's injected clock); the watchdog applies it every `stale_after / 4` and turns the status
+of a feed that aged out to STALE, so that status listeners hear of it.
 """
 
 from __future__ import annotations
@@ -11,15 +32,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from gateway.domain.clock import Clock
 from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedBookBuilder
-from gateway.domain.market import OrderBook
+from gateway.domain.market import OrderBook, VenueKind
 from gateway.venues.protocol import Venue
 
 log = logging.getLogger("gateway.venues")
@@ -31,14 +54,39 @@ class FeedStatus(str, enum.Enum):
     STALE = "stale"
 
 
+class Staleness(enum.Enum):
+    """What makes a live feed stale, besides a failing stream or an ended feed task."""
+
+    SILENCE = "silence"  # an exchange: no book for longer than `stale_after`
+    CHAIN_READ = "chain_read"  # a pool: no read of its reserves at the head within `stale_after`
+    FEED_ALIVE = "feed_alive"  # the internal book: nothing more (silence is not staleness)
+
+    @property
+    def ages(self) -> bool:
+        """Whether the feed is stale once its last word is older than `stale_after`."""
+        return self is not Staleness.FEED_ALIVE
+
+
+STALENESS: Mapping[VenueKind, Staleness] = MappingProxyType(
+    {
+        VenueKind.CEX: Staleness.SILENCE,
+        VenueKind.AMM: Staleness.CHAIN_READ,
+        VenueKind.INTERNAL: Staleness.FEED_ALIVE,
+    }
+)
+
+
 @dataclass
 class VenueFeed:
     venue: Venue
     instruments: tuple[str, ...]
+    staleness: Staleness = Staleness.SILENCE
     status: FeedStatus = FeedStatus.CONNECTING
-    last_update: datetime | None = None
+    last_update: datetime | None = None  # the last book, changed or not (a pool: its last read)
     failures: int = 0
     last_error: str | None = None
+    task: asyncio.Task[None] | None = None  # None: fed through `apply` by its caller
+    heard: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set per book
 
 
 @dataclass(frozen=True)
@@ -101,26 +149,35 @@ class MarketDataHub:
         # None: ask each venue what it trades when its feed starts
         self._declared = instruments
         self.feeds: dict[str, VenueFeed] = {
-            v.name: VenueFeed(v, tuple((instruments or {}).get(v.name, ()))) for v in venues
+            v.name: VenueFeed(
+                v,
+                tuple((instruments or {}).get(v.name, ())),
+                STALENESS.get(v.kind, Staleness.SILENCE),
+            )
+            for v in venues
         }
         self._builders: dict[str, ConsolidatedBookBuilder] = {}
         self._latest: dict[str, dict[str, OrderBook]] = {}  # instrument: venue: raw book
         self._subscribers: set[ConflatedBooks] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, FeedStatus], None]] = []
+        self._stopping = False
         self.updates = 0
 
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         for feed in self.feeds.values():
             if feed.instruments or self._declared is None:
-                self._tasks.append(
-                    asyncio.create_task(self._run(feed), name=f"feed-{feed.venue.name}")
-                )
+                task = asyncio.create_task(self._run(feed), name=f"feed-{feed.venue.name}")
+                task.add_done_callback(functools.partial(self._feed_ended, feed))
+                feed.task = task
+                self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self._watch_staleness(), name="feed-watchdog"))
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -138,14 +195,23 @@ class MarketDataHub:
         return frozenset(self._builders)
 
     def stale_venues(self) -> frozenset[str]:
+        """The venues whose quotes are not live now, each by the rule of its kind."""
         now = self._clock.now()
-        return frozenset(
-            name
-            for name, feed in self.feeds.items()
-            if feed.status is not FeedStatus.LIVE
-            or feed.last_update is None
-            or now - feed.last_update > self._stale_after
-        )
+        return frozenset(name for name, feed in self.feeds.items() if self._stale(feed, now))
+
+    def _stale(self, feed: VenueFeed, now: datetime) -> bool:
+        if feed.status is not FeedStatus.LIVE or feed.last_update is None:
+            return True  # no first book yet, or its stream failed and it is reconnecting
+        if feed.task is not None and feed.task.done():
+            return True  # its feed task ended: nothing reads the venue any more
+        return feed.staleness.ages and now - feed.last_update > self._stale_after
+
+    async def heard_from(self, venue: str, since: datetime) -> None:
+        """Wait until `venue`'s feed has delivered a book (or the same book again: a pool's
+        read at the head) at or after `since` on the hub's clock. Bound it with a timeout."""
+        feed = self.feeds[venue]
+        while feed.last_update is None or feed.last_update < since:
+            await feed.heard.wait()
 
     def book(self, instrument: str, depth: int | None = None) -> ConsolidatedBook:
         """The consolidated book (empty when no venue quotes the instrument)."""
@@ -176,8 +242,8 @@ class MarketDataHub:
         feed = self._feed_alive(venue)
         previous = self._latest.get(book.instrument, {}).get(venue)
         if previous is not None and (previous.bids, previous.asks) == (book.bids, book.asks):
-            # the venue read the same book again (a pool's reserves at a new head, a quiet
-            # internal book): it is live, and nothing changed to publish
+            # the venue sent the same book again (a pool's reserves read at the head): it was
+            # heard from, and nothing changed to publish
             return
         builder = self._builders.get(book.instrument)
         if builder is None:
@@ -193,6 +259,8 @@ class MarketDataHub:
         if feed.status is not FeedStatus.LIVE:
             self._set_status(feed, FeedStatus.LIVE)
             feed.failures = 0
+        heard, feed.heard = feed.heard, asyncio.Event()
+        heard.set()
         return feed
 
     def _publish(self, instrument: str) -> None:
@@ -237,16 +305,26 @@ class MarketDataHub:
                 )
                 await asyncio.sleep(delay)
 
+    def _feed_ended(self, feed: VenueFeed, task: asyncio.Task[None]) -> None:
+        """A feed task never ends by itself (`_run` retries every failure): one that did, other
+        than by `stop`, leaves its venue unread, so the venue is stale from now on."""
+        if self._stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        feed.last_error = "feed task cancelled" if error is None else f"feed task died: {error!r}"
+        log.error("venue %s: %s", feed.venue.name, feed.last_error)
+        self._set_status(feed, FeedStatus.STALE)
+
+    def check_staleness(self) -> None:
+        """Turn every live feed that is stale now, by the rule of its kind, to STALE (the
+        watchdog's check, for a feed that went quiet or stopped reading without an error)."""
+        now = self._clock.now()
+        for feed in self.feeds.values():
+            if feed.status is FeedStatus.LIVE and self._stale(feed, now):
+                self._set_status(feed, FeedStatus.STALE)
+
     async def _watch_staleness(self) -> None:
-        """Mark venues stale whose updates stopped without an error (a silent hang)."""
         period = max(0.05, self._stale_after.total_seconds() / 4)
         while True:
             await asyncio.sleep(period)
-            now = self._clock.now()
-            for feed in self.feeds.values():
-                if (
-                    feed.status is FeedStatus.LIVE
-                    and feed.last_update is not None
-                    and now - feed.last_update > self._stale_after
-                ):
-                    self._set_status(feed, FeedStatus.STALE)
+            self.check_staleness()
