@@ -154,8 +154,8 @@ def test_a_silent_venue_is_marked_stale_by_age() -> None:
 
 
 def test_the_same_book_again_keeps_a_quiet_venue_live_without_publishing() -> None:
-    """A pool re-read at a new head, or a quiet internal book, sends the same book again: the
-    venue stays live past `stale_after`, and subscribers get nothing new."""
+    """A venue that sends the same book again (a pool's reserves read at the head) was heard
+    from: it is live again, and subscribers get nothing new."""
     hub = MarketDataHub([ScriptedVenue("pool")], {"pool": [SYMBOL]}, SystemClock(), stale_after=0.2)
     book = OrderBook(
         "pool",
