@@ -26,7 +26,7 @@ def inventory_price(
     average: Decimal,
     fee_per_unit: Decimal,
     spread_bps: Decimal,
-    limit: Decimal,
+    limit: Decimal | None,
     tick: Decimal,
 ) -> Decimal:
     """The price the inventory trades a fill with the trader at: what the hedge cost per unit
@@ -34,10 +34,10 @@ def inventory_price(
     beyond the trader's signed `limit` (the inventory bears the difference)."""
     spread = average * spread_bps / BPS
     if trader_side is Side.BUY:  # the inventory sells what its hedge bought
-        raw = average + fee_per_unit + spread
-        return min((raw / tick).to_integral_value(ROUND_CEILING) * tick, limit)
-    raw = average - fee_per_unit - spread
-    return max((raw / tick).to_integral_value(ROUND_FLOOR) * tick, limit)
+        price = ((average + fee_per_unit + spread) / tick).to_integral_value(ROUND_CEILING) * tick
+        return price if limit is None else min(price, limit)
+    price = ((average - fee_per_unit - spread) / tick).to_integral_value(ROUND_FLOOR) * tick
+    return price if limit is None else max(price, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +118,59 @@ def inventory_book(
             )
         )
     return lines
+
+
+@dataclass(frozen=True, slots=True)
+class LegExecution:
+    """What the hedges of one strategy leg cost per unit, from the trader's side of it."""
+
+    side: Side  # the trader's side of the leg (a sell strategy's legs flipped)
+    ratio: int
+    average: Decimal
+    fee_per_unit: Decimal
+    tick: Decimal
+
+
+def strategy_leg_prices(
+    legs: tuple[LegExecution, ...], *, spread_bps: Decimal, bound: Decimal
+) -> tuple[Decimal, ...] | None:
+    """Each leg's price for a strategy's completed units traded with the inventory: the
+    hedge's average, fee and spread against the trader, rounded to the tick against the
+    trader; then, if the net the trader pays per unit (buy legs pay, sell legs receive)
+    would exceed `bound` (the signed limit, in what the trader pays), one leg gives back
+    the excess so that it does not. None when no leg can (the units cannot trade)."""
+    prices = [
+        inventory_price(
+            leg.side,
+            average=leg.average,
+            fee_per_unit=leg.fee_per_unit,
+            spread_bps=spread_bps,
+            limit=None,  # the limit is on the net (below)
+            tick=leg.tick,
+        )
+        for leg in legs
+    ]
+
+    def net(values: list[Decimal]) -> Decimal:
+        return sum(
+            (_signed(leg.side, leg.ratio * value) for leg, value in zip(legs, values, strict=True)),
+            _ZERO,
+        )
+
+    excess = net(prices) - bound
+    if excess <= 0:
+        return tuple(prices)
+    # the leg of the largest value absorbs the excess (the smallest relative move)
+    for index in sorted(range(len(legs)), key=lambda i: -prices[i] * legs[i].ratio):
+        leg = legs[index]
+        move = excess / leg.ratio
+        if leg.side is Side.BUY:
+            moved = ((prices[index] - move) / leg.tick).to_integral_value(ROUND_FLOOR) * leg.tick
+        else:
+            moved = ((prices[index] + move) / leg.tick).to_integral_value(ROUND_CEILING) * leg.tick
+        if moved <= 0:
+            continue
+        candidate = [*prices[:index], moved, *prices[index + 1 :]]
+        if net(candidate) <= bound:
+            return tuple(candidate)
+    return None

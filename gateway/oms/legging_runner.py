@@ -36,12 +36,16 @@ from sqlalchemy import Connection, Engine
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.instruments import InstrumentCatalogue
-from gateway.domain.orders import Order, OrderSpec, OrderType, TimeInForce
+from gateway.domain.inventory import LegExecution, strategy_leg_prices
+from gateway.domain.market import VenueKind
+from gateway.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.group_commit import CommandResult, GroupCommitter
+from gateway.oms.inventory import InventoryRefused
 from gateway.oms.service import OrderService
 from gateway.oms.smart_execution import SmartExecutor
 from gateway.routing import legging
 from gateway.routing.legging import (
+    ChildPurpose,
     FailurePolicy,
     LeggingChild,
     LeggingReport,
@@ -49,6 +53,7 @@ from gateway.routing.legging import (
     LeggingState,
     LegMarket,
 )
+from gateway.store import inventory_repository as inventory_store
 from gateway.store import legging_repository as store
 from gateway.store import order_repository as order_repo
 from gateway.store.audit_log import AuditEntry
@@ -109,6 +114,7 @@ class LeggingRunner:
         self._poll = poll_interval
         self._active: dict[str, LeggingState] = {}
         self._lock = asyncio.Lock()
+        self._inventory_backed: dict[str, bool] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -273,7 +279,7 @@ class LeggingRunner:
         queue = list(children)
         while queue:
             child = queue.pop(0)
-            filled, average = await self._execute(child)
+            filled, average = await self._execute(child, await self._backed(state))
             decision = legging.on_child_done(
                 state, now, child.child_id, filled, average, self._markets(state.spec)
             )
@@ -286,9 +292,45 @@ class LeggingRunner:
             self._active[state.spec.parent_id] = state
         return state
 
-    async def _execute(self, child: LeggingChild) -> tuple[Decimal, Decimal | None]:
+    async def _backed(self, state: LeggingState) -> bool:
+        """Whether the operator's inventory trades this strategy's completed units on chain
+        (a signed strategy, an inventory configured): its children are then the inventory's
+        hedge orders on the exchanges, not orders of the trader's account."""
+        parent_id = state.spec.parent_id
+        if parent_id not in self._inventory_backed:
+            parent = await self._orders.get(parent_id)
+            self._inventory_backed[parent_id] = (
+                self._orders.inventory is not None and parent.spec.signed is not None
+            )
+        return self._inventory_backed[parent_id]
+
+    def _child_account(self, state: LeggingState, backed: bool) -> str:
+        inventory = self._orders.inventory
+        return inventory.wallet if backed and inventory is not None else state.spec.account
+
+    async def _execute(
+        self, child: LeggingChild, backed: bool = False
+    ) -> tuple[Decimal, Decimal | None]:
+        inventory = self._orders.inventory
+        account = child.account
+        exclude: frozenset[VenueKind] = frozenset()
+        if backed and inventory is not None:
+            account = inventory.wallet
+            # hedges trade on the exchanges only: the book and the pools settle on chain
+            # between wallets, and an unsigned hedge order cannot
+            exclude = frozenset({VenueKind.INTERNAL, VenueKind.AMM})
+            if child.purpose is not ChildPurpose.UNWIND:
+                price = child.limit_price or self._markets_mid(child.instrument)
+                try:  # the inventory takes the leg from the hedge on chain: can it carry it?
+                    if price is not None:
+                        await inventory.check_capacity(
+                            child.instrument, child.side, child.quantity, price
+                        )
+                except InventoryRefused as error:
+                    log.warning("legging child %s refused: %s", child.child_id, error)
+                    return _ZERO, None
         spec = OrderSpec(
-            child.account,
+            account,
             child.child_id,
             child.side,
             OrderType.MARKET if child.limit_price is None else OrderType.LIMIT,
@@ -305,12 +347,15 @@ class LeggingRunner:
             return _ZERO, None
         order = submitted.order
         if submitted.created:
-            order = (await self._smart.execute(order)).order
+            order = (await self._smart.execute(order, exclude_kinds=exclude)).order
         return _outcome(order)
+
+    def _markets_mid(self, instrument: str) -> Decimal | None:
+        return self._market.book(instrument, depth=1).mid
 
     async def _settle_in_flight(self, state: LeggingState, now: datetime) -> None:
         """After a restart: children listed in flight are closed from their gateway orders."""
-        account = state.spec.account
+        account = self._child_account(state, await self._backed(state))
         for flight in state.in_flight:
 
             def read(child_id: str = flight.child_id) -> order_repo.StoredOrder | None:
@@ -338,7 +383,9 @@ class LeggingRunner:
         cancelled with the run's reason."""
         order = await self._orders.get(state.spec.parent_id)
         done = state.completed_units
-        if done > order.filled_quantity and order.status.is_open:
+        if done > order.filled_quantity and order.status.is_open and await self._backed(state):
+            order = await self._trade_with_inventory(state, order, done - order.filled_quantity)
+        elif done > order.filled_quantity and order.status.is_open:
             summary = legging.report(state)
             net = summary.net_average_price
             assert net is not None
@@ -352,6 +399,50 @@ class LeggingRunner:
                 await self._orders.cancel(
                     order.id, reason=f"legging ended: {state.reason or state.status.value}"
                 )
+
+    async def _trade_with_inventory(
+        self, state: LeggingState, order: Order, units: Decimal
+    ) -> Order:
+        """Newly completed units become one trade with the inventory, every leg at its
+        hedges' average price moved by their fees and the spread (within the signed net
+        limit). An unwound clip is not among them: it was never the trader's."""
+        inventory = self._orders.inventory
+        assert inventory is not None
+        summary = legging.report(state)
+        prefix = f"{state.spec.parent_id}-L"
+
+        def read() -> dict[str, Decimal]:
+            with self._read_engine.connect() as connection:
+                return inventory_store.hedge_fees(connection, inventory.wallet, prefix)
+
+        fees = await asyncio.to_thread(read)
+        legs = []
+        for leg, rules_tick in zip(summary.legs, state.spec.tick_sizes, strict=True):
+            assert leg.opened_average_price is not None
+            legs.append(
+                LegExecution(
+                    leg.side,
+                    leg.ratio,
+                    leg.opened_average_price,
+                    fees.get(leg.instrument, _ZERO),
+                    rules_tick,
+                )
+            )
+        spec = order.spec
+        assert spec.price is not None
+        prices = strategy_leg_prices(
+            tuple(legs),
+            spread_bps=inventory.spread_bps,
+            bound=spec.price if spec.side is Side.BUY else -spec.price,
+        )
+        if prices is None:
+            log.error(
+                "strategy %s: %s completed units cannot be priced within its limit; left unsettled",
+                order.id,
+                units,
+            )
+            return order
+        return await self._orders.record_strategy_trade(order.id, units, prices, venue="inventory")
 
 
 def _outcome(order: Order) -> tuple[Decimal, Decimal | None]:

@@ -25,7 +25,7 @@ from gateway.domain.errors import DomainError
 from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
-from gateway.domain.orders import Order, OrderSpec, TimeInForce, validate
+from gateway.domain.orders import Order, OrderSpec, Side, TimeInForce, validate
 from gateway.domain.venue_child import ChildProgress, VenueChild
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
@@ -560,34 +560,123 @@ class OrderService:
             trade_id=trade_id,
             in_flight=True,
         )
-        counter_spec = inventory.counter_order(
+        counter = self._counter_order(
+            connection,
+            now,
             spec.instrument,
             spec.side.opposite,
             step.quantity,
             price,
-            inventory.next_nonce(connection),
-            now,
+            venue,
+            trade_id,
+        )
+        return CommandResult(
+            trader.value[0],
+            [*trader.audit, *counter.audit],
+            [*trader.events, *counter.events],
+        )
+
+    def _counter_order(
+        self,
+        connection: Connection,
+        now: datetime,
+        instrument: str,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        venue: str,
+        trade_id: str,
+    ) -> CommandResult[None]:
+        """The inventory's signed counter-order for one trade (its `side`), stored filled."""
+        inventory = self.inventory
+        assert inventory is not None
+        counter_spec = inventory.counter_order(
+            instrument, side, quantity, price, inventory.next_nonce(connection), now
         )
         counter = Order.new(new_id("ord"), counter_spec, now).accept(now)
         repo.ensure_accounts(connection, [counter_spec.account], now)
         repo.insert_orders(connection, [(counter, request_hash(counter_spec))])
         accepted = _change(counter, "order.accepted")
-        counter_fill = self._fill_changes(
+        fill = self._fill_changes(
             connection,
             now,
             counter.id,
-            step.quantity,
+            quantity,
             price,
             Decimal(0),
             venue,
             Decimal(0),
             trade_id=trade_id,
         )
-        return CommandResult(
-            trader.value[0],
-            [*trader.audit, accepted[0], *counter_fill.audit],
-            [*trader.events, accepted[1], *counter_fill.events],
-        )
+        return CommandResult(None, [accepted[0], *fill.audit], [accepted[1], *fill.events])
+
+    async def record_strategy_trade(
+        self, order_id: str, units: Decimal, prices: Sequence[Decimal], *, venue: str
+    ) -> Order:
+        """A signed strategy's completed units, executed leg by leg on the exchanges by the
+        inventory's hedges, traded with the inventory on chain: the strategy advances by
+        `units` with one fill per leg at `prices` (the legs' order), and the inventory's
+        signed counter-order of each leg is filled opposite, all one trade id, so every leg
+        settles in one transaction."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[Order]:
+            current = self._load_for_update(connection, order_id, None)
+            spec = current.spec
+            flip = spec.side is Side.SELL
+            net = sum(
+                (
+                    (price if leg.side is Side.BUY else -price) * leg.ratio
+                    for leg, price in zip(spec.legs, prices, strict=True)
+                ),
+                Decimal(0),
+            )
+            advanced = current.fill(units, net, now)
+            repo.update_order(connection, advanced, previous_version=current.version)
+            kind = (
+                "order.filled"
+                if advanced.status is OrderStatus.FILLED
+                else "order.partially_filled"
+            )
+            entry, event = _change(advanced, kind)
+            audit: list[AuditEntry] = [entry]
+            events: list[dict[str, object]] = [event]
+            trade_id = new_id("trd")
+            for leg, price in zip(spec.legs, prices, strict=True):
+                side = leg.side.opposite if flip else leg.side  # the trader's side of it
+                quantity = units * leg.ratio
+                fill = Fill(
+                    id=new_id("fil"),
+                    order_id=current.id,
+                    account=spec.account,
+                    instrument=leg.instrument,
+                    side=side,
+                    quantity=quantity,
+                    price=price,
+                    fee=Decimal(0),
+                    venue=venue,
+                    executed_at=now,
+                    trade_id=trade_id,
+                )
+                repo.insert_fill(connection, fill)
+                facts = fill_facts(fill)
+                audit.append(AuditEntry("fill.recorded", fill.id, facts))
+                events.append({"type": "fill.recorded", "account": fill.account, "fill": facts})
+                counter = self._counter_order(
+                    connection,
+                    now,
+                    leg.instrument,
+                    side.opposite,
+                    quantity,
+                    price,
+                    venue,
+                    trade_id,
+                )
+                audit += counter.audit
+                events += counter.events
+            return CommandResult(advanced, audit, events)
+
+        order: Order = await self._writer.execute(command)
+        return order
 
     async def expire_due(self, limit: int = 500) -> int:
         """Expire open good-till-date orders whose time has passed; returns how many."""

@@ -119,14 +119,18 @@ class SmartExecutor:
             venue.in_flight.add(fill.id, swap)
         return ChildResult(venue.name, quantity, quantity, price)
 
-    async def execute(self, parent: Order) -> SmartExecution:
+    async def execute(
+        self, parent: Order, *, exclude_kinds: frozenset[VenueKind] = frozenset()
+    ) -> SmartExecution:
+        """Route `parent` on the live venues (those of `exclude_kinds` left out) and execute
+        each leg."""
         spec = parent.spec
         assert spec.instrument is not None
         children: list[ChildResult] = []
         unknown = False  # a child the venue did not answer for: its outcome is reconciled later
-        excluded: frozenset[str] = frozenset()
+        excluded = frozenset(v.name for v in self.venues.values() if v.kind in exclude_kinds)
         quote = await self.routes.quote(
-            spec.instrument, spec.side, parent.remaining, limit=spec.price
+            spec.instrument, spec.side, parent.remaining, limit=spec.price, exclude=excluded
         )
         first_route = quote.smart
         # a leg refused before it was sent (the inventory cannot carry it) is routed again

@@ -3,6 +3,8 @@ and the exchange executions that hedge it. SQLAlchemy Core, portable SQL."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import Connection, func, or_, select
 
 from gateway.domain.inventory import HedgeExecution, InventoryTrade
@@ -72,3 +74,19 @@ def hedges(connection: Connection, wallet: str) -> list[HedgeExecution]:
         )
         for r in rows
     ]
+
+
+def hedge_fees(connection: Connection, wallet: str, client_prefix: str) -> dict[str, Decimal]:
+    """Per instrument, the fee per unit the inventory's hedge orders whose client order ids
+    start with `client_prefix` paid (a legged strategy's clips)."""
+    rows = connection.execute(
+        select(FILLS.c.instrument, func.sum(FILLS.c.quantity), func.sum(FILLS.c.fee))
+        .join(ORDERS, ORDERS.c.id == FILLS.c.order_id)
+        .where(ORDERS.c.account == wallet, ORDERS.c.client_order_id.startswith(client_prefix))
+        .group_by(FILLS.c.instrument)
+    )
+    return {
+        instrument: Decimal(fee) / Decimal(quantity)
+        for instrument, quantity, fee in rows
+        if quantity
+    }

@@ -4,6 +4,7 @@ pool as a venue), and helpers that sign orders and strategies as a wallet app wo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,8 @@ from gateway.chain.transactions import Sender
 from gateway.chain.wallets import ChainWallets
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
+from gateway.domain.clock import Clock
+from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
 from gateway.oms.inventory import InventoryConfig
 from gateway.oms.order_signatures import OrderSignatures
@@ -74,13 +77,20 @@ class Desk:
         require_signed: bool = True,
         pool: bool = False,
         venues: tuple[Venue, ...] = (),
+        catalogue: InstrumentCatalogue | None = None,
+        clock: Clock | None = None,
+        tokens: dict[str, str] | None = None,
         **settings: Any,
     ) -> Runtime:
         """A gateway on this chain; `pool`: the WETH/USDC Uniswap pair is a venue too;
         `venues`: more (e.g. a simulated exchange); with `open_inventory` called before,
         signed orders' exchange fills settle against the inventory wallet."""
-        catalogue, clock = devnet_catalogue(), SystemClock()
-        onchain = OnchainOrders(catalogue, {"WETH": self.d.weth, "USDC": self.d.usdc})
+        catalogue = catalogue or devnet_catalogue()
+        clock = clock or SystemClock()
+        token_map = tokens or {"WETH": self.d.weth, "USDC": self.d.usdc}
+        onchain = OnchainOrders(catalogue, token_map)
+        if self.inventory is not None:  # the same instruments and tokens as the gateway's
+            self.inventory = replace(self.inventory, onchain=onchain)
         venues_list: list[Venue] = [
             InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))
         ]
@@ -169,6 +179,7 @@ class Desk:
         price: str,
         legs: list[dict[str, Any]],
         quantity: str = "1",
+        **extra: Any,
     ) -> dict[str, Any]:
         """Sign a multi-leg strategy with the owner's key and submit it."""
         self.nonce += 1
@@ -179,6 +190,7 @@ class Desk:
             "quantity": quantity,
             "price": price,
             "legs": legs,
+            **extra,
         }
         deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 3600
         typed = (
