@@ -17,12 +17,19 @@ one-minute windows; over the limit the answer is HTTP 429 with code -1003.
 
 The public tape starts with a seeded synthetic history (`history`); aggregate trades group
 the consecutive fills of one taker order at one price, as Binance does.
+
+Fault injection for tests: `lose_next_order_answer()` lets the next new order execute, then
+cuts the exchange off (`Partition`): that order's answer and every later request wait until
+the test restores it, as across a network partition that began right after the exchange
+executed the order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -142,6 +149,49 @@ class AggTrade:
 
 Handler = Callable[[Request, dict[str, str], ApiCredential | None], Awaitable[Any]]
 
+# what a request held by a partition is answered once it is restored without its answer
+_UNAVAILABLE = {"code": -1001, "msg": "Internal error; unable to process your request."}
+
+
+class Partition:
+    """The exchange cut off right after it executed one new order (`BinanceSim.
+    lose_next_order_answer`). Until `restore()`, that order's answer and every request that
+    arrives are held (no byte is sent: the client sees a timeout, or nothing at all if it dies
+    meanwhile). `executed` is set, and `client_order_id` known, once the order has executed.
+
+    `restore()` ends it: the held order's answer is dropped (HTTP 503) unless
+    `deliver_answer`, when it arrives late as it was; the other held requests are then served
+    as if they had just arrived."""
+
+    def __init__(self) -> None:
+        self.executed = threading.Event()
+        self.client_order_id: str | None = None
+        self.deliver_answer = False
+        self._restored = threading.Event()
+        self._guard = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    @property
+    def cut(self) -> bool:
+        return self.executed.is_set() and not self._restored.is_set()
+
+    async def wait_restored(self) -> None:
+        event = asyncio.Event()
+        with self._guard:
+            if self._restored.is_set():
+                return
+            self._waiters.append((asyncio.get_running_loop(), event))
+        await event.wait()
+
+    def restore(self, *, deliver_answer: bool = False) -> None:
+        with self._guard:
+            self.deliver_answer = deliver_answer
+            self._restored.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
 
 class BinanceSim(SimVenueBase):
     """One simulated Binance spot exchange. `app` is the ASGI application."""
@@ -155,8 +205,12 @@ class BinanceSim(SimVenueBase):
         clock_ms: Callable[[], int] | None = None,
         devnet_account: bool = True,
         history: HistoryConfig | None = None,
+        levels: int = 10,
+        level_size: Decimal = Decimal("0.5"),
     ) -> None:
-        """`history`: the synthetic tape seeded at startup (default: the past 2 days)."""
+        """`history`: the synthetic tape seeded at startup (default: the past 2 days);
+        `levels` and `level_size`: the market maker's quotes on each side (one tenth of a
+        dollar apart, from half a tenth around the mid)."""
         super().__init__(clock_ms)
         self.limiter = WeightLimiter(weight_limit)
         self._agg_trades: dict[str, tuple[list[AggTrade], int]] = {}
@@ -171,8 +225,8 @@ class BinanceSim(SimVenueBase):
                     fair_price=lambda mid: mid,
                     half_spread_ticks=5,
                     level_gap_ticks=10,
-                    level_size=Decimal("0.5"),
-                    levels=10,
+                    level_size=level_size,
+                    levels=levels,
                 )
             ],
         )
@@ -197,7 +251,33 @@ class BinanceSim(SimVenueBase):
                 {"ETH": Decimal(100), "USDC": Decimal(1_000_000)},
             )
         self.depth_feed = BinanceDepthFeed(self)
+        self._partition: Partition | None = None
         self.app = self._build_app()
+
+    def lose_next_order_answer(self) -> Partition:
+        """Fault injection: the next new order (`POST /api/v3/order`) executes as usual, then
+        the exchange stops answering until the returned partition is restored."""
+        with self.lock:
+            if self._partition is not None and not self._partition.executed.is_set():
+                raise RuntimeError("a lost answer is already armed")
+            partition = Partition()
+            self._partition = partition
+        return partition
+
+    def _take_partition(self, request: Request, result: Any) -> Partition | None:
+        """With the lock held, after a request was handled: the armed partition, if this was
+        the new order it waits for (the order is then executed)."""
+        partition = self._partition
+        if (
+            partition is None
+            or partition.executed.is_set()
+            or request.method != "POST"
+            or request.url.path != "/api/v3/order"
+        ):
+            return None
+        partition.client_order_id = str(result.get("clientOrderId"))
+        partition.executed.set()
+        return partition
 
     def on_book_change(self) -> None:
         self.depth_feed.publish()
@@ -241,6 +321,9 @@ class BinanceSim(SimVenueBase):
     ) -> Response:
         raw_query = request.url.query
         raw_body = (await request.body()).decode() if request.method == "POST" else ""
+        partition = self._partition
+        if partition is not None and partition.cut:
+            await partition.wait_restored()  # held, then served as if it had just arrived
         params = dict(parse_qsl(raw_query, keep_blank_values=True))
         params.update(parse_qsl(raw_body, keep_blank_values=True))
         api_key = request.headers.get("X-MBX-APIKEY")
@@ -264,6 +347,11 @@ class BinanceSim(SimVenueBase):
             with self.lock:
                 result = await handler(request, params, credential)
                 self.on_book_change()
+                cut = self._take_partition(request, result)
+            if cut is not None:  # executed; its answer waits out the partition
+                await cut.wait_restored()
+                if not cut.deliver_answer:
+                    return JSONResponse(_UNAVAILABLE, status_code=503)
             return JSONResponse(result, headers=headers)
         except BinanceApiError as error:
             return JSONResponse({"code": error.code, "msg": error.msg}, status_code=error.status)

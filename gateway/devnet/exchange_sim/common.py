@@ -113,6 +113,14 @@ class SimVenueBase:
                 self.market_maker.step()
                 self.on_book_change()
 
+    def requote(self) -> None:
+        """The market maker quotes again around the same mid (its taken levels come back)."""
+        if self.market_maker is None:
+            return
+        with self.lock:
+            self.market_maker.refresh()
+            self.on_book_change()
+
     def start_stepping(self, interval: float) -> None:
         """Step the market maker every `interval` seconds on the running event loop."""
         if self._stepper is not None:
