@@ -14,13 +14,18 @@ HMAC for the protocol, the operator's token only for the market maker's quotes a
 Each run is deterministic given its `run` label (client order ids, nonces, deadline), so a
 run repeated after a crash resubmits the very same signed orders: the gateway answers them
 idempotently instead of trading twice.
+
+Where the gateway also trades on a centralized exchange with the operator's inventory wallet
+configured, the smart orders can fill partly there (the smart sell, and the protocol's smart
+buy when the run has one: `smart_buy`): that part trades with the inventory on chain
+(`inventory_moves` says what the inventory then moves), and the exchange execution hedges it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -175,6 +180,7 @@ class ScenarioOrders:
     condor_b: dict[str, Any] = field(default_factory=dict)
     spot_bid: dict[str, Any] = field(default_factory=dict)
     spot_sell: dict[str, Any] = field(default_factory=dict)
+    smart_buy: dict[str, Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, str]:
         return {
@@ -184,6 +190,7 @@ class ScenarioOrders:
                 ("condor_b", self.condor_b),
                 ("spot_bid", self.spot_bid),
                 ("spot_sell", self.spot_sell),
+                ("smart_buy", self.smart_buy),
             )
             if order
         }
@@ -212,6 +219,7 @@ class Scenario:
         deadline: int,
         nonce_base: int = 1,
         spot_sell: tuple[str, str] = SPOT_SELL,
+        smart_buy: tuple[str, str] | None = None,
     ) -> None:
         self.http = http
         self.operator = Caller(http, bearer(operator_token))
@@ -222,6 +230,7 @@ class Scenario:
         self.deadline = deadline
         self.nonce_base = nonce_base
         self.spot_sell = spot_sell  # (quantity, worst price) of the protocol's sell
+        self.smart_buy = smart_buy  # the same for its buy after the sell, if it makes one
         self.orders = ScenarioOrders()
         self.protocol: Caller | None = None
         self.sessions: dict[str, Caller] = {}
@@ -345,6 +354,33 @@ class Scenario:
             201,
         )
 
+    async def submit_smart_buy(self) -> None:
+        """The protocol's trader signs a smart buy too (when the run has one): nothing rests
+        on the internal book's ask side, so it routes to the exchange and the pool."""
+        if self.smart_buy is None:
+            return
+        c = self.people.c
+        assert self.protocol is not None, "issue the protocol's key first"
+        quantity, price = self.smart_buy
+        self.orders.smart_buy = _ok(
+            await self.protocol.post(
+                "/v1/orders",
+                self._body(
+                    c,
+                    "smart-buy",
+                    5,
+                    instrument=SPOT,
+                    side="buy",
+                    quantity=quantity,
+                    price=price,
+                    route="smart",
+                    time_in_force="ioc",
+                ),
+            ),
+            200,
+            201,
+        )
+
     async def fills(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for order_id in self.orders.ids().values():
@@ -379,6 +415,23 @@ def expected_changes(
         wallet[quote] = wallet.get(quote, 0) - sign * paid
         key = instrument.base.symbol if instrument.kind.value == "spot" else instrument.symbol
         wallet[key] = wallet.get(key, 0) + sign * base_units
+    return moved
+
+
+def inventory_moves(
+    fills: Sequence[Mapping[str, Any]], catalogue: InstrumentCatalogue, exchanges: Set[str]
+) -> dict[str, int]:
+    """What the operator's inventory wallet moves on chain for these (traders') fills: the
+    mirror of every fill on one of the `exchanges`, whose other side the inventory took."""
+    mirrored = [
+        {**fill, "side": "sell" if fill["side"] == "buy" else "buy"}
+        for fill in fills
+        if fill["venue"] in exchanges
+    ]
+    moved: dict[str, int] = {}
+    for changes in expected_changes(mirrored, catalogue).values():
+        for key, units in changes.items():
+            moved[key] = moved.get(key, 0) + units
     return moved
 
 
