@@ -175,6 +175,12 @@ class Partition:
     def cut(self) -> bool:
         return self.executed.is_set() and not self._restored.is_set()
 
+    @property
+    def held(self) -> int:
+        """How many requests (the order's answer included) wait for the restore now."""
+        with self._guard:
+            return len(self._waiters)
+
     async def wait_restored(self) -> None:
         event = asyncio.Event()
         with self._guard:
