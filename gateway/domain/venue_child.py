@@ -64,6 +64,18 @@ class ChildProgress:
     fee: Decimal  # newly charged, in quote
 
 
+@dataclass(frozen=True, slots=True)
+class ChildReport:
+    """A venue's cumulative report of a child (what `progress` folds in)."""
+
+    venue_order_id: str | None
+    filled: Decimal
+    average_price: Decimal | None
+    fee: Decimal  # in quote, cumulative
+    final: bool
+    reason: str | None = None
+
+
 def progress(
     child: VenueChild,
     *,

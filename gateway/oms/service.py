@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -26,7 +26,13 @@ from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, OrderSpec, Side, TimeInForce, validate
-from gateway.domain.venue_child import ChildProgress, VenueChild
+from gateway.domain.venue_child import (
+    ChildProgress,
+    ChildReport,
+    VenueChild,
+    VenueChildStatus,
+    progress,
+)
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.internal_book import InternalBook
@@ -472,54 +478,90 @@ class OrderService:
 
         await self._writer.execute(command)
 
-    async def record_child_progress(
+    async def record_child_report(
         self,
-        step: ChildProgress,
+        client_order_id: str,
+        report: ChildReport,
         *,
-        fee_in_quote: Decimal,
         gas: Decimal = Decimal(0),
         exchange: bool = False,
-    ) -> Order:
-        """Record what a venue report adds (a fill, if any) and the child's new totals in one
-        transaction, so a report processed twice records its fill once. The fill counts even
-        if the order was cancelled since the child went out (the venue executed it).
+    ) -> tuple[VenueChild, Order]:
+        """Fold a venue's report of a child into the child as stored, and record what it
+        adds (a fill, if any) with the child's new totals in one transaction: a report seen
+        twice, or by two paths at once (the sender's late answer and the reconciler's
+        lookup), records its fill once. The fill counts even if the order was cancelled
+        since the child went out (the venue executed it). `gas` is charged to the child's
+        first fill.
 
         `exchange`: the child is on a centralized exchange. A signed order's exchange fill
         then becomes a trade with the operator's inventory (`_inventory_trade`), in the same
         transaction: the exchange execution hedges it."""
-        child = step.child
 
-        def command(connection: Connection, now: datetime) -> CommandResult[Order]:
+        def command(
+            connection: Connection, now: datetime
+        ) -> CommandResult[tuple[VenueChild, Order]]:
+            stored = venue_orders.get_child(connection, client_order_id)
+            if stored is None:
+                raise OrderNotFound(f"venue child {client_order_id} not found", field="id")
+            step = progress(
+                stored,
+                venue_order_id=report.venue_order_id,
+                filled=report.filled,
+                average_price=report.average_price,
+                fee=report.fee,
+                final=report.final,
+                reason=report.reason,
+            )
+            child = step.child
+            current = repo.get_order(connection, child.order_id)
+            assert current is not None
+            if child == stored and step.quantity == 0:
+                return CommandResult((stored, current.order))
             venue_orders.update_child(connection, child, now)
             entry = AuditEntry("venue_order.updated", child.client_order_id, child_facts(child))
             if step.quantity <= 0 or step.price is None:
-                stored = repo.get_order(connection, child.order_id)
-                assert stored is not None
-                return CommandResult(stored.order, [entry])
-            if exchange and self.inventory is not None:
-                stored = repo.get_order(connection, child.order_id)
-                assert stored is not None
-                if stored.order.spec.signed is not None:
-                    changes = self._inventory_trade(
-                        connection, now, stored.order, step, fee_in_quote, gas
-                    )
-                    return CommandResult(changes.value, [entry, *changes.audit], changes.events)
+                return CommandResult((child, current.order), [entry])
+            first_gas = gas if stored.filled == 0 else Decimal(0)
+            if exchange and self.inventory is not None and current.order.spec.signed is not None:
+                changes = self._inventory_trade(
+                    connection, now, current.order, step, step.fee, first_gas
+                )
+                return CommandResult(
+                    (child, changes.value), [entry, *changes.audit], changes.events
+                )
             fill_changes = self._fill_changes(
                 connection,
                 now,
                 child.order_id,
                 step.quantity,
                 step.price,
-                fee_in_quote,
+                step.fee,
                 child.venue,
-                gas,
+                first_gas,
                 in_flight=True,
             )
             order, _ = fill_changes.value
-            return CommandResult(order, [entry, *fill_changes.audit], fill_changes.events)
+            return CommandResult((child, order), [entry, *fill_changes.audit], fill_changes.events)
 
-        order: Order = await self._writer.execute(command)
-        return order
+        result: tuple[VenueChild, Order] = await self._writer.execute(command)
+        return result
+
+    async def close_venue_child(self, client_order_id: str, reason: str) -> VenueChild:
+        """Mark a child done with no further execution (never sent, not known, refused),
+        on its stored totals."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[VenueChild]:
+            stored = venue_orders.get_child(connection, client_order_id)
+            if stored is None:
+                raise OrderNotFound(f"venue child {client_order_id} not found", field="id")
+            closed = replace(stored, status=VenueChildStatus.DONE, reason=reason[:200])
+            venue_orders.update_child(connection, closed, now)
+            return CommandResult(
+                closed, [AuditEntry("venue_order.updated", client_order_id, child_facts(closed))]
+            )
+
+        child: VenueChild = await self._writer.execute(command)
+        return child
 
     def _inventory_trade(
         self,

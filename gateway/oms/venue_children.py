@@ -9,7 +9,12 @@ the gateway order in the same transaction as the child's new totals. So:
   `pending` (or `open`): `reconcile` at the next start asks the venue for it, by its venue id
   or, when the answer never arrived, by its client order id, and records the missing fills;
 - a report seen twice adds nothing the second time (the child's totals already hold it);
-- a child the venue never received (not found by client order id) is closed as such.
+- a child the venue never received (not found by client order id) is closed as such;
+- a child found after its parent was cancelled still fills it (the venue executed it).
+
+On a centralized exchange, a signed order's child fill becomes a trade with the operator's
+inventory wallet in that same transaction (`OrderService._inventory_trade`): exactly once,
+sized by what the exchange filled, settled on chain like any other trade.
 
 A swap on an AMM pool is a transaction, not an order a venue can be asked about by client id;
 a swap child left pending by a crash is closed as `outcome unknown` with an error logged (the
@@ -22,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -31,7 +35,7 @@ from gateway.domain.errors import DomainError
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
 from gateway.domain.market import VenueKind, VenueOrder, VenueOrderRequest, VenueOrderStatus
 from gateway.domain.orders import Order, TimeInForce
-from gateway.domain.venue_child import VenueChild, VenueChildStatus, progress
+from gateway.domain.venue_child import ChildReport, VenueChild
 from gateway.oms.service import OrderService
 from gateway.store import venue_orders
 from gateway.venues.protocol import (
@@ -101,39 +105,32 @@ class VenueChildren:
             log.warning("child %s on %s: no answer (%s)", child.client_order_id, venue.name, error)
             return child, await self._orders.get(order.id)
         except VenueError as error:
-            refused = replace(
-                child, status=VenueChildStatus.DONE, reason=f"{error.code}: {error}"[:200]
-            )
-            await self._orders.record_venue_child(refused)
+            await self._orders.close_venue_child(child.client_order_id, f"{error.code}: {error}")
             raise
         return await self.apply(child, placed, native_price=native_price)
 
     async def apply(
         self, child: VenueChild, report: VenueOrder, *, native_price: Decimal | None = None
     ) -> tuple[VenueChild, Order]:
-        """Fold a venue report of `child` in and record what it adds."""
+        """Fold a venue report of `child` in (against the child as stored, so a report
+        that another path already recorded adds nothing) and record what it adds."""
         instrument = self._catalogue.get(child.instrument)
         gas = report.network_fee * native_price if native_price is not None else _ZERO
         fee = fee_in_quote(report.fee, report.fee_asset, instrument, report.average_price)
-        step = progress(
-            child,
-            venue_order_id=report.venue_order_id,
-            filled=report.filled,
-            average_price=report.average_price,
-            fee=fee,
-            final=report.status is not VenueOrderStatus.OPEN,
-            reason=None if report.status is VenueOrderStatus.OPEN else report.status.value,
-        )
-        if step.child == child and step.quantity == 0:
-            return child, await self._orders.get(child.order_id)
         venue = self.venues.get(child.venue)
-        order = await self._orders.record_child_progress(
-            step,
-            fee_in_quote=step.fee,
-            gas=gas if step.quantity > 0 and child.filled == 0 else _ZERO,
+        return await self._orders.record_child_report(
+            child.client_order_id,
+            ChildReport(
+                report.venue_order_id,
+                report.filled,
+                report.average_price,
+                fee,
+                final=report.status is not VenueOrderStatus.OPEN,
+                reason=None if report.status is VenueOrderStatus.OPEN else report.status.value,
+            ),
+            gas=gas,
             exchange=venue is not None and venue.kind is VenueKind.CEX,
         )
-        return step.child, order
 
     async def sync(self, child: VenueChild) -> tuple[VenueChild, Order]:
         """Ask the venue where `child` stands and record what is new."""
@@ -172,8 +169,7 @@ class VenueChildren:
         return await self.apply(child, report)
 
     async def _close(self, child: VenueChild, reason: str) -> tuple[VenueChild, Order]:
-        closed = replace(child, status=VenueChildStatus.DONE, reason=reason)
-        await self._orders.record_venue_child(closed)
+        closed = await self._orders.close_venue_child(child.client_order_id, reason)
         return closed, await self._orders.get(child.order_id)
 
     async def children_of(self, order_id: str) -> list[VenueChild]:

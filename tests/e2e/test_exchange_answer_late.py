@@ -43,11 +43,6 @@ def binance_sim() -> Iterator[tuple[BinanceSim, SimServer]]:
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VenueChildren.apply folds a report into the caller's copy of the child, not "
-    "the stored one, so the send path and the reconciler both record the same execution",
-)
 def test_a_late_answer_after_the_reconciler_found_the_child_records_the_fill_once(
     w3: Web3,
     deployer: Sender,
