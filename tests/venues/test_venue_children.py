@@ -149,3 +149,38 @@ def test_a_lost_answer_is_recovered_by_the_reconciler_and_after_a_restart(
             await rt.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_child_found_after_its_parent_was_cancelled_fills_it_once(
+    private_binance_account: Account, tmp_path: Path
+) -> None:
+    """The interleaving that raised `IllegalTransition: a cancelled order cannot be filled`:
+    the answer is lost, the parent is cancelled meanwhile (by its client, or as stranded),
+    then the reconciler finds the child executed on the exchange."""
+    database = f"sqlite:///{tmp_path / 'cancelled.db'}"
+
+    async def scenario() -> None:
+        rt = await started(build(private_binance_account, database, lose_answers=True))
+        try:
+            ask = rt.market_data.venue_books("WETH/USDC")["binance"].asks[0].price
+            limit = (ask * Decimal("1.02")).quantize(CENT)
+            submitted = await rt.orders.submit(smart_buy(4, limit), routed=True)
+            await rt.smart.execute(submitted.order)
+            cancelled = await rt.orders.cancel(submitted.order.id, reason="client cancelled")
+            assert cancelled.status.value == "cancelled" and cancelled.filled_quantity == 0
+            [child] = await rt.venue_children.children_of(submitted.order.id)
+            assert child.status is VenueChildStatus.PENDING
+
+            assert await rt.venue_children.reconcile() == 1
+            order = await rt.orders.get(submitted.order.id)
+            # the venue executed it: the fill counts, the order stays cancelled
+            assert order.status.value == "cancelled" and order.filled_quantity == Q
+            assert await rt.venue_children.reconcile() == 0
+            with rt.read_engine.connect() as connection:
+                fills = order_repo.fills_for_order(connection, submitted.order.id)
+            assert [f.quantity for f in fills] == [Q]  # once
+            assert rt.pre_trade.ledger.account(ALICE).positions["WETH/USDC"].quantity == Q
+        finally:
+            await rt.stop()
+
+    asyncio.run(scenario())
