@@ -210,6 +210,7 @@ class Runtime:
         built.settlement = None if settlement is None else settlement(writer, read_engine)
         if built.settlement is not None:
             matched.append(built.settlement.wake)
+            smart.settles_on_chain = True
             pools = [v for v in venues if isinstance(v, UniswapV2Venue)]
             if pools:  # signed orders' pool legs settle as swaps inside the batch
                 in_flight = InFlightSwaps()

@@ -11,7 +11,11 @@ The internal book's leg goes first: the parent takes it on the matching engine
 (`InternalBook.take`), its fills recorded on the parent with the resting orders' fills.
 When the gateway settles on chain, a signed order's pool leg is not swapped by the operator:
 it is filled at the pool's exact price and its swap runs inside the settlement transaction
-(`_pool_fill`).
+(`_pool_fill`). Its exchange legs are executed on the operator's exchange accounts as hedges
+of the operator's inventory wallet, which trades each exchange fill with the trader on chain
+(`OrderService.record_child_progress`); the inventory must be able to carry a leg before it
+is sent, else the leg is routed again without that venue. With no inventory, a signed order
+is not routed to the exchanges at all (its fill could never reach the wallet).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class SmartExecutor:
         # signed orders' pool legs become swaps inside the settlement transaction (set when
         # the gateway settles on chain); otherwise the operator swaps and bears the inventory
         self.pools_settle_in_batch = False
+        # signed orders' fills settle on chain (set when the gateway settles on chain)
+        self.settles_on_chain = False
         self._pool_lock = asyncio.Lock()
 
     def _protective(self, side: Side, average: Decimal, tick: Decimal) -> Decimal:
@@ -128,6 +134,10 @@ class SmartExecutor:
         assert spec.instrument is not None
         children: list[ChildResult] = []
         unknown = False  # a child the venue did not answer for: its outcome is reconciled later
+        if self.settles_on_chain and spec.signed is not None and self.orders.inventory is None:
+            # nothing would take the other side of an exchange fill on chain: it would
+            # leave the trader's order filled and the wallet untouched
+            exclude_kinds = exclude_kinds | {VenueKind.CEX}
         excluded = frozenset(v.name for v in self.venues.values() if v.kind in exclude_kinds)
         quote = await self.routes.quote(
             spec.instrument, spec.side, parent.remaining, limit=spec.price, exclude=excluded
