@@ -342,13 +342,40 @@ def risk_book(
     api: ApiUrl = "http://127.0.0.1:8000",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """The operator's whole book: every account plus the CEX venue accounts."""
+    """The operator's whole book: every account plus the CEX venue accounts, and the
+    inventory wallet against its exchange hedges."""
     report = _call("GET", f"{api}/v1/risk/book")
     if as_json:
         print(json.dumps(report, indent=2))
         return
     for table in _risk_tables(report)[:2]:
         console.print(table)
+    inventory = report.get("inventory")
+    if inventory is not None:
+        console.print(_inventory_table(inventory))
+
+
+def _inventory_table(inventory: dict[str, Any]) -> Table:
+    """The operator's inventory wallet against its exchange hedges, per instrument."""
+    table = Table(
+        title=f"Inventory {inventory['wallet']} against its exchange hedges "
+        f"(spread {inventory['spread_bps']} bps)"
+    )
+    columns = ("instrument", "wallet", "of which pending", "hedges", "net", "fees", "mark", "P&L")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "instrument" else "right")
+    for line in inventory["lines"]:
+        table.add_row(
+            line["instrument"],
+            line["wallet_position"],
+            line["pending_position"],
+            line["hedge_position"],
+            line["net_position"],
+            line["fees"],
+            line["mark"] or "-",
+            line["pnl"] or "-",
+        )
+    return table
 
 
 @risk_app.command("kill")
@@ -430,10 +457,19 @@ def audit_verify(
         typer.Option("--db", help="The gateway's database: also check its fills and audit log"),
     ] = None,
     from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block")] = 0,
+    unsettled_after: Annotated[
+        int,
+        typer.Option(
+            "--unsettled-after-blocks",
+            min=1,
+            help="With --db: a signed order's fill not settled this many blocks later is a finding",
+        ),
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Rebuild every fill from the chain's events and check its owner's signature, its
-    limits and (with --db) the gateway's record and audit log; exit 1 on any mismatch."""
+    limits and (with --db) the gateway's record and audit log, and that every fill of a
+    signed order reached the chain; exit 1 on any mismatch or finding."""
     from web3 import Web3
 
     from gateway.settlement.auditor import verify
@@ -450,7 +486,13 @@ def audit_verify(
         if not w3.is_connected():
             console.print(f"[red]cannot reach the chain at[/] {rpc}")
             raise typer.Exit(2)
-        report = verify(w3, settlement, engine=engine, from_block=from_block).to_json()
+        report = verify(
+            w3,
+            settlement,
+            engine=engine,
+            from_block=from_block,
+            unsettled_after_blocks=unsettled_after,
+        ).to_json()
     finally:
         if engine is not None:
             engine.dispose()

@@ -18,6 +18,11 @@ from web3 import Web3
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.settlement.audit_chain import AuditedFill, ChainAudit, ChainAuditor
 from gateway.settlement.audit_store import StoreAudit, audit_store
+from gateway.settlement.audit_unsettled import (
+    DEFAULT_AFTER_BLOCKS,
+    filled_beyond_fills,
+    unsettled_fills,
+)
 
 __all__ = ["AuditReport", "AuditedFill", "verify"]
 
@@ -26,6 +31,9 @@ __all__ = ["AuditReport", "AuditedFill", "verify"]
 class AuditReport:
     chain: ChainAudit
     store: StoreAudit | None  # None: the chain side alone was proven
+    # with the store: signed orders' fills the chain never settled, and orders whose filled
+    # quantity is not what their fills add up to (`audit_unsettled`)
+    divergences: tuple[str, ...] = ()
 
     @property
     def fills(self) -> tuple[AuditedFill, ...]:
@@ -38,6 +46,7 @@ class AuditReport:
         if self.store is not None:
             found += self.store.problems
             found += [f"audit log: {p}" for p in self.store.audit_log.problems]
+        found += self.divergences
         return tuple(found)
 
     @property
@@ -84,10 +93,12 @@ def verify(
     catalogue: InstrumentCatalogue | None = None,
     tokens: Mapping[str, str] | None = None,
     from_block: int = 0,
+    unsettled_after_blocks: int = DEFAULT_AFTER_BLOCKS,
 ) -> AuditReport:
     """Audit the chain from ``from_block``; with ``engine``, the gateway's store too (its
     instruments through ``catalogue``, the devnet's by default; token addresses as given or
-    as the chain's tokens name themselves)."""
+    as the chain's tokens name themselves), including every fill of a signed order still
+    without an on-chain counterpart ``unsettled_after_blocks`` blocks after it was made."""
     chain = ChainAuditor(w3, settlement_address).audit(from_block)
     if engine is None:
         return AuditReport(chain, None)
@@ -97,4 +108,8 @@ def verify(
         catalogue = devnet_catalogue()
     with engine.connect() as connection:
         store = audit_store(connection, chain, catalogue, tokens)
-    return AuditReport(chain, store)
+        divergences = [
+            *unsettled_fills(connection, w3, unsettled_after_blocks),
+            *filled_beyond_fills(connection),
+        ]
+    return AuditReport(chain, store, tuple(divergences))

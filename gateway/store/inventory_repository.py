@@ -80,13 +80,14 @@ def hedge_fees(connection: Connection, wallet: str, client_prefix: str) -> dict[
     """Per instrument, the fee per unit the inventory's hedge orders whose client order ids
     start with `client_prefix` paid (a legged strategy's clips)."""
     rows = connection.execute(
-        select(FILLS.c.instrument, func.sum(FILLS.c.quantity), func.sum(FILLS.c.fee))
+        select(FILLS.c.instrument, FILLS.c.quantity, FILLS.c.fee)
         .join(ORDERS, ORDERS.c.id == FILLS.c.order_id)
         .where(ORDERS.c.account == wallet, ORDERS.c.client_order_id.startswith(client_prefix))
-        .group_by(FILLS.c.instrument)
     )
-    return {
-        instrument: Decimal(fee) / Decimal(quantity)
-        for instrument, quantity, fee in rows
-        if quantity
-    }
+    # summed here, exactly: SQL's SUM of a decimal column is a float on SQLite
+    quantities: dict[str, Decimal] = {}
+    fees: dict[str, Decimal] = {}
+    for instrument, quantity, fee in rows:
+        quantities[instrument] = quantities.get(instrument, Decimal(0)) + quantity
+        fees[instrument] = fees.get(instrument, Decimal(0)) + fee
+    return {i: fees[i] / q for i, q in quantities.items() if q}
