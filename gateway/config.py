@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     venue_stale_after_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="A venue silent for longer is marked stale and leaves the consolidated book",
+        description="An exchange silent, or a pool not read at the chain's head, for longer is "
+        "stale and leaves the consolidated book; the internal book is never stale for silence",
     )
     book_depth_max: int = Field(default=100, ge=1, description="Deepest GET /v1/book answer")
     log_level: str = Field(default="info", description="uvicorn log level")
