@@ -43,7 +43,6 @@ exports: (
     fills.filled,
     fills.is_cancelled,
     fills.nonce_used,
-    fills.nonce_bitmap,
     fills.min_nonce,
     fills.cancel,
     fills.cancel_below,

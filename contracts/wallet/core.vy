@@ -16,7 +16,11 @@ FACTORY: immutable(address)
 #   bit       162  has a max notional (value in `_max_notional`)
 #   bit       163  some digest has a partial fill or a cancel flag (fills._filled)
 #   bits 164..171  number of open option positions
-#   bits 172..255  min_nonce (cancel_below)
+#   bit       172  min_nonce > 0 (value in `min_nonce_value`, read only then)
+#   bits 173..191  nonce window w (nonces 64w .. 64w + 63 are tracked in this slot)
+#   bits 192..255  the window's bitmap: bit i set once nonce 64w + i filled in one go
+# An order's nonce bit thus lives in the slot every apply already reads: a one-go fill
+# pays one warm write (~2,900) instead of a second cold slot (5,000; 22,100 when fresh).
 ADDRESS_MASK: constant(uint256) = (1 << 160) - 1
 PAUSED_BIT: constant(uint256) = 1 << 160
 RESTRICT_BIT: constant(uint256) = 1 << 161
@@ -24,11 +28,15 @@ LIMIT_BIT: constant(uint256) = 1 << 162
 DIGEST_STATE_BIT: constant(uint256) = 1 << 163
 OPEN_SHIFT: constant(uint256) = 164
 OPEN_MASK: constant(uint256) = 255 << OPEN_SHIFT
-NONCE_SHIFT: constant(uint256) = 172
-MAX_MIN_NONCE: constant(uint256) = (1 << 84) - 1
+MIN_NONCE_BIT: constant(uint256) = 1 << 172
+WINDOW_SHIFT: constant(uint256) = 173
+WINDOW_LIMIT: constant(uint256) = 1 << 19  # windows 0 .. 2**19 - 1: nonces below 2**25
+BITS_SHIFT: constant(uint256) = 192
+LOW_MASK: constant(uint256) = (1 << WINDOW_SHIFT) - 1  # everything below the window
 
 config: uint256
 max_notional_value: uint256
+min_nonce_value: uint256
 
 
 @deploy
@@ -77,6 +85,8 @@ def _open_count(config: uint256) -> uint256:
 
 
 @internal
-@pure
+@view
 def _min_nonce(config: uint256) -> uint256:
-    return config >> NONCE_SHIFT
+    if config & MIN_NONCE_BIT == 0:
+        return 0
+    return self.min_nonce_value

@@ -2,9 +2,10 @@
 """
 @title MarginWallet fill accounting
 @notice How much of each signed order or strategy has filled, and what the owner cancelled.
-        An order filled completely in one go sets one bit in `nonce_bitmap[nonce >> 8]`
-        (256 orders per slot); one filled in parts records its cumulative fill by digest.
-        Nonces are single-use per wallet.
+        An order filled completely in one go sets one bit: in the config slot while its nonce
+        is in the wallet's current window of 64 (nonces below 2**25 used roughly in order),
+        else in `_nonce_bitmap[nonce >> 8]` (256 orders per slot); one filled in parts records
+        its cumulative fill by digest. Nonces are single-use per wallet.
 """
 
 from . import core
@@ -19,8 +20,9 @@ FILL_MASK: constant(uint256) = CANCELLED - 1
 # digest -> cumulative fill of an order filled in parts, with CANCELLED as flag bit.
 _filled: HashMap[bytes32, uint256]
 # nonce >> 8 -> bitmap: bit (nonce & 255) is set once an order with that nonce filled
-# completely in one go (no `_filled` write for it).
-nonce_bitmap: public(HashMap[uint256, uint256])
+# completely in one go (no `_filled` write for it), for nonces outside the config slot's
+# window; a window's bits move here when a later window replaces it.
+_nonce_bitmap: HashMap[uint256, uint256]
 
 
 event Cancelled:
@@ -62,7 +64,7 @@ def nonce_used(nonce: uint256) -> bool:
     @param nonce The nonce.
     @return bool True when used.
     """
-    return self.nonce_bitmap[nonce >> 8] & (1 << (nonce & 255)) != 0
+    return self._nonce_is_used(core.config, nonce)
 
 
 @external
@@ -94,14 +96,23 @@ def cancel(digest: bytes32):
 def cancel_below(nonce: uint256):
     """
     @notice Cancels every order and strategy whose nonce is below `nonce`. Owner only.
-    @param nonce The new minimum nonce; must not decrease (at most 2**84 - 1).
+    @param nonce The new minimum nonce; must not decrease.
     """
     core._only_owner()
     config: uint256 = core.config
     assert nonce >= core._min_nonce(config), "wallet: nonce decreases"
-    assert nonce <= core.MAX_MIN_NONCE, "wallet: nonce too large"
-    core.config = (config & ((1 << core.NONCE_SHIFT) - 1)) | (nonce << core.NONCE_SHIFT)
+    core.min_nonce_value = nonce
+    core.config = config | core.MIN_NONCE_BIT
     log CancelledBelow(nonce=nonce)
+
+
+@internal
+@view
+def _nonce_is_used(config: uint256, nonce: uint256) -> bool:
+    window: uint256 = nonce >> 6
+    if window == (config >> core.WINDOW_SHIFT) & (core.WINDOW_LIMIT - 1):
+        return config & (1 << (core.BITS_SHIFT + (nonce & 63))) != 0
+    return self._nonce_bitmap[nonce >> 8] & (1 << (nonce & 255)) != 0
 
 
 @internal
@@ -109,7 +120,7 @@ def cancel_below(nonce: uint256):
 def _remaining(digest: bytes32, nonce: uint256, amount: uint256, deadline: uint64) -> uint256:
     if block.timestamp > convert(deadline, uint256) or nonce < core._min_nonce(core.config):
         return 0
-    if self.nonce_bitmap[nonce >> 8] & (1 << (nonce & 255)) != 0:
+    if self._nonce_is_used(core.config, nonce):
         return 0
     f: uint256 = self._filled[digest]
     if f & CANCELLED != 0 or f >= amount:
@@ -122,10 +133,7 @@ def _consume(config: uint256, digest: bytes32, nonce: uint256, amount: uint256, 
     assert block.timestamp <= convert(deadline, uint256), "wallet: expired"
     assert nonce >= core._min_nonce(config), "wallet: nonce cancelled"
     assert fill > 0, "wallet: zero fill"
-    word: uint256 = nonce >> 8
-    bit: uint256 = 1 << (nonce & 255)
-    bits: uint256 = self.nonce_bitmap[word]
-    assert bits & bit == 0, "wallet: nonce used"
+    assert not self._nonce_is_used(config, nonce), "wallet: nonce used"
     prev: uint256 = 0
     if config & core.DIGEST_STATE_BIT != 0:
         # only wallets that ever filled in parts or cancelled a digest pay this read
@@ -135,9 +143,31 @@ def _consume(config: uint256, digest: bytes32, nonce: uint256, amount: uint256, 
     assert total <= amount, "wallet: overfill"
     if prev == 0 and fill == amount:
         # filled completely in one go: one bit instead of a fresh 32-byte slot
-        self.nonce_bitmap[word] = bits | bit
+        self._use_nonce(config, nonce)
     else:
         self._filled[digest] = total
         if config & core.DIGEST_STATE_BIT == 0:
             core.config = core.config | core.DIGEST_STATE_BIT
     # the fill is logged by Settlement's Fill event (wallet, digest, amount, quote)
+
+
+@internal
+def _use_nonce(config: uint256, nonce: uint256):
+    """
+    @dev Sets the nonce's bit (checked unused). In the config slot when the nonce is in the
+         current window or a later one below WINDOW_LIMIT (a later window first moves the
+         current window's bits to `_nonce_bitmap`); else in `_nonce_bitmap`.
+    """
+    window: uint256 = nonce >> 6
+    current: uint256 = (config >> core.WINDOW_SHIFT) & (core.WINDOW_LIMIT - 1)
+    if window < core.WINDOW_LIMIT and window >= current:
+        # re-read: an earlier leg of this apply may have changed the config (cheap, warm)
+        c: uint256 = core.config
+        if window > current:
+            bits: uint256 = c >> core.BITS_SHIFT
+            if bits != 0:
+                self._nonce_bitmap[current >> 2] |= bits << ((current & 3) << 6)
+            c = (c & core.LOW_MASK) | (window << core.WINDOW_SHIFT)
+        core.config = c | (1 << (core.BITS_SHIFT + (nonce & 63)))
+    else:
+        self._nonce_bitmap[nonce >> 8] |= 1 << (nonce & 255)

@@ -223,6 +223,37 @@ def test_replay_reverts(world: World, pair) -> None:
         world.settle(batch(items, batch_id=2))
 
 
+@pytest.mark.parametrize(
+    "nonces",
+    [
+        [5, 6, 70, 200],  # current window, then later windows (their bits move to storage)
+        [300, 5],  # an older window than the current one: the storage bitmap
+        [2**25 + 3, 7, 2**200],  # beyond the config slot's windows: the storage bitmap
+    ],
+)
+def test_nonce_window_every_used_nonce_stays_used(world: World, pair, nonces) -> None:
+    """The config slot tracks one window of 64 nonces; a nonce filled in any window, moved
+    out of the slot or never in it, can never fill again (nor can its other side)."""
+    buyer, seller = pair
+    filled = []
+    for i, n in enumerate(nonces):
+        ob = buyer.order(world.spot, True, WETH, PRICE, nonce=n)
+        os_ = seller.order(world.spot, False, WETH, PRICE, nonce=n)
+        items = [
+            order_item(buyer, world.spot, ob, WETH, PRICE),
+            order_item(seller, world.spot, os_, WETH, PRICE),
+        ]
+        world.settle(batch(items, batch_id=10 + i))
+        filled.append((ob, items))
+        for old_ob, old_items in filled:
+            assert buyer.wallet.nonce_used(old_ob[4]) and buyer.wallet.remaining(old_ob) == 0
+            with boa.reverts("wallet: nonce used"):
+                world.settle(batch(old_items, batch_id=100 + i))
+    for n in (4, 8, 71, 2**25 + 4):
+        if n not in nonces:
+            assert not buyer.wallet.nonce_used(n)
+
+
 def test_partial_fills_tracked_and_overfill_rejected(world: World, pair) -> None:
     buyer, seller = pair
     ob = buyer.order(world.spot, True, 3 * WETH, PRICE)
