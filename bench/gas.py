@@ -23,7 +23,21 @@ measured in the same run.
   owners' signatures travel in ``Batch.signatures`` and the wallet asks the Safe through
   EIP-1271), against the same trade with an EOA-owned buyer in the same run.
 
-Prints JSON. Usage: ``python bench/gas.py [--sizes 1,8,32] [--key-trades 8]``.
+* ``breakdown_32``: where a trade's gas goes in the 32-trade batch (first trade and trade
+  back), from ``debug_traceTransaction`` (callTracer): each call frame's own gas (what it used
+  minus its children; a CALL's cold-account charge counts in the caller) summed per
+  contract role and function, per trade; plus the intrinsic gas and the calldata gas.
+  ``events`` is the log gas inside those frames (``Fill`` from the Settlement, ``Transfer``
+  from the tokens); ``settle_net_of_refunds`` is the Settlement's own code, its cold calls
+  into each wallet and its events, after the EIP-2200 refunds of the transaction.
+* ``l1_data_fee``: the same 32-trade batch (first and back) on a second anvil started with
+  ``--optimism``, per trade, against the plain transfer pair on the same node: the receipts'
+  ``l1Fee`` / ``l1GasUsed`` when the node reports them; anvil 1.7.1 does not, so the bench
+  computes them with the OP-stack Ecotone formula from each signed transaction (``source``
+  says which), and gives the signed size and its zlib size (what Fjord's FastLZ estimate
+  tracks).
+
+Prints JSON. Usage: ``python bench/gas.py [--sizes 1,8,32] [--key-trades 8] [--no-l1]``.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,9 +143,215 @@ def spot_batch(
     return builder.build()
 
 
+def settle_receipt(operator: Sender, d: Deployment, batch: tuple[Any, ...]) -> Any:
+    return operator.transact(settlement_contract(operator.w3, d).functions.settle(batch))
+
+
 def settle(operator: Sender, d: Deployment, batch: tuple[Any, ...]) -> int:
-    receipt = operator.transact(settlement_contract(operator.w3, d).functions.settle(batch))
-    return int(receipt["gasUsed"])
+    return int(settle_receipt(operator, d, batch)["gasUsed"])
+
+
+def tx_hash_hex(receipt: Any) -> str:
+    h = receipt["transactionHash"]
+    text = h.hex() if isinstance(h, bytes | bytearray) else str(h)
+    return text if text.startswith("0x") else "0x" + text
+
+
+def calldata_gas(data: bytes) -> int:
+    """EIP-2028: 16 gas per non-zero calldata byte, 4 per zero byte."""
+    return sum(16 if b else 4 for b in data)
+
+
+def selector_names(*abis: list[dict[str, Any]]) -> dict[str, str]:
+    """4-byte selector (0x-hex) -> function name, from ABIs."""
+    out: dict[str, str] = {}
+    for entries in abis:
+        for item in entries:
+            if item.get("type") != "function":
+                continue
+            types = ",".join(_abi_type(i) for i in item.get("inputs", []))
+            out["0x" + keccak(text=f"{item['name']}({types})")[:4].hex()] = item["name"]
+    return out
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + t[5:]
+    return t
+
+
+def breakdown(
+    rpc_url: str, receipt: Any, trades: int, roles: dict[str, str], names: dict[str, str]
+) -> dict[str, Any]:
+    """Per-trade gas of one settle transaction by (role, function), from the callTracer."""
+    trace = rpc_call(
+        rpc_url,
+        "debug_traceTransaction",
+        [tx_hash_hex(receipt), {"tracer": "callTracer", "tracerConfig": {"withLog": True}}],
+        timeout=300,
+    )
+    own: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    events: dict[str, int] = {}
+
+    def walk(frame: dict[str, Any], top: bool) -> None:
+        used = int(frame.get("gasUsed", "0x0"), 16)
+        children = frame.get("calls", [])
+        child_gas = sum(int(c.get("gasUsed", "0x0"), 16) for c in children)
+        role = roles.get(str(frame.get("to", "")).lower(), "other")
+        selector = str(frame.get("input", "0x"))[:10]
+        if role == "ecrecover":
+            label = "ecrecover (precompile)"
+        else:
+            label = f"{role}.{names.get(selector, selector)}"
+        if top:
+            label = "settle_net_of_refunds"
+        own[label] = own.get(label, 0) + used - child_gas
+        calls[label] = calls.get(label, 0) + 1
+        for log in frame.get("logs", []):
+            data_bytes = (len(log.get("data", "0x")) - 2) // 2
+            gas = 375 + 375 * len(log.get("topics", [])) + 8 * data_bytes
+            key = f"{role} log{len(log.get('topics', [])) - 1}"
+            events[key] = events.get(key, 0) + gas
+        for child in children:
+            walk(child, False)
+
+    walk(trace, True)
+    calldata = calldata_gas(bytes.fromhex(str(trace["input"])[2:]))
+    own["settle_net_of_refunds"] -= 21_000 + calldata
+    own["intrinsic_21000"] = 21_000
+    own["calldata"] = calldata
+    per_trade = {k: round(v / trades) for k, v in sorted(own.items(), key=lambda kv: -kv[1])}
+    return {
+        "gas_used": int(receipt["gasUsed"]),
+        "per_trade": per_trade,
+        "calls_per_trade": {k: round(calls[k] / trades, 2) for k in per_trade if k in calls},
+        "events_per_trade": {k: round(v / trades) for k, v in events.items()},
+    }
+
+
+def trace_roles(d: Deployment, traders: list[Trader]) -> dict[str, str]:
+    roles = {d.settlement.lower(): "Settlement", d.weth.lower(): "WETH", d.usdc.lower(): "USDC"}
+    roles["0x0000000000000000000000000000000000000001"] = "ecrecover"
+    for t in traders:
+        roles[t.wallet.lower()] = "wallet"
+    return roles
+
+
+def measure_breakdown(rpc_url: str, operator: Sender, d: Deployment, n: int) -> dict[str, Any]:
+    """The ``n``-trade batch (first, then back) traced per item."""
+    buyers = open_traders(operator, d, f"trace{n}/buy", n, usdc=USDC_FUNDING, weth=0)
+    sellers = open_traders(operator, d, f"trace{n}/sell", n, usdc=0, weth=WETH_FUNDING)
+    pairs = list(zip(buyers, sellers, strict=True))
+    first = settle_receipt(operator, d, spot_batch(operator.w3, d, pairs, 1, 7000 + n))
+    back = [(s, b) for b, s in pairs]
+    again = settle_receipt(operator, d, spot_batch(operator.w3, d, back, 2, 8000 + n))
+    roles = trace_roles(d, buyers + sellers)
+    names = selector_names(
+        compile_contract("MarginWallet").abi,
+        compile_contract("Settlement").abi,
+        compile_contract("TestUSDC").abi,
+    )
+    return {
+        "trades": n,
+        "first": breakdown(rpc_url, first, n, roles, names),
+        "repeat": breakdown(rpc_url, again, n, roles, names),
+    }
+
+
+# OP-stack Ecotone L1 fee parameters used when the node does not fill the receipt fields
+# (anvil 1.7.1 with --optimism does not): OP mainnet's scalars, and an L1 at 10 gwei base fee
+# with blobs at 1 wei. l1Fee = txDataGas * (16 * base_scalar * l1_base_fee
+# + blob_scalar * blob_base_fee) / 16e6, with txDataGas = 16 per non-zero and 4 per zero byte
+# of the signed transaction (Ecotone's l1GasUsed).
+L1_BASE_FEE_WEI = 10 * 10**9
+L1_BLOB_BASE_FEE_WEI = 1
+L1_BASE_FEE_SCALAR = 5_227
+L1_BLOB_BASE_FEE_SCALAR = 1_014_213
+
+
+def l1_fields(rpc_url: str, receipt: Any) -> dict[str, int]:
+    """The OP-stack fee of a transaction: the receipt's ``l1Fee`` / ``l1GasUsed`` when the node
+    reports them, else computed with Ecotone's formula from the signed transaction's bytes."""
+    tx_hash = tx_hash_hex(receipt)
+    raw = rpc_call(rpc_url, "eth_getTransactionReceipt", [tx_hash], timeout=30)
+    signed = bytes.fromhex(
+        str(rpc_call(rpc_url, "eth_getRawTransactionByHash", [tx_hash], timeout=30))[2:]
+    )
+    out = {
+        "gasUsed": int(raw["gasUsed"], 16),
+        "signed_tx_bytes": len(signed),
+        "signed_tx_zlib_bytes": len(zlib.compress(signed, 9)),
+    }
+    if raw.get("l1Fee") is not None:
+        out["l1Fee"] = int(raw["l1Fee"], 16)
+        out["l1GasUsed"] = int(raw.get("l1GasUsed") or "0x0", 16)
+        out["from_receipt"] = 1
+        return out
+    data_gas = calldata_gas(signed)
+    scaled = 16 * L1_BASE_FEE_SCALAR * L1_BASE_FEE_WEI
+    scaled += L1_BLOB_BASE_FEE_SCALAR * L1_BLOB_BASE_FEE_WEI
+    out["l1GasUsed"] = data_gas
+    out["l1Fee"] = data_gas * scaled // (16 * 10**6)
+    out["from_receipt"] = 0
+    return out
+
+
+def measure_l1_fee(anvil_bin: str | None, n: int) -> dict[str, Any]:
+    """``n`` trades (first, then back) on an anvil started with ``--optimism``."""
+    with Anvil(AnvilConfig(binary=anvil_bin, extra_args=("--optimism",))) as node:
+        w3 = connect(node.rpc_url)
+        dev = node.dev_accounts()
+        operator = Sender(w3, dev[0])
+        d = deploy_all(operator)
+        tokens.mint(operator, d.weth, dev[1].address, 10 * AMOUNT)
+        tokens.mint(operator, d.usdc, dev[2].address, 10 * PRICE)
+        weth, usdc = tokens.token(w3, d.weth), tokens.token(w3, d.usdc)
+        quote = abi.quote_amount(AMOUNT, PRICE, 18)
+        t1 = Sender(w3, dev[1]).transact(weth.functions.transfer(dev[2].address, AMOUNT))
+        t2 = Sender(w3, dev[2]).transact(usdc.functions.transfer(dev[1].address, quote))
+        pair = [l1_fields(node.rpc_url, t1), l1_fields(node.rpc_url, t2)]
+        buyers = open_traders(operator, d, f"l1{n}/buy", n, usdc=USDC_FUNDING, weth=0)
+        sellers = open_traders(operator, d, f"l1{n}/sell", n, usdc=0, weth=WETH_FUNDING)
+        pairs = list(zip(buyers, sellers, strict=True))
+        first = settle_receipt(operator, d, spot_batch(w3, d, pairs, 1, 9000 + n))
+        back = [(s, b) for b, s in pairs]
+        again = settle_receipt(operator, d, spot_batch(w3, d, back, 2, 9500 + n))
+        batches = {
+            "first": l1_fields(node.rpc_url, first),
+            "repeat": l1_fields(node.rpc_url, again),
+        }
+        client = rpc_call(node.rpc_url, "web3_clientVersion")
+    pair_fee = sum(p["l1Fee"] for p in pair)
+    pair_l1_gas = sum(p["l1GasUsed"] for p in pair)
+    source = (
+        "receipt"
+        if all(f["from_receipt"] for f in [*pair, *batches.values()])
+        else (
+            "computed: the node's receipts carry no l1Fee; Ecotone formula over the signed tx, "
+            f"l1 base fee {L1_BASE_FEE_WEI} wei, blob base fee {L1_BLOB_BASE_FEE_WEI} wei, scalars "
+            f"{L1_BASE_FEE_SCALAR} / {L1_BLOB_BASE_FEE_SCALAR} (OP mainnet)"
+        )
+    )
+    result: dict[str, Any] = {"trades": n, "client": client, "source": source}
+    for label, fields in batches.items():
+        result[label] = {
+            "l1_fee_wei_per_trade": fields["l1Fee"] // n,
+            "l1_gas_used_per_trade": fields["l1GasUsed"] // n,
+            "signed_tx_bytes_per_trade": fields["signed_tx_bytes"] // n,
+            "signed_tx_zlib_bytes_per_trade": fields["signed_tx_zlib_bytes"] // n,
+            "l2_gas_per_trade": fields["gasUsed"] // n,
+            "ratio_l1_fee_vs_transfer_pair": round(fields["l1Fee"] / n / pair_fee, 3)
+            if pair_fee
+            else None,
+        }
+    result["baseline_erc20_transfer_pair"] = {
+        "l1_fee_wei": pair_fee,
+        "l1_gas_used": pair_l1_gas,
+        "signed_tx_bytes": sum(p["signed_tx_bytes"] for p in pair),
+    }
+    return result
 
 
 def measure_spot(operator: Sender, d: Deployment, sizes: list[int]) -> dict[str, Any]:
@@ -321,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,8,32", help="batch sizes (trades per batch)")
     parser.add_argument("--anvil-bin", default=None, help="anvil binary (default: node_modules)")
     parser.add_argument("--key-trades", type=int, default=8, help="trades per trading-key batch")
+    parser.add_argument("--trace-trades", type=int, default=32, help="trades in the traced batch")
+    parser.add_argument("--no-l1", action="store_true", help="skip the --optimism L1 fee run")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
@@ -336,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
         sizes_bytes = contract_sizes(operator, d)
         key_path = measure_trading_key(operator, d, args.key_trades)
         safe_path = measure_safe(operator, d)
+        traced = measure_breakdown(node.rpc_url, operator, d, args.trace_trades)
         client = rpc_call(node.rpc_url, "web3_clientVersion")
+    l1 = None if args.no_l1 else measure_l1_fee(args.anvil_bin, args.trace_trades)
 
     pair_cold = baseline["erc20_transfer_pair_cold"]
     pair_warm = baseline["erc20_transfer_pair_warm"]
@@ -353,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes_bytes,
         "trading_key": key_path,
         "eip1271_safe": safe_path,
+        f"breakdown_{args.trace_trades}": traced,
+        "l1_data_fee": l1,
         "notes": {
             "trade": "1 WETH for 3,000 USDC, two EIP-712 signed orders, fully filled",
             "per_trade": "receipt gasUsed / trades, 21,000 intrinsic gas included",
@@ -362,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
             "a max notional; extra = (key batch - owner batch) / key-signed orders",
             "eip1271_safe": "buyer wallet owned by a 2-of-3 Safe 1.4.1 (EIP-1271 through its "
             "CompatibilityFallbackHandler) vs an EOA-owned buyer, one trade each",
+            "breakdown": "callTracer: each frame's own gas per trade by role.function; "
+            "settle_net_of_refunds = Settlement code + cold calls into wallets + Fill events "
+            "- refunds",
+            "l1_data_fee": "second anvil with --optimism; l1Fee / l1GasUsed from the receipts",
         },
         "client": client,
         "seconds": round(time.monotonic() - started, 2),
