@@ -46,7 +46,7 @@ from gateway.chain.settlement_abi import quote_amount
 from gateway.domain.amm import PoolSwap
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
-from gateway.domain.orders import Order, Side
+from gateway.domain.orders import Order, Side, TimeInForce
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import order_facts
@@ -275,6 +275,10 @@ class SettlementService:
                 return pending, store.pool_swaps_of(connection, [f.id for f, _ in pending])
 
         pending, swaps = await asyncio.to_thread(read)
+        # an order still being routed (an immediate order not ended yet) may fill more: its
+        # trades wait for the rest, so that all its parts settle in one transaction
+        routing = {f.trade_id for f, order in pending if _being_routed(order)}
+        pending = [(f, order) for f, order in pending if f.trade_id not in routing]
         groups, unsettleable, behind = self._groups(pending, swaps)
         self._behind = behind
         outcome = Outcome()
@@ -744,6 +748,10 @@ class SettlementService:
 
 
 REORG_WINDOW_BLOCKS = 256  # deeper reorgs are beyond any confirmation depth we use
+
+
+def _being_routed(order: Order) -> bool:
+    return order.status.is_open and order.spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
 
 
 def restore_cursor(read_engine: Engine) -> ChainCursor | None:

@@ -119,9 +119,13 @@ class SmartExecutor:
             if native is not None:
                 wei = venue.gas_estimate() * await asyncio.to_thread(venue.gas_price)
                 gas = from_units(wei, 18) * native
-            _, fill = await self.orders.record_pool_fill(
-                parent.id, swap, quantity=quantity, price=price, venue=venue.name, gas=gas
-            )
+            try:
+                _, fill = await self.orders.record_pool_fill(
+                    parent.id, swap, quantity=quantity, price=price, venue=venue.name, gas=gas
+                )
+            except DomainError as error:  # e.g. cancelled meanwhile: nothing was swapped
+                log.warning("pool leg of %s not recorded: %s", parent.id, error.message)
+                return ChildResult(venue.name, quantity, Decimal(0), None, error.code)
             venue.in_flight.add(fill.id, swap)
         return ChildResult(venue.name, quantity, quantity, price)
 
@@ -130,6 +134,13 @@ class SmartExecutor:
     ) -> SmartExecution:
         """Route `parent` on the live venues (those of `exclude_kinds` left out) and execute
         each leg."""
+        self.children.executing.add(parent.id)
+        try:
+            return await self._execute(parent, exclude_kinds)
+        finally:
+            self.children.executing.discard(parent.id)
+
+    async def _execute(self, parent: Order, exclude_kinds: frozenset[VenueKind]) -> SmartExecution:
         spec = parent.spec
         assert spec.instrument is not None
         children: list[ChildResult] = []

@@ -74,6 +74,10 @@ class VenueChildren:
         self._read_engine = read_engine
         self.venues = {v.name: v for v in venues}
         self._catalogue = catalogue
+        # this process's children on their way (sent, answer not folded in yet) and parents
+        # still being executed: the reconciler leaves both to their sender
+        self._sending: set[str] = set()
+        self.executing: set[str] = set()
 
     async def send(
         self,
@@ -98,16 +102,24 @@ class VenueChildren:
             request.price,
         )
         await self._orders.record_venue_child(child, created=True)
+        self._sending.add(child.client_order_id)
         try:
-            placed = await venue.place_order(request)
-        except VenueUnavailable as error:
-            # The venue may or may not have it: the child stays pending for `reconcile`.
-            log.warning("child %s on %s: no answer (%s)", child.client_order_id, venue.name, error)
-            return child, await self._orders.get(order.id)
-        except VenueError as error:
-            await self._orders.close_venue_child(child.client_order_id, f"{error.code}: {error}")
-            raise
-        return await self.apply(child, placed, native_price=native_price)
+            try:
+                placed = await venue.place_order(request)
+            except VenueUnavailable as error:
+                # The venue may or may not have it: the child stays pending for `reconcile`.
+                log.warning(
+                    "child %s on %s: no answer (%s)", child.client_order_id, venue.name, error
+                )
+                return child, await self._orders.get(order.id)
+            except VenueError as error:
+                await self._orders.close_venue_child(
+                    child.client_order_id, f"{error.code}: {error}"
+                )
+                raise
+            return await self.apply(child, placed, native_price=native_price)
+        finally:
+            self._sending.discard(child.client_order_id)
 
     async def apply(
         self, child: VenueChild, report: VenueOrder, *, native_price: Decimal | None = None
@@ -187,7 +199,9 @@ class VenueChildren:
             with self._read_engine.connect() as connection:
                 return venue_orders.unfinished_children(connection)
 
-        unfinished = await asyncio.to_thread(read)
+        unfinished = [
+            c for c in await asyncio.to_thread(read) if c.client_order_id not in self._sending
+        ]
         parents: dict[str, None] = {}
         for child in unfinished:
             try:
@@ -202,6 +216,8 @@ class VenueChildren:
     async def _finish_immediate(self, order_id: str) -> None:
         """An immediate order whose children are all done gets the rest cancelled, as the
         smart executor would have done had it heard back from every venue."""
+        if order_id in self.executing:  # its executor ends it when its legs are done
+            return
         order = await self._orders.get(order_id)
         if not order.status.is_open or order.spec.time_in_force not in _IMMEDIATE:
             return

@@ -252,6 +252,7 @@ class CcxtVenue:
             options=dict(entry.options),
             poll_interval=float(entry.poll_interval),
             websocket=bool(getattr(entry, "websocket", False)),
+            timeout_ms=int(getattr(entry, "timeout_ms", 10_000)),
         )
         return cls(settings, catalogue=catalogue, clock=clock)
 

@@ -93,6 +93,9 @@ class CcxtVenueConfig(_Config):
     options: dict[str, Any] = Field(default_factory=dict)
     websocket: bool = Field(default=False, description="Stream books over ccxt.pro WebSockets")
     poll_interval: float = Field(default=0.5, gt=0)
+    # how long a request may go unanswered before the venue counts as unavailable (an
+    # order's outcome is then looked up by its client order id)
+    timeout_ms: int = Field(default=10_000, gt=0)
 
 
 VenueConfig = Annotated[

@@ -176,6 +176,13 @@ def test_a_child_found_after_its_parent_was_cancelled_fills_it_once(
             # the venue executed it: the fill counts, the order stays cancelled
             assert order.status.value == "cancelled" and order.filled_quantity == Q
             assert await rt.venue_children.reconcile() == 0
+            # the sender's late answer, folded in from its own (stale, pending) copy of the
+            # child after the reconciler recorded the execution: nothing more
+            answer = await rt.venue_children.venues["binance"].find_order(
+                child.client_order_id, "WETH/USDC"
+            )
+            assert answer is not None and answer.filled == Q
+            await rt.venue_children.apply(child, answer)
             with rt.read_engine.connect() as connection:
                 fills = order_repo.fills_for_order(connection, submitted.order.id)
             assert [f.quantity for f in fills] == [Q]  # once
