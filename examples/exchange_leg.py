@@ -1,0 +1,166 @@
+"""A signed order's exchange fill reaches the wallet, on the devnet that `make up` runs.
+
+Run in a second terminal while `make up` is running (best after it has been quiet a while):
+
+    .venv/bin/python examples/exchange_leg.py [--quantity 8] [--limit 2750]
+
+What it does, as the people involved would:
+
+1. the gateway's book is read: the pool and the internal book must be live however quiet the
+   market has been, Binance too;
+2. alice rests a signed bid for 1 WETH on the internal book, above the market;
+3. carol signs a smart sell (8 WETH at 2,750 or better): it takes alice's bid, the pool and
+   Binance's bids, whatever is cheapest at the margin;
+4. every part settles on chain in one transaction: carol's wallet pays exactly her fills'
+   WETH and gets their USDC; the inventory wallet takes the Binance part on chain;
+5. the operator sees the inventory against its Binance hedge; the auditor proves every fill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from web3 import Web3
+
+from gateway.chain import tokens
+from gateway.chain.anvil import dev_accounts
+from gateway.chain.deploy import Deployment, factory_contract
+from gateway.chain.onchain_orders import OnchainOrders
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.devnet.scenario import Caller, Trader, WalletApp, bearer, sign_in
+
+STATE = Path(".isthmus/devnet")
+
+
+def wallet_of(w3: Web3, d: Deployment, owner: str) -> str:
+    wallet: str = factory_contract(w3, d).functions.wallet_of(owner).call()
+    return wallet
+
+
+async def main(gateway: str, rpc: str, quantity: str, limit: str) -> int:
+    d = Deployment.load(STATE / "deployment.json")
+    operator_token = (STATE / "operator-token").read_text().strip()
+    w3 = Web3(Web3.HTTPProvider(rpc))
+    chain_id = w3.eth.chain_id
+    devnet = dev_accounts()
+    alice_acct, carol_acct, inventory_owner = devnet[1], devnet[3], devnet[8]
+    alice = Trader(
+        "alice",
+        alice_acct.address,
+        Web3.to_hex(alice_acct.key),
+        wallet_of(w3, d, alice_acct.address),
+    )
+    carol = Trader(
+        "carol",
+        carol_acct.address,
+        Web3.to_hex(carol_acct.key),
+        wallet_of(w3, d, carol_acct.address),
+    )
+    inventory = wallet_of(w3, d, inventory_owner.address)
+    app = WalletApp(OnchainOrders(devnet_catalogue(), {"WETH": d.weth, "USDC": d.usdc}), chain_id)
+    deadline = int(time.time()) + 3600
+    nonce = int(time.time())
+
+    def balances(wallet: str) -> tuple[int, int]:
+        return tokens.balance_of(w3, d.weth, wallet), tokens.balance_of(w3, d.usdc, wallet)
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as http:
+        operator = Caller(http, bearer(operator_token))
+        book = (await operator.get("/v1/book/WETH/USDC?depth=3")).json()
+        print("live venues:", book["live_venues"], "stale:", book["stale_venues"])
+
+        alice_session = await sign_in(http, alice, chain_id)
+        bid_price = str((Decimal(book["bids"][0]["price"]) + 10).quantize(Decimal(1)))
+        body: dict[str, Any] = {
+            "account": alice.wallet,
+            "client_order_id": f"alice-bid-{nonce}",
+            "instrument": "WETH/USDC",
+            "side": "buy",
+            "quantity": "1",
+            "price": bid_price,
+        }
+        app.sign(alice, body, nonce, deadline)
+        bid = (await alice_session.post("/v1/orders", body)).json()
+        print(f"alice rests a signed bid 1 @ {bid_price}:", bid.get("status"))
+
+        before, inventory_before = balances(carol.wallet), balances(inventory)
+        carol_session = await sign_in(http, carol, chain_id)
+        body = {
+            "account": carol.wallet,
+            "client_order_id": f"carol-smart-{nonce}",
+            "instrument": "WETH/USDC",
+            "side": "sell",
+            "quantity": quantity,
+            "price": limit,
+            "time_in_force": "ioc",
+            "route": "smart",
+        }
+        app.sign(carol, body, nonce, deadline)
+        response = await carol_session.post("/v1/orders", body)
+        sell = response.json()
+        print(
+            f"carol's signed smart sell {quantity} @ {limit}:",
+            response.status_code,
+            sell.get("status"),
+            "filled",
+            sell.get("filled_quantity"),
+        )
+        order: dict[str, Any] = sell
+        for _ in range(60):
+            order = (await operator.get(f"/v1/orders/{sell['id']}")).json()
+            if order.get("settlement") in ("settled", "failed"):
+                break
+            await asyncio.sleep(1)  # a person waiting for the chain, not a test
+        fills = (await operator.get(f"/v1/orders/{sell['id']}/fills")).json()
+        print("settlement:", order.get("settlement"))
+        for fill in fills:
+            print(
+                f"  {fill['quantity']:>8} @ {fill['price']:<12} {fill['venue']:<9} "
+                f"{fill['settlement']} {(fill.get('tx_hash') or '')[:12]}"
+            )
+        after, inventory_after = balances(carol.wallet), balances(inventory)
+        sold = Decimal(before[0] - after[0]) / 10**18
+        got = Decimal(after[1] - before[1]) / 10**6
+        print(
+            f"carol's wallet: -{sold} WETH, +{got} USDC (her fills: {order.get('filled_quantity')})"
+        )
+        print(
+            "inventory wallet:",
+            f"{Decimal(inventory_after[0] - inventory_before[0]) / 10**18:+} WETH,",
+            f"{Decimal(inventory_after[1] - inventory_before[1]) / 10**6:+} USDC",
+        )
+
+        risk = (await operator.get("/v1/risk/book")).json()
+        for line in (risk.get("inventory") or {}).get("lines", []):
+            print(
+                "inventory book:",
+                line["instrument"],
+                "wallet",
+                line["wallet_position"],
+                "hedges",
+                line["hedge_position"],
+                "net",
+                line["net_position"],
+                "P&L",
+                line["pnl"],
+            )
+        report = (await operator.get("/v1/audit/verify")).json()
+        print("audit ok:", report.get("ok"), "problems:", report.get("problems", [])[:3])
+        return 0 if report.get("ok") and order.get("settlement") == "settled" else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gateway", default="http://127.0.0.1:8000")
+    parser.add_argument("--rpc", default="http://127.0.0.1:8545")
+    parser.add_argument("--quantity", default="8")
+    parser.add_argument("--limit", default="2750")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.gateway, args.rpc, args.quantity, args.limit)))
