@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from web3 import Web3
 
 from gateway.chain import tokens
@@ -24,8 +25,11 @@ from gateway.devnet.exchange_sim.server import SimServer
 from gateway.devnet.exchange_sim.venues import binance_venue_config
 from gateway.oms.settlement_service import SettlementService
 from gateway.settlement.auditor import verify
+from gateway.store.order_repository import FILLS
 from gateway.venues.ccxt_venue import CcxtVenue
+from gateway.venues.market_data import FeedStatus
 from tests.chain.settlement_desk import USDC, WETH, Desk, serve
+from tests.market_data.test_hub import status_change
 
 pytestmark = pytest.mark.chain
 
@@ -165,6 +169,63 @@ def test_a_signed_smart_sell_settles_book_pool_and_exchange_parts_in_one_transac
                 tokens={"WETH": desk.d.weth, "USDC": desk.d.usdc},
             )
             assert report.ok, report.to_json()
+        finally:
+            await http.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_hostile_operator_cannot_settle_the_exchange_leg_beyond_the_signed_limit(
+    w3: Web3,
+    deployer: Sender,
+    anvil_node: Anvil,
+    fresh_chain: Web3,
+    tmp_path: Path,
+    binance_sim: tuple[BinanceSim, SimServer],
+) -> None:
+    """The operator controls its database and the inventory's key: it rewrites the trade of
+    a signed order's exchange fill to a price beyond the trader's limit (both sides, so the
+    batch balances). The trader's wallet refuses it on chain; its wallet is untouched."""
+    _, server = binance_sim
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'hostile.db'}")
+    inventory = desk.open_inventory(
+        deployer, anvil_node.dev_accounts()[8], weth=10 * WETH, usdc=100_000 * USDC
+    )
+    seller_before, inventory_before = desk.balances(desk.seller_wallet), desk.balances(inventory)
+
+    async def scenario() -> None:
+        rt = desk.runtime(venues=(_binance(server),))
+        http = await serve(rt)
+        try:
+            await status_change(rt.market_data, "binance", FeedStatus.LIVE, timeout=20)
+            sell = await desk.order(
+                http,
+                desk.seller,
+                desk.seller_wallet,
+                "sell",
+                "2",
+                "2900",
+                route="smart",
+                time_in_force="ioc",
+            )
+            assert sell["status"] == "filled"
+            fills = (await http.get(f"/v1/orders/{sell['id']}/fills")).json()
+            [trade_id] = {f["trade_id"] for f in fills}
+            with rt.write_engine.begin() as connection:  # the operator's own database
+                connection.execute(
+                    update(FILLS).where(FILLS.c.trade_id == trade_id).values(price=Decimal(2000))
+                )
+            service = rt.settlement
+            assert isinstance(service, SettlementService)
+            outcome = await service.run_once()
+            assert outcome.refused == 2 and outcome.settled == 0
+            fills = (await http.get(f"/v1/orders/{sell['id']}/fills")).json()
+            assert {f["settlement"] for f in fills} == {"failed"}
+            trader_fill = next(f for f in fills if f["account"] == desk.seller_wallet)
+            assert "wallet: limit price" in trader_fill["settlement_reason"]
+            assert desk.balances(desk.seller_wallet) == seller_before
+            assert desk.balances(inventory) == inventory_before
         finally:
             await http.aclose()
             await rt.stop()
