@@ -11,7 +11,7 @@ settle together in the batch, exactly once, like an internal match.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -122,20 +122,11 @@ class OperatorInventory:
             instrument=instrument,
             price=price,
         )
-        placeholder = OrderSignature(nonce, deadline, b"")
-        digest = self._onchain.digest(unsigned, placeholder, self._chain_id)
-        signature = eip712.sign_digest(digest, self._key)
-        return OrderSpec(
-            self.wallet,
-            unsigned.client_order_id,
-            side,
-            OrderType.LIMIT,
-            quantity,
-            TimeInForce.IOC,
-            instrument=instrument,
-            price=price,
-            signed=OrderSignature(nonce, deadline, signature),
+        digest = self._onchain.digest(
+            unsigned, OrderSignature(nonce, deadline, b""), self._chain_id
         )
+        signature = eip712.sign_digest(digest, self._key)
+        return replace(unsigned, signed=OrderSignature(nonce, deadline, signature))
 
     # -- before an exchange child is sent ---------------------------------------------------
 

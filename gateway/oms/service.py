@@ -176,6 +176,17 @@ def _accept(
     return order, changes
 
 
+def _advance(
+    connection: Connection, current: Order, quantity: Decimal, price: Decimal, now: datetime
+) -> CommandResult[Order]:
+    """A strategy order advanced by `quantity` units at `price` (its fills apart)."""
+    advanced = current.fill(quantity, price, now)
+    repo.update_order(connection, advanced, previous_version=current.version)
+    kind = "order.filled" if advanced.status is OrderStatus.FILLED else "order.partially_filled"
+    entry, event = _change(advanced, kind)
+    return CommandResult(advanced, [entry], [event])
+
+
 class OrderService:
     def __init__(
         self,
@@ -450,15 +461,7 @@ class OrderService:
 
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:
             current = self._load_for_update(connection, order_id, None)
-            advanced = current.fill(quantity, net_price, now)
-            repo.update_order(connection, advanced, previous_version=current.version)
-            kind = (
-                "order.filled"
-                if advanced.status is OrderStatus.FILLED
-                else "order.partially_filled"
-            )
-            entry, event = _change(advanced, kind)
-            return CommandResult(advanced, [entry], [event])
+            return _advance(connection, current, quantity, net_price, now)
 
         order: Order = await self._writer.execute(command)
         return order
@@ -672,16 +675,9 @@ class OrderService:
                 ),
                 Decimal(0),
             )
-            advanced = current.fill(units, net, now)
-            repo.update_order(connection, advanced, previous_version=current.version)
-            kind = (
-                "order.filled"
-                if advanced.status is OrderStatus.FILLED
-                else "order.partially_filled"
-            )
-            entry, event = _change(advanced, kind)
-            audit: list[AuditEntry] = [entry]
-            events: list[dict[str, object]] = [event]
+            advanced = _advance(connection, current, units, net, now)
+            audit: list[AuditEntry] = list(advanced.audit)
+            events: list[dict[str, object]] = list(advanced.events)
             trade_id = new_id("trd")
             for leg, price in zip(spec.legs, prices, strict=True):
                 side = leg.side.opposite if flip else leg.side  # the trader's side of it
@@ -715,7 +711,7 @@ class OrderService:
                 )
                 audit += counter.audit
                 events += counter.events
-            return CommandResult(advanced, audit, events)
+            return CommandResult(advanced.value, audit, events)
 
         order: Order = await self._writer.execute(command)
         return order
