@@ -3,9 +3,17 @@ measured in the same run.
 
 * ``gas_per_trade``: ``Settlement.settle`` with 1, 8 and 32 matched WETH/USDC spot trades
   between distinct MarginWallets (each trade = a signed buy and a signed sell, fully filled),
-  the wallets' first trade (buyers held only USDC, sellers only WETH: each receives a token it
-  never held, and its nonce bitmap word is fresh); ``gas_per_trade_repeat``: the same wallets
-  trading back (warm). Per trade = receipt ``gasUsed`` / trades (the 21,000 intrinsic gas included).
+  the wallets' first trade (buyers funded only with USDC, sellers only with WETH: each
+  receives a token it was never funded with; the factory seeded every wallet with 1 base unit
+  of WETH and USDC, so those balance slots are non-zero, not fresh); ``gas_per_trade_repeat``:
+  the same wallets trading back (warm). Per trade = receipt ``gasUsed`` / trades (the 21,000
+  intrinsic gas included).
+* ``unseeded``: the same first / repeat batches in the same run with the factory's seed list
+  emptied (wallets hold nothing but their funding: the first trade writes two fresh balance
+  slots per trade, the trade back clears two slots and earns their refunds).
+* ``wallet_creation``: gas of ``create_wallet_for`` (receipt) with the seeding (1 unit of WETH
+  and of USDC to the new wallet) and without it (empty seed list): where the first-trade
+  saving went.
 * ``iron_condor_4_legs``: one batch in which a 4-leg iron condor strategy (signed by one
   owner) is matched against the mirrored condor of another: 8 option legs, 2 signatures.
 * ``baseline``: the floor a trade could cost without any checks: two plain ERC-20 transfers
@@ -68,6 +76,7 @@ from gateway.chain.deploy import (  # noqa: E402
     Deployment,
     create_wallet,
     deploy_all,
+    factory_contract,
     register_option,
     settlement_contract,
     wallet_contract,
@@ -354,15 +363,17 @@ def measure_l1_fee(anvil_bin: str | None, n: int) -> dict[str, Any]:
     return result
 
 
-def measure_spot(operator: Sender, d: Deployment, sizes: list[int]) -> dict[str, Any]:
+def measure_spot(
+    operator: Sender, d: Deployment, sizes: list[int], label: str = ""
+) -> dict[str, Any]:
     cold: dict[str, int] = {}
     repeat: dict[str, int] = {}
     totals: dict[str, dict[str, int]] = {}
     for n in sizes:
         # buyers hold only USDC and sellers only WETH, so the first trade credits each wallet
         # a token it never held (like the cold transfer pair); the trade back is warm
-        buyers = open_traders(operator, d, f"spot{n}/buy", n, usdc=USDC_FUNDING, weth=0)
-        sellers = open_traders(operator, d, f"spot{n}/sell", n, usdc=0, weth=WETH_FUNDING)
+        buyers = open_traders(operator, d, f"{label}spot{n}/buy", n, usdc=USDC_FUNDING, weth=0)
+        sellers = open_traders(operator, d, f"{label}spot{n}/sell", n, usdc=0, weth=WETH_FUNDING)
         pairs = list(zip(buyers, sellers, strict=True))
         first = settle(operator, d, spot_batch(operator.w3, d, pairs, 1, 1000 + n))
         # trade back the other way so balances stay funded; same wallets, new nonce
@@ -373,6 +384,46 @@ def measure_spot(operator: Sender, d: Deployment, sizes: list[int]) -> dict[str,
         repeat[str(n)] = again // n
         totals[str(n)] = {"first": first, "repeat": again}
     return {"gas_per_trade": cold, "gas_per_trade_repeat": repeat, "batch_gas": totals}
+
+
+def set_seeding(operator: Sender, d: Deployment, on: bool) -> None:
+    """List WETH and USDC as the factory's seed tokens, or empty the list."""
+    seed = [d.weth, d.usdc] if on else []
+    operator.transact(factory_contract(operator.w3, d).functions.set_seed_tokens(seed))
+
+
+def measure_wallet_creation(operator: Sender, d: Deployment) -> dict[str, Any]:
+    """Receipt gas of ``create_wallet_for`` with and without the seeding (two wallets each)."""
+    factory = factory_contract(operator.w3, d)
+    gas: dict[str, int] = {}
+    for label, on in (("unseeded", False), ("seeded", True)):
+        set_seeding(operator, d, on)
+        used = []
+        for i in range(2):
+            owner = owner_account(f"create/{label}/{i}").address
+            receipt = operator.transact(factory.functions.create_wallet_for(owner))
+            used.append(int(receipt["gasUsed"]))
+        gas[label] = max(used)
+    set_seeding(operator, d, True)
+    return {
+        "gas_seeded": gas["seeded"],
+        "gas_unseeded": gas["unseeded"],
+        "extra_gas_seeding": gas["seeded"] - gas["unseeded"],
+        "seed_tokens": 2,
+    }
+
+
+def measure_unseeded(operator: Sender, d: Deployment, sizes: list[int]) -> dict[str, Any]:
+    """``measure_spot`` with the factory's seed list emptied (wallets start with nothing)."""
+    set_seeding(operator, d, False)
+    try:
+        spot = measure_spot(operator, d, sizes, label="unseeded/")
+    finally:
+        set_seeding(operator, d, True)
+    return {
+        "gas_per_trade": spot["gas_per_trade"],
+        "gas_per_trade_repeat": spot["gas_per_trade_repeat"],
+    }
 
 
 def measure_iron_condor(operator: Sender, d: Deployment) -> int:
@@ -555,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         d = deploy_all(operator)
         baseline = measure_transfer_pair(operator, d, dev[1], dev[2])
         spot = measure_spot(operator, d, sizes)
+        unseeded = measure_unseeded(operator, d, sizes)
+        creation = measure_wallet_creation(operator, d)
         condor = measure_iron_condor(operator, d)
         sizes_bytes = contract_sizes(operator, d)
         key_path = measure_trading_key(operator, d, args.key_trades)
@@ -567,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     pair_warm = baseline["erc20_transfer_pair_warm"]
     result = {
         **spot,
+        "unseeded": unseeded,
+        "wallet_creation": creation,
         "iron_condor_4_legs": condor,
         "baseline": baseline,
         "ratio_vs_transfer_pair": {
@@ -583,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
         "notes": {
             "trade": "1 WETH for 3,000 USDC, two EIP-712 signed orders, fully filled",
             "per_trade": "receipt gasUsed / trades, 21,000 intrinsic gas included",
+            "unseeded": "factory seed list emptied: first / repeat per trade, same sizes",
+            "wallet_creation": "create_wallet_for receipt gas; seeded = 1 unit of WETH and "
+            "USDC from the factory's reserve to the new wallet",
             "iron_condor_4_legs": "one batch: a 4-leg condor vs its mirror (8 legs, 2 signatures)",
             "sizes": "bytes of deployed code; blueprint = ERC-5202 preamble + initcode",
             "trading_key": "sellers' orders signed by a key with a 1-instrument allow-list and "

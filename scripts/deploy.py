@@ -105,6 +105,11 @@ def deploy(config: DeployConfig | None = None) -> Deployment:
     settlement.register_spot(weth, usdc, sender=sender)
     settlement.register_pool(pair_address, sender=sender)
     settlement.set_collateral(weth, config.weth_haircut_bps, sender=sender)
+    if config.wallet_seed_units:
+        # the factory's seed reserve: each new wallet receives 1 unit of WETH and of USDC
+        weth.mint(factory, config.wallet_seed_units, sender=sender)
+        usdc.mint(factory, config.wallet_seed_units, sender=sender)
+        factory.set_seed_tokens([weth, usdc], sender=sender)
 
     return Deployment(
         chain_id=chain.chain_id,

@@ -5,7 +5,10 @@ MarginWallet blueprint + WalletFactory (wired into Settlement) → Uniswap v2 fa
 (published artifacts) + a WETH/USDC pair seeded with liquidity → the WETH/USDC spot instrument,
 the pool and WETH as haircut collateral registered in Settlement; the deployer is operator.
 The Safe 1.4.1 singleton, proxy factory and fallback handler are deployed after the factory
-(so that a Safe can own a wallet, as on a real network). Returns a :class:`Deployment`.
+(so that a Safe can own a wallet, as on a real network). Last, the factory's seed reserve:
+the deployer mints ``wallet_seed_units`` of WETH and USDC to the factory and lists both, so that
+each new wallet starts with 1 base unit of each (its first trade then writes non-zero balance
+slots instead of fresh ones). Returns a :class:`Deployment`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from gateway.chain.artifacts import ContractArtifact, compile_contract
 from gateway.chain.safe import SafeInfrastructure, deploy_safe_infrastructure
 from gateway.chain.transactions import Sender, bind
 from gateway.settlement.eip712 import option_instrument_id, spot_instrument_id
+
+# base units of each seed token WalletFactory gives a new wallet while its reserve lasts
+WALLET_SEED_UNIT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class DeployConfig:
     # seconds after expiry before a series may settle at the last round before expiry (its
     # feed has no round at expiry); twice this before it may unwind at no payoff
     expiry_grace: int = 3600
+    # base units of WETH and of USDC the factory holds to give each new wallet 1 unit of each
+    # (a gas measure: the wallet's first trade writes non-zero balance slots); 0: no seeding
+    wallet_seed_units: int = 10**6
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +217,8 @@ def deploy_all(sender: Sender, config: DeployConfig | None = None) -> Deployment
     sender.transact(settlement.functions.register_spot(weth.address, usdc.address))
     sender.transact(settlement.functions.register_pool(pair))
     sender.transact(settlement.functions.set_collateral(weth.address, config.weth_haircut_bps))
+    if config.wallet_seed_units:
+        seed_wallets(sender, factory, (weth.address, usdc.address), config.wallet_seed_units)
 
     return Deployment(
         chain_id=w3.eth.chain_id,
@@ -227,6 +238,18 @@ def deploy_all(sender: Sender, config: DeployConfig | None = None) -> Deployment
         safe_singleton=safe.singleton,
         safe_proxy_factory=safe.proxy_factory,
         safe_fallback_handler=safe.fallback_handler,
+    )
+
+
+def seed_wallets(
+    owner: Sender, factory: Contract, token_addresses: tuple[str, ...], units: int
+) -> None:
+    """Mint ``units`` of each token to the factory (``owner`` must be the tokens' minter and
+    the factory's owner) and list them: each new wallet then receives 1 unit of each."""
+    for token in token_addresses:
+        tokens.mint(owner, token, factory.address, units)
+    owner.transact(
+        factory.functions.set_seed_tokens([Web3.to_checksum_address(t) for t in token_addresses])
     )
 
 

@@ -19,6 +19,14 @@ def test_gas_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert 21_000 * 2 < pair < result["gas_per_trade"]["1"]
     assert result["gas_per_trade"]["2"] < result["gas_per_trade"]["1"]  # batching amortizes
     assert result["iron_condor_4_legs"] > 0
+    # the factory's seeded unit: a first trade writes no fresh balance slot (two per trade,
+    # 17,100 each), the cost moved to wallet creation
+    unseeded = result["unseeded"]["gas_per_trade"]
+    for n in ("1", "2"):
+        assert result["gas_per_trade"][n] < unseeded[n] - 2 * 15_000, n
+    creation = result["wallet_creation"]
+    assert 0 < creation["extra_gas_seeding"] == creation["gas_seeded"] - creation["gas_unseeded"]
+    assert creation["extra_gas_seeding"] < 100_000
 
     sizes = result["sizes"]
     assert sizes["eip170_limit"] == 24_576 and sizes["all_within_eip170"]

@@ -18,7 +18,13 @@ from web3 import Web3
 
 from gateway.api.runtime import Runtime
 from gateway.chain import tokens
-from gateway.chain.deploy import aggregator_contract, create_wallet, deploy_all, settlement_contract
+from gateway.chain.deploy import (
+    WALLET_SEED_UNIT,
+    aggregator_contract,
+    create_wallet,
+    deploy_all,
+    settlement_contract,
+)
 from gateway.chain.transactions import Sender
 from gateway.chain.wallet_state import read_margin_status
 from gateway.chain.wallets import ChainWallets
@@ -82,7 +88,9 @@ def test_onchain_margin_in_reports_and_pre_trade(
             assert tuple(report.onchain) == read_margin_status(w3, wallet)  # the contract
             assert tuple(report.onchain) == (0, 0, True)  # no option: the rule returns early
             usdc = {c.asset: c.amount for c in await wallets.collateral(wallet)}
-            assert usdc == {"USDC": Decimal(5000), "WETH": Decimal(0)}
+            # the funding plus the unit of each token the factory seeded the wallet with
+            seeded = Decimal(WALLET_SEED_UNIT)
+            assert usdc == {"USDC": 5000 + seeded / 10**6, "WETH": seeded / 10**18}
             assert wallets.token("WETH") == deployment.weth
 
             # one short put needs 3,000 USDC less the 100 received: passes
@@ -93,7 +101,7 @@ def test_onchain_margin_in_reports_and_pre_trade(
             assert alone.value.code == "insufficient_margin"
             assert (
                 "need 6000000000" in alone.value.message
-                and "have 5200000000" in alone.value.message
+                and f"have {5_200_000_000 + WALLET_SEED_UNIT}" in alone.value.message
             )
             # one more fits alone (3,000 against 5,100) but not with the first still working
             with pytest.raises(PreTradeRejected) as together:
@@ -122,8 +130,10 @@ def test_the_margin_call_price_is_where_the_contract_flips(world: World, tmp_pat
         ins = option(world, 3_000 * USDC, is_call)
         _, _, batch = trade(world, ins, WETH, 150 * USDC, batch_id)
         world.operator.transact(settlement.functions.settle(batch))
-    # required 3,000 USDC; held 800 USDC and 2 WETH, one of them cover for the short call:
-    # the free WETH at 80% must bring 2,200, i.e. a WETH price of 2,750
+    # required 3,000 USDC; held 800 USDC and 2 WETH, one of them cover for the short call,
+    # plus the unit of each the factory seeded: the free WETH at 80% must bring 2,199.999999,
+    # i.e. a WETH price of 2,749.999999 (2,749.99999875 rounded up to a USDC unit)
+    flip = 2_750 * USDC - 1
 
     async def report() -> Any:
         rt = Runtime.build(
@@ -140,11 +150,11 @@ def test_the_margin_call_price_is_where_the_contract_flips(world: World, tmp_pat
 
     result = asyncio.run(report())
     call = result.margin_calls["WETH"]
-    assert call.outcome.value == "passes_above" and call.threshold == 2_750 * USDC
-    assert result.onchain == (3_000 * USDC, 3_200 * USDC, True)
+    assert call.outcome.value == "passes_above" and call.threshold == flip
+    assert result.onchain == (3_000 * USDC, 3_200 * USDC + WALLET_SEED_UNIT, True)
     feed = aggregator_contract(w3, d)
     scale = 10 ** (feed.functions.decimals().call() - 6)  # feed decimals vs USDC's
-    world.operator.transact(feed.functions.set_answer(2_750 * USDC * scale))
+    world.operator.transact(feed.functions.set_answer(flip * scale))
     assert read_margin_status(w3, world.writer_wallet)[2] is True
-    world.operator.transact(feed.functions.set_answer((2_750 * USDC - 1) * scale))
+    world.operator.transact(feed.functions.set_answer((flip - 1) * scale))
     assert read_margin_status(w3, world.writer_wallet)[2] is False

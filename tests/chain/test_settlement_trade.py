@@ -14,6 +14,7 @@ from gateway.chain import settlement_abi as abi
 from gateway.chain import tokens, uniswap
 from gateway.chain.anvil import Anvil, rpc_call
 from gateway.chain.deploy import (
+    WALLET_SEED_UNIT,
     Deployment,
     create_wallet,
     deploy_all,
@@ -92,10 +93,12 @@ def test_matched_spot_trade_settles(world: World, anvil_node: Anvil) -> None:
     settlement = settlement_contract(w3, d)
     receipt = world.operator.transact(settlement.functions.settle(batch))
 
-    assert tokens.balance_of(w3, d.weth, world.buyer_wallet) == amount
-    assert tokens.balance_of(w3, d.usdc, world.buyer_wallet) == 100_000 * 10**6 - quote
-    assert tokens.balance_of(w3, d.weth, world.seller_wallet) == 10 * 10**18 - amount
-    assert tokens.balance_of(w3, d.usdc, world.seller_wallet) == quote
+    # each wallet also holds the unit of each token the factory seeded it with
+    seed = WALLET_SEED_UNIT
+    assert tokens.balance_of(w3, d.weth, world.buyer_wallet) == seed + amount
+    assert tokens.balance_of(w3, d.usdc, world.buyer_wallet) == seed + 100_000 * 10**6 - quote
+    assert tokens.balance_of(w3, d.weth, world.seller_wallet) == seed + 10 * 10**18 - amount
+    assert tokens.balance_of(w3, d.usdc, world.seller_wallet) == seed + quote
     assert tokens.balance_of(w3, d.usdc, d.settlement) == 0
 
     fills = event_logs(settlement, "Fill", receipt)
@@ -146,7 +149,7 @@ def test_buy_routed_to_the_uniswap_pair(world: World) -> None:
         .build()
     )
     world.operator.transact(settlement_contract(w3, d).functions.settle(batch))
-    assert tokens.balance_of(w3, d.weth, world.buyer_wallet) == weth_out
+    assert tokens.balance_of(w3, d.weth, world.buyer_wallet) == WALLET_SEED_UNIT + weth_out
     after = uniswap.get_reserves(w3, d.weth_usdc_pair)
     assert after.of(d.usdc) == reserves.of(d.usdc) + usdc_in
     assert after.of(d.weth) == reserves.of(d.weth) - weth_out

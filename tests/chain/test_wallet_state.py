@@ -9,6 +9,7 @@ from web3.exceptions import ContractLogicError
 
 from gateway.chain import settlement_abi as abi
 from gateway.chain.deploy import (
+    WALLET_SEED_UNIT,
     aggregator_contract,
     settlement_contract,
     wallet_contract,
@@ -37,8 +38,9 @@ def test_wallet_without_positions(world: World) -> None:
     state = read_wallet_state(world.w3, world.writer_wallet, world.d.settlement)
     assert state.positions == ()
     assert state.option_quote == world.d.usdc.lower()  # the settlement's: never traded options
-    assert state.balance(world.d.usdc) == 500 * USDC
-    assert state.balance(world.d.weth) == 2 * WETH
+    # the funding plus the unit of each token the factory seeded the wallet with
+    assert state.balance(world.d.usdc) == WALLET_SEED_UNIT + 500 * USDC
+    assert state.balance(world.d.weth) == WALLET_SEED_UNIT + 2 * WETH
     [weth] = state.collateral
     assert (weth.token, weth.unit, weth.haircut_bps) == (world.d.weth.lower(), WETH, 2_000)
     assert weth.price == 3_000 * USDC
@@ -78,7 +80,9 @@ def test_positions_opened_by_real_batches(world: World) -> None:
         SeriesPosition(d.weth, world.expiry, 3_000 * USDC, True, -WETH),
         SeriesPosition(d.weth, world.expiry, 3_000 * USDC, False, -WETH),
     )
-    assert margin_status(writer_state) == (3_000 * USDC, 800 * USDC + 2_400 * USDC, True)
+    # + the seeded USDC unit (the seeded wei of WETH is worth less than one USDC unit)
+    seeded = WALLET_SEED_UNIT
+    assert margin_status(writer_state) == (3_000 * USDC, seeded + 800 * USDC + 2_400 * USDC, True)
     assert_mirror_matches(world, world.writer_wallet)
     assert_mirror_matches(world, world.buyer_wallet)
     # the reader is block-consistent: at the earlier block it sees the earlier state

@@ -14,7 +14,7 @@ from web3 import Web3
 
 from gateway.chain import settlement_abi as abi
 from gateway.chain import tokens, uniswap
-from gateway.chain.deploy import create_wallet, settlement_contract
+from gateway.chain.deploy import WALLET_SEED_UNIT, create_wallet, settlement_contract
 from gateway.chain.safe import create_safe, safe_message_hash, sign_safe_message
 from gateway.chain.transactions import Sender, event_logs
 from gateway.settlement import eip712
@@ -296,4 +296,5 @@ def test_contract_signed_groups_are_indexed_per_batch_and_a_bad_one_is_bisected_
         good_buy.signature,
         True,
     )
-    assert tokens.balance_of(w3, d.weth, wallet) == WETH
+    # plus the unit the factory seeded the wallet with
+    assert tokens.balance_of(w3, d.weth, wallet) == WALLET_SEED_UNIT + WETH
