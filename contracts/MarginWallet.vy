@@ -64,17 +64,20 @@ MAX_TOKENS: constant(uint256) = 8  # tokens one wallet may touch in one batch
 instrument_allowed: public(HashMap[bytes32, bool])
 
 # per-batch state (EIP-1153 transient storage)
-_t_stage: transient(uint256)  # 0 idle, 1 applying, 2 collected
+# bits 0..7: 0 idle, 1 applying, 2 collected; bits 8..167: the single-leg fast path's one
+# token owed (one transient word for both: finish reads and clears them together)
+_t_stage: transient(uint256)
 _t_tokens: transient(DynArray[address, MAX_TOKENS])
 _t_net: transient(HashMap[address, int256])  # >0: the wallet is owed; <0: it pays
 _t_snap: transient(HashMap[address, uint256])  # balance after collect, for tokens owed
-# the single-leg fast path: the one token owed and the balance it must reach
-_t_in_token: transient(address)
+# the single-leg fast path: the balance the token owed (in `_t_stage`) must reach
 _t_in_target: transient(uint256)
 
 STAGE_IDLE: constant(uint256) = 0
 STAGE_APPLYING: constant(uint256) = 1
 STAGE_COLLECTED: constant(uint256) = 2
+STAGE_MASK: constant(uint256) = 255
+IN_TOKEN_SHIFT: constant(uint256) = 8
 
 
 event Withdrawn:
@@ -403,9 +406,15 @@ def _pay_out(token: address, amount: uint256):
 
 @internal
 def _expect(token: address, amount: uint256):
+    """
+    @dev The single-leg fast path: marks the batch collected and, when something is owed,
+         records the token (same transient word) and the balance it must reach.
+    """
     if amount > 0:
-        self._t_in_token = token
+        self._t_stage = STAGE_COLLECTED | (convert(token, uint256) << IN_TOKEN_SHIFT)
         self._t_in_target = staticcall IERC20(token).balanceOf(self) + amount
+    else:
+        self._t_stage = STAGE_COLLECTED
 
 
 @internal
@@ -470,14 +479,14 @@ def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> byte
     else:
         assert f.quote >= f.fill * o.limit_price // unit, "wallet: limit price"
     if last and first and ins.kind == orders.KIND_SPOT:
-        # the wallet's only leg in the batch: settle its two token flows directly
-        self._t_stage = STAGE_COLLECTED
+        # the wallet's only leg in the batch: settle its two token flows directly (the
+        # snapshot first: base != quote, so paying one out leaves the other's balance)
         if o.is_buy:
-            self._pay_out(ins.quote, f.quote)
             self._expect(ins.base, f.fill)
+            self._pay_out(ins.quote, f.quote)
         else:
-            self._pay_out(ins.base, f.fill)
             self._expect(ins.quote, f.quote)
+            self._pay_out(ins.base, f.fill)
         return digest
     self._apply_leg(ins, id, o.is_buy, f.fill, f.quote)
     if last:
@@ -547,12 +556,12 @@ def finish():
             arrived, then the margin rule; clears the batch state.
     """
     self._check_settlement()
-    assert self._t_stage == STAGE_COLLECTED, "wallet: not collected"
-    in_token: address = self._t_in_token
+    stage: uint256 = self._t_stage
+    assert stage & STAGE_MASK == STAGE_COLLECTED, "wallet: not collected"
+    in_token: address = convert(stage >> IN_TOKEN_SHIFT, address)
     if in_token != empty(address):
         # single-leg fast path
         assert staticcall IERC20(in_token).balanceOf(self) >= self._t_in_target, "wallet: not paid"
-        self._t_in_token = empty(address)
     else:
         for token: address in self._t_tokens:
             net: int256 = self._t_net[token]
