@@ -50,8 +50,14 @@ def pending_trades(connection: Connection, wallet: str) -> list[InventoryTrade]:
 
 def hedges(connection: Connection, wallet: str) -> list[HedgeExecution]:
     """What the operator's exchange accounts executed for the inventory: the exchange
-    children of signed orders (whose fills the inventory took on chain) and of the
-    inventory's own hedge orders (a legged strategy's clips)."""
+    children of orders whose fills traded with this inventory wallet, and of its own hedge
+    orders (a legged strategy's clips)."""
+    its_trades = select(FILLS.c.trade_id).where(
+        FILLS.c.account == wallet, FILLS.c.trade_id.is_not(None)
+    )
+    traded_with_it = select(FILLS.c.order_id).where(
+        FILLS.c.trade_id.in_(its_trades), FILLS.c.account != wallet
+    )
     rows = connection.execute(
         select(
             VENUE_ORDERS.c.instrument,
@@ -64,7 +70,7 @@ def hedges(connection: Connection, wallet: str) -> list[HedgeExecution]:
         .join(ORDERS, ORDERS.c.id == VENUE_ORDERS.c.order_id)
         .where(
             VENUE_ORDERS.c.filled > 0,
-            or_(ORDERS.c.signature.is_not(None), ORDERS.c.account == wallet),
+            or_(ORDERS.c.account == wallet, VENUE_ORDERS.c.order_id.in_(traded_with_it)),
         )
         .order_by(VENUE_ORDERS.c.created_at, VENUE_ORDERS.c.client_order_id)
     )

@@ -23,6 +23,8 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.devnet.exchange_sim.binance import BinanceSim
 from gateway.devnet.exchange_sim.server import SimServer
 from gateway.devnet.exchange_sim.venues import binance_venue_config
+from gateway.domain.orders import OrderType, Side, TimeInForce
+from gateway.domain.venue_child import VenueChild
 from gateway.oms.settlement_service import SettlementService
 from gateway.settlement.auditor import verify
 from gateway.store.order_repository import FILLS
@@ -153,6 +155,24 @@ def test_a_signed_smart_sell_settles_book_pool_and_exchange_parts_in_one_transac
             paid = sum(_units(f["quantity"], f["price"]) for f in binance_fills)
             assert inventory_before[1] - inventory_usdc == paid
 
+            # a signed order's exchange child that traded with another inventory (an older
+            # devnet's, say) is not this inventory's hedge
+            await rt.orders.record_venue_child(
+                VenueChild(
+                    f"{bid['id']}-elsewhere",
+                    bid["id"],
+                    "binance",
+                    "WETH/USDC",
+                    Side.BUY,
+                    OrderType.LIMIT,
+                    TimeInForce.IOC,
+                    Decimal(1),
+                    Decimal(3010),
+                    filled=Decimal(1),
+                    filled_notional=Decimal(3000),
+                ),
+                created=True,
+            )
             # the inventory book: the wallet's position mirrors the hedge, flat net
             book = (await http.get("/v1/risk/book")).json()["inventory"]
             [line] = [x for x in book["lines"] if x["instrument"] == "WETH/USDC"]
