@@ -332,26 +332,9 @@ class Scenario:
         )
 
     async def submit_spot_sell(self) -> None:
-        c = self.people.c
-        assert self.protocol is not None, "issue the protocol's key first"
         quantity, price = self.spot_sell
-        self.orders.spot_sell = _ok(
-            await self.protocol.post(
-                "/v1/orders",
-                self._body(
-                    c,
-                    "spot-sell",
-                    4,
-                    instrument=SPOT,
-                    side="sell",
-                    quantity=quantity,
-                    price=price,
-                    route="smart",
-                    time_in_force="ioc",
-                ),
-            ),
-            200,
-            201,
+        self.orders.spot_sell = await self._protocol_smart_order(
+            "spot-sell", 4, "sell", quantity, price
         )
 
     async def submit_smart_buy(self) -> None:
@@ -359,27 +342,29 @@ class Scenario:
         on the internal book's ask side, so it routes to the exchange and the pool."""
         if self.smart_buy is None:
             return
-        c = self.people.c
-        assert self.protocol is not None, "issue the protocol's key first"
         quantity, price = self.smart_buy
-        self.orders.smart_buy = _ok(
-            await self.protocol.post(
-                "/v1/orders",
-                self._body(
-                    c,
-                    "smart-buy",
-                    5,
-                    instrument=SPOT,
-                    side="buy",
-                    quantity=quantity,
-                    price=price,
-                    route="smart",
-                    time_in_force="ioc",
-                ),
-            ),
-            200,
-            201,
+        self.orders.smart_buy = await self._protocol_smart_order(
+            "smart-buy", 5, "buy", quantity, price
         )
+
+    async def _protocol_smart_order(
+        self, label: str, nonce: int, side: str, quantity: str, price: str
+    ) -> dict[str, Any]:
+        """Trader c's signed smart IOC order, submitted by the protocol with its API key."""
+        assert self.protocol is not None, "issue the protocol's key first"
+        body = self._body(
+            self.people.c,
+            label,
+            nonce,
+            instrument=SPOT,
+            side=side,
+            quantity=quantity,
+            price=price,
+            route="smart",
+            time_in_force="ioc",
+        )
+        placed: dict[str, Any] = _ok(await self.protocol.post("/v1/orders", body), 200, 201)
+        return placed
 
     async def fills(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
