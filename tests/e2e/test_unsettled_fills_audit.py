@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 from web3 import Web3
 
@@ -17,7 +17,7 @@ from gateway.chain.anvil import Anvil
 from gateway.chain.transactions import Sender
 from gateway.cli import app
 from gateway.oms.settlement_service import SettlementService
-from gateway.settlement.auditor import verify
+from gateway.settlement.auditor import AuditReport, verify
 from gateway.store.database import create_database_engine
 from gateway.store.order_repository import ORDERS
 from tests.chain.settlement_desk import Desk, serve
@@ -50,6 +50,11 @@ def test_a_signed_fill_the_chain_never_settled_is_a_finding_until_it_settles(
         )
         return result.exit_code
 
+    async def audit(engine: Engine) -> AuditReport:
+        return await asyncio.to_thread(
+            verify, w3, desk.d.settlement, engine=engine, tokens=tokens, unsettled_after_blocks=5
+        )
+
     async def scenario() -> None:
         rt = desk.runtime()
         http = await serve(rt)
@@ -58,28 +63,14 @@ def test_a_signed_fill_the_chain_never_settled_is_a_finding_until_it_settles(
             sell = await desk.order(http, desk.seller, desk.seller_wallet, "sell", "1", "3000")
             assert sell["status"] == "filled"
             # not settled yet, but young: no finding
-            report = await asyncio.to_thread(
-                verify,
-                w3,
-                desk.d.settlement,
-                engine=rt.read_engine,
-                tokens=tokens,
-                unsettled_after_blocks=5,
-            )
+            report = await audit(rt.read_engine)
             assert report.ok, report.problems
             # six blocks made after the fill (the shared devnet chain's clock may lag: a
             # snapshot reverted by an earlier test)
             after = int(time.time()) + 1
             w3.provider.make_request("evm_setNextBlockTimestamp", [after])  # type: ignore[arg-type]
             w3.provider.make_request("anvil_mine", [6])  # type: ignore[arg-type]
-            report = await asyncio.to_thread(
-                verify,
-                w3,
-                desk.d.settlement,
-                engine=rt.read_engine,
-                tokens=tokens,
-                unsettled_after_blocks=5,
-            )
+            report = await audit(rt.read_engine)
             unsettled = [p for p in report.problems if "no on-chain counterpart" in p]
             assert len(unsettled) == 2 and not report.ok  # both sides of the trade
             assert all("still pending" in p for p in unsettled)
@@ -88,14 +79,7 @@ def test_a_signed_fill_the_chain_never_settled_is_a_finding_until_it_settles(
             service = rt.settlement
             assert isinstance(service, SettlementService)
             await service.run_once()
-            report = await asyncio.to_thread(
-                verify,
-                w3,
-                desk.d.settlement,
-                engine=rt.read_engine,
-                tokens=tokens,
-                unsettled_after_blocks=5,
-            )
+            report = await audit(rt.read_engine)
             assert report.ok, report.problems
             assert await asyncio.to_thread(audit_cli) == 0
         finally:
