@@ -466,17 +466,15 @@ class OrderService:
         order: Order = await self._writer.execute(command)
         return order
 
-    async def record_venue_child(self, child: VenueChild, *, created: bool = False) -> None:
-        """Store a venue child's state with no new execution: `created` before it is sent."""
+    async def create_venue_child(self, child: VenueChild) -> None:
+        """Store a venue child before it is sent (its later states: `record_child_report`,
+        `close_venue_child`)."""
 
         def command(connection: Connection, now: datetime) -> CommandResult[None]:
-            if created:
-                venue_orders.insert_child(connection, child, now)
-            else:
-                venue_orders.update_child(connection, child, now)
-            kind = "venue_order.created" if created else "venue_order.updated"
+            venue_orders.insert_child(connection, child, now)
             return CommandResult(
-                None, [AuditEntry(kind, child.client_order_id, child_facts(child))]
+                None,
+                [AuditEntry("venue_order.created", child.client_order_id, child_facts(child))],
             )
 
         await self._writer.execute(command)

@@ -13,7 +13,7 @@ When the gateway settles on chain, a signed order's pool leg is not swapped by t
 it is filled at the pool's exact price and its swap runs inside the settlement transaction
 (`_pool_fill`). Its exchange legs are executed on the operator's exchange accounts as hedges
 of the operator's inventory wallet, which trades each exchange fill with the trader on chain
-(`OrderService.record_child_progress`); the inventory must be able to carry a leg before it
+(`OrderService.record_child_report`); the inventory must be able to carry a leg before it
 is sent, else the leg is routed again without that venue. With no inventory, a signed order
 is not routed to the exchanges at all (its fill could never reach the wallet).
 """

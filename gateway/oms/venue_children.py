@@ -101,7 +101,7 @@ class VenueChildren:
             request.quantity,
             request.price,
         )
-        await self._orders.record_venue_child(child, created=True)
+        await self._orders.create_venue_child(child)
         self._sending.add(child.client_order_id)
         try:
             try:

@@ -157,7 +157,7 @@ def test_a_signed_smart_sell_settles_book_pool_and_exchange_parts_in_one_transac
 
             # a signed order's exchange child that traded with another inventory (an older
             # devnet's, say) is not this inventory's hedge
-            await rt.orders.record_venue_child(
+            await rt.orders.create_venue_child(
                 VenueChild(
                     f"{bid['id']}-elsewhere",
                     bid["id"],
@@ -171,7 +171,6 @@ def test_a_signed_smart_sell_settles_book_pool_and_exchange_parts_in_one_transac
                     filled=Decimal(1),
                     filled_notional=Decimal(3000),
                 ),
-                created=True,
             )
             # the inventory book: the wallet's position mirrors the hedge, flat net
             book = (await http.get("/v1/risk/book")).json()["inventory"]

@@ -138,7 +138,7 @@ def test_a_lost_answer_is_recovered_by_the_reconciler_and_after_a_restart(
                 Q,
                 limit,
             )
-            await rt.orders.record_venue_child(never, created=True)
+            await rt.orders.create_venue_child(never)
             assert await rt.venue_children.reconcile() == 1
             [child] = await rt.venue_children.children_of(third.order.id)
             assert child.status is VenueChildStatus.DONE
