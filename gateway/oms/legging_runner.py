@@ -319,13 +319,13 @@ class LeggingRunner:
             # hedges trade on the exchanges only: the book and the pools settle on chain
             # between wallets, and an unsigned hedge order cannot
             exclude = frozenset({VenueKind.INTERNAL, VenueKind.AMM})
-            if child.purpose is not ChildPurpose.UNWIND:
-                price = child.limit_price or self._markets_mid(child.instrument)
-                try:  # the inventory takes the leg from the hedge on chain: can it carry it?
-                    if price is not None:
-                        await inventory.check_capacity(
-                            child.instrument, child.side, child.quantity, price
-                        )
+            price = child.limit_price or self._market.book(child.instrument, depth=1).mid
+            # the inventory takes an opening leg from the hedge on chain: can it carry it?
+            if child.purpose is not ChildPurpose.UNWIND and price is not None:
+                try:
+                    await inventory.check_capacity(
+                        child.instrument, child.side, child.quantity, price
+                    )
                 except InventoryRefused as error:
                     log.warning("legging child %s refused: %s", child.child_id, error)
                     return _ZERO, None
@@ -349,9 +349,6 @@ class LeggingRunner:
         if submitted.created:
             order = (await self._smart.execute(order, exclude_kinds=exclude)).order
         return _outcome(order)
-
-    def _markets_mid(self, instrument: str) -> Decimal | None:
-        return self._market.book(instrument, depth=1).mid
 
     async def _settle_in_flight(self, state: LeggingState, now: datetime) -> None:
         """After a restart: children listed in flight are closed from their gateway orders."""
