@@ -56,6 +56,7 @@ from gateway.matching import (
     PlaceOrder,
     StrategyUnits,
     Trade,
+    normalise,
 )
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
@@ -263,9 +264,16 @@ class _BookWrite:
                 changes.order(cancelled, kind)
             elif isinstance(event, OrderAmended):
                 current = load(event.order_id)
-                units = self.units[current.spec.instrument or ""]
-                new_price = None if event.price is None else units.from_ticks(event.price)
-                new_quantity = units.from_lots(event.quantity)
+                amended_units: InstrumentUnits | StrategyUnits
+                ticks = event.price
+                if current.spec.is_strategy:  # the engine's price is the normalised strategy's
+                    amended_units = StrategyUnits.of(current.spec.legs, self._rules())
+                    if ticks is not None and normalise(current.spec.legs)[1]:
+                        ticks = -ticks
+                else:
+                    amended_units = self.units[current.spec.instrument or ""]
+                new_price = None if ticks is None else amended_units.from_ticks(ticks)
+                new_quantity = amended_units.from_lots(event.quantity)
                 amended = current.amend(
                     now,
                     self.catalogue,
@@ -553,11 +561,23 @@ class InternalBook:
     ) -> Order:
         """Amend a resting order as exchanges do: a lower quantity keeps its place, a new
         price or a larger quantity goes to the back (and a new price may trade at once).
-        `order` is its current stored state: the amend is checked on it first."""
+        A strategy is amended the same way on its combo book: its net price (in its own
+        terms, as placed) and its quantity in strategy units; a new net price may trade with
+        resting combos or the legs' books at once. `order` is its current stored state: the
+        amend is checked on it first."""
         spec = order.spec
-        assert spec.instrument is not None
         order.amend(now, self._catalogue, price=price, quantity=quantity)  # the rules, first
-        units = self._units[spec.instrument]
+        units: InstrumentUnits | StrategyUnits
+        references: dict[str, Decimal] = {}
+        if spec.is_strategy:
+            units = StrategyUnits.of(spec.legs, self._rules)
+            for leg in spec.legs:  # to split a net traded at once across the legs
+                mid = self._reference(leg.instrument)
+                if mid is not None:
+                    references[leg.instrument] = mid
+        else:
+            assert spec.instrument is not None
+            units = self._units[spec.instrument]
         async with self._lock:
             await self._fresh()
             events = self._engine.execute(
@@ -572,7 +592,7 @@ class InternalBook:
                 raise BookRejected(f"the book refused the amend: {rejected.reason.value}")
             kept = all(e.priority_kept for e in events if isinstance(e, OrderAmended))
             priorities = self._rest(order.id) if not kept or not self.holds(order.id) else ()
-            future = self._write(events, order.id, priorities=priorities)
+            future = self._write(events, order.id, priorities=priorities, references=references)
         return await self._outcome(future)
 
     def accounts(self) -> set[str]:
