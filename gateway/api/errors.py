@@ -1,4 +1,10 @@
-"""Every error leaves as `{"error": {"code", "message", "field"}}` with a stable code."""
+"""Every error leaves as `{"error": {"code", "message", "field"}}` with a stable code.
+
+Two answers come from the framework rather than from an operation, and are made exact here:
+a body that is not JSON is `400 malformed_json` on every operation that takes a body (and
+/openapi.json says so on each of them), and a method a path does not serve is
+`405 method_not_allowed` with an `Allow` header listing exactly the methods the path answers.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.schemas import ErrorOut
 from gateway.api.settlements import BatchNotFound
 from gateway.compliance.rules import ComplianceRefused
 from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder, UnknownInstrument
@@ -88,14 +96,38 @@ async def _on_validation_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_error", message, field or None), status_code=422)
 
 
-async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+    message = str(error.detail)
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
     return JSONResponse(
-        error_body(code, str(error.detail)),
-        status_code=error.status_code,
-        headers=getattr(error, "headers", None),
+        error_body(code, message), status_code=error.status_code, headers=headers or None
     )
+
+
+# Methods probed for a path's `Allow`, in the order the header lists them.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app answers on the request's path: for each method, the app's own
+    router is asked whether a route matches it whole (path and method). The router answers
+    one route at a time, so its own 405 names the methods of the first route on the path
+    only (POST for /v1/orders, which also serves GET); this asks every route. HEAD is listed
+    only where a route serves it (the API's GET operations do not)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _on_unexpected(_: Request, error: Exception) -> JSONResponse:
@@ -111,6 +143,39 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
+    _describe_malformed_json(app)
+
+
+MALFORMED_JSON = "malformed_json: the body is not valid JSON"
+
+
+def _describe_malformed_json(app: FastAPI) -> None:
+    """Every operation that takes a body answers `400 malformed_json` when it is not JSON
+    (`_on_validation_error`): document that on each of them in /openapi.json, in this one
+    place, so an operation added later is described too."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # cached by the app after the first call; the changes are idempotent
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ErrorOut" not in schemas:
+            error_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(error_schema.pop("$defs", {}))
+            schemas["ErrorOut"] = error_schema
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if not isinstance(operation, dict) or "requestBody" not in operation:
+                    continue
+                answer = operation.setdefault("responses", {}).setdefault("400", {})
+                answer.setdefault("content", content)
+                if answer.get("description") in (None, "", "Bad Request"):
+                    answer["description"] = MALFORMED_JSON
+                elif "malformed_json" not in answer["description"]:
+                    answer["description"] += f"; {MALFORMED_JSON}"
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BodySizeLimit:
