@@ -10,7 +10,9 @@ instrument_not_allowed     the account may not trade this instrument            
 order_rate_exceeded        more orders per second than the account's bucket      429
 self_trade                 it would cross the account's own resting order        422
 no_reference_price         a market order with no consolidated mid to bound it   422
-price_outside_band         limit price too far from the consolidated mid         422
+price_outside_band         limit price too far from the consolidated mid (a      422
+                           strategy: its net price from the net of the legs'
+                           mids, see `_check_strategy_band`)
 order_notional_limit       notional of this order above the account's limit      422
 open_notional_limit        notional of all working orders above the limit        422
 open_orders_limit          too many working orders                               422
@@ -303,6 +305,7 @@ class PreTradeValidator:
             assert price is not None
             notional = self._exposure_notional(instrument, spec.quantity, price)
         else:
+            self._check_strategy_band(spec, limits)
             notional = Decimal(0)
             for leg in spec.legs:
                 instrument = self.catalogue.get(leg.instrument)
@@ -331,12 +334,8 @@ class PreTradeValidator:
 
     @staticmethod
     def _check_band(side: Side, price: Decimal, mid: Decimal, band_bps: int, symbol: str) -> None:
-        band = mid * band_bps / BPS
-        if side is Side.BUY and price > mid + band:
-            limit = mid + band
-        elif side is Side.SELL and price < mid - band:
-            limit = mid - band
-        else:
+        limit = _band_limit(side, price, mid, mid * band_bps / BPS)
+        if limit is None:
             return
         raise PreTradeRejected(
             f"{side.value} price {price} is more than {band_bps} bps from the {symbol} mid "
@@ -344,6 +343,47 @@ class PreTradeValidator:
             code="price_outside_band",
             field="price",
         )
+
+    def _check_strategy_band(self, spec: OrderSpec, limits: RiskLimits) -> None:
+        """A strategy's net price against its legs' mids, as a single order's price against
+        its mid: the same code, `price_outside_band`, and only the side that would pay too
+        much is bounded (a buy far below the net mid, or a sell far above, just rests).
+
+        The reference is the net of the legs' mids in the strategy's own price terms (as
+        the combo book prices a strategy lot): sum over legs of +ratio * mid for a buy leg
+        and -ratio * mid for a sell leg, whatever the strategy's side. The band is not in
+        bps of that net, which can be near zero or negative (a spread, a credit); it is the
+        sum of each leg's own band on the leg's value: |ratio * mid| * (the option band for
+        an option leg, the price band for any other), in bps. For legs of one kind that is
+        the band's bps of the sum of |ratio * mid|; a strategy is never held to a tighter
+        band than its legs would be one by one. A leg without a mid leaves nothing to
+        compare with, as for a single limit order without one: the check passes."""
+        if spec.price is None:
+            return
+        reference = Decimal(0)
+        width = Decimal(0)
+        for leg in spec.legs:
+            instrument = self.catalogue.get(leg.instrument)
+            mid = self.reference_price(instrument)
+            if mid is None:
+                return
+            value = leg.ratio * mid
+            reference += value if leg.side is Side.BUY else -value
+            band_bps = (
+                limits.option_price_band_bps
+                if instrument.kind is InstrumentKind.OPTION
+                else limits.price_band_bps
+            )
+            width += abs(value) * band_bps / BPS
+        limit = _band_limit(spec.side, spec.price, reference, width)
+        if limit is not None:
+            raise PreTradeRejected(
+                f"{spec.side.value} net price {spec.price} is more than {width:f} from the net "
+                f"of the legs' mids {reference:f} (limit {limit:f}; each leg's band on its "
+                "ratio x mid)",
+                code="price_outside_band",
+                field="price",
+            )
 
     def _working_notional(self, order: WorkingOrder) -> Decimal:
         total = Decimal(0)
@@ -414,3 +454,13 @@ class PreTradeValidator:
         self.check(spec)
         self.ledger.reserve(spec)
         return True
+
+
+def _band_limit(side: Side, price: Decimal, reference: Decimal, width: Decimal) -> Decimal | None:
+    """The bound a price breaks (a buy above reference + width, a sell below reference -
+    width), or None when it is inside."""
+    if side is Side.BUY and price > reference + width:
+        return reference + width
+    if side is Side.SELL and price < reference - width:
+        return reference - width
+    return None

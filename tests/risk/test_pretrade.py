@@ -344,3 +344,132 @@ def test_running_totals_equal_a_recount(steps: list[tuple[str, int, Side, Decima
                 Decimal(0),
             )
             assert exposure.worst_case(instrument) == (buys, sells)
+
+
+CALL_3200 = "WETH-20270326-3200-C"
+SPREAD = (Leg(CALL, Side.BUY, 1), Leg(CALL_3200, Side.SELL, 1))
+
+
+def flipped(legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
+    return tuple(Leg(leg.instrument, leg.side.opposite, leg.ratio) for leg in legs)
+
+
+def strategy(legs: tuple[Leg, ...], side: Side, price: str, **changes: Any) -> OrderSpec:
+    return order(instrument=None, legs=legs, side=side, price=Decimal(price), **changes)
+
+
+def band_code(validator: PreTradeValidator, spec: OrderSpec) -> str | None:
+    """The check alone (what-if): nothing reserved, so every call sees the same account."""
+    try:
+        validator.check(spec, dry_run=True)
+    except PreTradeRejected as rejected:
+        assert rejected.code != "price_outside_band" or rejected.field == "price"
+        return rejected.code
+    return None
+
+
+def test_strategy_net_price_band_against_the_legs_mids() -> None:
+    # net of the mids 305 - 205 = 100; option legs' band 50% of 305 + 205 = 255
+    mids = Mids(WETH_USDC="3000", **{CALL: "305", CALL_3200: "205"})
+    validator, _ = make(mids=mids)
+    assert band_code(validator, strategy(SPREAD, Side.BUY, "355")) is None
+    assert band_code(validator, strategy(SPREAD, Side.BUY, "355.5")) == "price_outside_band"
+    assert band_code(validator, strategy(SPREAD, Side.SELL, "-155")) is None
+    assert band_code(validator, strategy(SPREAD, Side.SELL, "-155.5")) == "price_outside_band"
+    # far on the side that pays too little is no fat finger: it just rests
+    assert band_code(validator, strategy(SPREAD, Side.BUY, "-1000")) is None
+    assert band_code(validator, strategy(SPREAD, Side.SELL, "1000")) is None
+    # the same spread written with its legs flipped: selling it at -p is buying it at p
+    assert band_code(validator, strategy(flipped(SPREAD), Side.SELL, "-355")) is None
+    assert band_code(validator, strategy(flipped(SPREAD), Side.SELL, "-355.5")) == (
+        "price_outside_band"
+    )
+    # each leg brings its own band: a covered call is 3000 - 305 = 2695, +/- 10% of 3000
+    # (spot) + 50% of 305 (option) = 452.5
+    covered = (Leg("WETH/USDC", Side.BUY, 1), Leg(CALL, Side.SELL, 1))
+    assert band_code(validator, strategy(covered, Side.BUY, "3147.5")) is None
+    assert band_code(validator, strategy(covered, Side.BUY, "3147.51")) == "price_outside_band"
+    # ratios count: 1 x 305 - 2 x 205 = -105, band 50% of 305 + 410 = 357.5
+    ratio = (Leg(CALL, Side.BUY, 1), Leg(CALL_3200, Side.SELL, 2))
+    assert band_code(validator, strategy(ratio, Side.BUY, "252.5")) is None
+    assert band_code(validator, strategy(ratio, Side.BUY, "253")) == "price_outside_band"
+    # the operator's per-account band applies as to single orders
+    tight, _ = make(RiskLimits(option_price_band_bps=100), mids=mids)  # 1%: 5.1
+    assert band_code(tight, strategy(SPREAD, Side.BUY, "105.1")) is None
+    assert band_code(tight, strategy(SPREAD, Side.BUY, "105.5")) == "price_outside_band"
+
+
+def test_a_strategy_with_a_leg_without_a_mid_is_not_banded() -> None:
+    # as a single limit order without a mid: nothing to compare with, it passes
+    validator, _ = make(mids=Mids(WETH_USDC="3000", **{CALL: "305"}))
+    assert band_code(validator, strategy(SPREAD, Side.BUY, "5000")) is None
+    assert band_code(validator, order(instrument=CALL_3200, price=Decimal(5000))) is None
+
+
+LEG_SYMBOLS = [
+    "WETH/USDC",
+    "WETH-PERP",
+    "WETH-20270326-2800-P",
+    CALL,
+    CALL_3200,
+    "WETH-20270326-3500-C",
+]
+MIDS = st.decimals(min_value=Decimal("0.5"), max_value=Decimal(5000), places=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    legs=st.lists(
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 3), MIDS),
+        min_size=2,
+        max_size=4,
+    ).flatmap(
+        lambda drawn: st.permutations(LEG_SYMBOLS).map(
+            lambda symbols: [(symbols[i], *leg) for i, leg in enumerate(drawn)]
+        )
+    ),
+    side=st.sampled_from([Side.BUY, Side.SELL]),
+    price_bps=st.integers(1, 20_000),
+    option_bps=st.integers(1, 20_000),
+    beyond=st.booleans(),
+)
+def test_the_strategy_band_bound_is_exact_and_the_same_for_the_mirror_strategy(
+    legs: list[tuple[str, Side, int, Decimal]],
+    side: Side,
+    price_bps: int,
+    option_bps: int,
+    beyond: bool,
+) -> None:
+    """At the bound a strategy passes, a cent beyond it is refused; writing it with every leg
+    flipped (the other side, the net negated) or its legs in another order changes nothing."""
+    validator, _ = make(
+        RiskLimits(
+            max_order_notional=None,
+            max_open_notional=None,
+            max_open_orders=None,
+            price_band_bps=price_bps,
+            option_price_band_bps=option_bps,
+        ),
+        mids=Mids(**{symbol: str(mid) for symbol, _, _, mid in legs}),
+    )
+    reference = sum(
+        (ratio * mid if leg_side is Side.BUY else -ratio * mid for _, leg_side, ratio, mid in legs),
+        Decimal(0),
+    )
+    width = sum(
+        (
+            ratio * mid * (option_bps if symbol.endswith(("-C", "-P")) else price_bps) / 10_000
+            for symbol, _, ratio, mid in legs
+        ),
+        Decimal(0),
+    )
+    bound = reference + width if side is Side.BUY else reference - width
+    step = Decimal("0.01") if side is Side.BUY else Decimal("-0.01")
+    price = bound + step if beyond else bound
+    spec_legs = tuple(Leg(symbol, leg_side, ratio) for symbol, leg_side, ratio, _ in legs)
+    expected = "price_outside_band" if beyond else None
+    assert band_code(validator, strategy(spec_legs, side, str(price))) == expected
+    mirror = strategy(flipped(spec_legs), side.opposite, str(-price))
+    assert band_code(validator, mirror) == expected
+    shuffled = strategy(tuple(reversed(spec_legs)), side, str(price))
+    assert band_code(validator, shuffled) == expected
