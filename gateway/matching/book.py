@@ -70,16 +70,21 @@ class RestingOrder:
 
 
 class PriceLevel:
-    __slots__ = ("head", "key", "price", "tail")
+    """`total`: the remaining lots of the level's orders, kept by every change of a resting
+    order's remaining (append, unlink, fills, reductions), so depth reads no order."""
+
+    __slots__ = ("head", "key", "price", "tail", "total")
 
     def __init__(self, price: int, key: int) -> None:
         self.price = price
         self.key = key
         self.head: RestingOrder | None = None
         self.tail: RestingOrder | None = None
+        self.total = 0
 
     def append(self, order: RestingOrder) -> None:
         order.level = self
+        self.total += order.remaining
         order.next = None
         tail = self.tail
         order.prev = tail
@@ -90,7 +95,8 @@ class PriceLevel:
         self.tail = order
 
     def unlink(self, order: RestingOrder) -> None:
-        """Remove `order` from the level."""
+        """Remove `order` from the level (its remaining leaves the level's total)."""
+        self.total -= order.remaining
         prev, nxt = order.prev, order.next
         if prev is None:
             self.head = nxt
@@ -138,6 +144,12 @@ class BookSide:
             level = self.levels[key] = PriceLevel(price, key)
             heapq.heappush(self.heap, key)
         level.append(order)
+
+    def top(self, count: int) -> list[PriceLevel]:
+        """The best `count` non-empty levels, best first, without sorting the whole side."""
+        levels = self.levels
+        keys = heapq.nsmallest(count, (k for k, level in levels.items() if level.head is not None))
+        return [levels[key] for key in keys]
 
     def in_priority(self) -> list[PriceLevel]:
         """Non-empty levels, best first (a sort: for the slow paths only)."""

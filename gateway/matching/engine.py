@@ -158,6 +158,15 @@ class MatchingEngine:
             return self._books[book].snapshot()
         return self._strategies[book].book.snapshot()
 
+    def depth(self, book: str, count: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best `count` levels of each side of a book as (price, open lots), best first:
+        read from the levels' totals, in O(levels), whatever the number of orders."""
+        order_book = self._books[book] if book in self._books else self._strategies[book].book
+        return (
+            [(level.price, level.total) for level in order_book.bids.top(count)],
+            [(level.price, level.total) for level in order_book.asks.top(count)],
+        )
+
     def books(self) -> list[str]:
         return [*self._books, *self._strategies]
 
@@ -319,6 +328,7 @@ class MatchingEngine:
             order.next = None
         order.level = level
         order.prev = tail
+        level.total += quantity
         if tail is None:
             level.head = order
         else:
@@ -336,6 +346,7 @@ class MatchingEngine:
         # links need no clearing
         level = order.level
         assert level is not None
+        level.total -= order.remaining
         prev, following = order.prev, order.next
         if prev is None:
             level.head = following
@@ -379,6 +390,9 @@ class MatchingEngine:
         self._seq = seq + 1
         remaining = quantity - filled
         if price == old_price and quantity < old_quantity:
+            level = order.level
+            assert level is not None
+            level.total -= order.remaining - remaining
             order.quantity, order.remaining = quantity, remaining
             return [
                 _event(OrderAmended, (seq, order_id, price, quantity, remaining, True))  # kept
@@ -525,6 +539,7 @@ class MatchingEngine:
                     maker_left = 0
                     taker_left -= quantity
                 maker.remaining = maker_left
+                level.total -= quantity
                 append(
                     _event(
                         Trade,
@@ -591,6 +606,7 @@ class MatchingEngine:
             quantity = min(taker.remaining, maker.remaining)
             level = maker.level
             assert level is not None
+            level.total -= quantity  # the maker's part; the taker rests in no level
             for order in (maker, taker):
                 order.quantity -= quantity
                 order.remaining -= quantity
@@ -735,6 +751,7 @@ class MatchingEngine:
         quantity = min(taker.remaining, maker.remaining)
         taker.remaining -= quantity
         maker.remaining -= quantity
+        level.total -= quantity
         price = Fraction(level.price)
         self._combo_fill(taker, quantity, price, Liquidity.TAKER, maker.order_id, None, events)
         self._combo_fill(maker, quantity, price, Liquidity.MAKER, taker.order_id, None, events)
@@ -844,6 +861,7 @@ class MatchingEngine:
                 quantity = min(need, maker.remaining)
                 need -= quantity
                 maker.remaining -= quantity
+                level.total -= quantity
                 seq = self._seq
                 self._seq = seq + 1
                 events.append(

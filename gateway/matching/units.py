@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from fractions import Fraction
 
 from gateway.domain.errors import InvalidOrder
@@ -28,6 +28,31 @@ def _whole(value: Fraction, *, field: str, code: str, step: Fraction) -> int:
     if value.denominator != 1:
         raise InvalidOrder(f"{field} is not a multiple of {step}", field=field, code=code)
     return value.numerator
+
+
+# Ticks and lots back to Decimal: a product of two exact decimals, computed with enough digits
+# to be exact (Inexact trapped, never silently rounded); much cheaper than a Fraction.
+_EXACT = Context(prec=80, traps=[Inexact, Rounded])
+_ONE = Decimal(1)
+
+
+_PRODUCTS: dict[tuple[Decimal, int], Decimal] = {}  # books publish the same levels again
+
+
+def _product(step: Decimal, count: int) -> Decimal:
+    """step * count exactly, in the form an exact division gives (no trailing zeros after
+    the point, no exponent above zero: 0.5, 3000, 3000.25), as `_to_decimal` does."""
+    key = (step, count)
+    value = _PRODUCTS.get(key)
+    if value is None:
+        if len(_PRODUCTS) >= 100_000:
+            _PRODUCTS.clear()
+        value = _EXACT.multiply(step, count).normalize(_EXACT)
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent > 0:
+            value = value.quantize(_ONE, context=_EXACT)
+        _PRODUCTS[key] = value
+    return value
 
 
 def _to_decimal(value: Fraction) -> Decimal:
@@ -53,7 +78,7 @@ class InstrumentUnits:
         return _whole(Fraction(price) / step, field="price", code="invalid_price_tick", step=step)
 
     def from_ticks(self, ticks: int) -> Decimal:
-        return _to_decimal(Fraction(self.tick_size) * ticks)
+        return _product(self.tick_size, ticks)
 
     def to_lots(self, quantity: Decimal) -> int:
         step = Fraction(self.lot_size)
@@ -62,7 +87,7 @@ class InstrumentUnits:
         )
 
     def from_lots(self, lots: int) -> Decimal:
-        return _to_decimal(Fraction(self.lot_size) * lots)
+        return _product(self.lot_size, lots)
 
 
 def _gcd(values: Sequence[Fraction]) -> Fraction:

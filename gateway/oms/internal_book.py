@@ -43,9 +43,9 @@ from gateway.matching import (
     CancelOrder,
     CancelReason,
     ComboFill,
+    Command,
     Event,
     InstrumentUnits,
-    LevelSnapshot,
     MatchingEngine,
     OpenOrder,
     OrderAccepted,
@@ -307,6 +307,7 @@ class InternalBook:
         self._lock = asyncio.Lock()
         self._priority = 0
         self._stale = False
+        self._touched: set[str] = set()
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # compliance: called under the lock right before an order enters the engine; raises
@@ -327,18 +328,12 @@ class InternalBook:
     def depth(self, instrument: str, levels: int) -> tuple[list[BookLevel], list[BookLevel]]:
         """Aggregated depth (price, quantity) of one book, best first."""
         units = self._units[instrument]
-        snapshot = self._engine.snapshot(instrument)
-
-        def side(snapshot_levels: Sequence[LevelSnapshot]) -> list[BookLevel]:
-            return [
-                BookLevel(
-                    units.from_ticks(level.price),
-                    units.from_lots(sum(remaining for _, remaining in level.orders)),
-                )
-                for level in snapshot_levels[:levels]
-            ]
-
-        return side(snapshot.bids), side(snapshot.asks)
+        bids, asks = self._engine.depth(instrument, levels)
+        price, lots = units.from_ticks, units.from_lots
+        return (
+            [BookLevel(price(p), lots(q)) for p, q in bids],
+            [BookLevel(price(p), lots(q)) for p, q in asks],
+        )
 
     def _new_engine(self) -> MatchingEngine:
         return MatchingEngine({i.symbol: i.rules for i in self._catalogue})
@@ -399,6 +394,7 @@ class InternalBook:
             if any(not isinstance(e, OrderAccepted) for e in events):
                 raise RuntimeError(f"rebuilding the book: {order.id} did not rest ({events})")
         self._engine = engine
+        self._touched.update(engine.books())
         self._priority = top
         self._stale = False
         return len(resting)
@@ -418,6 +414,27 @@ class InternalBook:
             raise
         self._changed()
         return result
+
+    def _execute(self, command: Command) -> list[Event]:
+        """Run `command` on the engine, noting the books it changes (for `changed_books`)."""
+        touched = self._touched
+        if isinstance(command, (CancelOrder, AmendOrder)):
+            view = self._engine.order(command.order_id)
+            if view is not None:
+                touched.add(view.book)
+        events = self._engine.execute(command)
+        for event in events:
+            if isinstance(event, (OrderAccepted, Trade)):
+                touched.add(event.book)
+            elif isinstance(event, ComboFill):
+                touched.update(leg.instrument for leg in event.legs)
+        return events
+
+    def changed_books(self) -> set[str]:
+        """The books changed since the last call (every book after a rebuild), and forget
+        them: what a depth feed must publish again."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def _write(self, events: list[Event], subject: str, **extra: object) -> asyncio.Future[Order]:
         """Queue the write of `events` (under the lock: writes commit in engine order)."""
@@ -501,7 +518,7 @@ class InternalBook:
         a refusal by either raises (nothing was written)."""
         if self.admission is not None:
             self.admission(spec)
-        events = self._engine.execute(command)
+        events = self._execute(command)
         rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
         if rejected is not None:
             raise BookRejected(f"the book refused the order: {rejected.reason.value}")
@@ -538,7 +555,7 @@ class InternalBook:
     ) -> Order:
         async with self._lock:
             await self._fresh()
-            events = self._engine.execute(
+            events = self._execute(
                 CancelOrder(order_id, CancelReason.EXPIRED if expired else CancelReason.USER)
             )
             if any(isinstance(e, OrderRejected) for e in events):
@@ -580,7 +597,7 @@ class InternalBook:
             units = self._units[spec.instrument]
         async with self._lock:
             await self._fresh()
-            events = self._engine.execute(
+            events = self._execute(
                 AmendOrder(
                     order.id,
                     None if price is None else units.to_ticks(price),
@@ -630,7 +647,7 @@ class InternalBook:
             reason = reason_for(view)
             if reason is None:
                 continue
-            events = self._engine.execute(CancelOrder(view.order_id, CancelReason.USER))
+            events = self._execute(CancelOrder(view.order_id, CancelReason.USER))
             futures.append(
                 self._write(
                     events,
@@ -646,7 +663,7 @@ class InternalBook:
         async with self._lock:
             for order_id in order_ids:
                 if self.holds(order_id):
-                    self._engine.execute(CancelOrder(order_id, CancelReason.EXPIRED))
+                    self._execute(CancelOrder(order_id, CancelReason.EXPIRED))
 
     def best(self, instrument: str) -> tuple[Decimal | None, Decimal | None]:
         units = self._units[instrument]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -48,10 +48,12 @@ class InternalVenue:
         self._sequence = itertools.count(1)
         self._changed = asyncio.Event()
         self._depth: Callable[[str, int], tuple[list[BookLevel], list[BookLevel]]] | None = None
+        self._changed_books: Callable[[], set[str]] | None = None
 
     def attach(self, book: InternalBook) -> None:
         """Publish `book`'s depth instead of this venue's own orders."""
         self._depth = book.depth
+        self._changed_books = book.changed_books
         book.on_change(self._changed.set)
 
     @property
@@ -101,11 +103,15 @@ class InternalVenue:
         """Every book now, then again whenever the book changes, and nothing while it is
         quiet: the market-data hub never takes the internal book's silence for staleness
         (it is stale only while this stream fails or once its feed task ended)."""
+        changed: Collection[str] = set(instruments)  # every book first
         while True:
             self._changed.clear()  # before reading: a change while we yield comes round again
             for symbol in instruments:
-                yield self._book(symbol, 50)
+                if symbol in changed:
+                    yield self._book(symbol, 50)
             await self._changed.wait()
+            # only the books that changed (all of them for this venue's own orders)
+            changed = instruments if self._changed_books is None else self._changed_books()
 
     async def fetch_trades(
         self, instrument: str, since: datetime | None = None, limit: int = 1000

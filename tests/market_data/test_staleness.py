@@ -287,6 +287,9 @@ class BreakableBook:
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
+    def changed_books(self) -> set[str]:
+        return {SYMBOL}
+
     def changed(self) -> None:
         for listener in self._listeners:
             listener()

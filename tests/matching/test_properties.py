@@ -299,6 +299,19 @@ class MatchingMachine(RuleBasedStateMachine):
         for book in self.engine.books():
             assert projection.snapshot(book) == self.engine.snapshot(book)
 
+    @invariant()
+    def depth_is_the_sum_of_the_orders(self) -> None:
+        # the levels' running totals against the orders themselves, at every depth cut
+        for book in self.engine.books():
+            snapshot = self.engine.snapshot(book)
+            full = [
+                [(level.price, sum(left for _, left in level.orders)) for level in side]
+                for side in (snapshot.bids, snapshot.asks)
+            ]
+            for count in (1, 3, 50):
+                bids, asks = self.engine.depth(book, count)
+                assert (bids, asks) == (full[0][:count], full[1][:count]), book
+
     def teardown(self) -> None:
         replay = new_engine()
         events = [event for command in self.commands for event in replay.execute(command)]
