@@ -91,13 +91,18 @@ class ConsolidatedBookBuilder:
         self._books: dict[str, tuple[OrderBook, Decimal]] = {}  # venue -> (book, taker rate)
         # (venue, is_bid) -> (entries, depth they cover, whole side consumed)
         self._adjusted: dict[tuple[str, bool], tuple[list[_Entry], int, bool]] = {}
+        # the books built since the last change, by (depth, stale venues): many readers
+        # (mids for every pre-trade check, subscribers) between two venue updates
+        self._built: dict[tuple[int, frozenset[str]], ConsolidatedBook] = {}
 
     def update(self, book: OrderBook, fees: FeeSchedule) -> None:
+        self._built.clear()
         self._books[book.venue] = (book, fees.taker_bps / _BPS)
         self._adjusted.pop((book.venue, True), None)
         self._adjusted.pop((book.venue, False), None)
 
     def remove(self, venue: str) -> None:
+        self._built.clear()
         self._books.pop(venue, None)
         self._adjusted.pop((venue, True), None)
         self._adjusted.pop((venue, False), None)
@@ -117,6 +122,13 @@ class ConsolidatedBookBuilder:
         return entries
 
     def build(self, depth: int, *, stale: frozenset[str] = frozenset()) -> ConsolidatedBook:
+        stale = frozenset(v for v in stale if v in self._books)
+        built = self._built.get((depth, stale))
+        if built is None:
+            built = self._built[(depth, stale)] = self._build(depth, stale)
+        return built
+
+    def _build(self, depth: int, stale: frozenset[str]) -> ConsolidatedBook:
         live = sorted(v for v in self._books if v not in stale)
         bids = _merge((self._side(v, True, depth) for v in live), depth, negated=True)
         asks = _merge((self._side(v, False, depth) for v in live), depth, negated=False)

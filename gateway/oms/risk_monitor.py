@@ -1,12 +1,14 @@
 """The risk monitor: re-prices accounts when the market moves, alerts, and delta-hedges.
 
 It wakes on every consolidated-book update of an underlying (conflated: a burst of ticks is
-one wake-up) and at least every `interval` seconds, records the spot mids for historical VaR,
-and for each account with positions computes margin usage (the on-chain rule where the
-account has a wallet, the cross-margin view otherwise; the worse of the two counts). A change
-of alert level is published on the event stream (`risk.margin_alert`, delivered to the
-account's WebSocket subscribers) and POSTed to the webhook. Accounts with a hedge policy get
-their delta traded back inside its band through the hedge router.
+one wake-up) and re-prices when a mid moved, and at least every `interval` seconds (an order
+resting away from the touch changes the book, not the mid: market makers replacing quotes
+many times a second must not re-price every account each time). It records the spot mids
+for historical VaR, and for each account with positions computes margin usage (the on-chain
+rule where the account has a wallet, the cross-margin view otherwise; the worse of the two
+counts). A change of alert level is published on the event stream (`risk.margin_alert`,
+delivered to the account's WebSocket subscribers) and POSTed to the webhook. Accounts with a
+hedge policy get their delta traded back inside its band through the hedge router.
 """
 
 from __future__ import annotations
@@ -136,11 +138,20 @@ class RiskMonitor:
             for i in self.view.catalogue
             if i.kind in (InstrumentKind.SPOT, InstrumentKind.PERPETUAL)
         )
-        subscription = self.hub.subscribe(spots)
+        subscription = self.hub.subscribe(spots, depth=1)  # it reads the mids
+        loop = asyncio.get_running_loop()
+        mids: dict[str, Decimal | None] = {}
+        due = loop.time()
         try:
             while True:
+                moved = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(subscription.next(), self.interval)
+                    for book in await asyncio.wait_for(subscription.next(), self.interval):
+                        moved |= mids.get(book.instrument, book) != book.mid
+                        mids[book.instrument] = book.mid
+                if not moved and loop.time() < due:
+                    continue
+                due = loop.time() + self.interval
                 try:
                     await self.tick()
                 except Exception:  # the monitor must outlive one bad tick

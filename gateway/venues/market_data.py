@@ -101,20 +101,27 @@ class Backoff:
 
 
 class ConflatedBooks:
-    """A subscriber's mailbox: at most one pending book per instrument."""
+    """A subscriber's mailbox: at most one pending book per instrument. A pending book is
+    built when the subscriber reads it, not on every venue update: a burst of updates
+    between two reads costs one consolidation."""
 
-    def __init__(self, instruments: frozenset[str]) -> None:
+    def __init__(self, instruments: frozenset[str], depth: int) -> None:
         self.instruments = instruments
-        self._latest: dict[str, ConsolidatedBook] = {}
+        self.depth = depth
+        self._latest: dict[str, Callable[[], ConsolidatedBook]] = {}
         self._ready = asyncio.Event()
         self.conflated = 0  # updates replaced before the subscriber read them
 
     def offer(self, book: ConsolidatedBook) -> None:
-        if book.instrument not in self.instruments:
+        self.offer_later(book.instrument, lambda: book)
+
+    def offer_later(self, instrument: str, build: Callable[[], ConsolidatedBook]) -> None:
+        """`build()` gives the instrument's book as of when it is read."""
+        if instrument not in self.instruments:
             return
-        if book.instrument in self._latest:
+        if instrument in self._latest:
             self.conflated += 1
-        self._latest[book.instrument] = book
+        self._latest[instrument] = build
         self._ready.set()
 
     @property
@@ -124,9 +131,9 @@ class ConflatedBooks:
     async def next(self) -> list[ConsolidatedBook]:
         await self._ready.wait()
         self._ready.clear()
-        books = list(self._latest.values())
+        builds = list(self._latest.values())
         self._latest.clear()
-        return books
+        return [build() for build in builds]
 
 
 class MarketDataHub:
@@ -225,11 +232,13 @@ class MarketDataHub:
         books = self._latest.get(instrument, {})
         return {name: book for name, book in books.items() if name not in stale}
 
-    def subscribe(self, instruments: frozenset[str]) -> ConflatedBooks:
-        subscription = ConflatedBooks(instruments)
+    def subscribe(self, instruments: frozenset[str], depth: int | None = None) -> ConflatedBooks:
+        """Conflated consolidated books of `instruments`, `depth` levels (the hub's depth by
+        default; 1 for a reader of mids)."""
+        subscription = ConflatedBooks(instruments, depth or self._depth)
         self._subscribers.add(subscription)
         for symbol in instruments:
-            subscription.offer(self.book(symbol))
+            subscription.offer(self.book(symbol, subscription.depth))
         return subscription
 
     def unsubscribe(self, subscription: ConflatedBooks) -> None:
@@ -267,9 +276,11 @@ class MarketDataHub:
         interested = [s for s in self._subscribers if instrument in s.instruments]
         if not interested:
             return
-        merged = self._builders[instrument].build(self._depth, stale=self.stale_venues())
         for subscription in interested:
-            subscription.offer(merged)
+            # built when read (the builder keeps what it built until the next change)
+            subscription.offer_later(
+                instrument, functools.partial(self.book, instrument, subscription.depth)
+            )
 
     def _set_status(self, feed: VenueFeed, status: FeedStatus) -> None:
         if feed.status is status:
