@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_output import Output, abbreviated
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -30,8 +30,13 @@ app.add_typer(risk_app, name="risk")
 fills_app = typer.Typer(help="Fills for performance attribution.", no_args_is_help=True)
 app.add_typer(fills_app, name="fills")
 
-console = Console()
+console = Output()  # fitted to a terminal; whole values anywhere else (gateway.cli_output)
 ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Gateway base URL")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
 
 
 @app.command()
@@ -104,13 +109,15 @@ def up(
 
 
 @app.command()
-def demo() -> None:
+def demo(as_json: AsJson = False) -> None:
     """Run the hybrid trade on a fresh devnet: two traders' iron condors, a spot order a DeFi
     protocol submits, routed to our book and the Uniswap pool, settled in one transaction,
-    then audited; exits 1 if any check fails."""
+    then audited; exits 1 if any check fails. With --json the report is JSON on stdout and
+    the steps go to stderr."""
     from gateway.devnet.demo import run_demo
 
-    if not run_demo(console, Path(".isthmus/demo")):
+    progress = Output(stderr=True) if as_json else console
+    if not run_demo(progress, Path(".isthmus/demo"), as_json=as_json):
         raise typer.Exit(1)
 
 
@@ -144,9 +151,14 @@ def _signed(request: httpx.Request) -> httpx.Request:
     return request
 
 
+def _client() -> httpx.Client:
+    """The HTTP client the commands call the gateway with."""
+    return httpx.Client(timeout=10)
+
+
 def _call(method: str, url: str, **kwargs: Any) -> Any:
     try:
-        with httpx.Client(timeout=10) as client:
+        with _client() as client:
             response = client.send(_signed(client.build_request(method, url, **kwargs)))
     except httpx.HTTPError as error:
         console.print(f"[red]cannot reach the gateway:[/] {error}")
@@ -180,10 +192,9 @@ def _orders_table(orders: list[dict[str, Any]]) -> Table:
         instrument = o["instrument"] or " + ".join(
             f"{leg['side']} {leg['ratio']}x {leg['instrument']}" for leg in o["legs"]
         )
-        account = o["account"][:6] + "…" + o["account"][-4:]
         table.add_row(
             o["id"],
-            account,
+            abbreviated(console, o["account"], 6, 4),
             instrument,
             o["side"],
             o["type"],
@@ -202,7 +213,7 @@ def orders_list(
     status: Annotated[str | None, typer.Option(help="Only this status")] = None,
     instrument: Annotated[str | None, typer.Option(help="Only this instrument")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List orders, oldest first."""
     params = {
@@ -212,19 +223,28 @@ def orders_list(
     }
     page = _call("GET", f"{api}/v1/orders", params={**params, "limit": limit})
     if as_json:
-        print(json.dumps(page, indent=2))
+        _print_json(page)
         return
     console.print(_orders_table(page["items"]))
     if page["next_cursor"]:
         console.print(f"more: --cursor {page['next_cursor']}")
 
 
+def _print_order(order: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(order)
+    else:
+        console.print(_orders_table([order]))
+
+
 @orders_app.command("show")
-def orders_show(order_id: str, api: ApiUrl = "http://127.0.0.1:8000") -> None:
+def orders_show(
+    order_id: str, api: ApiUrl = "http://127.0.0.1:8000", as_json: AsJson = False
+) -> None:
     """Show one order."""
     order = _call("GET", f"{api}/v1/orders/{order_id}")
-    console.print(_orders_table([order]))
-    if order["status_reason"]:
+    _print_order(order, as_json)
+    if order["status_reason"] and not as_json:
         console.print(f"reason: {order['status_reason']}")
 
 
@@ -239,6 +259,7 @@ def orders_submit(
     time_in_force: Annotated[str, typer.Option("--tif")] = "gtc",
     client_order_id: Annotated[str | None, typer.Option("--client-order-id")] = None,
     api: ApiUrl = "http://127.0.0.1:8000",
+    as_json: AsJson = False,
 ) -> None:
     """Submit an order (give --client-order-id to make a retry safe)."""
     import uuid
@@ -253,7 +274,7 @@ def orders_submit(
         "quantity": quantity,
         "price": price,
     }
-    console.print(_orders_table([_call("POST", f"{api}/v1/orders", json=body)]))
+    _print_order(_call("POST", f"{api}/v1/orders", json=body), as_json)
 
 
 @orders_app.command("amend")
@@ -262,16 +283,19 @@ def orders_amend(
     price: Annotated[str | None, typer.Option()] = None,
     quantity: Annotated[str | None, typer.Option()] = None,
     api: ApiUrl = "http://127.0.0.1:8000",
+    as_json: AsJson = False,
 ) -> None:
     """Change the price or quantity of an open order."""
     body = {k: v for k, v in {"price": price, "quantity": quantity}.items() if v is not None}
-    console.print(_orders_table([_call("PATCH", f"{api}/v1/orders/{order_id}", json=body)]))
+    _print_order(_call("PATCH", f"{api}/v1/orders/{order_id}", json=body), as_json)
 
 
 @orders_app.command("cancel")
-def orders_cancel(order_id: str, api: ApiUrl = "http://127.0.0.1:8000") -> None:
+def orders_cancel(
+    order_id: str, api: ApiUrl = "http://127.0.0.1:8000", as_json: AsJson = False
+) -> None:
     """Cancel an open order."""
-    console.print(_orders_table([_call("DELETE", f"{api}/v1/orders/{order_id}")]))
+    _print_order(_call("DELETE", f"{api}/v1/orders/{order_id}"), as_json)
 
 
 def _risk_tables(report: dict[str, Any]) -> list[Table]:
@@ -318,13 +342,13 @@ def risk_show(
     api: ApiUrl = "http://127.0.0.1:8000",
     confidence: Annotated[float | None, typer.Option(help="VaR confidence, e.g. 0.99")] = None,
     horizon: Annotated[int | None, typer.Option(help="VaR horizon in days")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """An account's live risk: Greeks, VaR/ES, margin, liquidation prices."""
     params = {k: v for k, v in {"confidence": confidence, "horizon_days": horizon}.items() if v}
     report = _call("GET", f"{api}/v1/accounts/{account}/risk", params=params)
     if as_json:
-        print(json.dumps(report, indent=2))
+        _print_json(report)
         return
     for table in _risk_tables(report):
         console.print(table)
@@ -340,13 +364,13 @@ def risk_show(
 @risk_app.command("book")
 def risk_book(
     api: ApiUrl = "http://127.0.0.1:8000",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """The operator's whole book: every account plus the CEX venue accounts, and the
     inventory wallet against its exchange hedges."""
     report = _call("GET", f"{api}/v1/risk/book")
     if as_json:
-        print(json.dumps(report, indent=2))
+        _print_json(report)
         return
     for table in _risk_tables(report)[:2]:
         console.print(table)
@@ -384,6 +408,7 @@ def risk_kill(
     release: Annotated[bool, typer.Option("--release", help="Release instead of engage")] = False,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log)")] = None,
     api: ApiUrl = "http://127.0.0.1:8000",
+    as_json: AsJson = False,
 ) -> None:
     """Engage (or release) a kill switch; engaging cancels the working orders in scope."""
     state = _call(
@@ -391,6 +416,9 @@ def risk_kill(
         f"{api}/v1/risk/kill-switches/{scope}",
         json={"engaged": not release, "reason": reason},
     )
+    if as_json:
+        _print_json(state)
+        return
     word = "[red]engaged[/]" if state["engaged"] else "[green]released[/]"
     console.print(
         f"kill switch {state['scope']} {word}; {state['cancelled_orders']} working orders cancelled"
@@ -402,7 +430,7 @@ def audit_verify_log(
     database_url: Annotated[
         str | None, typer.Option("--db", help="Database URL (default ISTHMUS_DATABASE_URL)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Recompute the audit log's hash chain; exit 1 if any record was altered."""
     from gateway.store import audit_log
@@ -436,9 +464,9 @@ def _audit_report_tables(report: dict[str, Any]) -> list[Table]:
         )
     for f in report["fills"]:
         fills.add_row(
-            f["tx_hash"][:10] + "…",
+            abbreviated(console, f["tx_hash"], 10),
             str(f["log_index"]),
-            f["wallet"][:6] + "…" + f["wallet"][-4:],
+            abbreviated(console, f["wallet"], 6, 4),
             f["side"],
             f["amount"],
             f["quote"],
@@ -465,7 +493,7 @@ def audit_verify(
             help="With --db: a signed order's fill not settled this many blocks later is a finding",
         ),
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Rebuild every fill from the chain's events and check its owner's signature, its
     limits and (with --db) the gateway's record and audit log, and that every fill of a
@@ -497,7 +525,7 @@ def audit_verify(
         if engine is not None:
             engine.dispose()
     if as_json:
-        print(json.dumps(report, indent=2))
+        _print_json(report)
     else:
         counts = report["counts"]
         for table in _audit_report_tables(report):

@@ -9,6 +9,7 @@ when every order is in, so that the person sees the one transaction that settles
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from rich.table import Table
 from gateway.api.app import create_app
 from gateway.api.assembly import runtime_from_config
 from gateway.chain.transactions import connect
+from gateway.cli_output import abbreviated
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.devnet.scenario import (
@@ -39,17 +41,26 @@ from gateway.settlement.auditor import verify
 MARKET_MAKER_ACCOUNT = 4  # anvil dev account quoting the option legs (unsigned quotes)
 
 
-def run_demo(console: Console, state_dir: Path) -> bool:
-    """Run the scenario once and print what happened; True if everything checked out."""
+def run_demo(console: Console, state_dir: Path, *, as_json: bool = False) -> bool:
+    """Run the scenario once and print what happened (the steps on `console`; the report as
+    tables there, or as JSON on stdout); True if everything checked out."""
+    report = play(console, state_dir)
+    if as_json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print_report(console, report)
+    return report.ok
+
+
+def play(console: Console, state_dir: Path) -> ScenarioReport:
+    """The scenario on its own devnet, each step told on `console`."""
     console.print("starting a devnet for the demo: anvil, contracts, Uniswap pool, wallets…")
     world = start_chain(state_dir, port=None)
     try:
         with tempfile.TemporaryDirectory(prefix="isthmus-demo-") as scratch:
-            report = asyncio.run(_run(world, console, Path(scratch)))
+            return asyncio.run(_run(world, console, Path(scratch)))
     finally:
         world.stop()
-    _print_report(console, report)
-    return report.ok
 
 
 async def _run(world: DevnetWorld, console: Console, scratch: Path) -> ScenarioReport:
@@ -120,7 +131,32 @@ async def _until_pool_quoted(rt: Any) -> None:
         hub.unsubscribe(feed)
 
 
-def _print_report(console: Console, report: ScenarioReport) -> None:
+def report_json(report: ScenarioReport) -> dict[str, Any]:
+    """What `print_report` shows, as JSON: the orders by role, the fills as the gateway
+    reported them, the settlement transactions, each wallet's token units (as strings: wei
+    do not fit a JSON number's safe range) and the auditor's report."""
+    return {
+        "ok": report.ok,
+        "orders": report.orders.ids(),
+        "fills": report.fills,
+        "transactions": sorted(report.tx_hashes),
+        "wallets": [
+            {
+                "trader": check.name,
+                "wallet": check.wallet,
+                "asset": asset,
+                "gateway": str(check.expected.get(asset, 0)),
+                "chain": str(check.actual.get(asset, 0)),
+                "ok": check.expected.get(asset, 0) == check.actual.get(asset, 0),
+            }
+            for check in report.wallets
+            for asset in sorted(set(check.expected) | set(check.actual))
+        ],
+        "audit": report.audit,
+    }
+
+
+def print_report(console: Console, report: ScenarioReport) -> None:
     fills = Table(title="fills (every one settled by the same transaction)")
     for column in ("order", "account", "instrument", "side", "qty", "price", "venue", "tx", "log"):
         fills.add_column(column)
@@ -128,13 +164,13 @@ def _print_report(console: Console, report: ScenarioReport) -> None:
     for fill in sorted(report.fills, key=lambda f: f.get("log_index") or 0):
         fills.add_row(
             names.get(fill["order_id"], fill["order_id"]),
-            fill["account"][:10] + "…",
+            abbreviated(console, fill["account"], 10),
             fill["instrument"],
             fill["side"],
             fill["quantity"],
             fill["price"],
             fill["venue"],
-            (fill.get("tx_hash") or "-")[:12] + "…",
+            abbreviated(console, fill.get("tx_hash") or "-", 12),
             str(fill.get("log_index")),
         )
     console.print(fills)
