@@ -283,6 +283,7 @@ class Runtime:
         nothing is reconciled in the background, neither venue children nor trading-key
         revocations (tests call `self.key_revocations.run_once`)."""
         self.writer.start()
+        await self.orders.load_client_keys()  # the idempotency filter, before any order
         await self.book.load()  # the resting orders, in their time priority
         if self.settlement is not None:
             await self.settlement.restore_in_flight()  # pool fills whose swaps are not mined

@@ -205,8 +205,22 @@ class OrderService:
         self.compliance: ComplianceScreen | None = None  # screens every submit when set
         # takes the other side of signed orders' exchange fills on chain when set
         self.inventory: OperatorInventory | None = None
+        # hashes of every (account, client_order_id) stored, once loaded: a new order whose
+        # key is not here needs no read before it goes to the book (a hash seen here only
+        # means "read to be sure"); None: read every time
+        self._client_keys: set[int] | None = None
 
     # -- writes ---------------------------------------------------------------------------
+
+    async def load_client_keys(self) -> int:
+        """Load the idempotency filter (at start, before orders are taken)."""
+
+        def read() -> set[int]:
+            with self._read_engine.connect() as connection:
+                return {hash(key) for key in repo.client_order_keys(connection)}
+
+        self._client_keys = await asyncio.to_thread(read)
+        return len(self._client_keys)
 
     def validate(self, spec: OrderSpec) -> None:
         """The catalogue's rules (tick, lot, legs, expiry): raise InvalidOrder or return."""
@@ -265,12 +279,18 @@ class OrderService:
         self, spec: OrderSpec, fingerprint: str, audit: tuple[AuditEntry, ...] = ()
     ) -> Submitted:
         assert self.book is not None
-        earlier = await self._earlier(spec, fingerprint)
-        if earlier is not None:  # a retry: the order as it is, not a second placement
-            return earlier
+        keys = self._client_keys
+        key = hash((spec.account, spec.client_order_id))
+        if keys is None or key in keys:
+            earlier = await self._earlier(spec, fingerprint)
+            if earlier is not None:  # a retry: the order as it is, not a second placement
+                return earlier
         for attempt in range(3):
             try:
-                return Submitted(await self.book.place(spec, fingerprint, audit), created=True)
+                placed = await self.book.place(spec, fingerprint, audit)
+                if keys is not None:
+                    keys.add(key)
+                return Submitted(placed, created=True)
             except IntegrityError:
                 # The same request raced itself (the other one was stored), or another
                 # replica took the same audit sequence number: the book rebuilds from the

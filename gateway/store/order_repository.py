@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -223,6 +223,14 @@ def get_by_client_order_ids(
         return {}
     found = _load(connection, _ORDERS_BY_KEYS, {"keys": list(keys)})
     return {(s.order.spec.account, s.order.spec.client_order_id): s for s in found}
+
+
+def client_order_keys(connection: Connection) -> Iterator[tuple[str, str]]:
+    """Every (account, client_order_id) in the store, streamed."""
+    rows = connection.execution_options(yield_per=10_000).execute(
+        select(ORDERS.c.account, ORDERS.c.client_order_id)
+    )
+    yield from ((account, client_order_id) for account, client_order_id in rows)
 
 
 @dataclass(frozen=True, slots=True)

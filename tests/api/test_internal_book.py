@@ -122,6 +122,33 @@ def test_the_books_come_back_from_the_store_after_a_restart(tmp_path: Path) -> N
     with app_client(tmp_path) as client:  # a new process on the same store
         book = runtime(client).book
         assert book.best("WETH/USDC") == (None, Decimal(3000))
+        # its idempotency filter was loaded from the store: a retry is the stored order,
+        # not a second placement, and a different order under a used id is refused
+        again = client.post(
+            "/v1/orders",
+            json={
+                "account": A,
+                "client_order_id": "r3",
+                "instrument": "WETH/USDC",
+                "side": "sell",
+                "quantity": "2",
+                "price": "3002",
+            },
+        )
+        assert again.status_code == 200 and again.json()["status"] == "accepted"
+        reused = client.post(
+            "/v1/orders",
+            json={
+                "account": A,
+                "client_order_id": "r3",
+                "instrument": "WETH/USDC",
+                "side": "sell",
+                "quantity": "1",
+                "price": "3002",
+            },
+        )
+        assert reused.status_code == 409, reused.text
+        assert book.best("WETH/USDC") == (None, Decimal(3000))
         taker = place(client, C, "r5", "buy", "1", "3000", time_in_force="ioc")
         assert taker["status"] == "filled"
         # the older order (0.75 left) first, then the newer one: queue positions survived
