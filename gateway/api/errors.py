@@ -67,7 +67,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
-def _domain_status(error: DomainError) -> int:
+def error_status(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in DOMAIN_STATUS:
             return DOMAIN_STATUS[cls]
@@ -77,7 +77,7 @@ def _domain_status(error: DomainError) -> int:
 async def _on_domain_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     return JSONResponse(
-        error_body(error.code, error.message, error.field), status_code=_domain_status(error)
+        error_body(error.code, error.message, error.field), status_code=error_status(error)
     )
 
 

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
+from gateway.api import order_entry
 from gateway.api.access import (
     ensure_account,
     ensure_may_trade,
-    ensure_not_delegate,
     ensure_order_visible,
     principal_of,
 )
@@ -88,25 +88,52 @@ def _json(order: Order, status_code: int = 200) -> Response:
     summary="Submit an order (idempotent on account + client_order_id)",
 )
 async def submit_order(body: OrderIn, rt: RuntimeDep, request: Request) -> Response:
-    spec = body.to_spec()
-    await ensure_may_trade(request, spec, rt.signatures is not None)
-    await rt.check_signature(spec)
-    if body.route == "smart":
-        if spec.time_in_force is not TimeInForce.IOC:
-            raise InvalidOrder(
-                "a smart-routed order executes at once: time_in_force must be ioc",
-                field="time_in_force",
-                code="smart_route_needs_ioc",
-            )
-        assert spec.instrument is not None
-        arrival = rt.routes.arrival(spec.instrument, rt.clock.now())
-        submitted = await rt.orders.submit(spec, routed=True, arrival=arrival)
-        order = submitted.order
-        if submitted.created:
-            order = (await rt.smart.execute(order)).order
-        return _json(order, 201 if submitted.created else 200)
-    submitted = await rt.orders.submit(spec)
-    return _json(submitted.order, 201 if submitted.created else 200)
+    order, created = await order_entry.place(request, rt, body)
+    return _json(order, 201 if created else 200)
+
+
+@router.post(
+    "/orders/batch",
+    response_model=order_entry.BatchOut,
+    responses=SIGNED_ORDER_ERRORS,
+    summary="Submit up to 100 directly routed orders at once, each with its own result",
+)
+async def submit_batch(
+    body: order_entry.BatchOrdersIn, rt: RuntimeDep, request: Request
+) -> Response:
+    """Each order is idempotent on its own `client_order_id` and gets the status it would
+    have had alone (201, 200 for a request seen before, or a 4xx with its error); they are
+    risk-checked in order, so the batch counts towards the limits as a whole, then placed
+    on the book one after the other with nothing in between, and committed together."""
+    out = await order_entry.place_batch(request, rt, body)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+@router.post(
+    "/orders/cancel",
+    response_model=order_entry.BatchOut,
+    responses=ERRORS,
+    summary="Cancel orders by ids, or every resting order of an account (by instrument, side)",
+)
+async def cancel_orders(
+    body: order_entry.CancelOrdersIn, rt: RuntimeDep, request: Request
+) -> Response:
+    out = await order_entry.cancel_many(request, rt, body)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+@router.post(
+    "/quotes",
+    response_model=order_entry.MassQuoteOut,
+    responses=SIGNED_ORDER_ERRORS,
+    summary="Mass quote: replace an account's bids and asks on a set of instruments",
+)
+async def mass_quote(body: order_entry.MassQuoteIn, rt: RuntimeDep, request: Request) -> Response:
+    """Levels whose price and quantity did not change keep their orders and queue places; a
+    smaller quantity is amended in place; the rest is cancelled and placed again post-only,
+    cancels first, in one step nothing else runs in between."""
+    out = await order_entry.mass_quote(request, rt, body)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.post(
@@ -206,14 +233,7 @@ async def typed_data(body: TypedDataIn, rt: RuntimeDep, request: Request) -> dic
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
 async def get_order(order_id: OrderId, rt: RuntimeDep, request: Request) -> Response:
-    return _json(await _visible_order(request, rt, order_id))
-
-
-async def _visible_order(request: Request, rt: Runtime, order_id: str) -> Order:
-    """The order, if the caller may see its account; another account's is not found."""
-    order = await rt.orders.get(order_id)
-    await ensure_order_visible(request, order_id, order.spec.account)
-    return order
+    return _json(await order_entry.visible_order(request, rt, order_id))
 
 
 def _encode_cursor(seq: int) -> str:
@@ -289,18 +309,7 @@ async def amend_order(
     order_id: OrderId, body: AmendIn, rt: RuntimeDep, request: Request
 ) -> Response:
     """Change the price and/or total quantity of an open order."""
-    order = await _visible_order(request, rt, order_id)
-    # the order's signature covers its price and quantity: a key signs a new order instead
-    await ensure_not_delegate(request, order.spec.account, "amend an order")
-    if body.price is None and body.quantity is None:
-        raise DomainError("give a price, a quantity or both", field="body", code="nothing_to_amend")
-    amended = await rt.orders.amend(
-        order_id,
-        price=None if body.price is None else Decimal(body.price),
-        quantity=None if body.quantity is None else Decimal(body.quantity),
-        expected_version=body.expected_version,
-    )
-    return _json(amended)
+    return _json(await order_entry.amend(request, rt, order_id, body))
 
 
 @router.delete("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)
@@ -310,8 +319,4 @@ async def cancel_order(
     request: Request,
     expected_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    await _visible_order(request, rt, order_id)
-    if rt.legging.is_running(order_id):  # stop new clips; an unbalanced one is rebalanced
-        await rt.legging.cancel(order_id)
-        return _json(await rt.orders.get(order_id))
-    return _json(await rt.orders.cancel(order_id, expected_version=expected_version))
+    return _json(await order_entry.cancel(request, rt, order_id, expected_version))

@@ -32,7 +32,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
-from gateway.domain.errors import IllegalTransition, InvalidOrder
+from gateway.domain.errors import DomainError, IllegalTransition, InvalidOrder
 from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue, TradingRules
 from gateway.domain.lifecycle import OrderStatus
@@ -80,6 +80,48 @@ _CANCEL_REASONS = {
 
 class BookRejected(InvalidOrder):
     code = "book_rejected"
+
+
+QUOTE_PREFIX = "mq-"  # the client order ids of orders a mass quote placed
+
+
+def request_key(spec: OrderSpec) -> str:
+    """The fingerprint stored with a mass quote's order (its id is generated: no retry)."""
+    return f"mass-quote:{spec.client_order_id}"
+
+
+@dataclass(frozen=True)
+class QuoteLevel:
+    """One price level a mass quote asks for: a post-only GTC limit order of the account."""
+
+    instrument: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+
+    def spec(self, account: str) -> OrderSpec:
+        return OrderSpec(
+            account,
+            QUOTE_PREFIX + new_id("q")[2:],
+            self.side,
+            OrderType.LIMIT,
+            self.quantity,
+            TimeInForce.GTC,
+            instrument=self.instrument,
+            price=self.price,
+            post_only=True,
+        )
+
+
+@dataclass(frozen=True)
+class QuoteOutcome:
+    """What a mass quote did with one level: kept, amended, placed or refused."""
+
+    level: QuoteLevel
+    action: str
+    order_id: str | None
+    error: Exception | None
+    order: Order | None = None
 
 
 @dataclass
@@ -308,6 +350,8 @@ class InternalBook:
         self._priority = 0
         self._stale = False
         self._touched: set[str] = set()
+        # resting mass-quote orders: account -> (instrument, side, price) -> order id
+        self._quotes: dict[str, dict[tuple[str, Side, Decimal], str]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # compliance: called under the lock right before an order enters the engine; raises
@@ -357,10 +401,14 @@ class InternalBook:
 
         resting, top = await asyncio.to_thread(read)
         engine = self._new_engine()
+        self._quotes = {}
         for stored, _ in resting:
             order = stored.order
             spec = order.spec
             assert order.price is not None
+            if spec.client_order_id.startswith(QUOTE_PREFIX) and spec.instrument is not None:
+                key = (spec.instrument, spec.side, order.price)
+                self._quotes.setdefault(spec.account, {})[key] = order.id
             if spec.is_strategy:
                 strategy_units = StrategyUnits.of(spec.legs, self._rules)
                 events = engine.execute(
@@ -456,12 +504,162 @@ class InternalBook:
         or is cancelled (IOC, FOK, market, post-only that would cross). `audit`: records
         written with the order."""
         order_id = new_id("ord")
-        command: PlaceOrder | PlaceCombo
+        command, references = self._place_command(order_id, spec)
+        placeholder = Order.new(order_id, spec, datetime.min)
+        async with self._lock:
+            await self._fresh()
+            future = self._placed(command, placeholder, fingerprint, references, audit)
+        return await self._outcome(future)
+
+    async def place_many(
+        self, orders: Sequence[tuple[OrderSpec, str, Sequence[AuditEntry]]]
+    ) -> list[Order | Exception]:
+        """Place orders (spec, request fingerprint, audit records) one after the other in
+        one hold of the lock: nothing else trades in between, and their writes are queued
+        together (one group commit). Each has its own outcome: the order, or the exception
+        that refused it (the others go on)."""
+        outcomes: list[Order | Exception | asyncio.Future[Order]] = []
+        async with self._lock:
+            await self._fresh()
+            for spec, fingerprint, audit in orders:
+                order_id = new_id("ord")
+                try:
+                    command, references = self._place_command(order_id, spec)
+                    placeholder = Order.new(order_id, spec, datetime.min)
+                    outcomes.append(
+                        self._placed(command, placeholder, fingerprint, references, audit)
+                    )
+                except DomainError as error:  # off the grid, refused by admission or the book
+                    outcomes.append(error)
+        results: list[Order | Exception] = []
+        for outcome in outcomes:
+            if isinstance(outcome, asyncio.Future):
+                try:
+                    results.append(await self._outcome(outcome))
+                except Exception as error:  # this order's write failed; the others stand
+                    results.append(error)
+            else:
+                results.append(outcome)
+        return results
+
+    async def replace_quotes(
+        self,
+        account: str,
+        instruments: frozenset[str],
+        levels: Sequence[QuoteLevel],
+        admit: Callable[[OrderSpec], object] | None = None,
+    ) -> tuple[list[QuoteOutcome], list[Order]]:
+        """A mass quote: `levels` become the account's quotes on `instruments`, in one hold
+        of the lock. A level at the price of a resting quote keeps it when the quantity is
+        the same, amends it in place (keeping its queue position) when smaller, and amends
+        it to the back when larger; quotes at prices no longer given are cancelled, and
+        new prices are placed post-only (a level that would take liquidity is refused).
+        The cancels go first, so the account's new quotes never meet its old ones; nothing
+        else runs in between. `admit` checks and reserves a new quote's limits (raises to
+        refuse it). Returns one outcome per level and the quotes cancelled."""
+        async with self._lock:
+            await self._fresh()
+            quotes = self._quotes.setdefault(account, {})
+            for key, order_id in list(quotes.items()):
+                if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
+                    del quotes[key]
+            wanted = {(level.instrument, level.side, level.price): level for level in levels}
+            cancelled: list[asyncio.Future[Order]] = []
+            for key, order_id in list(quotes.items()):
+                if key[0] in instruments and key not in wanted:
+                    del quotes[key]
+                    events = self._execute(CancelOrder(order_id, CancelReason.USER))
+                    cancelled.append(
+                        self._write(
+                            events,
+                            order_id,
+                            priorities=((order_id, None),),
+                            cancel_reason="replaced by a mass quote",
+                        )
+                    )
+            pending: list[tuple[QuoteLevel, str, asyncio.Future[Order] | Exception | None]] = []
+            # smaller first (they keep their place), then larger and new
+            ordered = sorted(levels, key=lambda level: self._grows(quotes, level))
+            for level in ordered:
+                key = (level.instrument, level.side, level.price)
+                order_id = quotes.get(key, "")
+                try:
+                    if order_id and self._same(order_id, level):
+                        pending.append((level, "kept", None))
+                        continue
+                    if order_id:
+                        pending.append((level, "amended", self._amend_quote(order_id, level)))
+                        continue
+                    spec = level.spec(account)
+                    if admit is not None:
+                        admit(spec)
+                    order_id = new_id("ord")
+                    command, _ = self._place_command(order_id, spec)
+                    placeholder = Order.new(order_id, spec, datetime.min)
+                    future = self._placed(command, placeholder, request_key(spec), {}, ())
+                    if self.holds(order_id):
+                        quotes[key] = order_id
+                    pending.append((level, "placed", future))
+                except DomainError as error:
+                    pending.append((level, "refused", error))
+        outcomes: list[QuoteOutcome] = []
+        for level, action, outcome in pending:
+            if outcome is None:
+                order_id = quotes.get((level.instrument, level.side, level.price), "")
+                outcomes.append(QuoteOutcome(level, action, order_id, None))
+            elif isinstance(outcome, Exception):
+                outcomes.append(QuoteOutcome(level, "refused", None, outcome))
+            else:
+                try:
+                    order = await self._outcome(outcome)
+                    if order.status is OrderStatus.CANCELLED:  # post-only: it would cross
+                        action = "refused"
+                    outcomes.append(QuoteOutcome(level, action, order.id, None, order))
+                except Exception as error:
+                    outcomes.append(QuoteOutcome(level, "refused", None, error))
+        return outcomes, [await self._outcome(future) for future in cancelled]
+
+    def _grows(self, quotes: dict[tuple[str, Side, Decimal], str], level: QuoteLevel) -> bool:
+        """Whether the level is new or larger than the resting quote at its price."""
+        order_id = quotes.get((level.instrument, level.side, level.price))
+        view = None if order_id is None else self._engine.order(order_id)
+        if view is None:
+            return True
+        return self._units[level.instrument].to_lots(level.quantity) > view.remaining
+
+    def _same(self, order_id: str, level: QuoteLevel) -> bool:
+        view = self._engine.order(order_id)
+        assert view is not None
+        return self._units[level.instrument].to_lots(level.quantity) == view.remaining
+
+    def _amend_quote(self, order_id: str, level: QuoteLevel) -> asyncio.Future[Order]:
+        """Under the lock: the quote's open quantity becomes the level's (its filled part
+        kept): a smaller one keeps its place, a larger one goes to the back."""
+        view = self._engine.order(order_id)
+        assert view is not None
+        lots = self._units[level.instrument].to_lots(level.quantity)
+        events = self._execute(AmendOrder(order_id, None, view.quantity - view.remaining + lots))
+        rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+        if rejected is not None:
+            raise BookRejected(f"the book refused the amend: {rejected.reason.value}")
+        kept = all(e.priority_kept for e in events if isinstance(e, OrderAmended))
+        priorities = self._rest(order_id) if not kept else ()
+        return self._write(events, order_id, priorities=priorities)
+
+    def _place_command(
+        self, order_id: str, spec: OrderSpec
+    ) -> tuple[PlaceOrder | PlaceCombo, dict[str, Decimal]]:
+        """The engine's command for a new order, and the legs' mids of a strategy (to split
+        a net traded at once). Raises InvalidOrder for a price or quantity off the grid."""
         references: dict[str, Decimal] = {}
         if spec.is_strategy:
             assert spec.price is not None
             strategy_units = StrategyUnits.of(spec.legs, self._rules)
-            command = PlaceCombo(
+            for leg in spec.legs:
+                mid = self._reference(leg.instrument)
+                if mid is not None:
+                    references[leg.instrument] = mid
+            return PlaceCombo(
                 order_id,
                 spec.account,
                 spec.legs,
@@ -469,15 +667,10 @@ class InternalBook:
                 strategy_units.to_lots(spec.quantity),
                 strategy_units.to_ticks(spec.price),
                 spec.time_in_force,
-            )
-            for leg in spec.legs:
-                mid = self._reference(leg.instrument)
-                if mid is not None:
-                    references[leg.instrument] = mid
-            return await self._place(command, order_id, spec, fingerprint, references, audit)
+            ), references
         assert spec.instrument is not None
         units = self._units[spec.instrument]
-        command = PlaceOrder(
+        return PlaceOrder(
             order_id,
             spec.account,
             spec.instrument,
@@ -487,31 +680,26 @@ class InternalBook:
             spec.order_type,
             spec.time_in_force,
             spec.post_only,
-        )
-        return await self._place(command, order_id, spec, fingerprint, references, audit)
+        ), references
 
-    async def _place(
+    def _placed(
         self,
         command: PlaceOrder | PlaceCombo,
-        order_id: str,
-        spec: OrderSpec,
+        placeholder: Order,
         fingerprint: str,
         references: dict[str, Decimal],
-        audit: Sequence[AuditEntry] = (),
-    ) -> Order:
-        placeholder = Order.new(order_id, spec, datetime.min)
-        async with self._lock:
-            await self._fresh()
-            events = self._admitted(spec, command)
-            future = self._write(
-                events,
-                order_id,
-                new=(placeholder, fingerprint),
-                priorities=self._rest(order_id),
-                references=references,
-                audit=tuple(audit),
-            )
-        return await self._outcome(future)
+        audit: Sequence[AuditEntry],
+    ) -> asyncio.Future[Order]:
+        """Under the lock, with the books fresh: admit, match, and queue the write."""
+        events = self._admitted(placeholder.spec, command)
+        return self._write(
+            events,
+            placeholder.id,
+            new=(placeholder, fingerprint),
+            priorities=self._rest(placeholder.id),
+            references=references,
+            audit=tuple(audit),
+        )
 
     def _admitted(self, spec: OrderSpec, command: PlaceOrder | PlaceCombo) -> list[Event]:
         """Under the lock, with the books fresh: the compliance admission, then the engine;

@@ -21,7 +21,7 @@ from gateway.compliance.rules import ComplianceRefused, ScreeningDecision
 from gateway.domain.amm import PoolSwap
 from gateway.domain.benchmarks import ArrivalPrice, ExecutionBenchmark
 from gateway.domain.clock import Clock
-from gateway.domain.errors import DomainError
+from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
@@ -35,7 +35,7 @@ from gateway.domain.venue_child import (
 )
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
-from gateway.oms.internal_book import InternalBook
+from gateway.oms.internal_book import InternalBook, QuoteLevel, QuoteOutcome
 from gateway.oms.order_facts import (
     child_facts,
     fill_facts,
@@ -275,6 +275,177 @@ class OrderService:
             self.pre_trade.ledger.release(spec)
         return result
 
+    async def submit_many(self, specs: Sequence[OrderSpec]) -> list[Submitted | DomainError]:
+        """Submit directly routed orders as one batch, each with its own outcome, exactly as
+        if they were submitted one by one in this order (same book, same audit trail), but
+        with one read for the retries, one hold of the book's lock and one group commit.
+
+        Orders the internal book does not take (stops, or no book) go through `submit` one
+        at a time, in their place in the sequence. Limits count the batch: each admitted
+        order is reserved before the next is checked."""
+        outcomes: list[Submitted | DomainError | None] = [None] * len(specs)
+        run: list[int] = []  # a run of consecutive book orders, placed together
+        for index, spec in enumerate(specs):
+            if self.book is not None and self.book.takes(spec):
+                run.append(index)
+                continue
+            await self._submit_run(specs, run, outcomes)
+            run = []
+            try:
+                outcomes[index] = await self.submit(spec)
+            except DomainError as error:
+                outcomes[index] = error
+        await self._submit_run(specs, run, outcomes)
+        assert all(outcome is not None for outcome in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    async def _submit_run(
+        self,
+        specs: Sequence[OrderSpec],
+        run: list[int],
+        outcomes: list[Submitted | DomainError | None],
+    ) -> None:
+        if not run:
+            return
+        assert self.book is not None
+        now = self._clock.now()
+        screened: dict[int, tuple[AuditEntry, ...]] = {}
+        for index in run:
+            spec = specs[index]
+            try:
+                validate(spec, self.catalogue, now)
+                screened[index] = ()
+                if self.compliance is not None:
+                    decision = await self.compliance.screen(spec)
+                    if not decision.allowed:
+                        await self._record_refusal(decision)
+                        raise ComplianceRefused(decision)
+                    screened[index] = (_screening_entry(decision),)
+            except DomainError as error:
+                outcomes[index] = error
+        # retries: one read for every key the filter does not rule out
+        keys = self._client_keys
+        maybe = [
+            (specs[i].account, specs[i].client_order_id)
+            for i in screened
+            if keys is None or hash((specs[i].account, specs[i].client_order_id)) in keys
+        ]
+        stored = await self._stored_by_keys(maybe) if maybe else {}
+        placing: list[tuple[int, str, bool]] = []  # (index, fingerprint, reserved)
+        first_of: dict[tuple[str, str], int] = {}  # a key sent twice in this batch
+        for index in screened:
+            spec = specs[index]
+            key = (spec.account, spec.client_order_id)
+            fingerprint = request_hash(spec)
+            try:
+                earlier = stored.get(key)
+                if earlier is not None:
+                    outcomes[index] = self._same_request(spec, fingerprint, earlier)
+                    continue
+                if key in first_of:
+                    placing.append((index, fingerprint, False))  # answered after the first
+                    continue
+                first_of[key] = index
+                reserved = False
+                if self.pre_trade is not None:
+                    reserved = self.pre_trade.admit(spec)
+                placing.append((index, fingerprint, reserved))
+            except DomainError as error:
+                outcomes[index] = error
+        fresh = [
+            (i, f, r)
+            for i, f, r in placing
+            if first_of[(specs[i].account, specs[i].client_order_id)] == i
+        ]
+        placed = await self.book.place_many(
+            [(specs[i], fingerprint, screened[i]) for i, fingerprint, _ in fresh]
+        )
+        for (index, _, reserved), result in zip(fresh, placed, strict=True):
+            spec = specs[index]
+            if isinstance(result, Order):
+                outcomes[index] = Submitted(result, created=True)
+                if keys is not None:
+                    keys.add(hash((spec.account, spec.client_order_id)))
+                continue
+            if reserved and self.pre_trade is not None:
+                self.pre_trade.ledger.release(spec)
+            if isinstance(result, ComplianceRefused):  # listed while on its way to the book
+                await self._record_refusal(result.decision)
+            if isinstance(result, IntegrityError):
+                # raced with the same request outside this batch: the stored one stands
+                again = await self._earlier(spec, request_hash(spec))
+                outcomes[index] = again if again is not None else DomainError(str(result))
+            elif isinstance(result, DomainError):
+                outcomes[index] = result
+            else:
+                raise result
+        for index, fingerprint, _ in placing:
+            first = first_of[(specs[index].account, specs[index].client_order_id)]
+            if first == index:
+                continue
+            outcome = outcomes[first]
+            if isinstance(outcome, Submitted):
+                outcomes[index] = self._same_request(
+                    specs[index],
+                    fingerprint,
+                    repo.StoredOrder(0, outcome.order, request_hash(specs[first])),
+                )
+            else:
+                outcomes[index] = outcome
+
+    async def mass_quote(
+        self, account: str, instruments: frozenset[str], levels: Sequence[QuoteLevel]
+    ) -> tuple[list[QuoteOutcome], list[Order]]:
+        """Replace the account's quotes on `instruments` with `levels` in one step (see
+        `InternalBook.replace_quotes`); each new quote is validated, screened and admitted
+        by the pre-trade limits as a single order is, the whole quote counting together."""
+        if self.book is None:
+            raise DomainError("mass quotes need the internal book", code="no_internal_book")
+        now = self._clock.now()
+        for level in levels:
+            if level.instrument not in instruments:
+                raise InvalidOrder(
+                    f"{level.instrument} is not one of the quote's instruments", field="quotes"
+                )
+            validate(level.spec(account), self.catalogue, now)
+        if self.compliance is not None and levels:
+            decision = await self.compliance.screen(levels[0].spec(account))
+            if not decision.allowed:
+                await self._record_refusal(decision)
+                raise ComplianceRefused(decision)
+        reserved: dict[QuoteLevel, OrderSpec] = {}
+
+        def admit(spec: OrderSpec) -> None:
+            if self.pre_trade is not None and self.pre_trade.admit(spec):
+                assert spec.instrument is not None and spec.price is not None
+                reserved[QuoteLevel(spec.instrument, spec.side, spec.price, spec.quantity)] = spec
+
+        outcomes, cancelled = await self.book.replace_quotes(account, instruments, levels, admit)
+        for outcome in outcomes:
+            spec = reserved.get(outcome.level)
+            if outcome.order is None and spec is not None and self.pre_trade is not None:
+                self.pre_trade.ledger.release(spec)  # refused before it was placed
+        return outcomes, cancelled
+
+    def _same_request(
+        self, spec: OrderSpec, fingerprint: str, stored: repo.StoredOrder
+    ) -> Submitted:
+        if stored.request_hash != fingerprint:
+            raise DuplicateClientOrderId(
+                f"client_order_id {spec.client_order_id!r} was used for a different order",
+                field="client_order_id",
+            )
+        return Submitted(stored.order, created=False)
+
+    async def _stored_by_keys(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], repo.StoredOrder]:
+        def read() -> dict[tuple[str, str], repo.StoredOrder]:
+            with self._read_engine.connect() as connection:
+                return repo.get_by_client_order_ids(connection, keys)
+
+        return await asyncio.to_thread(read)
+
     async def _place_on_book(
         self, spec: OrderSpec, fingerprint: str, audit: tuple[AuditEntry, ...] = ()
     ) -> Submitted:
@@ -318,12 +489,7 @@ class OrderService:
         stored = await asyncio.to_thread(read)
         if stored is None:
             return None
-        if stored.request_hash != fingerprint:
-            raise DuplicateClientOrderId(
-                f"client_order_id {spec.client_order_id!r} was used for a different order",
-                field="client_order_id",
-            )
-        return Submitted(stored.order, created=False)
+        return self._same_request(spec, fingerprint, stored)
 
     async def amend(
         self,

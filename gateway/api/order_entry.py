@@ -1,0 +1,276 @@
+"""Order entry, whatever carries it: the REST routes and the WebSocket's request messages
+call these, so both get the same access checks, validation, risk, idempotency and audit.
+
+Single orders, amends and cancels; batches of up to 100 orders (each idempotent on its own
+`client_order_id`, each with its own result, all placed in one hold of the book's lock and
+one group commit); cancels by ids or by filter; and mass quotes (an account's bids and asks
+on a set of instruments replaced in one step).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from starlette.requests import HTTPConnection
+
+from gateway.api.access import (
+    ensure_account,
+    ensure_may_trade,
+    ensure_not_delegate,
+    ensure_order_visible,
+)
+from gateway.api.errors import error_status
+from gateway.api.runtime import Runtime
+from gateway.api.schemas import (
+    Address,
+    AmendIn,
+    DecimalText,
+    ErrorDetail,
+    OrderIn,
+    OrderOut,
+    Symbol,
+    _Strict,
+)
+from gateway.domain.errors import DomainError, InvalidOrder
+from gateway.domain.orders import Order, Side, TimeInForce
+from gateway.oms.internal_book import QuoteLevel
+from gateway.oms.order_facts import order_facts
+
+MAX_BATCH = 100
+MAX_QUOTE_INSTRUMENTS = 50
+MAX_QUOTE_LEVELS = 20  # per side and instrument
+
+
+class BatchOrdersIn(_Strict):
+    orders: list[OrderIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ItemOut(BaseModel):
+    """One item's outcome: the HTTP status it would have had alone (201 created, 200 the
+    same request seen before, 4xx refused) and the order or the error."""
+
+    status: int
+    order: OrderOut | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[ItemOut] = Field(description="One per item, in the request's order")
+
+
+class CancelOrdersIn(_Strict):
+    """Either `order_ids`, or `account` with an optional `instrument` and `side` (every
+    resting order of the account on the internal book that matches)."""
+
+    order_ids: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    account: Address | None = None
+    instrument: Symbol | None = None
+    side: Side | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CancelOrdersIn:
+        if (self.order_ids is None) == (self.account is None):
+            raise ValueError("give either order_ids or account (with instrument and side)")
+        if self.order_ids is not None and (self.instrument or self.side):
+            raise ValueError("instrument and side filter an account's orders, not ids")
+        return self
+
+
+class QuoteLevelIn(_Strict):
+    price: DecimalText
+    quantity: DecimalText
+
+
+class InstrumentQuoteIn(_Strict):
+    instrument: Symbol
+    bids: list[QuoteLevelIn] = Field(default_factory=list, max_length=MAX_QUOTE_LEVELS)
+    asks: list[QuoteLevelIn] = Field(default_factory=list, max_length=MAX_QUOTE_LEVELS)
+
+
+class MassQuoteIn(_Strict):
+    """The account's quotes on each listed instrument become exactly these levels (an
+    instrument listed with no levels pulls its quotes)."""
+
+    account: Address
+    quotes: list[InstrumentQuoteIn] = Field(min_length=1, max_length=MAX_QUOTE_INSTRUMENTS)
+
+
+class QuoteLevelOut(BaseModel):
+    instrument: str
+    side: Side
+    price: str
+    quantity: str
+    action: Literal["kept", "amended", "placed", "refused"]
+    order_id: str | None = None
+    order: OrderOut | None = Field(default=None, description="When it changed (amended, placed)")
+    error: ErrorDetail | None = None
+
+
+class MassQuoteOut(BaseModel):
+    levels: list[QuoteLevelOut]
+    cancelled: list[OrderOut] = Field(description="Quotes at prices no longer given")
+
+
+def order_out(order: Order) -> OrderOut:
+    return OrderOut.model_validate(order_facts(order))
+
+
+def error_item(error: DomainError) -> ItemOut:
+    return ItemOut(
+        status=error_status(error),
+        error=ErrorDetail(code=error.code, message=error.message, field=error.field),
+    )
+
+
+async def place(conn: HTTPConnection, rt: Runtime, body: OrderIn) -> tuple[Order, bool]:
+    """One order, as `POST /v1/orders`: the order and whether this request created it."""
+    spec = body.to_spec()
+    await ensure_may_trade(conn, spec, rt.signatures is not None)
+    await rt.check_signature(spec)
+    if body.route == "smart":
+        if spec.time_in_force is not TimeInForce.IOC:
+            raise InvalidOrder(
+                "a smart-routed order executes at once: time_in_force must be ioc",
+                field="time_in_force",
+                code="smart_route_needs_ioc",
+            )
+        assert spec.instrument is not None
+        arrival = rt.routes.arrival(spec.instrument, rt.clock.now())
+        submitted = await rt.orders.submit(spec, routed=True, arrival=arrival)
+        order = submitted.order
+        if submitted.created:
+            order = (await rt.smart.execute(order)).order
+        return order, submitted.created
+    submitted = await rt.orders.submit(spec)
+    return submitted.order, submitted.created
+
+
+async def place_batch(conn: HTTPConnection, rt: Runtime, body: BatchOrdersIn) -> BatchOut:
+    """Up to 100 directly routed orders, each with its own outcome, in the given order."""
+    results: list[ItemOut | None] = [None] * len(body.orders)
+    admitted: list[tuple[int, Any]] = []
+    for index, item in enumerate(body.orders):
+        try:
+            if item.route != "direct":
+                raise InvalidOrder(
+                    "a batch takes directly routed orders; send a smart order on its own",
+                    field=f"orders.{index}.route",
+                    code="batch_direct_only",
+                )
+            spec = item.to_spec()
+            await ensure_may_trade(conn, spec, rt.signatures is not None)
+            await rt.check_signature(spec)
+            admitted.append((index, spec))
+        except DomainError as error:
+            results[index] = error_item(error)
+    outcomes = await rt.orders.submit_many([spec for _, spec in admitted])
+    for (index, _), outcome in zip(admitted, outcomes, strict=True):
+        if isinstance(outcome, DomainError):
+            results[index] = error_item(outcome)
+        else:
+            results[index] = ItemOut(
+                status=201 if outcome.created else 200, order=order_out(outcome.order)
+            )
+    return BatchOut(results=[r for r in results if r is not None])
+
+
+async def amend(conn: HTTPConnection, rt: Runtime, order_id: str, body: AmendIn) -> Order:
+    order = await visible_order(conn, rt, order_id)
+    # the order's signature covers its price and quantity: a key signs a new order instead
+    await ensure_not_delegate(conn, order.spec.account, "amend an order")
+    if body.price is None and body.quantity is None:
+        raise DomainError("give a price, a quantity or both", field="body", code="nothing_to_amend")
+    return await rt.orders.amend(
+        order_id,
+        price=None if body.price is None else Decimal(body.price),
+        quantity=None if body.quantity is None else Decimal(body.quantity),
+        expected_version=body.expected_version,
+    )
+
+
+async def cancel(
+    conn: HTTPConnection, rt: Runtime, order_id: str, expected_version: int | None = None
+) -> Order:
+    await visible_order(conn, rt, order_id)
+    if rt.legging.is_running(order_id):  # stop new clips; an unbalanced one is rebalanced
+        await rt.legging.cancel(order_id)
+        return await rt.orders.get(order_id)
+    return await rt.orders.cancel(order_id, expected_version=expected_version)
+
+
+async def cancel_many(conn: HTTPConnection, rt: Runtime, body: CancelOrdersIn) -> BatchOut:
+    """By ids (each with its own outcome, in order) or by filter (the orders cancelled)."""
+    if body.order_ids is not None:
+        results = []
+        for order_id in body.order_ids:
+            try:
+                results.append(
+                    ItemOut(status=200, order=order_out(await cancel(conn, rt, order_id)))
+                )
+            except DomainError as error:
+                results.append(error_item(error))
+        return BatchOut(results=results)
+    account = body.account
+    assert account is not None
+    await ensure_account(conn, account)
+    instrument, side = body.instrument, body.side
+    cancelled = await rt.book.cancel_where(
+        lambda view: (
+            "cancelled by filter"
+            if view.account == account
+            and (instrument is None or view.book == instrument)
+            and (side is None or view.side is side)
+            else None
+        )
+    )
+    return BatchOut(results=[ItemOut(status=200, order=order_out(o)) for o in cancelled])
+
+
+async def mass_quote(conn: HTTPConnection, rt: Runtime, body: MassQuoteIn) -> MassQuoteOut:
+    """Replace the account's quotes on the listed instruments (post-only, unsigned)."""
+    instruments = [quote.instrument for quote in body.quotes]
+    if len(set(instruments)) != len(instruments):
+        raise InvalidOrder("an instrument is listed twice", field="quotes")
+    levels = [
+        QuoteLevel(quote.instrument, side, Decimal(level.price), Decimal(level.quantity))
+        for quote in body.quotes
+        for side, given in ((Side.BUY, quote.bids), (Side.SELL, quote.asks))
+        for level in given
+    ]
+    if len({(lv.instrument, lv.side, lv.price) for lv in levels}) != len(levels):
+        raise InvalidOrder("two levels of one side share a price", field="quotes")
+    probe = levels[0].spec(body.account) if levels else None
+    if probe is not None:
+        # quotes are unsigned: who may send only signed orders cannot mass-quote
+        await ensure_may_trade(conn, probe, rt.signatures is not None)
+        await rt.check_signature(probe)
+    else:
+        await ensure_account(conn, body.account)
+    outcomes, cancelled = await rt.orders.mass_quote(body.account, frozenset(instruments), levels)
+    out = []
+    for outcome in outcomes:
+        level, error = outcome.level, outcome.error
+        out.append(
+            QuoteLevelOut(
+                instrument=level.instrument,
+                side=level.side,
+                price=str(level.price),
+                quantity=str(level.quantity),
+                action=outcome.action,
+                order_id=outcome.order_id,
+                order=None if outcome.order is None else order_out(outcome.order),
+                error=None
+                if not isinstance(error, DomainError)
+                else ErrorDetail(code=error.code, message=error.message, field=error.field),
+            )
+        )
+    return MassQuoteOut(levels=out, cancelled=[order_out(o) for o in cancelled])
+
+
+async def visible_order(conn: HTTPConnection, rt: Runtime, order_id: str) -> Order:
+    """The order, if the caller may see its account; another account's is not found."""
+    order = await rt.orders.get(order_id)
+    await ensure_order_visible(conn, order_id, order.spec.account)
+    return order
