@@ -10,6 +10,16 @@ instrument, never a backlog. Order events are never dropped silently: a subscrib
 for them receives `{"type": "error", "code": "slow_consumer"}` and is closed (code 1008);
 it reconnects and re-reads over REST.
 
+Order entry on the same connection: send `{"op": "place", "id": "r1", "order": {...}}`
+(the body of `POST /v1/orders`), `{"op": "amend", "id", "order_id", "price"?, "quantity"?,
+"expected_version"?}`, `{"op": "cancel", "id", "order_id"}`, `{"op": "batch", "id",
+"orders": [...]}`, `{"op": "cancel_orders", "id", ...}` or `{"op": "mass_quote", "id",
+"account", "quotes": [...]}` (the bodies of the REST routes). Requests are handled one at a
+time in the order sent; each gets `{"type": "response", "id": ..., "status": <the REST
+status>, "order" | "results" | "levels" ... | "error": {...}}`, in that order, between the
+fills and order events of the subscription. The same access checks, validation, risk,
+idempotency and audit as REST: the handlers are the REST routes' own.
+
 The handshake authenticates like any request (a bearer token, the HMAC headers, or
 `?token=` for browsers). A caller bound to accounts gets only its accounts' events: by
 default all of them, and a subscription naming another account is refused (`forbidden`).
@@ -19,14 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 
+from gateway.api import order_entry
 from gateway.api.access import can_see, principal_of
+from gateway.api.errors import error_body, error_status
 from gateway.api.runtime import Runtime, websocket_runtime
-from gateway.api.schemas import book_out
+from gateway.api.schemas import AmendIn, OrderIn, book_out
+from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.oms.events import Subscription
 from gateway.venues.market_data import ConflatedBooks
 
@@ -114,7 +129,15 @@ async def _control(session: _Session) -> None:
         except ValueError:
             await websocket.send_json({"type": "error", "code": "malformed_json"})
             continue
-        if not isinstance(message, dict) or message.get("op") != "subscribe":
+        if not isinstance(message, dict):
+            await websocket.send_json({"type": "error", "code": "unknown_op"})
+            continue
+        op = message.get("op")
+        if op in ENTRY_OPS:
+            # one request at a time, in the order sent: answers come back in that order
+            await websocket.send_json(await _entry(session, op, message))
+            continue
+        if op != "subscribe":
             await websocket.send_json({"type": "error", "code": "unknown_op"})
             continue
         accounts = message.get("accounts")
@@ -143,3 +166,106 @@ async def _control(session: _Session) -> None:
         session.books = rt.market_data.subscribe(frozenset(books)) if books else None
         session.resubscribed.set()
         await websocket.send_json({"type": "subscribed", "accounts": accounts, "books": books})
+
+
+async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[str, Any]:
+    """An order-entry request: the same handlers as the REST routes, answered as
+    `{"type": "response", "id": <the request's id>, "status": <the REST status>, ...}`."""
+    request_id = message.get("id")
+    answer: dict[str, Any] = {"type": "response", "id": request_id}
+    websocket, rt = session.websocket, session.rt
+    try:
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            raise InvalidOrder("an order-entry request needs an id (string or integer)", field="id")
+        status, result = await ENTRY_OPS[op](websocket, rt, message)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ())) or None
+        return answer | {
+            "status": 422,
+            "error": error_body("validation_error", first["msg"], field)["error"],
+        }
+    except DomainError as error:
+        return answer | {
+            "status": error_status(error),
+            "error": error_body(error.code, error.message, error.field)["error"],
+        }
+    return answer | {"status": status, **result}
+
+
+def _payload(message: dict[str, Any], *drop: str) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("op", "id", *drop)}
+
+
+async def _place(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    order, created = await order_entry.place(
+        websocket, rt, OrderIn.model_validate(message.get("order"))
+    )
+    return 201 if created else 200, {"order": order_entry.order_out(order).model_dump(mode="json")}
+
+
+async def _amend(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    order_id = _order_id(message)
+    order = await order_entry.amend(
+        websocket, rt, order_id, AmendIn.model_validate(_payload(message, "order_id"))
+    )
+    return 200, {"order": order_entry.order_out(order).model_dump(mode="json")}
+
+
+async def _cancel(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    version = message.get("expected_version")
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise InvalidOrder("expected_version is a positive integer", field="expected_version")
+    order = await order_entry.cancel(websocket, rt, _order_id(message), version)
+    return 200, {"order": order_entry.order_out(order).model_dump(mode="json")}
+
+
+async def _batch(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    out = await order_entry.place_batch(
+        websocket, rt, order_entry.BatchOrdersIn.model_validate(_payload(message))
+    )
+    return 200, out.model_dump(mode="json")
+
+
+async def _cancel_orders(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    out = await order_entry.cancel_many(
+        websocket, rt, order_entry.CancelOrdersIn.model_validate(_payload(message))
+    )
+    return 200, out.model_dump(mode="json")
+
+
+async def _mass_quote(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    out = await order_entry.mass_quote(
+        websocket, rt, order_entry.MassQuoteIn.model_validate(_payload(message))
+    )
+    return 200, out.model_dump(mode="json")
+
+
+def _order_id(message: dict[str, Any]) -> str:
+    order_id = message.get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        raise InvalidOrder("order_id is required", field="order_id")
+    return order_id
+
+
+EntryHandler = Callable[[WebSocket, Runtime, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+ENTRY_OPS: dict[str, EntryHandler] = {
+    "place": _place,
+    "amend": _amend,
+    "cancel": _cancel,
+    "batch": _batch,
+    "cancel_orders": _cancel_orders,
+    "mass_quote": _mass_quote,
+}
