@@ -309,3 +309,29 @@ class SiweNonceRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_time())
     expires_at: datetime = Field(sa_column=_time())
     used_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class DeadManCountdownRow(SQLModel, table=True):
+    """A caller's dead man's switch (`gateway.oms.dead_man_switch`): unless refreshed before
+    `deadline`, every resting order of `accounts` is cancelled. `scope` names the caller (its
+    role and subject); a refresh rewrites the row in place."""
+
+    __tablename__ = "dead_man_countdowns"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    accounts: str  # JSON list of checksum addresses, sorted
+    timeout_seconds: Decimal = Field(sa_column=_decimal())
+    deadline: datetime = Field(sa_column=_time())
+    armed_at: datetime = Field(sa_column=_time())
+    refreshed_at: datetime = Field(sa_column=_time())
+
+
+class CancelOnDisconnectSessionRow(SQLModel, table=True):
+    """A stream connection that asked for cancel-on-disconnect. A row found at start-up
+    belonged to a connection that died with the previous process."""
+
+    __tablename__ = "cancel_on_disconnect_sessions"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    accounts: str  # JSON list of checksum addresses, sorted
+    opened_at: datetime = Field(sa_column=_time())
