@@ -23,6 +23,7 @@ from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
 from gateway.domain.orders import OrderSpec
 from gateway.oms.algo_runner import AlgoRunner
+from gateway.oms.dead_man_switch import DeadMansSwitch
 from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
@@ -88,6 +89,7 @@ class Runtime:
     algos: AlgoRunner = field(init=False)  # set by `build`
     clock: Clock = field(init=False)  # set by `build`
     book: InternalBook = field(init=False)  # set by `build`
+    dead_man_switch: DeadMansSwitch = field(init=False)  # set by `build`
     venue_children: VenueChildren = field(init=False)  # set by `build`
     tca: TransactionCostAnalysis = field(init=False)  # set by `build`
     signatures: OrderSignatures | None = field(init=False)  # set by `build`
@@ -231,6 +233,7 @@ class Runtime:
         )
         orders.book = built.book
         smart.book = built.book
+        built.dead_man_switch = DeadMansSwitch(writer, read_engine, built.book, clock)
         built.compliance = ComplianceScreen(
             ComplianceSources(
                 settings.sanctions_file or DEVNET_SANCTIONS,
@@ -277,14 +280,19 @@ class Runtime:
         algos: bool = True,
         reconcile_interval: float | None = 5.0,
         settle_interval: float | None = 0.2,
+        dead_man_switch: bool = True,
     ) -> None:
         """`algos=False`: algos are loaded and recovered but no background loop runs them
         (tests drive `self.algos.run_due` with simulated time). `reconcile_interval=None`:
         nothing is reconciled in the background, neither venue children nor trading-key
-        revocations (tests call `self.key_revocations.run_once`)."""
+        revocations (tests call `self.key_revocations.run_once`). `dead_man_switch=False`: no
+        timer fires countdowns (tests call `self.dead_man_switch.fire_due`)."""
         self.writer.start()
         await self.orders.load_client_keys()  # the idempotency filter, before any order
         await self.book.load()  # the resting orders, in their time priority
+        # before anything can trade with them: orders of countdowns that ran out while the
+        # gateway was down, and of cancel-on-disconnect sessions that died with it
+        await self.dead_man_switch.recover()
         if self.settlement is not None:
             await self.settlement.restore_in_flight()  # pool fills whose swaps are not mined
         # fills a stop left unrecorded first, then the routed orders it stranded are ended
@@ -300,6 +308,10 @@ class Runtime:
             self.background.append(asyncio.create_task(self.legging.run(), name="legging"))
         if self.monitor.webhook is not None:
             self.monitor.webhook.start()
+        if dead_man_switch:
+            self.background.append(
+                asyncio.create_task(self.dead_man_switch.run(), name="dead-man-switch")
+            )
         if expiry_interval is not None:
             self.background.append(asyncio.create_task(self._expire_loop(expiry_interval)))
         if monitor:
