@@ -59,6 +59,7 @@ POLICY: tuple[Rule, ...] = (
         "POST /v1/orders",
         "POST /v1/strategies",
         "POST /v1/orders/typed-data",
+        "POST /v1/orders/cancel-all-after",
         "PATCH /v1/orders/{order_id}",
         "DELETE /v1/orders/{order_id}",
         "POST /v1/algos",
@@ -70,6 +71,7 @@ POLICY: tuple[Rule, ...] = (
     *_rules(
         Permission.READ,
         "GET /v1/orders",
+        "GET /v1/orders/cancel-all-after",
         "GET /v1/orders/{order_id}",
         "GET /v1/orders/{order_id}/fills",
         "GET /v1/orders/{parent_id}/tca",

@@ -13,6 +13,7 @@ from gateway.api import (
     auth,
     books,
     compliance,
+    dead_man_switch,
     fills_export,
     instruments,
     orders,
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     install_access(app)  # inside the body size limit: it reads signed bodies
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    # before orders: its GET /v1/orders/{order_id} would take `cancel-all-after` for an id
+    app.include_router(dead_man_switch.router)
     app.include_router(orders.router)
     app.include_router(instruments.router)
     app.include_router(books.router)
