@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -199,26 +200,34 @@ class _BookWrite:
         raise BookRejected("the net price cannot be split across the legs' ticks")
 
     def __call__(self, connection: Connection, now: datetime) -> CommandResult[Order]:
+        store = _BookStore(connection, now)
+        result = self._apply(store)
+        store.flush()
+        return result
+
+    @classmethod
+    def apply_batch(
+        cls, connection: Connection, now: datetime, commands: Sequence[_BookWrite]
+    ) -> list[CommandResult[Any] | Exception]:
+        """Consecutive book writes in a few statements: each order read once, inserted or
+        updated once with its last state, the fills in one statement. Any failure fails
+        them all (the writer then replays them one by one, each in its own savepoint)."""
+        store = _BookStore(connection, now)
+        results: list[CommandResult[Any] | Exception] = [c._apply(store) for c in commands]
+        store.flush()
+        return results
+
+    def _apply(self, store: _BookStore) -> CommandResult[Order]:
         changes = _Changes()
-        orders: dict[str, Order] = {}
-        versions: dict[str, int] = {}
+        now = store.now
+        orders = store.orders
         if self.new is not None:
             order, fingerprint = self.new
             order = Order.new(order.id, order.spec, now).accept(now)
-            repo.ensure_accounts(connection, [order.spec.account], now)
-            repo.insert_orders(connection, [(order, fingerprint)])
+            store.insert(order, fingerprint)
             changes.order(order, "order.accepted")
-            orders[order.id] = order
-            versions[order.id] = order.version
 
-        def load(order_id: str) -> Order:
-            if order_id not in orders:
-                stored = repo.get_order(connection, order_id)
-                if stored is None:  # the engine is ahead of the store: fail, rebuild
-                    raise IllegalTransition(f"order {order_id} is not in the store")
-                orders[order_id] = stored.order
-                versions[order_id] = stored.order.version
-            return orders[order_id]
+        load = store.load
 
         def record(
             order_id: str,
@@ -242,7 +251,7 @@ class _BookWrite:
                 executed_at=now,
                 trade_id=trade_id,
             )
-            repo.insert_fill(connection, fill)
+            store.fills.append(fill)
             changes.fill(fill)
 
         def advance(order_id: str, quantity: Decimal, price: Decimal) -> None:
@@ -324,12 +333,53 @@ class _BookWrite:
                 )
                 orders[event.order_id] = amended
                 changes.order(amended, "order.amended")
-        for order_id, order in orders.items():
-            if order.version != versions[order_id]:
-                repo.update_order(connection, order, previous_version=versions[order_id])
-        for order_id, priority in self.priorities:
-            repo.set_book_priority(connection, order_id, priority)
+        store.priorities.update(self.priorities)
         return CommandResult(load(self.subject), [*self.audit, *changes.audit], changes.events)
+
+
+@dataclass
+class _BookStore:
+    """The store's side of a run of book writes in one transaction: each order read once,
+    new orders inserted and changed ones updated once (their last state) by `flush`."""
+
+    connection: Connection
+    now: datetime
+    orders: dict[str, Order] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)  # as stored, before this run
+    new: dict[str, str] = field(default_factory=dict)  # order id -> request fingerprint
+    fills: list[Fill] = field(default_factory=list)
+    priorities: dict[str, int | None] = field(default_factory=dict)
+
+    def insert(self, order: Order, fingerprint: str) -> None:
+        self.orders[order.id] = order
+        self.new[order.id] = fingerprint
+
+    def load(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            stored = repo.get_order(self.connection, order_id)
+            if stored is None:  # the engine is ahead of the store: fail, rebuild
+                raise IllegalTransition(f"order {order_id} is not in the store")
+            order = self.orders[order_id] = stored.order
+            self.versions[order_id] = order.version
+        return order
+
+    def flush(self) -> None:
+        connection, new = self.connection, self.new
+        if new:
+            created = [
+                (self.orders[order_id], fingerprint) for order_id, fingerprint in new.items()
+            ]
+            repo.ensure_accounts(connection, [o.spec.account for o, _ in created], self.now)
+            repo.insert_orders(connection, created, self.priorities)
+        for order_id, version in self.versions.items():
+            order = self.orders[order_id]
+            if order.version != version:
+                repo.update_order(connection, order, previous_version=version)
+        repo.insert_fills(connection, self.fills)
+        repo.set_book_priorities(
+            connection, [(o, p) for o, p in self.priorities.items() if o not in new]
+        )
 
 
 class InternalBook:
@@ -352,6 +402,7 @@ class InternalBook:
         self._touched: set[str] = set()
         # resting mass-quote orders: account -> (instrument, side, price) -> order id
         self._quotes: dict[str, dict[tuple[str, Side, Decimal], str]] = {}
+        self._quote_clients: dict[str, str] = {}  # their order id -> client order id
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # compliance: called under the lock right before an order enters the engine; raises
@@ -402,6 +453,7 @@ class InternalBook:
         resting, top = await asyncio.to_thread(read)
         engine = self._new_engine()
         self._quotes = {}
+        self._quote_clients = {}
         for stored, _ in resting:
             order = stored.order
             spec = order.spec
@@ -409,6 +461,7 @@ class InternalBook:
             if spec.client_order_id.startswith(QUOTE_PREFIX) and spec.instrument is not None:
                 key = (spec.instrument, spec.side, order.price)
                 self._quotes.setdefault(spec.account, {})[key] = order.id
+                self._quote_clients[order.id] = spec.client_order_id
             if spec.is_strategy:
                 strategy_units = StrategyUnits.of(spec.legs, self._rules)
                 events = engine.execute(
@@ -512,12 +565,18 @@ class InternalBook:
         return await self._outcome(future)
 
     async def place_many(
-        self, orders: Sequence[tuple[OrderSpec, str, Sequence[AuditEntry]]]
+        self,
+        orders: Sequence[tuple[OrderSpec, str, Sequence[AuditEntry]]],
+        admit: Callable[[int, OrderSpec], object] | None = None,
+        placed: Callable[[OrderSpec, str, list[Event]], object] | None = None,
     ) -> list[Order | Exception]:
         """Place orders (spec, request fingerprint, audit records) one after the other in
         one hold of the lock: nothing else trades in between, and their writes are queued
         together (one group commit). Each has its own outcome: the order, or the exception
-        that refused it (the others go on)."""
+        that refused it (the others go on). `admit(position, spec)` runs right before each
+        order goes to the engine (the pre-trade checks: raise to refuse it), `placed(spec,
+        order id, events)` right after, so each order is checked against the book and the
+        limits as the orders before it left them, as if sent one by one."""
         outcomes: list[Order | Exception | asyncio.Future[Order]] = []
         async with self._lock:
             await self._fresh()
@@ -525,10 +584,22 @@ class InternalBook:
                 order_id = new_id("ord")
                 try:
                     command, references = self._place_command(order_id, spec)
+                    if admit is not None:
+                        admit(len(outcomes), spec)
                     placeholder = Order.new(order_id, spec, datetime.min)
+                    events = self._admitted(spec, command)
                     outcomes.append(
-                        self._placed(command, placeholder, fingerprint, references, audit)
+                        self._write(
+                            events,
+                            order_id,
+                            new=(placeholder, fingerprint),
+                            priorities=self._rest(order_id),
+                            references=references,
+                            audit=tuple(audit),
+                        )
                     )
+                    if placed is not None:
+                        placed(spec, order_id, events)
                 except DomainError as error:  # off the grid, refused by admission or the book
                     outcomes.append(error)
         results: list[Order | Exception] = []
@@ -548,6 +619,7 @@ class InternalBook:
         instruments: frozenset[str],
         levels: Sequence[QuoteLevel],
         admit: Callable[[OrderSpec], object] | None = None,
+        withdrawn: Callable[[str, str], object] | None = None,
     ) -> tuple[list[QuoteOutcome], list[Order]]:
         """A mass quote: `levels` become the account's quotes on `instruments`, in one hold
         of the lock. A level at the price of a resting quote keeps it when the quantity is
@@ -556,19 +628,25 @@ class InternalBook:
         new prices are placed post-only (a level that would take liquidity is refused).
         The cancels go first, so the account's new quotes never meet its old ones; nothing
         else runs in between. `admit` checks and reserves a new quote's limits (raises to
-        refuse it). Returns one outcome per level and the quotes cancelled."""
+        refuse it); `withdrawn(account, client_order_id)` hears of each quote cancelled, at
+        once (the pre-trade checks must not see it as resting any more when the new quotes
+        are admitted). Returns one outcome per level and the quotes cancelled."""
         async with self._lock:
             await self._fresh()
             quotes = self._quotes.setdefault(account, {})
             for key, order_id in list(quotes.items()):
                 if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
                     del quotes[key]
+                    self._quote_clients.pop(order_id, None)
             wanted = {(level.instrument, level.side, level.price): level for level in levels}
             cancelled: list[asyncio.Future[Order]] = []
             for key, order_id in list(quotes.items()):
                 if key[0] in instruments and key not in wanted:
                     del quotes[key]
                     events = self._execute(CancelOrder(order_id, CancelReason.USER))
+                    client_id = self._quote_clients.pop(order_id, None)
+                    if withdrawn is not None and client_id is not None:
+                        withdrawn(account, client_id)
                     cancelled.append(
                         self._write(
                             events,
@@ -599,6 +677,7 @@ class InternalBook:
                     future = self._placed(command, placeholder, request_key(spec), {}, ())
                     if self.holds(order_id):
                         quotes[key] = order_id
+                        self._quote_clients[order_id] = spec.client_order_id
                     pending.append((level, "placed", future))
                 except DomainError as error:
                     pending.append((level, "refused", error))

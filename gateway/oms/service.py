@@ -33,6 +33,7 @@ from gateway.domain.venue_child import (
     VenueChildStatus,
     progress,
 )
+from gateway.matching import Event, OrderCancelled, Trade
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.internal_book import InternalBook, QuoteLevel, QuoteOutcome
@@ -42,6 +43,7 @@ from gateway.oms.order_facts import (
     order_change,
     request_hash,
 )
+from gateway.risk.exposure import ExposureLedger
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
 from gateway.store import order_repository as repo
@@ -331,7 +333,7 @@ class OrderService:
             if keys is None or hash((specs[i].account, specs[i].client_order_id)) in keys
         ]
         stored = await self._stored_by_keys(maybe) if maybe else {}
-        placing: list[tuple[int, str, bool]] = []  # (index, fingerprint, reserved)
+        placing: list[tuple[int, str]] = []  # (index, fingerprint)
         first_of: dict[tuple[str, str], int] = {}  # a key sent twice in this batch
         for index in screened:
             spec = specs[index]
@@ -342,32 +344,38 @@ class OrderService:
                 if earlier is not None:
                     outcomes[index] = self._same_request(spec, fingerprint, earlier)
                     continue
-                if key in first_of:
-                    placing.append((index, fingerprint, False))  # answered after the first
-                    continue
-                first_of[key] = index
-                reserved = False
-                if self.pre_trade is not None:
-                    reserved = self.pre_trade.admit(spec)
-                placing.append((index, fingerprint, reserved))
+                placing.append((index, fingerprint))
+                first_of.setdefault(key, index)
             except DomainError as error:
                 outcomes[index] = error
         fresh = [
-            (i, f, r)
-            for i, f, r in placing
+            (i, f)
+            for i, f in placing
             if first_of[(specs[i].account, specs[i].client_order_id)] == i
         ]
-        placed = await self.book.place_many(
-            [(specs[i], fingerprint, screened[i]) for i, fingerprint, _ in fresh]
+        reserved: set[int] = set()  # positions in `fresh` whose limits were reserved
+        ours: dict[str, tuple[str, str]] = {}  # order id -> (account, client id), this batch
+
+        def admit(position: int, spec: OrderSpec) -> None:
+            if self.pre_trade is not None and self.pre_trade.admit(spec):
+                reserved.add(position)
+
+        def placed(spec: OrderSpec, order_id: str, events: list[Event]) -> None:
+            ours[order_id] = (spec.account, spec.client_order_id)
+            if self.pre_trade is not None:  # what left the book stops counting at once
+                _drop_gone(self.pre_trade.ledger, spec.account, events, ours)
+
+        results = await self.book.place_many(
+            [(specs[i], fingerprint, screened[i]) for i, fingerprint in fresh], admit, placed
         )
-        for (index, _, reserved), result in zip(fresh, placed, strict=True):
+        for position, ((index, _), result) in enumerate(zip(fresh, results, strict=True)):
             spec = specs[index]
             if isinstance(result, Order):
                 outcomes[index] = Submitted(result, created=True)
                 if keys is not None:
                     keys.add(hash((spec.account, spec.client_order_id)))
                 continue
-            if reserved and self.pre_trade is not None:
+            if position in reserved and self.pre_trade is not None:
                 self.pre_trade.ledger.release(spec)
             if isinstance(result, ComplianceRefused):  # listed while on its way to the book
                 await self._record_refusal(result.decision)
@@ -379,19 +387,19 @@ class OrderService:
                 outcomes[index] = result
             else:
                 raise result
-        for index, fingerprint, _ in placing:
+        for index, fingerprint in placing:  # a key sent again later in the same batch
             first = first_of[(specs[index].account, specs[index].client_order_id)]
             if first == index:
                 continue
             outcome = outcomes[first]
-            if isinstance(outcome, Submitted):
-                outcomes[index] = self._same_request(
-                    specs[index],
-                    fingerprint,
-                    repo.StoredOrder(0, outcome.order, request_hash(specs[first])),
-                )
-            else:
-                outcomes[index] = outcome
+            try:
+                if isinstance(outcome, Submitted):
+                    stored_first = repo.StoredOrder(0, outcome.order, request_hash(specs[first]))
+                    outcomes[index] = self._same_request(specs[index], fingerprint, stored_first)
+                else:
+                    outcomes[index] = outcome
+            except DomainError as error:
+                outcomes[index] = error
 
     async def mass_quote(
         self, account: str, instruments: frozenset[str], levels: Sequence[QuoteLevel]
@@ -420,7 +428,14 @@ class OrderService:
                 assert spec.instrument is not None and spec.price is not None
                 reserved[QuoteLevel(spec.instrument, spec.side, spec.price, spec.quantity)] = spec
 
-        outcomes, cancelled = await self.book.replace_quotes(account, instruments, levels, admit)
+        def withdrawn(account: str, client_order_id: str) -> None:
+            # its cancel is queued; the ledger would hear of it only once committed
+            if self.pre_trade is not None:
+                self.pre_trade.ledger.account(account).drop(client_order_id)
+
+        outcomes, cancelled = await self.book.replace_quotes(
+            account, instruments, levels, admit, withdrawn
+        )
         for outcome in outcomes:
             spec = reserved.get(outcome.level)
             if outcome.order is None and spec is not None and self.pre_trade is not None:
@@ -984,3 +999,30 @@ class OrderService:
         more = len(rows) > limit
         rows = rows[:limit]
         return OrderPage([r.order for r in rows], rows[-1].seq if more and rows else None)
+
+
+def _drop_gone(
+    ledger: ExposureLedger, account: str, events: list[Event], ours: dict[str, tuple[str, str]]
+) -> None:
+    """Drop from the ledger's working orders those `events` took off the book (filled, or
+    cancelled: an IOC's rest, a self-trade), before the write commits; the committed
+    events then fold the same final states in again."""
+    gone: list[tuple[str, str]] = []
+    for event in events:
+        if isinstance(event, Trade):
+            if not event.maker_remaining:
+                gone.append((event.maker_account, event.maker_order_id))
+            if not event.taker_remaining:
+                gone.append((event.taker_account, event.taker_order_id))
+        elif isinstance(event, OrderCancelled):
+            gone.append((ours.get(event.order_id, (account, ""))[0], event.order_id))
+    for owner, order_id in gone:
+        exposure = ledger.peek(owner)
+        if exposure is None:
+            continue
+        if order_id in ours:
+            exposure.drop(ours[order_id][1])
+            continue
+        key = next((k for k, w in exposure.working.items() if w.order_id == order_id), None)
+        if key is not None:
+            exposure.drop(key)

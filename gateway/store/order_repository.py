@@ -32,6 +32,12 @@ ACCOUNTS = AccountRow.__table__  # type: ignore[attr-defined]
 
 # Hot-path statements are built once: building them per call costs more than running them.
 _INSERT_ORDERS = insert(ORDERS)
+_INSERT_FILLS = insert(FILLS)
+_SET_PRIORITY = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order_id"))
+    .values(book_priority=bindparam("book_priority"))
+)
 _INSERT_LEGS = insert(LEGS)
 _INSERT_ACCOUNTS = {
     "sqlite": sqlite.insert(ACCOUNTS).on_conflict_do_nothing(),
@@ -88,8 +94,13 @@ def _order_values(order: Order) -> dict[str, Any]:
     }
 
 
-def insert_orders(connection: Connection, orders: Sequence[tuple[Order, str]]) -> None:
-    """Insert new orders with their legs; `orders` pairs each order with its request hash."""
+def insert_orders(
+    connection: Connection,
+    orders: Sequence[tuple[Order, str]],
+    priorities: dict[str, int | None] | None = None,
+) -> None:
+    """Insert new orders with their legs; `orders` pairs each order with its request hash;
+    `priorities`: the book priority of those resting on the internal book."""
     rows, legs = [], []
     for order, request_hash in orders:
         spec = order.spec
@@ -111,6 +122,7 @@ def insert_orders(connection: Connection, orders: Sequence[tuple[Order, str]]) -
                 "sig_deadline": None if spec.signed is None else spec.signed.deadline,
                 "signature": None if spec.signed is None else spec.signed.signature.hex(),
                 **_order_values(order),
+                "book_priority": None if priorities is None else priorities.get(order.id),
             }
         )
         for position, leg in enumerate(spec.legs):
@@ -269,24 +281,42 @@ def open_orders_due(connection: Connection, now: datetime, limit: int) -> list[S
     return _load(connection, statement)
 
 
+def _fill_row(fill: Fill) -> dict[str, Any]:
+    return {
+        "id": fill.id,
+        "order_id": fill.order_id,
+        "account": fill.account,
+        "instrument": fill.instrument,
+        "side": fill.side.value,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "fee": fill.fee,
+        "gas": fill.gas or None,
+        "trade_id": fill.trade_id,
+        "venue": fill.venue,
+        "executed_at": fill.executed_at,
+        "settlement": fill.settlement.value,
+    }
+
+
 def insert_fill(connection: Connection, fill: Fill) -> None:
-    connection.execute(
-        insert(FILLS).values(
-            id=fill.id,
-            order_id=fill.order_id,
-            account=fill.account,
-            instrument=fill.instrument,
-            side=fill.side.value,
-            quantity=fill.quantity,
-            price=fill.price,
-            fee=fill.fee,
-            gas=fill.gas or None,
-            trade_id=fill.trade_id,
-            venue=fill.venue,
-            executed_at=fill.executed_at,
-            settlement=fill.settlement.value,
+    connection.execute(insert(FILLS).values(**_fill_row(fill)))
+
+
+def insert_fills(connection: Connection, fills: Sequence[Fill]) -> None:
+    """Many fills in one statement."""
+    if fills:
+        connection.execute(_INSERT_FILLS, [_fill_row(fill) for fill in fills])
+
+
+def set_book_priorities(
+    connection: Connection, priorities: Sequence[tuple[str, int | None]]
+) -> None:
+    """`set_book_priority` for many orders in one statement."""
+    if priorities:
+        connection.execute(
+            _SET_PRIORITY, [{"order_id": o, "book_priority": p} for o, p in priorities]
         )
-    )
 
 
 def fills_for_order(connection: Connection, order_id: str) -> list[Fill]:
