@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.requests import HTTPConnection
 
 from gateway.api.access import (
+    ACCESS_STATUS,
     ensure_account,
     ensure_may_trade,
     ensure_not_delegate,
@@ -117,9 +118,14 @@ def order_out(order: Order) -> OrderOut:
     return OrderOut.model_validate(order_facts(order))
 
 
+def status_of(error: DomainError) -> int:
+    """The status the error has on its own REST route (access errors included)."""
+    return ACCESS_STATUS.get(type(error)) or error_status(error)
+
+
 def error_item(error: DomainError) -> ItemOut:
     return ItemOut(
-        status=error_status(error),
+        status=status_of(error),
         error=ErrorDetail(code=error.code, message=error.message, field=error.field),
     )
 

@@ -37,8 +37,10 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from gateway.api import order_entry
-from gateway.api.access import can_see, principal_of
-from gateway.api.errors import error_body, error_status
+from gateway.api.access import access_control, can_see, principal_of
+from gateway.api.access_control import AccessDenied
+from gateway.api.access_policy import Permission, allows
+from gateway.api.errors import error_body
 from gateway.api.runtime import Runtime, websocket_runtime
 from gateway.api.schemas import AmendIn, OrderIn, book_out
 from gateway.domain.errors import DomainError, InvalidOrder
@@ -177,6 +179,19 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
     try:
         if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
             raise InvalidOrder("an order-entry request needs an id (string or integer)", field="id")
+        # the handshake needed only `read`: each request is checked as its REST route is
+        if not allows(session.principal, Permission.TRADE):
+            raise AccessDenied(f"the {session.principal.role} role may not enter orders")
+        access = access_control(websocket.app)
+        wait = None if access is None else access.limit(session.principal)
+        if wait is not None:
+            return answer | {
+                "status": 429,
+                "retry_after": wait,
+                "error": error_body("rate_limited", f"over the request rate; retry in {wait} s")[
+                    "error"
+                ],
+            }
         status, result = await ENTRY_OPS[op](websocket, rt, message)
     except ValidationError as error:
         first = error.errors()[0]
@@ -187,7 +202,7 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
         }
     except DomainError as error:
         return answer | {
-            "status": error_status(error),
+            "status": order_entry.status_of(error),
             "error": error_body(error.code, error.message, error.field)["error"],
         }
     return answer | {"status": status, **result}
