@@ -14,7 +14,10 @@ Order entry on the same connection: send `{"op": "place", "id": "r1", "order": {
 (the body of `POST /v1/orders`), `{"op": "amend", "id", "order_id", "price"?, "quantity"?,
 "expected_version"?}`, `{"op": "cancel", "id", "order_id"}`, `{"op": "batch", "id",
 "orders": [...]}`, `{"op": "cancel_orders", "id", ...}` or `{"op": "mass_quote", "id",
-"account", "quotes": [...]}` (the bodies of the REST routes). Requests are handled one at a
+"account", "quotes": [...]}` (the bodies of the REST routes), and `{"op":
+"cancel_on_disconnect", "id", "enabled": true, "accounts"?: [...]}` (the dead man's
+switch: when this connection drops, or the gateway dies, the accounts' resting orders are
+cancelled; the caller's own accounts by default). Requests are handled one at a
 time in the order sent; each gets `{"type": "response", "id": ..., "status": <the REST
 status>, "order" | "results" | "levels" ... | "error": {...}}`, in that order, between the
 fills and order events of the subscription. The same access checks, validation, risk,
@@ -37,7 +40,7 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from gateway.api import order_entry
-from gateway.api.access import access_control, can_see, principal_of
+from gateway.api.access import access_control, can_see, ensure_account, principal_of
 from gateway.api.access_control import AccessDenied
 from gateway.api.access_policy import Permission, allows
 from gateway.api.errors import error_body
@@ -45,6 +48,7 @@ from gateway.api.runtime import Runtime, websocket_runtime
 from gateway.api.schemas import AmendIn, OrderIn, book_out
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.oms.events import Subscription
+from gateway.oms.ids import new_id
 from gateway.venues.market_data import ConflatedBooks
 
 router = APIRouter(prefix="/v1")
@@ -58,6 +62,8 @@ class _Session:
         self.orders: Subscription = rt.events.subscribe(self.principal.accounts)
         self.books: ConflatedBooks | None = None
         self.resubscribed = asyncio.Event()
+        self.id = new_id("ws")
+        self.cancel_on_disconnect = False
 
     def close(self) -> None:
         self.rt.events.unsubscribe(self.orders)
@@ -69,6 +75,7 @@ class _Session:
 async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_runtime)]) -> None:
     await websocket.accept()
     session = _Session(websocket, rt)
+    websocket.state.stream_session = session
     own = session.principal.accounts
     await websocket.send_json(
         {"type": "subscribed", "accounts": None if own is None else sorted(own), "books": []}
@@ -118,6 +125,8 @@ async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await control
         session.close()
+        if session.cancel_on_disconnect:  # the dead man's switch: pull the quotes
+            await rt.dead_man_switch.close_session(session.id)
 
 
 async def _control(session: _Session) -> None:
@@ -268,6 +277,39 @@ async def _mass_quote(
     return 200, out.model_dump(mode="json")
 
 
+async def _cancel_on_disconnect(
+    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Opt this connection in (or out): when it drops, the accounts' resting orders are
+    cancelled, also when the gateway itself dies (cancelled at its next start)."""
+    session: _Session = websocket.state.stream_session
+    enabled = message.get("enabled")
+    if not isinstance(enabled, bool):
+        raise InvalidOrder("enabled is true or false", field="enabled")
+    if not enabled:
+        await rt.dead_man_switch.forget_session(session.id)
+        session.cancel_on_disconnect = False
+        return 200, {"cancel_on_disconnect": False}
+    given = message.get("accounts")
+    if given is None:
+        if session.principal.accounts is None:
+            raise InvalidOrder("name the accounts whose orders to cancel", field="accounts")
+        accounts = frozenset(session.principal.accounts)
+    elif (
+        isinstance(given, list)
+        and given
+        and all(isinstance(a, str) and is_address(a) for a in given)
+    ):
+        accounts = frozenset(to_checksum_address(a) for a in given)
+    else:
+        raise InvalidOrder("accounts is a list of addresses", field="accounts")
+    for account in accounts:
+        await ensure_account(websocket, account)
+    await rt.dead_man_switch.open_session(session.id, accounts)
+    session.cancel_on_disconnect = True
+    return 200, {"cancel_on_disconnect": True, "accounts": sorted(accounts)}
+
+
 def _order_id(message: dict[str, Any]) -> str:
     order_id = message.get("order_id")
     if not isinstance(order_id, str) or not order_id:
@@ -283,4 +325,5 @@ ENTRY_OPS: dict[str, EntryHandler] = {
     "batch": _batch,
     "cancel_orders": _cancel_orders,
     "mass_quote": _mass_quote,
+    "cancel_on_disconnect": _cancel_on_disconnect,
 }
