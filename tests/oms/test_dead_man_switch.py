@@ -1,5 +1,5 @@
-"""The dead man's switch on a runtime with SQLite and the internal book, time on a manual
-clock: countdowns (arm, refresh, expire, disarm), cancel-on-disconnect sessions, and both
+"""The dead man's switch on a runtime with the internal book (SQLite and PostgreSQL), time on
+a manual clock: countdowns (arm, refresh, expire, disarm), cancel-on-disconnect sessions, and both
 applied at a restart before the first new order can trade with the cancelled ones."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +34,6 @@ MAKER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 TAKER = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 SCOPE = "protocol:key_market_maker"
-
-
-def database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'dead_man.db'}"
 
 
 @asynccontextmanager
@@ -114,10 +109,10 @@ def records(rt: Runtime, *prefixes: str) -> list[tuple[str, str, dict[str, Any]]
 
 
 def test_a_refreshed_countdown_keeps_the_orders_and_one_left_to_run_out_cancels_them(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     async def body() -> None:
-        async with gateway(database(tmp_path), clock) as rt:
+        async with gateway(database_url, clock) as rt:
             switch = rt.dead_man_switch
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             bid = await rest(rt, MAKER, "bid", Side.BUY, "2900")
@@ -168,10 +163,10 @@ def test_a_refreshed_countdown_keeps_the_orders_and_one_left_to_run_out_cancels_
 
 
 def test_a_refresh_committed_before_the_timer_ran_saves_the_orders(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     async def body() -> None:
-        async with gateway(database(tmp_path), clock) as rt:
+        async with gateway(database_url, clock) as rt:
             switch = rt.dead_man_switch
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             await switch.cancel_all_after(SCOPE, {MAKER}, 2)
@@ -185,10 +180,10 @@ def test_a_refresh_committed_before_the_timer_ran_saves_the_orders(
 
 
 def test_zero_disarms_and_timeouts_out_of_bounds_are_refused(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     async def body() -> None:
-        async with gateway(database(tmp_path), clock) as rt:
+        async with gateway(database_url, clock) as rt:
             switch = rt.dead_man_switch
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             assert await switch.cancel_all_after(SCOPE, set(), 0) is None  # none armed: no-op
@@ -219,10 +214,10 @@ def test_zero_disarms_and_timeouts_out_of_bounds_are_refused(
 
 
 def test_closing_a_session_that_opted_in_cancels_its_accounts_orders(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     async def body() -> None:
-        async with gateway(database(tmp_path), clock) as rt:
+        async with gateway(database_url, clock) as rt:
             switch = rt.dead_man_switch
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             others = await rest(rt, OTHER, "other", Side.SELL, "3010")
@@ -266,19 +261,17 @@ def test_closing_a_session_that_opted_in_cancels_its_accounts_orders(
 
 
 def test_a_countdown_that_ran_out_while_down_cancels_before_the_first_order_can_match(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
-    url = database(tmp_path)
-
     async def body() -> None:
-        async with gateway(url, clock) as rt:
+        async with gateway(database_url, clock) as rt:
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             others = await rest(rt, OTHER, "other", Side.SELL, "3010")
             await rt.dead_man_switch.cancel_all_after(SCOPE, {MAKER}, 10)
             await rt.dead_man_switch.cancel_all_after("trader:later", {OTHER}, 3600)
         clock.advance(seconds=11)  # the gateway is down past the deadline
 
-        async with gateway(url, clock) as rt:
+        async with gateway(database_url, clock) as rt:
             # the first order after the start crosses the maker's ask: nothing to take
             taker = await take(rt, "t1", Side.BUY, "3000")
             assert taker.status is OrderStatus.CANCELLED and taker.filled_quantity == 0
@@ -305,18 +298,16 @@ def test_a_countdown_that_ran_out_while_down_cancels_before_the_first_order_can_
 
 
 def test_a_session_left_registered_by_the_previous_process_cancels_at_start(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
-    url = database(tmp_path)
-
     async def body() -> None:
-        async with gateway(url, clock) as rt:
+        async with gateway(database_url, clock) as rt:
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             others = await rest(rt, OTHER, "other", Side.SELL, "3010")
             await rt.dead_man_switch.open_session("socket-1", {MAKER})
         # the process ended with the connection open: its close never ran
 
-        async with gateway(url, clock) as rt:
+        async with gateway(database_url, clock) as rt:
             taker = await take(rt, "t1", Side.BUY, "3000")
             assert taker.status is OrderStatus.CANCELLED and taker.filled_quantity == 0
             after = await current(rt, ask)
@@ -333,10 +324,10 @@ def test_a_session_left_registered_by_the_previous_process_cancels_at_start(
 
 
 def test_the_timer_fires_a_countdown_once_its_deadline_passes(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     async def body() -> None:
-        async with gateway(database(tmp_path), clock, timer=True) as rt:
+        async with gateway(database_url, clock, timer=True) as rt:
             ask = await rest(rt, MAKER, "ask", Side.SELL, "3000")
             events = rt.events.subscribe(frozenset({MAKER}))
             await rt.dead_man_switch.cancel_all_after(SCOPE, {MAKER}, 1)
