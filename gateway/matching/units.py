@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, Rounded
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from fractions import Fraction
 
 from gateway.domain.errors import InvalidOrder
@@ -55,6 +55,17 @@ def _product(step: Decimal, count: int) -> Decimal:
     return value
 
 
+def _count(value: Decimal, step: Decimal, *, field: str, code: str) -> int:
+    """How many `step`s make `value`, exactly (a value off the grid is refused)."""
+    try:
+        whole, rest = _EXACT.divmod(value, step)
+    except (Inexact, Rounded, InvalidOperation):
+        return _whole(Fraction(value) / Fraction(step), field=field, code=code, step=Fraction(step))
+    if rest:
+        raise InvalidOrder(f"{field} is not a multiple of {step}", field=field, code=code)
+    return int(whole)
+
+
 def _to_decimal(value: Fraction) -> Decimal:
     result = Decimal(value.numerator) / Decimal(value.denominator)
     if Fraction(result) != value:  # a denominator with prime factors other than 2 and 5
@@ -74,17 +85,13 @@ class InstrumentUnits:
         return cls(rules.tick_size, rules.lot_size)
 
     def to_ticks(self, price: Decimal) -> int:
-        step = Fraction(self.tick_size)
-        return _whole(Fraction(price) / step, field="price", code="invalid_price_tick", step=step)
+        return _count(price, self.tick_size, field="price", code="invalid_price_tick")
 
     def from_ticks(self, ticks: int) -> Decimal:
         return _product(self.tick_size, ticks)
 
     def to_lots(self, quantity: Decimal) -> int:
-        step = Fraction(self.lot_size)
-        return _whole(
-            Fraction(quantity) / step, field="quantity", code="invalid_quantity_lot", step=step
-        )
+        return _count(quantity, self.lot_size, field="quantity", code="invalid_quantity_lot")
 
     def from_lots(self, lots: int) -> Decimal:
         return _product(self.lot_size, lots)

@@ -85,6 +85,16 @@ class AccountExposure:
     open_notional: Decimal = Decimal(0)  # of the working orders, valued when they came in
     _pending: dict[str, list[Decimal]] = field(default_factory=dict)  # instrument: [buy, sell]
     _notional: dict[str, Decimal] = field(default_factory=dict)  # by client_order_id
+    # limit prices of the single-instrument working orders, counted per (instrument, side):
+    # the self-trade check reads the best of a few prices, not every working order
+    _prices: dict[tuple[str, Side], dict[Decimal, int]] = field(default_factory=dict)
+
+    def best_price(self, instrument: str, side: Side) -> Decimal | None:
+        """The highest working buy / lowest working sell limit price on `instrument`."""
+        prices = self._prices.get((instrument, side))
+        if not prices:
+            return None
+        return max(prices) if side is Side.BUY else min(prices)
 
     def position(self, instrument: str) -> Decimal:
         held = self.positions.get(instrument)
@@ -103,6 +113,9 @@ class AccountExposure:
         self.working[key] = order
         self._notional[key] = notional
         self.open_notional += notional
+        if order.instrument is not None and order.price is not None:
+            prices = self._prices.setdefault((order.instrument, order.side), {})
+            prices[order.price] = prices.get(order.price, 0) + 1
         for symbol, quantity in order.leg_quantities():
             pending = self._pending.setdefault(symbol, [Decimal(0), Decimal(0)])
             pending[0 if quantity > 0 else 1] += quantity
@@ -112,6 +125,12 @@ class AccountExposure:
         if order is None:
             return None
         self.open_notional -= self._notional.pop(key, Decimal(0))
+        if order.instrument is not None and order.price is not None:
+            prices = self._prices[(order.instrument, order.side)]
+            if prices[order.price] == 1:
+                del prices[order.price]
+            else:
+                prices[order.price] -= 1
         for symbol, quantity in order.leg_quantities():
             pending = self._pending[symbol]
             pending[0 if quantity > 0 else 1] -= quantity

@@ -243,6 +243,12 @@ class PreTradeValidator:
     def _check_self_trade(self, incoming: WorkingOrder, exposure: AccountExposure) -> None:
         if incoming.instrument is None:
             return
+        best = exposure.best_price(incoming.instrument, incoming.side.opposite)
+        if best is None or (
+            incoming.price is not None
+            and (incoming.price < best if incoming.side is Side.BUY else incoming.price > best)
+        ):
+            return  # no working order of the account on the other side it would reach
         for resting in exposure.working.values():
             if resting.instrument != incoming.instrument or resting.side is incoming.side:
                 continue
