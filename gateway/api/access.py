@@ -73,7 +73,7 @@ class AccessGuard:
         body = b""
         if scope["type"] == "http" and KEY_HEADER in headers:
             body = await _read_body(receive)
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         try:
             principal = await _authenticate(access, scope, headers, method, body)
         except AuthenticationFailed as failure:
@@ -149,7 +149,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     sent = False
 
     async def replayed() -> Message:

@@ -26,6 +26,7 @@ from gateway.api import (
 )
 from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
+from gateway.api.order_fast_path import OrderSubmitFastPath
 from gateway.api.runtime import Runtime
 from gateway.config import Settings
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(OrderSubmitFastPath)  # inside the access guard: authenticated first
     install_access(app)  # inside the body size limit: it reads signed bodies
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # before orders: its GET /v1/orders/{order_id} would take `cancel-all-after` for an id
