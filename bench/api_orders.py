@@ -1,8 +1,22 @@
-"""Order-submit throughput and latency of POST /v1/orders, persistence on, against a bare
-Starlette route doing the same parse and serialize, measured in the same run.
+"""Order entry, persistence on, against a bare Starlette route doing the same parse and
+serialize, measured in the same run (rounds interleaved).
+
+* ``gateway`` / ``starlette_baseline``: ``POST /v1/orders`` at 32 connections (throughput,
+  p50, p99) and ``ratio_vs_starlette``; ``one_connection``: the same at 1 connection (the
+  acknowledgement latency of an order that rests).
+* ``batch``: ``POST /v1/orders/batch`` with 50 orders a request, counted in orders per
+  second, and its ratio to the single-submit orders/s of the same round.
+* ``websocket``: ``{"op": "place"}`` on ``/v1/stream`` at 1 connection, one request at a
+  time: acknowledgement p50 and its ratio to the REST p50 at 1 connection.
+* ``disk_commit_floor``: the p50 of a one-row SQLite commit (WAL, synchronous=FULL: an
+  fsync) in the same directory, measured in the same run: the floor under any durable
+  acknowledgement on this machine.
+* ``memory``: resident memory per resting order of the matching engine holding 1,000,000
+  resting orders over 100 instruments, with the idempotency filter's entry per order, in
+  a process of its own (``--memory-orders`` to change the count).
 
 Prints JSON. Each server runs as its own uvicorn process (one worker, the same settings);
-the load generator runs in this process.
+the load generators run in this process.
 """
 
 from __future__ import annotations
@@ -11,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +44,7 @@ OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 from tests.postgres_cluster import free_port  # noqa: E402
 
 ACCOUNTS = [f"0x{n:040x}" for n in range(1, 33)]
+BATCH = 50
 
 
 def body_for(run: str):  # type: ignore[no-untyped-def]
@@ -77,32 +93,111 @@ def start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-def measure(app: str, env: dict[str, str], total: int, connections: int, label: str) -> LoadResult:
+def warm(port: int, connections: int, label: str) -> None:
+    asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            "/v1/orders",
+            body_for(f"warm-{label}"),
+            total=500,
+            connections=connections,
+            headers=OPERATOR,
+        )
+    )
+
+
+def singles(port: int, total: int, connections: int, label: str) -> LoadResult:
+    return asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            "/v1/orders",
+            body_for(label),
+            total=total,
+            connections=connections,
+            headers=OPERATOR,
+        )
+    )
+
+
+def batches(port: int, total_orders: int, connections: int, label: str) -> LoadResult:
+    """`total_orders` in requests of BATCH orders; the result counts orders."""
+    one = body_for(label)
+
+    def make(n: int) -> bytes:
+        orders = [json.loads(one(n * BATCH + i)) for i in range(BATCH)]
+        return json.dumps({"orders": orders}).encode()
+
+    result = asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            "/v1/orders/batch",
+            make,
+            total=total_orders // BATCH,
+            connections=connections,
+            headers=OPERATOR,
+        )
+    )
+    return LoadResult(result.requests * BATCH, result.seconds, result.latencies, result.statuses)
+
+
+async def _websocket_places(port: int, total: int, label: str) -> LoadResult:
+    import websockets
+
+    make = body_for(label)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    uri = f"ws://127.0.0.1:{port}/v1/stream?token={OPERATOR_TOKEN}"
+    async with websockets.connect(uri, max_size=None) as socket:
+        json.loads(await socket.recv())  # subscribed
+        # order events are not asked for: every account's events would share the socket
+        await socket.send(json.dumps({"op": "subscribe", "accounts": [ACCOUNTS[0]]}))
+        while json.loads(await socket.recv())["type"] != "subscribed":
+            pass
+        begun = time.perf_counter()
+        for n in range(total):
+            order = json.loads(make(n))
+            order["account"] = ACCOUNTS[1 + n % (len(ACCOUNTS) - 1)]
+            started = time.perf_counter()
+            await socket.send(json.dumps({"op": "place", "id": n, "order": order}))
+            while True:
+                message = json.loads(await socket.recv())
+                if message.get("type") == "response" and message.get("id") == n:
+                    break
+            latencies.append(time.perf_counter() - started)
+            statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+        return LoadResult(total, time.perf_counter() - begun, latencies, statuses)
+
+
+def measure_gateway(
+    env: dict[str, str], total: int, connections: int, label: str
+) -> dict[str, LoadResult]:
     port = free_port()
-    process = start(app, port, env)
+    process = start("gateway.api.app:create_app", port, env)
     try:
-        asyncio.run(
-            run_load(
-                "127.0.0.1",
-                port,
-                "/v1/orders",
-                body_for(f"warm-{label}"),
-                total=500,
-                connections=connections,
-                headers=OPERATOR,
-            )
-        )
-        return asyncio.run(
-            run_load(
-                "127.0.0.1",
-                port,
-                "/v1/orders",
-                body_for(label),
-                total=total,
-                connections=connections,
-                headers=OPERATOR,
-            )
-        )
+        warm(port, connections, label)
+        return {
+            "single": singles(port, total, connections, label),
+            "one": singles(port, total // 5, 1, f"{label}-one"),
+            "batch": batches(port, total * 4, 8, f"{label}-batch"),
+            "websocket": asyncio.run(_websocket_places(port, total // 5, f"{label}-ws")),
+        }
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def measure_baseline(total: int, connections: int, label: str) -> dict[str, LoadResult]:
+    port = free_port()
+    process = start("bench.starlette_baseline:app", port, {})
+    try:
+        warm(port, connections, label)
+        return {
+            "single": singles(port, total, connections, label),
+            "one": singles(port, total // 5, 1, f"{label}-one"),
+        }
     finally:
         process.terminate()
         process.wait()
@@ -118,26 +213,82 @@ def summary(result: LoadResult) -> dict[str, object]:
     }
 
 
+MEMORY_PROBE = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[2])
+from decimal import Decimal
+from gateway.domain.instruments import TradingRules
+from gateway.domain.orders import OrderType, Side, TimeInForce
+from gateway.matching import MatchingEngine, PlaceOrder
+count = int(sys.argv[1])
+symbols = [f"I{i}/USDC" for i in range(100)]
+rules = TradingRules(Decimal("0.01"), Decimal("0.001"), Decimal("0.001"))
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+engine = MatchingEngine({s: rules for s in symbols})
+keys = set()
+before = rss()
+for n in range(count):
+    buy = n % 2 == 0
+    price = (290000 - n % 200) if buy else (300000 + n % 200)  # 200 levels a side, no cross
+    account = f"0x{n % 1000:040x}"
+    order_id = f"ord_{n:026d}"
+    engine.execute(PlaceOrder(order_id, account, symbols[n % 100], Side.BUY if buy else Side.SELL,
+                              1000, price, OrderType.LIMIT, TimeInForce.GTC))
+    keys.add(hash((account, f"c-{n}")))
+after = rss()
+print(json.dumps({"resting_orders": engine.open_order_count, "rss_bytes": after - before}))
+"""
+
+
+def commit_floor(directory: str) -> dict[str, object]:
+    connection = sqlite3.connect(f"{directory}/floor.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("CREATE TABLE t (x INTEGER)")
+    times = []
+    for n in range(300):
+        started = time.perf_counter()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t VALUES (?)", (n,))
+        connection.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+    connection.close()
+    times.sort()
+    return {"p50_ms": round(times[150] * 1000, 3), "p90_ms": round(times[270] * 1000, 3)}
+
+
+def memory(count: int) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(count), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    probe = json.loads(out.stdout)
+    return {
+        "resting_orders": probe["resting_orders"],
+        "instruments": 100,
+        "rss_bytes_per_resting_order": round(probe["rss_bytes"] / probe["resting_orders"], 1),
+        "goal_bytes": 1024,
+        "scope": "matching engine (orders, levels, index) + idempotency filter entry",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-orders", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    baseline: list[LoadResult] = []
-    gateway: list[LoadResult] = []
+    baseline: list[dict[str, LoadResult]] = []
+    gateway: list[dict[str, LoadResult]] = []
     with tempfile.TemporaryDirectory() as directory:
         for round_ in range(args.rounds):  # interleaved, so drift hits both alike
-            baseline.append(
-                measure(
-                    "bench.starlette_baseline:app",
-                    {},
-                    args.requests,
-                    args.connections,
-                    f"b{round_}",
-                )
-            )
+            baseline.append(measure_baseline(args.requests, args.connections, f"b{round_}"))
             env = {
                 "ISTHMUS_DATABASE_URL": f"sqlite:///{directory}/bench-{round_}.db",
                 "ISTHMUS_LOG_LEVEL": "warning",
@@ -146,25 +297,51 @@ def main() -> None:
                 "ISTHMUS_RISK_ORDERS_PER_SECOND": "1000000",
                 "ISTHMUS_RISK_ORDER_BURST": "1000000",
             }
-            gateway.append(
-                measure(
-                    "gateway.api.app:create_app", env, args.requests, args.connections, f"g{round_}"
-                )
-            )
-    best_baseline = max(baseline, key=lambda r: r.throughput)
-    best_gateway = max(gateway, key=lambda r: r.throughput)
-    ratios = [g.throughput / b.throughput for g, b in zip(gateway, baseline, strict=True)]
+            gateway.append(measure_gateway(env, args.requests, args.connections, f"g{round_}"))
+        floor = commit_floor(directory)
+    best = max(range(args.rounds), key=lambda r: gateway[r]["single"].throughput)
+    best_base = max(range(args.rounds), key=lambda r: baseline[r]["single"].throughput)
+    g, b = gateway[best], baseline[best_base]
+    ratios = [
+        gr["single"].throughput / br["single"].throughput
+        for gr, br in zip(gateway, baseline, strict=True)
+    ]
+    batch_ratios = [gr["batch"].throughput / gr["single"].throughput for gr in gateway]
+    ws_ratios = [gr["websocket"].percentile(50) / gr["one"].percentile(50) for gr in gateway]
     print(
         json.dumps(
             {
                 "benchmark": "api_orders",
                 "connections": args.connections,
                 "persistence": "sqlite wal, synchronous=FULL, group commit",
-                "gateway": summary(best_gateway),
-                "starlette_baseline": summary(best_baseline),
-                "ratio_vs_starlette": round(best_gateway.throughput / best_baseline.throughput, 3),
+                "gateway": summary(g["single"]),
+                "starlette_baseline": summary(b["single"]),
+                "ratio_vs_starlette": round(g["single"].throughput / b["single"].throughput, 3),
                 "ratio_per_round": [round(r, 3) for r in ratios],
                 "goal_ratio": 0.6,
+                "one_connection": {
+                    "gateway": summary(g["one"]),
+                    "starlette_baseline": summary(b["one"]),
+                    "goal_p50_ms": 1.0,
+                },
+                "batch": {
+                    "orders_per_request": BATCH,
+                    "connections": 8,
+                    **summary(g["batch"]),
+                    "ratio_vs_single": round(g["batch"].throughput / g["single"].throughput, 2),
+                    "ratio_per_round": [round(r, 2) for r in batch_ratios],
+                    "goal_ratio": 10,
+                },
+                "websocket": {
+                    **summary(g["websocket"]),
+                    "p50_ratio_vs_rest_one_connection": round(
+                        g["websocket"].percentile(50) / g["one"].percentile(50), 3
+                    ),
+                    "ratio_per_round": [round(r, 3) for r in ws_ratios],
+                    "goal_ratio": 0.5,
+                },
+                "disk_commit_floor": floor,
+                "memory": memory(args.memory_orders),
             },
             indent=2,
         )
