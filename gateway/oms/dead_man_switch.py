@@ -58,7 +58,6 @@ Scope of the cancel: orders resting on the internal book. Orders stored but not 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -427,12 +426,21 @@ class DeadMansSwitch:
             if deadline is not None:
                 until = (deadline - self._clock.now()).total_seconds()
                 delay = min(delay, max(until, _SHORTEST_WAIT))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._armed.wait(), delay)
+            await self._until_armed(delay)
             try:
                 await self.fire_due()
             except Exception:
                 log.exception("firing dead man's switches failed; retrying from memory")
+
+    async def _until_armed(self, seconds: float) -> None:
+        """Wait `seconds`, or less if a countdown is armed meanwhile. Not `wait_for`: on
+        Python 3.11 it swallows a cancellation that arrives as the event is set, and the
+        runtime could then never stop this task."""
+        armed = asyncio.ensure_future(self._armed.wait())
+        try:
+            await asyncio.wait({armed}, timeout=seconds)
+        finally:
+            armed.cancel()
 
 
 def _count(orders: tuple[Order, ...] | list[Order], accounts: frozenset[str]) -> int:

@@ -342,3 +342,18 @@ def test_the_timer_fires_a_countdown_once_its_deadline_passes(
             assert (await current(rt, ask)).status_reason == COUNTDOWN_EXPIRED
 
     run(body)
+
+
+def test_the_runtime_stops_while_the_timer_is_being_woken(
+    database_url: str, clock: ManualClock
+) -> None:
+    async def body() -> None:
+        rt = Runtime.build(Settings(database_url=database_url), clock=clock)
+        await rt.start(monitor=False, algos=False, reconcile_interval=None, settle_interval=None)
+        await rt.dead_man_switch.cancel_all_after(SCOPE, {MAKER}, 30)  # wakes the timer...
+        stopping = asyncio.ensure_future(rt.stop())  # ...as its task is cancelled
+        # the bound only turns a hang into a failure
+        done, _ = await asyncio.wait({stopping}, timeout=30)
+        assert stopping in done, "the timer task ignored its cancellation"
+
+    run(body)
