@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +41,7 @@ from gateway.oms.internal_book import InternalBook
 
 log = logging.getLogger("gateway.compliance")
 COMPLIANCE_CANCEL_REASON = "compliance"
+NOT_A_WALLET_TTL = 60.0  # seconds an address the chain said is no wallet is taken as none
 OwnerLookup = Callable[[str], Awaitable[str]]
 
 
@@ -113,6 +115,7 @@ class ComplianceScreen:
         self._pricing = pricing
         self._owners = owners
         self._known_owners: dict[str, str] = {}  # wallet key -> owner, as the chain said
+        self._not_wallets: dict[str, float] = {}  # address key -> until when it is taken so
         self._policy: CompliancePolicy | None = None
         self._book: InternalBook | None = None
         self._reloading = asyncio.Lock()
@@ -139,10 +142,16 @@ class ComplianceScreen:
             return self._known_owners[key]
         if self._owners is None:
             return None
+        if self._not_wallets.get(key, 0.0) > time.monotonic():
+            return None
         try:
             owner = await self._owners(account)
         except DomainError:
-            return None  # not a wallet on this chain: the account alone is screened
+            # not a wallet on this chain: the account alone is screened. Asked again only
+            # after a while (a wallet can be deployed at an address later), not per order:
+            # each ask is a few calls to the node.
+            self._not_wallets[key] = time.monotonic() + NOT_A_WALLET_TTL
+            return None
         self._known_owners[key] = owner
         return owner
 

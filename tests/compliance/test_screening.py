@@ -159,3 +159,27 @@ def test_an_order_screened_before_a_listing_cannot_reach_the_book_after_it(
             await rt.stop()
 
     asyncio.run(main())
+
+
+def test_an_address_that_is_no_wallet_is_asked_of_the_chain_once_a_while(
+    tmp_path: Path,
+) -> None:
+    """Each order of an account that is no wallet used to ask the node again (a few calls
+    per order); the answer is now kept for a while, a wallet's owner for good."""
+    asked: list[str] = []
+
+    async def counting_owner_of(wallet: str) -> str:
+        asked.append(wallet)
+        return await owner_of(wallet)
+
+    async def main() -> None:
+        screen = screen_with(tmp_path, "")
+        screen._owners = counting_owner_of
+        await screen.reload()
+        for n in range(5):
+            await screen.screen(spec(NOT_A_WALLET, client_order_id=f"n{n}"))
+            await screen.screen(spec(WALLET, client_order_id=f"w{n}"))
+        assert asked == [NOT_A_WALLET, WALLET]
+        assert await screen.owner(WALLET) == OWNER and await screen.owner(NOT_A_WALLET) is None
+
+    asyncio.run(main())
