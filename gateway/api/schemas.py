@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -25,10 +26,18 @@ DecimalText = Annotated[
 SignedDecimalText = Annotated[
     str, Field(pattern=SIGNED_DECIMAL_PATTERN, examples=["-12.5"], description="Signed decimal")
 ]
+
+
+@functools.lru_cache(maxsize=65_536)
+def checksum_address(address: str) -> str:
+    """EIP-55 form (a keccak each time otherwise: a market maker's few accounts, every order)."""
+    return str(to_checksum_address(address))
+
+
 Address = Annotated[
     str,
     Field(pattern=r"^0x[0-9a-fA-F]{40}$", examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]),
-    AfterValidator(to_checksum_address),
+    AfterValidator(checksum_address),
 ]
 ClientOrderId = Annotated[
     str,
