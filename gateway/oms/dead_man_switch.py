@@ -72,6 +72,7 @@ from gateway.domain.clock import Clock
 from gateway.domain.errors import InvalidOrder
 from gateway.domain.orders import Order
 from gateway.matching import OpenOrder
+from gateway.oms.event_wait import set_or_timeout
 from gateway.oms.group_commit import Command, CommandResult, GroupCommitter
 from gateway.oms.internal_book import InternalBook
 from gateway.store import dead_man_switch_repository as store
@@ -426,21 +427,11 @@ class DeadMansSwitch:
             if deadline is not None:
                 until = (deadline - self._clock.now()).total_seconds()
                 delay = min(delay, max(until, _SHORTEST_WAIT))
-            await self._until_armed(delay)
+            await set_or_timeout(self._armed, delay)  # or less, when one is armed
             try:
                 await self.fire_due()
             except Exception:
                 log.exception("firing dead man's switches failed; retrying from memory")
-
-    async def _until_armed(self, seconds: float) -> None:
-        """Wait `seconds`, or less if a countdown is armed meanwhile. Not `wait_for`: on
-        Python 3.11 it swallows a cancellation that arrives as the event is set, and the
-        runtime could then never stop this task."""
-        armed = asyncio.ensure_future(self._armed.wait())
-        try:
-            await asyncio.wait({armed}, timeout=seconds)
-        finally:
-            armed.cancel()
 
 
 def _count(orders: tuple[Order, ...] | list[Order], accounts: frozenset[str]) -> int:

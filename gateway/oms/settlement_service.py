@@ -29,7 +29,6 @@ pending" is exact. The reconciler's cursor is stored in the same transaction as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from gateway.domain.amm import PoolSwap
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
 from gateway.domain.orders import Order, Side, TimeInForce
+from gateway.oms.event_wait import set_or_timeout
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import order_facts
@@ -144,8 +144,7 @@ class SettlementService:
                 await self.run_once()
             except Exception:
                 log.exception("settlement cycle failed; the next one starts from the store")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), interval)
+            await set_or_timeout(self._work, interval)
 
     async def _gather(self) -> None:
         """Let a batch fill up: wait until the oldest waiting trade is `batch_age` old,
