@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.api import order_entry
 from gateway.api.access import access_control, can_see, ensure_account, principal_of
@@ -250,31 +250,18 @@ async def _cancel(
     return 200, {"order": order_entry.order_out(order).model_dump(mode="json")}
 
 
-async def _batch(
-    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    out = await order_entry.place_batch(
-        websocket, rt, order_entry.BatchOrdersIn.model_validate(_payload(message))
-    )
-    return 200, out.model_dump(mode="json")
+def _with_body(
+    model: type[BaseModel], handle: Callable[[WebSocket, Runtime, Any], Awaitable[BaseModel]]
+) -> EntryHandler:
+    """A request whose fields are a REST route's body, answered with that route's body."""
 
+    async def entry(
+        websocket: WebSocket, rt: Runtime, message: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        out = await handle(websocket, rt, model.model_validate(_payload(message)))
+        return 200, out.model_dump(mode="json")
 
-async def _cancel_orders(
-    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    out = await order_entry.cancel_many(
-        websocket, rt, order_entry.CancelOrdersIn.model_validate(_payload(message))
-    )
-    return 200, out.model_dump(mode="json")
-
-
-async def _mass_quote(
-    websocket: WebSocket, rt: Runtime, message: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    out = await order_entry.mass_quote(
-        websocket, rt, order_entry.MassQuoteIn.model_validate(_payload(message))
-    )
-    return 200, out.model_dump(mode="json")
+    return entry
 
 
 async def _cancel_on_disconnect(
@@ -322,8 +309,8 @@ ENTRY_OPS: dict[str, EntryHandler] = {
     "place": _place,
     "amend": _amend,
     "cancel": _cancel,
-    "batch": _batch,
-    "cancel_orders": _cancel_orders,
-    "mass_quote": _mass_quote,
+    "batch": _with_body(order_entry.BatchOrdersIn, order_entry.place_batch),
+    "cancel_orders": _with_body(order_entry.CancelOrdersIn, order_entry.cancel_many),
+    "mass_quote": _with_body(order_entry.MassQuoteIn, order_entry.mass_quote),
     "cancel_on_disconnect": _cancel_on_disconnect,
 }

@@ -561,7 +561,7 @@ class InternalBook:
         placeholder = Order.new(order_id, spec, datetime.min)
         async with self._lock:
             await self._fresh()
-            future = self._placed(command, placeholder, fingerprint, references, audit)
+            future, _ = self._placed(command, placeholder, fingerprint, references, audit)
         return await self._outcome(future)
 
     async def place_many(
@@ -587,17 +587,10 @@ class InternalBook:
                     if admit is not None:
                         admit(len(outcomes), spec)
                     placeholder = Order.new(order_id, spec, datetime.min)
-                    events = self._admitted(spec, command)
-                    outcomes.append(
-                        self._write(
-                            events,
-                            order_id,
-                            new=(placeholder, fingerprint),
-                            priorities=self._rest(order_id),
-                            references=references,
-                            audit=tuple(audit),
-                        )
+                    future, events = self._placed(
+                        command, placeholder, fingerprint, references, audit
                     )
+                    outcomes.append(future)
                     if placed is not None:
                         placed(spec, order_id, events)
                 except DomainError as error:  # off the grid, refused by admission or the book
@@ -674,7 +667,7 @@ class InternalBook:
                     order_id = new_id("ord")
                     command, _ = self._place_command(order_id, spec)
                     placeholder = Order.new(order_id, spec, datetime.min)
-                    future = self._placed(command, placeholder, request_key(spec), {}, ())
+                    future, _ = self._placed(command, placeholder, request_key(spec), {}, ())
                     if self.holds(order_id):
                         quotes[key] = order_id
                         self._quote_clients[order_id] = spec.client_order_id
@@ -768,10 +761,11 @@ class InternalBook:
         fingerprint: str,
         references: dict[str, Decimal],
         audit: Sequence[AuditEntry],
-    ) -> asyncio.Future[Order]:
-        """Under the lock, with the books fresh: admit, match, and queue the write."""
+    ) -> tuple[asyncio.Future[Order], list[Event]]:
+        """Under the lock, with the books fresh: admit, match, and queue the write; the
+        write's future and the engine's events."""
         events = self._admitted(placeholder.spec, command)
-        return self._write(
+        future = self._write(
             events,
             placeholder.id,
             new=(placeholder, fingerprint),
@@ -779,6 +773,7 @@ class InternalBook:
             references=references,
             audit=tuple(audit),
         )
+        return future, events
 
     def _admitted(self, spec: OrderSpec, command: PlaceOrder | PlaceCombo) -> list[Event]:
         """Under the lock, with the books fresh: the compliance admission, then the engine;
