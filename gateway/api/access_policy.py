@@ -50,6 +50,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /redoc",
         "GET /v1/health",
         "GET /health",
+        "GET /v1/chain",
         "GET /v1/auth/siwe/nonce",
         "POST /v1/auth/siwe",
         "DELETE /v1/auth/session",

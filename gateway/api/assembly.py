@@ -59,7 +59,7 @@ def runtime_from_config(
                 spread_bps=chain.inventory_spread_bps,
                 nonce_base=chain.inventory_nonce_base,
             )
-    return Runtime.build(
+    runtime = Runtime.build(
         settings,
         catalogue=catalogue,
         clock=clock,
@@ -69,3 +69,10 @@ def runtime_from_config(
         settlement=settlement,
         inventory=inventory,
     )
+    if chain is not None and chain.settlement is not None:
+        from gateway.chain.directory import ChainDirectory
+
+        runtime.chain_directory = ChainDirectory(
+            w3, chain.settlement, dict(chain.tokens), chain.public_rpc_url
+        )
+    return runtime

@@ -1,4 +1,4 @@
-"""Instrument catalogue and health endpoints."""
+"""Instrument catalogue, chain directory and health endpoints."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import text
 
 from gateway.api.runtime import Runtime, runtime
-from gateway.api.schemas import HealthOut, InstrumentOut
+from gateway.api.schemas import ChainOut, ErrorOut, HealthOut, InstrumentOut
 from gateway.domain.amounts import canonical
+from gateway.domain.errors import DomainError
 from gateway.domain.instruments import EuropeanOption, Instrument
 
 router = APIRouter(prefix="/v1")
@@ -49,3 +50,16 @@ async def health(rt: RuntimeDep) -> HealthOut:
 
     await asyncio.to_thread(ping)
     return HealthOut(status="ok", database=rt.read_engine.dialect.name, version="0.1.0")
+
+
+@router.get(
+    "/chain",
+    response_model=ChainOut,
+    responses={422: {"model": ErrorOut}},
+    tags=["instruments"],
+    summary="The chain, contracts and tokens a client signs for and trades through",
+)
+async def chain(rt: RuntimeDep) -> ChainOut:
+    if rt.chain_directory is None:
+        raise DomainError("no chain is configured", code="no_chain")
+    return ChainOut.model_validate(await rt.chain_directory.describe())

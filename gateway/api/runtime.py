@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request, WebSocket
 from sqlalchemy import Engine
 
+from gateway.chain.directory import ChainDirectory
 from gateway.compliance.files import DEVNET_KYC, DEVNET_RULES, DEVNET_SANCTIONS
 from gateway.compliance.provider import FileKycProvider
 from gateway.compliance.screening import ComplianceScreen, ComplianceSources
@@ -98,6 +99,7 @@ class Runtime:
     compliance: ComplianceScreen = field(init=False)  # set by `build`, loaded by `start`
     # with a chain: cancels open orders of revoked or expired trading keys (set by `build`)
     key_revocations: KeyRevocationFollower | None = field(init=False)
+    chain_directory: ChainDirectory | None = field(default=None, init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod

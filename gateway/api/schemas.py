@@ -250,6 +250,21 @@ class InstrumentOut(BaseModel):
     right: Literal["call", "put"] | None = None
 
 
+class TokenOut(BaseModel):
+    address: str
+    decimals: int
+
+
+class ChainOut(BaseModel):
+    chain_id: int
+    settlement: str = Field(description="The Settlement contract (instrument ids registered here)")
+    wallet_factory: str = Field(description="Creates one MarginWallet per owner")
+    tokens: dict[str, TokenOut] = Field(description="Listed tokens by symbol")
+    rpc_url: str | None = Field(
+        description="An RPC URL the operator publishes for clients (none: bring your own)"
+    )
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     database: str

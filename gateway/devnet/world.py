@@ -96,6 +96,7 @@ class DevnetWorld:
         return GatewayConfig(
             chain=ChainConfig(
                 rpc_url=self.anvil.rpc_url,
+                public_rpc_url=self.anvil.rpc_url,
                 settlement=d.settlement,
                 tokens={"WETH": d.weth, "USDC": d.usdc},
                 operator_key_env=SETTLER_KEY_ENV,

@@ -129,6 +129,9 @@ class ChainConfig(_Config):
     inventory_spread_bps: Decimal = Field(default=Decimal(5), ge=0, le=1000)
     # nonces the inventory wallet used before this database (its counter-orders count on)
     inventory_nonce_base: int = Field(default=0, ge=0)
+    # an RPC URL clients may use, published at GET /v1/chain (none: clients bring their own;
+    # `rpc_url` above may carry a provider's secret, so it is never published)
+    public_rpc_url: str | None = None
 
 
 class GatewayConfig(_Config):

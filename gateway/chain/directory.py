@@ -1,0 +1,68 @@
+"""What a client needs to reach the chain on its own: the chain id, the Settlement and
+WalletFactory contracts, the listed tokens with their decimals and, where the operator
+publishes one, an RPC URL. Clients check what matters against the chain itself (an
+instrument's id is registered on this Settlement, a wallet's settlement is this one)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from web3 import Web3
+
+# the two views a client reads here; a full ABI would pull the compiler into this path
+_SETTLEMENT_FACTORY_ABI = [
+    {
+        "type": "function",
+        "name": "factory",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "address"}],
+    }
+]
+_DECIMALS_ABI = [
+    {
+        "type": "function",
+        "name": "decimals",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint8"}],
+    }
+]
+
+
+@dataclass
+class ChainDirectory:
+    w3: Web3
+    settlement: str
+    tokens: dict[str, str]
+    public_rpc_url: str | None = None
+    _described: dict[str, Any] | None = field(default=None, init=False)
+
+    def _read(self) -> dict[str, Any]:
+        settlement = self.w3.eth.contract(
+            address=Web3.to_checksum_address(self.settlement), abi=_SETTLEMENT_FACTORY_ABI
+        )
+        tokens = {}
+        for symbol, address in sorted(self.tokens.items()):
+            token = self.w3.eth.contract(
+                address=Web3.to_checksum_address(address), abi=_DECIMALS_ABI
+            )
+            tokens[symbol] = {
+                "address": Web3.to_checksum_address(address),
+                "decimals": int(token.functions.decimals().call()),
+            }
+        return {
+            "chain_id": int(self.w3.eth.chain_id),
+            "settlement": Web3.to_checksum_address(self.settlement),
+            "wallet_factory": Web3.to_checksum_address(settlement.functions.factory().call()),
+            "tokens": tokens,
+            "rpc_url": self.public_rpc_url,
+        }
+
+    async def describe(self) -> dict[str, Any]:
+        """Read once (nothing here changes while the gateway runs), then answered from memory."""
+        if self._described is None:
+            self._described = await asyncio.to_thread(self._read)
+        return self._described
