@@ -486,6 +486,24 @@ class VenueUnavailable(VenueError):
     code = "venue_unavailable"
 
 
+class NotAcceptable(BadRequest):
+    code = "not_acceptable"
+
+
+class UnsupportedMediaType(BadRequest):
+    code = "unsupported_media_type"
+
+
+class Unavailable(ServerError):
+    """The gateway is starting or a part it needs is down: retry later."""
+
+    code = "unavailable"
+
+
+class AuditUnavailable(ServerError):
+    code = "audit_unavailable"
+
+
 class PayloadTooLargeError(PayloadTooLarge):
     code = "payload_too_large"
 
