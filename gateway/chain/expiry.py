@@ -198,12 +198,24 @@ def round_at_expiry(
     else:
         raise ExpiryError(f"more than {max_rounds} rounds after expiry; pass a larger max_rounds")
 
+    # the contract takes a round as the one at expiry only if the round right before it
+    # exists and is before expiry (or it is the feed's first round): after a gap, the round
+    # past the gap is not it, and only the fallback below can settle the series
+    at_usable = at is not None and (
+        at.round_id == 1 if before is None else at.round_id == before.round_id + 1
+    )
     if now < expiry:
         return choice(RoundKind.NOT_YET, "not expired", None, at, before, dead)
-    if at is not None and at.answer > 0:
+    if at is not None and at.answer > 0 and at_usable:
         return choice(RoundKind.AT_EXPIRY, "the round at expiry", at, at, before, dead)
     if not grace_over:
-        why = "no round at expiry yet" if at is None else "the round at expiry has no valid answer"
+        why = (
+            "no round at expiry yet"
+            if at is None
+            else "a missing round precedes the first round after expiry"
+            if not at_usable
+            else "the round at expiry has no valid answer"
+        )
         return choice(
             RoundKind.NOT_YET, f"{why}; the grace period is not over", None, at, before, dead
         )

@@ -199,3 +199,31 @@ def test_the_walk_passes_a_missing_round_to_the_earliest_round_at_expiry(world: 
     with pytest.raises(ContractLogicError, match="not the round at expiry"):
         settlement.functions.settle_expiry(series(world), after_gap).call()
     assert settle_expiry(world.operator, world.d, series(world)).price == 3_100 * USDC
+
+
+def test_a_gap_before_the_first_round_after_expiry_waits_for_the_grace(world: World) -> None:
+    """The round past a missing round is not the round at expiry for the contract (a gap could
+    make any later round look like the first one): nothing is chosen until the grace is over,
+    then the last round before expiry, which the contract accepts."""
+    w3, d = world.w3, world.d
+    settlement = settlement_contract(w3, d)
+    call = option(world, 3_000 * USDC, True)
+    world.operator.transact(settlement.functions.settle(trade(world, call, WETH, 50 * USDC, 1)[2]))
+    feed = read_series(w3, d, series(world)).feed
+    before = set_answer(world, 2_900 * FEED)
+    advance_to(w3, world.expiry + 5)
+    set_answer(world, 3_000 * FEED, 0)  # a round that does not exist for the contract
+    after_gap = set_answer(world, 3_100 * FEED)
+    with pytest.raises(ContractLogicError, match="not the round at expiry"):
+        settlement.functions.settle_expiry(series(world), after_gap).call()
+
+    waiting = round_at_expiry(w3, feed, world.expiry, grace=GRACE)
+    assert (waiting.kind, waiting.round) == (RoundKind.NOT_YET, None)
+    assert "missing round" in waiting.reason
+
+    advance_to(w3, world.expiry + GRACE)
+    fallback = round_at_expiry(w3, feed, world.expiry, grace=GRACE)
+    assert fallback.kind is RoundKind.BEFORE_EXPIRY
+    assert fallback.round is not None and fallback.round.round_id == before
+    done = settle_expiry(world.operator, d, series(world))
+    assert (done.round_id, done.price) == (before, 2_900 * USDC)
