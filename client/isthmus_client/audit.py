@@ -28,11 +28,9 @@ Usage::
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 from eth_keys import keys
@@ -41,6 +39,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
+from isthmus_client.contracts import abi
 from isthmus_client.signing import (
     SECP256K1_N,
     LegMessage,
@@ -91,12 +90,6 @@ _ERC20_ABI: Final = [_view("decimals", [], ["uint8"])]
 _EIP1271_ABI: Final = [
     _view("isValidSignature", [("digest", "bytes32"), ("signature", "bytes")], ["bytes4"])
 ]
-
-
-def _abi(name: str) -> list[dict[str, Any]]:
-    text = resources.files("isthmus_client").joinpath("abi", f"{name}.json").read_text()
-    loaded: list[dict[str, Any]] = json.loads(text)
-    return loaded
 
 
 class SignedBy:
@@ -282,12 +275,12 @@ class Auditor:
 
     def __init__(self, w3: Web3, settlement: str) -> None:
         self.w3 = w3
-        settlement_abi = _abi("Settlement")
+        settlement_abi = abi("Settlement")
         self.settlement = w3.eth.contract(
             address=to_checksum_address(settlement), abi=settlement_abi
         )
         self.chain_id = int(w3.eth.chain_id)
-        self._wallet_abi = _abi("MarginWallet")
+        self._wallet_abi = abi("MarginWallet")
         self._topics: dict[bytes, str] = {
             keccak(text=f"{e['name']}({','.join(str(i['type']) for i in e['inputs'])})"): e["name"]
             for e in settlement_abi

@@ -20,13 +20,10 @@ instrument is quoted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from functools import cache
-from importlib import resources
 from typing import Any, Final, cast
 
 from eth_abi import decode as abi_decode
@@ -38,6 +35,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
+from isthmus_client.contracts import ERC20_ABI, abi
 from isthmus_client.credentials import Signer
 from isthmus_client.errors import ChainError
 from isthmus_client.models import ChainInfo
@@ -65,36 +63,6 @@ _MAX_MISSING_ROUNDS: Final = 16  # consecutive missing rounds walked past (a lon
 _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR: Final = bytes.fromhex("4e487b71")  # Panic(uint256)
 
-_ERC20_ABI: Final[list[dict[str, Any]]] = [
-    {
-        "type": "function",
-        "name": "balanceOf",
-        "stateMutability": "view",
-        "inputs": [{"name": "owner", "type": "address"}],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-    {
-        "type": "function",
-        "name": "transfer",
-        "stateMutability": "nonpayable",
-        "inputs": [{"name": "to", "type": "address"}, {"name": "amount", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-    {
-        "type": "function",
-        "name": "decimals",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "uint8"}],
-    },
-    {
-        "type": "function",
-        "name": "symbol",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "string"}],
-    },
-]
 _ROUND_OUTPUTS: Final = [
     {"name": "roundId", "type": "uint80"},
     {"name": "answer", "type": "int256"},
@@ -351,13 +319,6 @@ class _FeedRound:
 # --------------------------------------------------------------------------- helpers
 
 
-@cache
-def _abi(name: str) -> list[dict[str, Any]]:
-    text = resources.files("isthmus_client").joinpath("abi", f"{name}.json").read_text()
-    loaded: list[dict[str, Any]] = json.loads(text)
-    return loaded
-
-
 def _to_units(amount: Decimal | int, decimals: int, what: str) -> int:
     """`amount` (whole tokens) in token units, exactly; refuses floats and finer amounts."""
     if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
@@ -479,10 +440,10 @@ class WalletOps:
         )
         self._checked_chain = False
         self._settlement = self.w3.eth.contract(
-            address=to_checksum_address(chain.settlement), abi=_abi("Settlement")
+            address=to_checksum_address(chain.settlement), abi=abi("Settlement")
         )
         self._factory = self.w3.eth.contract(
-            address=to_checksum_address(chain.wallet_factory), abi=_abi("WalletFactory")
+            address=to_checksum_address(chain.wallet_factory), abi=abi("WalletFactory")
         )
         self._by_address = {to_checksum_address(t.address): t for t in chain.tokens.values()}
         self._quote: Token | None = None
@@ -986,11 +947,11 @@ class WalletOps:
 
     def _wallet_contract(self) -> Contract:
         return self.w3.eth.contract(
-            address=to_checksum_address(self.wallet), abi=_abi("MarginWallet")
+            address=to_checksum_address(self.wallet), abi=abi("MarginWallet")
         )
 
     def _erc20(self, address: str) -> Contract:
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=_ERC20_ABI)
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=ERC20_ABI)
 
     def _balance_units(self, token_address: str) -> int:
         return int(self._erc20(token_address).functions.balanceOf(self.wallet).call())
