@@ -57,6 +57,7 @@ from isthmus_client.wallet import WalletOps
 Number = Decimal | int | str
 JSON = dict[str, Any]
 Levels = Sequence[tuple[Number, Number]]  # (price, quantity) per level
+LegLike = Leg | tuple[str, str] | tuple[str, str, int]  # (instrument, side[, ratio])
 RETRY_STATUSES = frozenset({502, 503, 504})
 DEFAULT_SIGNATURE_LIFETIME = 7 * 86_400  # seconds a signed order stays valid without expires_at
 
@@ -375,6 +376,64 @@ class AsyncIsthmus:
             },
         }
 
+    def _order_body(
+        self,
+        account: str,
+        instrument: str,
+        side: str,
+        quantity: Number,
+        *,
+        price: Number | None,
+        client_order_id: str | None,
+        type: str | None = None,
+        route: str | None = None,
+        time_in_force: str | None = None,
+        post_only: bool | None = None,
+        stop_price: Number | None = None,
+        expires_at: datetime | None = None,
+    ) -> JSON:
+        return _body(
+            account=to_checksum_address(account),
+            client_order_id=client_order_id or _new_client_order_id(),
+            instrument=instrument,
+            side=side,
+            quantity=_text(quantity),
+            price=_text(price),
+            type=type,
+            route=route,
+            time_in_force=time_in_force,
+            post_only=post_only,
+            stop_price=_text(stop_price),
+            expires_at=None if expires_at is None else _iso(expires_at),
+        )
+
+    def _strategy_body(
+        self,
+        account: str,
+        legs: Sequence[LegLike],
+        side: str,
+        quantity: Number,
+        *,
+        price: Number,
+        client_order_id: str | None,
+        time_in_force: str | None = None,
+        expires_at: datetime | None = None,
+        route: str | None = None,
+        legging: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        return _body(
+            account=to_checksum_address(account),
+            client_order_id=client_order_id or _new_client_order_id(),
+            legs=[_leg_json(leg) for leg in legs],
+            side=side,
+            quantity=_text(quantity),
+            price=_text(price),
+            time_in_force=time_in_force,
+            expires_at=None if expires_at is None else _iso(expires_at),
+            route=route,
+            legging=None if legging is None else dict(legging),
+        )
+
     async def sign_order(
         self,
         instrument: str,
@@ -395,23 +454,23 @@ class AsyncIsthmus:
         """The body of `POST /v1/orders` for a limit order, signed here (EIP-712) by `signer`
         (default: the client's) for its wallet. Give it to `submit()`, or to a protocol."""
         chosen, wallet = self._signer_for(account, signer)
-        body = _body(
-            account=wallet,
-            client_order_id=client_order_id or _new_client_order_id(),
-            instrument=instrument,
-            side=side,
-            quantity=_text(quantity),
-            price=_text(price),
+        body = self._order_body(
+            wallet,
+            instrument,
+            side,
+            quantity,
+            price=price,
+            client_order_id=client_order_id,
             route=route,
             time_in_force=time_in_force,
             post_only=post_only,
-            expires_at=None if expires_at is None else _iso(expires_at),
+            expires_at=expires_at,
         )
         return await self._sign("order", body, chosen, wallet, nonce, deadline)
 
     async def sign_strategy(
         self,
-        legs: Sequence[Leg | tuple[str, str] | tuple[str, str, int]],
+        legs: Sequence[LegLike],
         side: str,
         quantity: Number,
         *,
@@ -430,17 +489,17 @@ class AsyncIsthmus:
         (`isthmus_client.strategies` builds the usual ones), `price` the net per unit
         (positive pays, negative receives)."""
         chosen, wallet = self._signer_for(account, signer)
-        body = _body(
-            account=wallet,
-            client_order_id=client_order_id or _new_client_order_id(),
-            legs=[_leg_json(leg) for leg in legs],
-            side=side,
-            quantity=_text(quantity),
-            price=_text(price),
+        body = self._strategy_body(
+            wallet,
+            legs,
+            side,
+            quantity,
+            price=price,
+            client_order_id=client_order_id,
             time_in_force=time_in_force,
-            expires_at=None if expires_at is None else _iso(expires_at),
+            expires_at=expires_at,
             route=route,
-            legging=None if legging is None else dict(legging),
+            legging=legging,
         )
         return await self._sign("strategy", body, chosen, wallet, nonce, deadline)
 
@@ -493,47 +552,32 @@ class AsyncIsthmus:
         if sign is None:
             sign = (signer or self.signer) is not None
         if sign:
-            if price is None:
-                raise IsthmusError("a signed order is a limit order: give its price")
-            if type not in (None, "limit") or stop_price is not None:
-                raise IsthmusError("a signed order is a plain limit order")
-            body = await self.sign_order(
-                instrument,
-                side,
-                quantity,
-                price=price,
-                account=account,
-                client_order_id=client_order_id,
-                route=route,
-                time_in_force=time_in_force,
-                post_only=post_only,
-                expires_at=expires_at,
-                signer=signer,
-                nonce=nonce,
-                deadline=deadline,
-            )
-        else:
-            if account is None:
-                raise IsthmusError("an unsigned order needs its account")
-            body = _body(
-                account=to_checksum_address(account),
-                client_order_id=client_order_id or _new_client_order_id(),
-                instrument=instrument,
-                side=side,
-                quantity=_text(quantity),
-                price=_text(price),
-                type=type,
-                route=route,
-                time_in_force=time_in_force,
-                post_only=post_only,
-                stop_price=_text(stop_price),
-                expires_at=None if expires_at is None else _iso(expires_at),
-            )
+            if price is None or type not in (None, "limit") or stop_price is not None:
+                raise IsthmusError("a signed order is a plain limit order: give its price")
+            chosen, account = self._signer_for(account, signer)
+        elif account is None:
+            raise IsthmusError("an unsigned order needs its account")
+        body = self._order_body(
+            account,
+            instrument,
+            side,
+            quantity,
+            price=price,
+            client_order_id=client_order_id,
+            type=type,
+            route=route,
+            time_in_force=time_in_force,
+            post_only=post_only,
+            stop_price=stop_price,
+            expires_at=expires_at,
+        )
+        if sign:
+            body = await self._sign("order", body, chosen, account, nonce, deadline)
         return await self.submit(body)
 
     async def place_strategy(
         self,
-        legs: Sequence[Leg | tuple[str, str] | tuple[str, str, int]],
+        legs: Sequence[LegLike],
         side: str,
         quantity: Number,
         *,
@@ -554,36 +598,23 @@ class AsyncIsthmus:
         if sign is None:
             sign = (signer or self.signer) is not None
         if sign:
-            body = await self.sign_strategy(
-                legs,
-                side,
-                quantity,
-                price=price,
-                account=account,
-                client_order_id=client_order_id,
-                time_in_force=time_in_force,
-                expires_at=expires_at,
-                route=route,
-                legging=legging,
-                signer=signer,
-                nonce=nonce,
-                deadline=deadline,
-            )
-        else:
-            if account is None:
-                raise IsthmusError("an unsigned strategy needs its account")
-            body = _body(
-                account=to_checksum_address(account),
-                client_order_id=client_order_id or _new_client_order_id(),
-                legs=[_leg_json(leg) for leg in legs],
-                side=side,
-                quantity=_text(quantity),
-                price=_text(price),
-                time_in_force=time_in_force,
-                expires_at=None if expires_at is None else _iso(expires_at),
-                route=route,
-                legging=None if legging is None else dict(legging),
-            )
+            chosen, account = self._signer_for(account, signer)
+        elif account is None:
+            raise IsthmusError("an unsigned strategy needs its account")
+        body = self._strategy_body(
+            account,
+            legs,
+            side,
+            quantity,
+            price=price,
+            client_order_id=client_order_id,
+            time_in_force=time_in_force,
+            expires_at=expires_at,
+            route=route,
+            legging=legging,
+        )
+        if sign:
+            body = await self._sign("strategy", body, chosen, account, nonce, deadline)
         return await self.submit(body)
 
     async def place_batch(self, orders: Sequence[Mapping[str, Any]]) -> list[BatchItem]:
@@ -941,7 +972,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _leg_json(leg: Leg | tuple[str, str] | tuple[str, str, int]) -> JSON:
+def _leg_json(leg: LegLike) -> JSON:
     if isinstance(leg, Leg):
         return {"instrument": leg.instrument, "side": leg.side, "ratio": leg.ratio}
     ratio = leg[2] if len(leg) == 3 else 1

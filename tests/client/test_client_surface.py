@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from eth_account import Account
 from isthmus_client import AsyncIsthmus, NonceStore, OperatorToken, Signer, audit, errors
 
 from tests.client.devnet_gateway import DEMO_KEYS, DevnetGateway
@@ -49,7 +50,7 @@ def test_a_signed_trade_settles_and_the_client_verifies_it_on_chain(
 
 
 def test_batches_quotes_amends_cancels_and_the_dead_mans_switch(devnet: DevnetGateway) -> None:
-    account = devnet.demo_wallet("carol")
+    account = Account.create().address  # an account of its own: other tests rest orders too
 
     async def scenario() -> None:
         async with AsyncIsthmus(devnet.url, OperatorToken(devnet.operator_token)) as op:
