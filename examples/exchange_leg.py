@@ -24,17 +24,13 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import httpx
+from isthmus_client import AsyncIsthmus, NonceStore, OperatorToken, Signer
 from web3 import Web3
 
 from gateway.chain import tokens
 from gateway.chain.anvil import dev_accounts
 from gateway.chain.deploy import Deployment, factory_contract
-from gateway.chain.onchain_orders import OnchainOrders
-from gateway.devnet.catalogue import devnet_catalogue
-from gateway.devnet.scenario import Caller, Trader, WalletApp, bearer, sign_in
 
 STATE = Path(".isthmus/devnet")
 
@@ -48,96 +44,85 @@ async def main(gateway: str, rpc: str, quantity: str, limit: str) -> int:
     d = Deployment.load(STATE / "deployment.json")
     operator_token = (STATE / "operator-token").read_text().strip()
     w3 = Web3(Web3.HTTPProvider(rpc))
-    chain_id = w3.eth.chain_id
     devnet = dev_accounts()
     alice_acct, carol_acct, inventory_owner = devnet[1], devnet[3], devnet[8]
-    alice = Trader(
-        "alice",
-        alice_acct.address,
-        Web3.to_hex(alice_acct.key),
-        wallet_of(w3, d, alice_acct.address),
-    )
-    carol = Trader(
-        "carol",
-        carol_acct.address,
-        Web3.to_hex(carol_acct.key),
-        wallet_of(w3, d, carol_acct.address),
-    )
+    # the traders' wallet apps: each key signs in and signs its orders locally (EIP-712)
+    alice = Signer(alice_acct, wallet_of(w3, d, alice_acct.address))
+    carol = Signer(carol_acct, wallet_of(w3, d, carol_acct.address))
+    assert alice.wallet is not None and carol.wallet is not None
     inventory = wallet_of(w3, d, inventory_owner.address)
-    app = WalletApp(OnchainOrders(devnet_catalogue(), {"WETH": d.weth, "USDC": d.usdc}), chain_id)
     deadline = int(time.time()) + 3600
-    nonce = int(time.time())
+    nonce = int(time.time())  # fresh each run: a nonce is single use per wallet
 
     def balances(wallet: str) -> tuple[int, int]:
         return tokens.balance_of(w3, d.weth, wallet), tokens.balance_of(w3, d.usdc, wallet)
 
-    async with httpx.AsyncClient(base_url=gateway, timeout=60) as http:
-        operator = Caller(http, bearer(operator_token))
-        book = (await operator.get("/v1/book/WETH/USDC?depth=3")).json()
+    def client(credential: OperatorToken | Signer) -> AsyncIsthmus:
+        return AsyncIsthmus(gateway, credential, nonces=NonceStore(None), timeout=60)
+
+    async with (
+        client(OperatorToken(operator_token)) as operator,
+        client(alice) as alice_app,
+        client(carol) as carol_app,
+    ):
+        book = await operator.book("WETH/USDC")
         print("live venues:", book["live_venues"], "stale:", book["stale_venues"])
 
-        alice_session = await sign_in(http, alice, chain_id)
         bid_price = str((Decimal(book["bids"][0]["price"]) + 10).quantize(Decimal(1)))
-        body: dict[str, Any] = {
-            "account": alice.wallet,
-            "client_order_id": f"alice-bid-{nonce}",
-            "instrument": "WETH/USDC",
-            "side": "buy",
-            "quantity": "1",
-            "price": bid_price,
-        }
-        app.sign(alice, body, nonce, deadline)
-        bid = (await alice_session.post("/v1/orders", body)).json()
-        print(f"alice rests a signed bid 1 @ {bid_price}:", bid.get("status"))
+        bid = await alice_app.place_order(
+            "WETH/USDC",
+            "buy",
+            "1",
+            price=bid_price,
+            client_order_id=f"alice-bid-{nonce}",
+            nonce=nonce,
+            deadline=deadline,
+        )
+        print(f"alice rests a signed bid 1 @ {bid_price}:", bid.status)
 
         before, inventory_before = balances(carol.wallet), balances(inventory)
-        carol_session = await sign_in(http, carol, chain_id)
-        body = {
-            "account": carol.wallet,
-            "client_order_id": f"carol-smart-{nonce}",
-            "instrument": "WETH/USDC",
-            "side": "sell",
-            "quantity": quantity,
-            "price": limit,
-            "time_in_force": "ioc",
-            "route": "smart",
-        }
-        app.sign(carol, body, nonce, deadline)
-        response = await carol_session.post("/v1/orders", body)
-        sell = response.json()
+        sell = await carol_app.place_order(
+            "WETH/USDC",
+            "sell",
+            quantity,
+            price=limit,
+            time_in_force="ioc",
+            route="smart",
+            client_order_id=f"carol-smart-{nonce}",
+            nonce=nonce,
+            deadline=deadline,
+        )
         print(
             f"carol's signed smart sell {quantity} @ {limit}:",
-            response.status_code,
-            sell.get("status"),
+            sell.status,
             "filled",
-            sell.get("filled_quantity"),
+            sell.filled_quantity,
         )
-        order: dict[str, Any] = sell
-        for _ in range(60):
-            order = (await operator.get(f"/v1/orders/{sell['id']}")).json()
-            if order.get("settlement") in ("settled", "failed"):
-                break
-            await asyncio.sleep(1)  # a person waiting for the chain, not a test
-        fills = (await operator.get(f"/v1/orders/{sell['id']}/fills")).json()
-        print("settlement:", order.get("settlement"))
+        settled = "settled"
+        try:
+            fills = await operator.wait_settled(sell.id, timeout=60)
+        except Exception as error:  # a fill failed, or the chain took too long
+            print("settlement:", error)
+            settled = "not settled"
+            fills = await operator.fills(sell.id)
+        print("settlement:", settled)
         for fill in fills:
             print(
-                f"  {fill['quantity']:>8} @ {fill['price']:<12} {fill['venue']:<9} "
-                f"{fill['settlement']} {(fill.get('tx_hash') or '')[:12]}"
+                f"  {fill.quantity:>8} @ {fill.price:<12} {fill.venue:<9} "
+                f"{fill.settlement} {(fill.tx_hash or '')[:12]}"
             )
+        order = await operator.get_order(sell.id)
         after, inventory_after = balances(carol.wallet), balances(inventory)
         sold = Decimal(before[0] - after[0]) / 10**18
         got = Decimal(after[1] - before[1]) / 10**6
-        print(
-            f"carol's wallet: -{sold} WETH, +{got} USDC (her fills: {order.get('filled_quantity')})"
-        )
+        print(f"carol's wallet: -{sold} WETH, +{got} USDC (her fills: {order.filled_quantity})")
         print(
             "inventory wallet:",
             f"{Decimal(inventory_after[0] - inventory_before[0]) / 10**18:+} WETH,",
             f"{Decimal(inventory_after[1] - inventory_before[1]) / 10**6:+} USDC",
         )
 
-        risk = (await operator.get("/v1/risk/book")).json()
+        risk = await operator.risk_book()
         for line in (risk.get("inventory") or {}).get("lines", []):
             print(
                 "inventory book:",
@@ -151,9 +136,9 @@ async def main(gateway: str, rpc: str, quantity: str, limit: str) -> int:
                 "P&L",
                 line["pnl"],
             )
-        report = (await operator.get("/v1/audit/verify")).json()
+        report = await operator.audit_verify()
         print("audit ok:", report.get("ok"), "problems:", report.get("problems", [])[:3])
-        return 0 if report.get("ok") and order.get("settlement") == "settled" else 1
+        return 0 if report.get("ok") and settled == "settled" else 1
 
 
 if __name__ == "__main__":

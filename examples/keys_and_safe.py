@@ -20,14 +20,14 @@ What it does, as the people involved would:
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from eth_account import Account
+from isthmus_client import ApiError, AsyncIsthmus, NonceStore, OperatorToken, Order, Signer
 from web3 import Web3
 
 from gateway.api.schemas import OrderIn
@@ -43,7 +43,6 @@ from gateway.chain.safe import (
 )
 from gateway.chain.transactions import Sender
 from gateway.devnet.catalogue import devnet_catalogue
-from gateway.devnet.scenario import Caller, Trader, WalletApp, bearer, sign_in
 from gateway.domain.orders import OrderSignature
 from gateway.settlement import eip712
 
@@ -52,12 +51,15 @@ WETH = 10**18
 NO_LIMIT = 2**128 - 1
 
 
-def show(title: str, response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
-    brief = {k: body.get(k) for k in ("id", "status", "filled_quantity")}
-    brief.update(body.get("error") or {})
-    print(f"{title}: {response.status_code} {json.dumps({k: v for k, v in brief.items() if v})}")
-    return body
+async def show(title: str, placing: Awaitable[Order]) -> Order | None:
+    """Place an order and say what the gateway answered (its refusal's code, if it refused)."""
+    try:
+        order = await placing
+    except ApiError as error:
+        print(f"{title}: {error.status} {error.error_code}: {error.message}")
+        return None
+    print(f"{title}: {order.id} {order.status} filled {order.filled_quantity}")
+    return order
 
 
 async def main(gateway: str, rpc: str) -> int:
@@ -74,15 +76,15 @@ async def main(gateway: str, rpc: str) -> int:
     devnet = dev_accounts()
     deployer = Sender(w3, devnet[0])
     alice_acct, carol_acct = devnet[1], devnet[3]
-    alice_key = Web3.to_hex(alice_acct.key)
-    alice = Trader(
-        "alice", alice_acct.address, alice_key, create_wallet(deployer, d, alice_acct.address)
-    )
+    alice = Signer(alice_acct, create_wallet(deployer, d, alice_acct.address))
     carol_wallet = create_wallet(deployer, d, carol_acct.address)
     onchain = OnchainOrders(devnet_catalogue(), {"WETH": d.weth, "USDC": d.usdc})
-    app = WalletApp(onchain, chain_id)
     deadline = int(time.time()) + 3600
     nonce = int(time.time())
+
+    def client(credential: OperatorToken | Signer) -> AsyncIsthmus:
+        # the nonces are given with each order below: nothing kept on disk
+        return AsyncIsthmus(gateway, credential, nonces=NonceStore(None), timeout=30)
 
     # 1. carol authorises a trading key on her own wallet (she pays the gas: her key)
     key = dev[0]
@@ -96,34 +98,31 @@ async def main(gateway: str, rpc: str) -> int:
     )
     print("carol authorised", key.address, "->", wallet.functions.trading_key(key.address).call())
 
-    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
-        operator = Caller(http, bearer(operator_token))
-        # 2. the key signs in and trades for carol's wallet
-        as_key = Trader("carol-key", key.address, Web3.to_hex(key.key), carol_wallet)
-        key_session = await sign_in(http, as_key, chain_id)
-        sells = []
-        for n, (qty, price) in enumerate((("1", "2900"), ("5", "2900"), ("0.5", "3900"))):
-            body = {
-                "account": carol_wallet,
-                "client_order_id": f"key-sell-{nonce}-{n}",
-                "instrument": "WETH/USDC",
-                "side": "sell",
-                "quantity": qty,
-                "price": "2900",
-            }
-            app.sign(as_key, body, nonce + n, deadline)
-            sells.append(
-                show(f"key sells {qty} WETH at {price}", await key_session.post("/v1/orders", body))
-            )
+    async with client(OperatorToken(operator_token)) as operator:
+        # 2. the key signs in and trades for carol's wallet: it signs, it never withdraws
+        sells: list[Order | None] = []
+        async with client(Signer(key, carol_wallet)) as as_key:
+            for n, (qty, price) in enumerate((("1", "2900"), ("5", "2900"), ("0.5", "3200"))):
+                placing = as_key.place_order(
+                    "WETH/USDC",
+                    "sell",
+                    qty,
+                    price=price,
+                    client_order_id=f"key-sell-{nonce}-{n}",
+                    nonce=nonce + n,
+                    deadline=deadline,
+                )
+                sells.append(await show(f"key sells {qty} WETH at {price}", placing))
 
-        # 3. a 2-of-3 Safe owns a wallet; two owners sign a sell
+        # 3. a 2-of-3 Safe owns a wallet; two owners sign a sell (EIP-1271: the client signs
+        #    with one key, so the Safe's signature is made here and the body sent as signed)
         infra = d.safe
         assert isinstance(infra, SafeInfrastructure)
         owners = dev[1:4]
         safe = create_safe(deployer, infra, [o.address for o in owners], 2, salt_nonce=nonce)
         safe_wallet = create_wallet(deployer, d, safe)
         tokens.mint(deployer, d.weth, safe_wallet, 2 * WETH)
-        body = {
+        body: dict[str, Any] = {
             "account": safe_wallet,
             "client_order_id": f"safe-sell-{nonce}",
             "instrument": "WETH/USDC",
@@ -143,58 +142,47 @@ async def main(gateway: str, rpc: str) -> int:
             "deadline": deadline,
             "signature": "0x" + signature.hex(),
         }
-        owner_session = await sign_in(
-            http,
-            Trader("safe-owner", owners[0].address, Web3.to_hex(owners[0].key), safe_wallet),
-            chain_id,
-        )
-        show("2-of-3 Safe sells 1 WETH", await owner_session.post("/v1/orders", body))
+        async with client(Signer(owners[0], safe_wallet)) as safe_owner:
+            await show("2-of-3 Safe sells 1 WETH", safe_owner.submit(body))
 
         # 4. alice buys both with her own signature
-        alice_session = await sign_in(http, alice, chain_id)
-        body = {
-            "account": alice.wallet,
-            "client_order_id": f"alice-buy-{nonce}",
-            "instrument": "WETH/USDC",
-            "side": "buy",
-            "quantity": "2",
-            "price": "2900",
-        }
-        app.sign(alice, body, nonce, deadline)
-        bought = show("alice buys 2 WETH", await alice_session.post("/v1/orders", body))
-        for _ in range(60):
-            order = (await operator.get(f"/v1/orders/{bought['id']}")).json()
-            if order.get("settlement") == "settled":
-                break
-            await asyncio.sleep(1)  # a person polling, not a test
-        fills = (await operator.get(f"/v1/orders/{bought['id']}/fills")).json()
-        print("alice's order:", order.get("status"), "settlement:", order.get("settlement"))
-        for fill in fills if isinstance(fills, list) else fills.get("fills", []):
-            print(
-                "  fill",
-                fill.get("quantity"),
-                "@",
-                fill.get("price"),
-                fill.get("venue"),
-                fill.get("settlement"),
+        async with client(alice) as alice_app:
+            bought = await show(
+                "alice buys 2 WETH",
+                alice_app.place_order(
+                    "WETH/USDC",
+                    "buy",
+                    "2",
+                    price="2900",
+                    client_order_id=f"alice-buy-{nonce}",
+                    nonce=nonce,
+                    deadline=deadline,
+                ),
             )
+        assert bought is not None
+        fills = await operator.wait_settled(bought.id, timeout=60)
+        order = await operator.get_order(bought.id)
+        print("alice's order:", order.status, "settlement:", order.settlement)
+        for fill in fills:
+            print("  fill", fill.quantity, "@", fill.price, fill.venue, fill.settlement)
 
         # 5. carol revokes the key; its resting sell is cancelled
         carol.transact(wallet.functions.revoke_key(key.address))
-        resting = sells[2].get("id")
+        resting = sells[2]
+        assert resting is not None
         for _ in range(30):
-            order = (await operator.get(f"/v1/orders/{resting}")).json()
-            if order.get("status") == "cancelled":
+            revoked = await operator.get_order(resting.id)
+            if revoked.status == "cancelled":
                 break
-            await asyncio.sleep(1)
+            await asyncio.sleep(1)  # a person waiting for the gateway, not a test
         print(
             "the key's resting sell after revocation:",
-            order.get("status"),
-            order.get("cancel_reason", ""),
+            revoked.status,
+            revoked.status_reason or "",
         )
 
         # 6. the auditor
-        report = (await operator.get("/v1/audit/verify")).json()
+        report = await operator.audit_verify()
         signed = {(f["signed_by"], f["ok"]) for f in report.get("fills", [])}
         print("audit ok:", report.get("ok"), "signers:", sorted(signed))
     return 0

@@ -59,6 +59,7 @@ JSON = dict[str, Any]
 Levels = Sequence[tuple[Number, Number]]  # (price, quantity) per level
 LegLike = Leg | tuple[str, str] | tuple[str, str, int]  # (instrument, side[, ratio])
 RETRY_STATUSES = frozenset({502, 503, 504})
+TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
 DEFAULT_SIGNATURE_LIFETIME = 7 * 86_400  # seconds a signed order stays valid without expires_at
 
 
@@ -230,22 +231,30 @@ class AsyncIsthmus:
     # ------------------------------------------------------------------ sessions
 
     async def _sign_in(self) -> str:
+        """A new session: a fresh nonce, the EIP-4361 message, the key's signature. A dropped
+        connection starts over with a new nonce (a nonce is single use)."""
         assert isinstance(self.credential, Signer)
-        nonce = (await self._json("GET", "/v1/auth/siwe/nonce", authenticated=False))["nonce"]
         chain = await self.chain()
-        message = self.credential.sign_in_message(
-            domain=self._http.base_url.netloc.decode(),
-            uri=self.url,
-            chain_id=chain.chain_id,
-            nonce=nonce,
-        )
-        response = await self._http.post(
-            "/v1/auth/siwe",
-            json={"message": message, "signature": self.credential.sign_text(message)},
-        )
-        if response.status_code >= 400:
-            raise ApiError.from_response(response)
-        return str(response.json()["token"])
+        for attempt in range(1 + self.retries):
+            nonce = (await self._json("GET", "/v1/auth/siwe/nonce", authenticated=False))["nonce"]
+            message = self.credential.sign_in_message(
+                domain=self._http.base_url.netloc.decode(),
+                uri=self.url,
+                chain_id=chain.chain_id,
+                nonce=nonce,
+            )
+            body = {"message": message, "signature": self.credential.sign_text(message)}
+            try:
+                session = await self._json(
+                    "POST", "/v1/auth/siwe", body, retry=False, authenticated=False
+                )
+            except TransportError:
+                if attempt == self.retries:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            return str(session["token"])
+        raise AssertionError("unreachable")
 
     async def sign_in(self) -> str:
         """Sign in with Ethereum now (it happens on first use anyway); returns the session."""
@@ -744,19 +753,25 @@ class AsyncIsthmus:
     async def wait_settled(
         self, order_id: str, *, timeout: float = 120.0, poll: float = 0.25
     ) -> list[Fill]:
-        """The order's fills once every one is settled on chain (or has failed, which
-        raises); `TimeoutError` after `timeout` seconds."""
+        """The order's fills once the order is done (filled, cancelled, expired, rejected)
+        and every fill of it is settled on chain; a failed settlement raises, and so does
+        `TimeoutError` after `timeout` seconds. An order done without a fill returns []."""
         deadline = time.monotonic() + timeout
         interval = poll
         while True:
+            order = await self.get_order(order_id)
             fills = await self.fills(order_id)
             failed = [f for f in fills if f.settlement == "failed"]
             if failed:
                 raise IsthmusError(f"settlement failed for fills {[f.id for f in failed]}")
-            if fills and all(f.settlement == "settled" for f in fills):
+            if any(f.settlement == "none" for f in fills):
+                raise IsthmusError(f"order {order_id} is not signed: its fills settle off chain")
+            if order.status in TERMINAL_STATUSES and all(f.settlement == "settled" for f in fills):
                 return fills
             if time.monotonic() > deadline:
-                raise TimeoutError(f"order {order_id}: fills not all settled after {timeout}s")
+                raise TimeoutError(
+                    f"order {order_id} ({order.status}): not done and settled after {timeout}s"
+                )
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 2.0)
 

@@ -2,8 +2,9 @@
 
 It starts its own anvil (any free port) with the contracts, the Uniswap pool and the demo
 traders' wallets, runs a gateway in this process on a fresh database, and plays every party
-through the gateway's API (see `gateway.devnet.scenario`). The settlement cycle runs once,
-when every order is in, so that the person sees the one transaction that settles it all.
+through the gateway's API with `isthmus_client`, as each would (see
+`gateway.devnet.scenario`). The settlement cycle runs once, when every order is in, so that
+the person sees the one transaction that settles it all.
 """
 
 from __future__ import annotations
@@ -73,9 +74,6 @@ async def _run(world: DevnetWorld, console: Console, scratch: Path) -> ScenarioR
     await rt.start(expiry_interval=None, monitor=False, algos=False, settle_interval=None)
     app = create_app(settings, runtime=rt)
     app.state.runtime = rt
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://isthmus.demo", timeout=30
-    )
     try:
         await _until_pool_quoted(rt)
         d = world.deployment
@@ -98,26 +96,26 @@ async def _run(world: DevnetWorld, console: Console, scratch: Path) -> ScenarioR
             )
             return report.to_json()
 
-        scenario = Scenario(
-            http,
+        # every party is an isthmus_client, speaking HTTP to the gateway in this process
+        async with Scenario(
+            "http://isthmus.demo",
+            transport=httpx.ASGITransport(app=app),
             operator_token=token,
             participants=Participants(a, b, c),
             catalogue=catalogue,
             tokens=tokens,
-            chain_id=w3.eth.chain_id,
             deadline=int(w3.eth.get_block("latest")["timestamp"]) + 3600,
-        )
-        market_maker = world.anvil.dev_accounts()[MARKET_MAKER_ACCOUNT].address
-        return await run_hybrid_trade(
-            scenario,
-            w3=w3,
-            market_maker=market_maker,
-            settle=settle,
-            audit=audit,
-            step=lambda text: console.print(f"[bold cyan]→[/] {text}"),
-        )
+        ) as scenario:
+            market_maker = world.anvil.dev_accounts()[MARKET_MAKER_ACCOUNT].address
+            return await run_hybrid_trade(
+                scenario,
+                w3=w3,
+                market_maker=market_maker,
+                settle=settle,
+                audit=audit,
+                step=lambda text: console.print(f"[bold cyan]→[/] {text}"),
+            )
     finally:
-        await http.aclose()
         await rt.stop()
 
 

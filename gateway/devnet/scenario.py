@@ -7,13 +7,15 @@ Uniswap pool. The engine matches, the pool leg becomes a swap, and one settlemen
 settles every leg atomically; the auditor's verification passes; every wallet's balances and
 option positions equal what the gateway's fills say, to the token unit.
 
-The traders' keys sign here as their wallet apps would: the EIP-712 payload is built from the
-order itself (never taken from the gateway) and signed locally. Every request is
-authenticated as the caller it stands for: sessions (Sign-In with Ethereum) for the traders,
-HMAC for the protocol, the operator's token only for the market maker's quotes and the key.
-Each run is deterministic given its `run` label (client order ids, nonces, deadline), so a
-run repeated after a crash resubmits the very same signed orders: the gateway answers them
-idempotently instead of trading twice.
+Every party speaks to the gateway through `isthmus_client`, as its users do. The traders'
+wallet apps are `AsyncIsthmus` instances with the trader's `Signer`: a session by Sign-In with
+Ethereum, and each order's EIP-712 payload built from the order itself, checked against what
+the gateway would have it sign, and signed locally. The protocol's is an `AsyncIsthmus` with
+its `ApiKey` (HMAC-signed requests); it submits the body its user signed with her own key.
+The operator's token serves only the market maker's quotes, the protocol's key and the reads
+the checks make. Each run is deterministic given its `run` label (client order ids, nonces
+and deadline are all given to the client), so a run repeated after a crash resubmits the
+very same signed orders: the gateway answers them idempotently instead of trading twice.
 
 Where the gateway also trades on a centralized exchange with the operator's inventory wallet
 configured, the smart orders can fill partly there (the smart sell, and the protocol's smart
@@ -23,32 +25,34 @@ buy when the run has one: `smart_buy`): that part trades with the inventory on c
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence, Set
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from types import TracebackType
 from typing import Any
 
 import httpx
+from isthmus_client import (
+    ApiKey,
+    ApiKeyInfo,
+    AsyncIsthmus,
+    IsthmusError,
+    NonceStore,
+    OperatorToken,
+    Order,
+    Signer,
+)
+from isthmus_client.strategies import iron_condor
 from web3 import Web3
 
-from gateway.api.auth_siwe import SiweMessage, sign_siwe
-from gateway.api.request_signing import sign_request
-from gateway.api.schemas import OrderIn, StrategyIn
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.domain.instruments import InstrumentCatalogue
-from gateway.domain.orders import OrderSignature
-from gateway.settlement import eip712
 
 EXPIRY = "20270326"
-CONDOR_LEGS: tuple[tuple[str, str], ...] = (  # as A writes it: long the body, short the wings
-    (f"WETH-{EXPIRY}-2500-P", "sell"),
-    (f"WETH-{EXPIRY}-2800-P", "buy"),
-    (f"WETH-{EXPIRY}-3200-C", "buy"),
-    (f"WETH-{EXPIRY}-3500-C", "sell"),
-)
+# as A writes it: long the body, short the wings (a long, or reverse, iron condor)
+CONDOR = iron_condor("WETH", EXPIRY, 2500, 2800, 3200, 3500)
+CONDOR_LEGS: tuple[tuple[str, str], ...] = tuple((leg.instrument, leg.side) for leg in CONDOR)
 # the market maker's two-sided quotes on each leg: only their mids matter (they split the
 # condors' net price across the legs); they are wide, so the condors meet each other, not them
 LEG_QUOTES: Mapping[str, tuple[str, str]] = {
@@ -72,109 +76,26 @@ class Trader:
     private_key: str
     wallet: str
 
-
-Headers = Callable[[str, str, bytes], dict[str, str]]
-
-
-def bearer(token: str) -> Headers:
-    return lambda method, path, body: {"Authorization": f"Bearer {token}"}
-
-
-def hmac_key(key_id: str, secret: str) -> Headers:
-    def headers(method: str, path: str, body: bytes) -> dict[str, str]:
-        return sign_request(key_id, secret, method, path, body, now_ms=time.time_ns() // 10**6)
-
-    return headers
-
-
-@dataclass
-class Caller:
-    """One authenticated party speaking to the API."""
-
-    http: httpx.AsyncClient
-    headers: Headers
-
-    async def post(self, path: str, payload: Any) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        return await self.http.post(
-            path,
-            content=body,
-            headers={"content-type": "application/json", **self.headers("POST", path, body)},
-        )
-
-    async def get(self, path: str) -> httpx.Response:
-        return await self.http.get(path, headers=self.headers("GET", path, b""))
-
-
-def _ok(response: httpx.Response, *statuses: int) -> Any:
-    if response.status_code not in (statuses or (200, 201)):
-        raise ScenarioFailed(
-            f"{response.request.method} {response.request.url.path}: "
-            f"{response.status_code} {response.text}"
-        )
-    return response.json()
+    def signer(self) -> Signer:
+        """The trader's key as the client holds it: it signs for the trader's wallet."""
+        return Signer.from_key(self.private_key, self.wallet)
 
 
 class ScenarioFailed(RuntimeError):
-    pass
+    """A step of the scenario failed: the gateway refused it, or could not be reached."""
 
 
-async def sign_in(http: httpx.AsyncClient, trader: Trader, chain_id: int) -> Caller:
-    """Sign-In with Ethereum: the trader's session for its own accounts."""
-    nonce = _ok(await http.get("/v1/auth/siwe/nonce"))["nonce"]
-    now = datetime.now(UTC).replace(microsecond=0)
-    message = SiweMessage(
-        domain=http.base_url.netloc.decode(),
-        address=Web3.to_checksum_address(trader.owner),
-        uri=str(http.base_url),
-        chain_id=chain_id,
-        nonce=nonce,
-        issued_at=now,
-        statement="Sign in to Isthmus",
-        expiration_time=now + timedelta(hours=1),
-    )
-    session = _ok(
-        await http.post(
-            "/v1/auth/siwe",
-            json={"message": message.text(), "signature": sign_siwe(message, trader.private_key)},
-        )
-    )
-    return Caller(http, bearer(session["token"]))
-
-
-@dataclass
-class WalletApp:
-    """What a trader's wallet does with an order: build the EIP-712 payload from the order's
-    own fields and sign it with the owner's key."""
-
-    onchain: OnchainOrders
-    chain_id: int
-
-    def sign(self, trader: Trader, body: dict[str, Any], nonce: int, deadline: int) -> None:
-        unsigned = OrderSignature(nonce, deadline, b"")
-        if "legs" in body:
-            spec = StrategyIn.model_validate(body).to_spec()
-            signature = eip712.sign_strategy(
-                self.onchain.strategy(spec, unsigned),
-                trader.private_key,
-                self.chain_id,
-                trader.wallet,
-            )
-        else:
-            spec = OrderIn.model_validate(body).to_spec()
-            signature = eip712.sign_order(
-                self.onchain.order(spec, unsigned), trader.private_key, self.chain_id, trader.wallet
-            )
-        body["signature"] = {
-            "nonce": str(nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    try:
+        yield
+    except IsthmusError as error:
+        raise ScenarioFailed(f"{what}: {error}") from error
 
 
 @dataclass
 class ScenarioOrders:
-    """The orders of one run, as the API last reported them."""
+    """The orders of one run, as the API last reported them (its JSON)."""
 
     condor_a: dict[str, Any] = field(default_factory=dict)
     condor_b: dict[str, Any] = field(default_factory=dict)
@@ -204,138 +125,137 @@ class Participants:
 
 
 class Scenario:
-    """One run of the scenario against a gateway reachable through `http`."""
+    """One run of the scenario against the gateway at `url` (through `transport`, e.g. an
+    in-process ASGI app, when given). Use it as an async context manager, or `aclose()` it:
+    it holds one client per party.
+
+    `catalogue` and `tokens` are what the checks read the chain with (option positions by
+    their on-chain ids); the clients learn the chain from the gateway (`GET /v1/chain`)."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        url: str,
         *,
+        transport: httpx.AsyncBaseTransport | None = None,
         operator_token: str,
         participants: Participants,
         catalogue: InstrumentCatalogue,
         tokens: Mapping[str, str],
-        chain_id: int,
         run: str = "demo",
         deadline: int,
         nonce_base: int = 1,
         spot_sell: tuple[str, str] = SPOT_SELL,
         smart_buy: tuple[str, str] | None = None,
     ) -> None:
-        self.http = http
-        self.operator = Caller(http, bearer(operator_token))
+        self.url = url
+        self.transport = transport
         self.people = participants
-        self.wallet_app = WalletApp(OnchainOrders(catalogue, tokens), chain_id)
-        self.chain_id = chain_id
+        self.onchain = OnchainOrders(catalogue, dict(tokens))
         self.run = run
         self.deadline = deadline
         self.nonce_base = nonce_base
         self.spot_sell = spot_sell  # (quantity, worst price) of the protocol's sell
         self.smart_buy = smart_buy  # the same for its buy after the sell, if it makes one
         self.orders = ScenarioOrders()
-        self.protocol: Caller | None = None
-        self.sessions: dict[str, Caller] = {}
+        self.operator = self._client(OperatorToken(operator_token))
+        # the traders' wallet apps: each signs in with its key and signs its orders locally
+        self.apps = {t.name: self._client(t.signer()) for t in (participants.a, participants.b)}
+        self.protocol: AsyncIsthmus | None = None  # once the operator has issued its key
 
-    def _body(self, trader: Trader, name: str, nonce: int, **fields: Any) -> dict[str, Any]:
-        body = {"account": trader.wallet, "client_order_id": f"{self.run}-{name}", **fields}
-        self.wallet_app.sign(trader, body, self.nonce_base + nonce, self.deadline)
-        return body
+    def _client(self, credential: OperatorToken | ApiKey | Signer) -> AsyncIsthmus:
+        # nonces are given with every order (`nonce_base + n`): nothing is kept on disk
+        return AsyncIsthmus(
+            self.url,
+            credential,
+            transport=self.transport,
+            nonces=NonceStore(None),
+            check_typed_data=True,
+        )
+
+    async def __aenter__(self) -> Scenario:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in (self.operator, *self.apps.values(), self.protocol):
+            if client is not None:
+                await client.aclose()
+
+    def _signed(self, n: int, name: str) -> dict[str, Any]:
+        """What makes a run's order the same every time: its id, nonce and deadline."""
+        return {
+            "client_order_id": f"{self.run}-{name}",
+            "nonce": self.nonce_base + n,
+            "deadline": self.deadline,
+        }
 
     async def quote_legs(self, market_maker: str) -> None:
         """The market maker rests its quotes on the legs (the operator's own account)."""
-        for instrument, (bid, ask) in LEG_QUOTES.items():
-            for side, price in (("buy", bid), ("sell", ask)):
-                _ok(
-                    await self.operator.post(
-                        "/v1/orders",
-                        {
-                            "account": market_maker,
-                            "client_order_id": f"mm-{instrument}-{side}",
-                            "instrument": instrument,
-                            "side": side,
-                            "quantity": "10",
-                            "price": price,
-                        },
-                    ),
-                    200,
-                    201,
-                )
+        with _step("the market maker's quotes"):
+            for instrument, (bid, ask) in LEG_QUOTES.items():
+                for side, price in (("buy", bid), ("sell", ask)):
+                    await self.operator.place_order(
+                        instrument,
+                        side,
+                        "10",
+                        price=price,
+                        account=market_maker,
+                        client_order_id=f"mm-{instrument}-{side}",
+                        sign=False,
+                    )
 
     async def sign_in_traders(self) -> None:
-        for trader in (self.people.a, self.people.b):
-            self.sessions[trader.name] = await sign_in(self.http, trader, self.chain_id)
+        """Sign-In with Ethereum: each trader's session for its own accounts (the client
+        would sign in on its first request anyway)."""
+        with _step("sign-in"):
+            for app in self.apps.values():
+                await app.sign_in()
 
-    async def issue_protocol_key(self) -> dict[str, Any]:
-        key: dict[str, Any] = _ok(
-            await self.operator.post(
-                "/v1/api-keys",
-                {
-                    "role": "protocol",
-                    "scopes": ["quote", "trade", "read"],
-                    "accounts": [self.people.c.wallet],
-                    "label": f"defi protocol ({self.run})",
-                },
+    async def issue_protocol_key(self) -> ApiKeyInfo:
+        with _step("the protocol's API key"):
+            key = await self.operator.create_api_key(
+                role="protocol",
+                scopes=("quote", "trade", "read"),
+                accounts=(self.people.c.wallet,),
+                label=f"defi protocol ({self.run})",
             )
-        )
-        self.protocol = Caller(self.http, hmac_key(key["key_id"], key["secret"]))
+        assert key.secret is not None, "a new key's secret comes with its creation"
+        if self.protocol is not None:
+            await self.protocol.aclose()
+        self.protocol = self._client(ApiKey(key.key_id, key.secret))
         return key
-
-    def _legs(self) -> list[dict[str, Any]]:
-        return [{"instrument": i, "side": s, "ratio": 1} for i, s in CONDOR_LEGS]
 
     async def submit_condors(self) -> None:
         a, b = self.people.a, self.people.b
-        self.orders.condor_a = _ok(
-            await self.sessions[a.name].post(
-                "/v1/strategies",
-                self._body(
-                    a,
-                    "condor-a",
-                    1,
-                    side="buy",
-                    quantity="1",
-                    price=CONDOR_PRICE,
-                    legs=self._legs(),
-                ),
-            ),
-            200,
-            201,
-        )
-        self.orders.condor_b = _ok(
-            await self.sessions[b.name].post(
-                "/v1/strategies",
-                self._body(
-                    b,
-                    "condor-b",
-                    2,
-                    side="sell",
-                    quantity="1",
-                    price=CONDOR_PRICE,
-                    legs=self._legs(),
-                ),
-            ),
-            200,
-            201,
-        )
+        with _step("the condors"):
+            condor_a = await self.apps[a.name].place_strategy(
+                CONDOR, "buy", "1", price=CONDOR_PRICE, **self._signed(1, "condor-a")
+            )
+            self.orders.condor_a = condor_a.raw
+            condor_b = await self.apps[b.name].place_strategy(
+                CONDOR, "sell", "1", price=CONDOR_PRICE, **self._signed(2, "condor-b")
+            )
+            self.orders.condor_b = condor_b.raw
 
     async def submit_spot_bid(self) -> None:
-        a = self.people.a
         quantity, price = SPOT_BID
-        self.orders.spot_bid = _ok(
-            await self.sessions[a.name].post(
-                "/v1/orders",
-                self._body(
-                    a, "spot-bid", 3, instrument=SPOT, side="buy", quantity=quantity, price=price
-                ),
-            ),
-            200,
-            201,
-        )
+        with _step("the spot bid"):
+            bid = await self.apps[self.people.a.name].place_order(
+                SPOT, "buy", quantity, price=price, **self._signed(3, "spot-bid")
+            )
+        self.orders.spot_bid = bid.raw
 
     async def submit_spot_sell(self) -> None:
         quantity, price = self.spot_sell
-        self.orders.spot_sell = await self._protocol_smart_order(
-            "spot-sell", 4, "sell", quantity, price
-        )
+        sell = await self._protocol_smart_order("spot-sell", 4, "sell", quantity, price)
+        self.orders.spot_sell = sell.raw
 
     async def submit_smart_buy(self) -> None:
         """The protocol's trader signs a smart buy too (when the run has one): nothing rests
@@ -343,38 +263,39 @@ class Scenario:
         if self.smart_buy is None:
             return
         quantity, price = self.smart_buy
-        self.orders.smart_buy = await self._protocol_smart_order(
-            "smart-buy", 5, "buy", quantity, price
-        )
+        buy = await self._protocol_smart_order("smart-buy", 5, "buy", quantity, price)
+        self.orders.smart_buy = buy.raw
 
     async def _protocol_smart_order(
-        self, label: str, nonce: int, side: str, quantity: str, price: str
-    ) -> dict[str, Any]:
-        """Trader c's signed smart IOC order, submitted by the protocol with its API key."""
+        self, label: str, n: int, side: str, quantity: str, price: str
+    ) -> Order:
+        """Trader c's smart IOC order: c signs it with her own key, the protocol submits the
+        signed body with its API key."""
         assert self.protocol is not None, "issue the protocol's key first"
-        body = self._body(
-            self.people.c,
-            label,
-            nonce,
-            instrument=SPOT,
-            side=side,
-            quantity=quantity,
-            price=price,
-            route="smart",
-            time_in_force="ioc",
-        )
-        placed: dict[str, Any] = _ok(await self.protocol.post("/v1/orders", body), 200, 201)
-        return placed
+        with _step(f"the protocol's {label}"):
+            body = await self.protocol.sign_order(
+                SPOT,
+                side,
+                quantity,
+                price=price,
+                route="smart",
+                time_in_force="ioc",
+                signer=self.people.c.signer(),
+                **self._signed(n, label),
+            )
+            return await self.protocol.submit(body)
 
     async def fills(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        for order_id in self.orders.ids().values():
-            found += _ok(await self.operator.get(f"/v1/orders/{order_id}/fills"))
+        with _step("the fills"):
+            for order_id in self.orders.ids().values():
+                found += [fill.raw for fill in await self.operator.fills(order_id)]
         return found
 
     async def refresh(self) -> None:
-        for name, order_id in self.orders.ids().items():
-            setattr(self.orders, name, _ok(await self.operator.get(f"/v1/orders/{order_id}")))
+        with _step("the orders"):
+            for name, order_id in self.orders.ids().items():
+                setattr(self.orders, name, (await self.operator.get_order(order_id)).raw)
 
 
 def quote_units(fill: Mapping[str, Any], quote_decimals: int) -> int:
@@ -486,7 +407,7 @@ async def run_hybrid_trade(
 ) -> ScenarioReport:
     """Run the whole scenario once; `settle` runs (or waits for) the settlement cycle,
     `audit` returns the auditor's verification as JSON."""
-    onchain = scenario.wallet_app.onchain
+    onchain = scenario.onchain
     tokens = {"WETH": onchain.tokens["WETH"], "USDC": onchain.tokens["USDC"]}
     options = tuple(symbol for symbol, _ in CONDOR_LEGS)
     people = scenario.people

@@ -17,6 +17,7 @@ from gateway.api.runtime import Runtime
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
 from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
+from gateway.chain.directory import ChainDirectory
 from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender
 from gateway.chain.wallets import ChainWallets
@@ -108,7 +109,7 @@ class Desk:
                 )
             )
         venues_all = [*venues_list, *venues]
-        return Runtime.build(
+        runtime = Runtime.build(
             Settings(
                 database_url=self.database,
                 require_signed_orders=require_signed,
@@ -125,6 +126,11 @@ class Desk:
             ),
             inventory=self.inventory,
         )
+        # `GET /v1/chain`, as a gateway with a chain serves it: what clients sign for
+        runtime.chain_directory = ChainDirectory(
+            self.w3, self.d.settlement, token_map, public_rpc_url=self.rpc_url
+        )
+        return runtime
 
     def balances(self, wallet: str) -> tuple[int, int]:
         return (
@@ -214,6 +220,16 @@ class Desk:
 async def serve(rt: Runtime, *, as_operator: bool = True) -> httpx.AsyncClient:
     """Start the runtime with no background loops (the test drives settlement) and an HTTP
     client on its API, authenticated as the operator unless `as_operator` is False."""
+    return httpx.AsyncClient(
+        transport=await serve_transport(rt),
+        base_url="http://gw",
+        headers=operator_headers() if as_operator else None,
+    )
+
+
+async def serve_transport(rt: Runtime) -> httpx.ASGITransport:
+    """Start the runtime with no background loops (the test drives settlement); its API as
+    an in-process transport, for any HTTP client (e.g. `isthmus_client`'s)."""
     await rt.start(
         expiry_interval=None,
         monitor=False,
@@ -223,8 +239,4 @@ async def serve(rt: Runtime, *, as_operator: bool = True) -> httpx.AsyncClient:
     )
     app = create_app(runtime=rt)
     app.state.runtime = rt
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gw",
-        headers=operator_headers() if as_operator else None,
-    )
+    return httpx.ASGITransport(app=app)

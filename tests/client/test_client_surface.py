@@ -162,5 +162,17 @@ def test_quotes_risk_what_if_algos_and_tca(devnet: DevnetGateway) -> None:
             )
             tca = await op.tca(smart.id)
             assert tca
+            # an order done without a fill: nothing to wait for
+            missed = await op.place_order(
+                "WETH/USDC",
+                "buy",
+                "1",
+                price="2800",
+                account=Account.create().address,
+                time_in_force="ioc",
+                sign=False,
+            )
+            assert missed.status == "cancelled"
+            assert await op.wait_settled(missed.id, timeout=5) == []
 
     asyncio.run(scenario())

@@ -27,7 +27,7 @@ from gateway.devnet.scenario import (
 )
 from gateway.oms.settlement_service import SettlementService
 from gateway.settlement.auditor import verify
-from tests.chain.settlement_desk import USDC, WETH, Desk, serve
+from tests.chain.settlement_desk import USDC, WETH, Desk, serve_transport
 from tests.market_making import MARKET_MAKER
 from tests.operator_access import OPERATOR_TOKEN
 
@@ -55,7 +55,8 @@ def test_the_hybrid_trade_settles_every_leg_in_one_transaction_and_audits_clean(
     async def scenario() -> None:
         # the market maker's quotes are unsigned; every trader's order is signed anyway
         rt = desk.runtime(require_signed=False, pool=True)
-        http = await serve(rt, as_operator=False)  # each caller signs for itself
+        # every caller is an isthmus_client with its own credentials and signs for itself
+        transport = await serve_transport(rt)
         try:
             hub = rt.market_data
             feed = hub.subscribe(frozenset({"WETH/USDC"}))
@@ -75,18 +76,18 @@ def test_the_hybrid_trade_settles_every_leg_in_one_transaction_and_audits_clean(
                 )
                 return report.to_json()
 
-            run = Scenario(
-                http,
+            async with Scenario(
+                "http://gw",
+                transport=transport,
                 operator_token=OPERATOR_TOKEN,
                 participants=Participants(a, b, c),
                 catalogue=devnet_catalogue(),
                 tokens=token_addresses,
-                chain_id=w3.eth.chain_id,
                 deadline=int(w3.eth.get_block("latest")["timestamp"]) + 3600,
-            )
-            report = await run_hybrid_trade(
-                run, w3=w3, market_maker=MARKET_MAKER, settle=settle, audit=audit
-            )
+            ) as run:
+                report = await run_hybrid_trade(
+                    run, w3=w3, market_maker=MARKET_MAKER, settle=settle, audit=audit
+                )
 
             orders = report.orders
             assert orders.condor_a["status"] == "filled" and orders.condor_b["status"] == "filled"
@@ -124,7 +125,6 @@ def test_the_hybrid_trade_settles_every_leg_in_one_transaction_and_audits_clean(
             assert report.audit["counts"]["fills_with_problems"] == 0
             assert report.ok
         finally:
-            await http.aclose()
             await rt.stop()
 
     asyncio.run(scenario())

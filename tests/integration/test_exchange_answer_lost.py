@@ -27,15 +27,15 @@ from typing import Any
 
 import httpx
 import pytest
+from isthmus_client import AsyncIsthmus, NonceStore, OperatorToken
 from web3 import Web3
 
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig
 from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
-from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender, connect
 from gateway.devnet.catalogue import devnet_catalogue
-from gateway.devnet.scenario import Trader, WalletApp, expected_changes
+from gateway.devnet.scenario import Trader, expected_changes
 from gateway.domain.venue_child import VenueChildStatus
 from gateway.settlement.auditor import verify
 from gateway.store.database import create_database_engine
@@ -51,7 +51,7 @@ from tests.integration.exchange_leg import (
     wait_for_book,
 )
 from tests.integration.gateway_process import GatewayProcess
-from tests.operator_access import operator_headers
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain]
 WETH, USDC = 10**18, 10**6
@@ -105,56 +105,51 @@ def test_a_lost_exchange_answer_then_kill_minus_nine_is_found_settled_and_hedged
             + binance_toml(exchange.url),
         )
         catalogue = devnet_catalogue()
-        wallet_app = WalletApp(OnchainOrders(catalogue, token_addresses), int(w3.eth.chain_id))
         deadline = int(w3.eth.get_block("latest")["timestamp"]) + 86_400
-
-        def signed(trader: Trader, name: str, nonce: int, **fields: Any) -> dict[str, Any]:
-            body = {"account": trader.wallet, "client_order_id": name, **fields}
-            wallet_app.sign(trader, body, nonce, deadline)
-            return body
-
         before = holdings()
         hedge_before = exchange.balances()
         partition = exchange.sim.lose_next_order_answer()
 
         async def trade() -> dict[str, Any]:
-            """The bid rests; the smart sell's exchange child executes and is not answered."""
-            async with httpx.AsyncClient(
-                base_url=gateway.url, timeout=60, headers=operator_headers()
-            ) as http:
+            """The bid rests; the smart sell's exchange child executes and is not answered.
+            Each trader signs with its own key (the client builds and checks the EIP-712
+            payload); the operator submits both."""
+            async with (
+                httpx.AsyncClient(
+                    base_url=gateway.url, timeout=60, headers=operator_headers()
+                ) as http,
+                AsyncIsthmus(
+                    gateway.url, OperatorToken(OPERATOR_TOKEN), nonces=NonceStore(None), timeout=60
+                ) as operator,
+            ):
                 await wait_for_book(http, {"binance"}, on_binance=Decimal(5))
                 quantity, price = BID
-                bid = await http.post(
-                    "/v1/orders",
-                    json=signed(
-                        buyer,
-                        "bid",
-                        1,
-                        instrument="WETH/USDC",
-                        side="buy",
-                        quantity=quantity,
-                        price=price,
-                    ),
+                bid = await operator.place_order(
+                    "WETH/USDC",
+                    "buy",
+                    quantity,
+                    price=price,
+                    client_order_id="bid",
+                    signer=buyer.signer(),
+                    nonce=1,
+                    deadline=deadline,
                 )
-                assert bid.status_code == 201, bid.text
+                assert bid.created and bid.signed, bid
                 quantity, price = SELL
-                sell = await http.post(
-                    "/v1/orders",
-                    json=signed(
-                        seller,
-                        "sell",
-                        1,
-                        instrument="WETH/USDC",
-                        side="sell",
-                        quantity=quantity,
-                        price=price,
-                        route="smart",
-                        time_in_force="ioc",
-                    ),
+                sell = await operator.place_order(
+                    "WETH/USDC",
+                    "sell",
+                    quantity,
+                    price=price,
+                    route="smart",
+                    time_in_force="ioc",
+                    client_order_id="sell",
+                    signer=seller.signer(),
+                    nonce=1,
+                    deadline=deadline,
                 )
-                assert sell.status_code == 201, sell.text
-                order: dict[str, Any] = sell.json()
-                return order
+                assert sell.created and sell.signed, sell
+                return sell.raw
 
         gateway.start()
         sell = asyncio.run(trade())  # answered once place_order timed out (ccxt: 10 s)

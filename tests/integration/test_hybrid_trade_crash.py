@@ -146,20 +146,18 @@ def test_kill_minus_nine_at_random_points_of_fifty_hybrid_trades(tmp_path: Path)
 
         async def play(n: int, *, first: bool) -> Scenario:
             """Run `n` of the scenario (again, after a kill: the same signed orders)."""
-            async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-                scenario = Scenario(
-                    http,
-                    operator_token=OPERATOR_TOKEN,
-                    participants=Participants(a, b, c),
-                    catalogue=catalogue,
-                    tokens=token_addresses,
-                    chain_id=int(w3.eth.chain_id),
-                    run=f"r{n}",
-                    deadline=deadline,
-                    nonce_base=10 * n,
-                    spot_sell=SPOT_SELL,
-                    smart_buy=SMART_BUY,
-                )
+            async with Scenario(
+                gateway.url,
+                operator_token=OPERATOR_TOKEN,
+                participants=Participants(a, b, c),
+                catalogue=catalogue,
+                tokens=token_addresses,
+                run=f"r{n}",
+                deadline=deadline,
+                nonce_base=10 * n,
+                spot_sell=SPOT_SELL,
+                smart_buy=SMART_BUY,
+            ) as scenario:
                 if first:
                     await scenario.quote_legs(market_maker.address)
                 await scenario.sign_in_traders()
