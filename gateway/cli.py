@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +13,14 @@ import typer
 from rich.table import Table
 
 from gateway.cli_output import Output, abbreviated
+from gateway.cli_wallet import (
+    DEVNET_TOKEN_FILE,
+    configured_credential,
+    devnet_app,
+    keystore_app,
+    submit_signed,
+    wallet_app,
+)
 from gateway.config import Settings
 
 app = typer.Typer(
@@ -29,6 +36,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(risk_app, name="risk")
 fills_app = typer.Typer(help="Fills for performance attribution.", no_args_is_help=True)
 app.add_typer(fills_app, name="fills")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(keystore_app, name="keystore")
+app.add_typer(devnet_app, name="devnet")
 
 console = Output()  # fitted to a terminal; whole values anywhere else (gateway.cli_output)
 ApiUrl = Annotated[str, typer.Option("--api", envvar="ISTHMUS_API_URL", help="Gateway base URL")]
@@ -68,7 +78,7 @@ def up(
     else:
         from gateway.devnet.runner import start_devnet
 
-        world = start_devnet(Path(".isthmus/devnet"), console)
+        world = start_devnet(Path(".isthmus/devnet"), console, settings.devnet_chain_port)
         gateway_config = world.gateway_config()
         if settings.operator_token is None:
             from pydantic import SecretStr
@@ -125,29 +135,14 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-DEVNET_TOKEN_FILE = Path(".isthmus/devnet/operator-token")
-
-
 def _signed(request: httpx.Request) -> httpx.Request:
-    """Credentials for the gateway: an API key (ISTHMUS_API_KEY_ID and ISTHMUS_API_KEY_SECRET)
-    signs the request; else the operator token (ISTHMUS_OPERATOR_TOKEN, or the devnet's)."""
-    import time
-
-    from gateway.api.request_signing import sign_request
-
-    key_id, secret = os.environ.get("ISTHMUS_API_KEY_ID"), os.environ.get("ISTHMUS_API_KEY_SECRET")
-    if key_id and secret:
+    """Credentials for the gateway (`configured_credential`): an API key
+    (ISTHMUS_API_KEY_ID and ISTHMUS_API_KEY_SECRET) signs the request; else the operator token
+    (ISTHMUS_OPERATOR_TOKEN, or the devnet's)."""
+    credential = configured_credential()
+    if credential is not None:
         path = request.url.raw_path.decode("latin-1")
-        now_ms = int(time.time() * 1000)
-        request.headers.update(
-            sign_request(key_id, secret, request.method, path, request.read(), now_ms=now_ms)
-        )
-        return request
-    token = os.environ.get("ISTHMUS_OPERATOR_TOKEN")
-    if not token and DEVNET_TOKEN_FILE.exists():
-        token = DEVNET_TOKEN_FILE.read_text().strip()
-    if token:
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers.update(credential.headers(request.method, path, request.read()))
     return request
 
 
@@ -258,12 +253,42 @@ def orders_submit(
     order_type: Annotated[str, typer.Option("--type")] = "limit",
     time_in_force: Annotated[str, typer.Option("--tif")] = "gtc",
     client_order_id: Annotated[str | None, typer.Option("--client-order-id")] = None,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign it here (EIP-712) with the keystore's key")
+    ] = False,
+    keystore: Annotated[
+        Path | None,
+        typer.Option(envvar="ISTHMUS_KEYSTORE", help="With --sign: the owner's or a trading key"),
+    ] = None,
+    wallet: Annotated[
+        str | None, typer.Option(help="With --sign: the wallet a trading key signs for")
+    ] = None,
     api: ApiUrl = "http://127.0.0.1:8000",
     as_json: AsJson = False,
 ) -> None:
-    """Submit an order (give --client-order-id to make a retry safe)."""
+    """Submit an order (give --client-order-id to make a retry safe); with --sign, signed
+    for the ACCOUNT wallet by the keystore's key (password: ISTHMUS_KEYSTORE_PASSWORD or asked)."""
     import uuid
 
+    if sign:
+        signed = submit_signed(
+            api,
+            keystore,
+            wallet,
+            account=account,
+            instrument=instrument,
+            side=side,
+            quantity=quantity,
+            price=price,
+            order_type=order_type,
+            time_in_force=time_in_force,
+            client_order_id=client_order_id,
+        )
+        _print_order(signed, as_json)
+        return
+    if wallet is not None:
+        console.print("[red]--wallet names the wallet a key signs for: add --sign[/]")
+        raise typer.Exit(2)
     body = {
         "account": account,
         "client_order_id": client_order_id or uuid.uuid4().hex,

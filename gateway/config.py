@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface the API listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on")
+    devnet_chain_port: int = Field(
+        default=8545,
+        ge=1,
+        le=65535,
+        description="The devnet's anvil listens here (on another free port if it is taken)",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies get 413"
     )

@@ -285,7 +285,7 @@ class WalletView:
     balances: dict[str, Decimal]  # by token symbol, for every token the chain lists
     margin_status: MarginStatus
     paused: bool
-    max_notional: Decimal | None  # per order, in the quote token; None: no limit
+    max_notional: Decimal | None  # per order, in the quote token; None: no limit (or no key)
     restrict_instruments: bool
     min_nonce: int
     positions: tuple[OptionPosition, ...]
@@ -299,7 +299,7 @@ class KeyView:
     key: str
     expires_at: datetime | None
     all_instruments: bool
-    max_notional: Decimal | None  # per order, in the quote token; None: no limit
+    max_notional: Decimal | None  # per order, in the quote token; None: no limit (or no key)
     active: bool
     instruments: dict[bytes, bool]  # for the instruments asked about: on its allow-list?
 
@@ -791,7 +791,9 @@ class WalletOps:
         functions = self._wallet_contract().functions
         expiry, all_instruments, limit, active = functions.trading_key(address).call()
         max_notional = (
-            None if int(limit) == NO_KEY_LIMIT else self._amount(self._quote_token(), int(limit))
+            None  # no record (never authorised, or revoked), or no limit
+            if int(expiry) == 0 or int(limit) == NO_KEY_LIMIT
+            else self._amount(self._quote_token(), int(limit))
         )
         return KeyView(
             key=address,
@@ -1155,7 +1157,7 @@ class WalletOps:
 
     def _node_refusal(self, error: Web3RPCError) -> str:
         message = str(getattr(error, "message", None) or error)
-        if "insufficient funds" in message:
+        if "insufficient funds" in message or "exceeds allowance: 0" in message:
             ether = Web3.from_wei(self.w3.eth.get_balance(self._signer.account.address), "ether")
             return (
                 f"{self._signer.address} has not enough ETH to pay for gas (it holds {ether} ETH)"

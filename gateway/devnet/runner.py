@@ -12,9 +12,9 @@ from rich.table import Table
 from gateway.devnet.world import DevnetWorld, start_chain, start_exchanges
 
 
-def start_devnet(state_dir: Path, console: Console) -> DevnetWorld:
+def start_devnet(state_dir: Path, console: Console, chain_port: int = 8545) -> DevnetWorld:
     console.print("starting the devnet: anvil, contracts, Uniswap v2 pool, demo wallets…")
-    world = start_chain(state_dir)
+    world = start_chain(state_dir, port=chain_port)
     try:
         console.print("starting the simulated exchanges: Binance spot, Deribit…")
         start_exchanges(world)

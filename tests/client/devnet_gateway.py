@@ -33,6 +33,7 @@ DEMO_KEYS = {
 class DevnetGateway:
     directory: Path
     port: int = field(default_factory=free_port)
+    chain_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     output: str = ""
     log: deque[str] = field(default_factory=lambda: deque(maxlen=2000))
@@ -73,6 +74,8 @@ class DevnetGateway:
         return {
             **os.environ,
             "ISTHMUS_DATABASE_URL": f"sqlite:///{self.directory / 'devnet.db'}",
+            # a port of its own: two devnets starting at once would both find 8545 free
+            "ISTHMUS_DEVNET_CHAIN_PORT": str(self.chain_port),
             "COLUMNS": "250",
             "PYTHONPATH": str(ROOT),
             "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}",

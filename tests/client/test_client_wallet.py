@@ -290,7 +290,7 @@ def test_trading_keys_are_added_scoped_and_revoked(
     key = key_signer.address
     spot = spot_id(chain)
     expires = datetime.fromtimestamp(chain_now(owner) + 86_400, UTC)
-    assert owner.key(key) == KeyView(key, None, False, Decimal(0), False, {})
+    assert owner.key(key) == KeyView(key, None, False, None, False, {})
 
     owner.add_key(
         key,
