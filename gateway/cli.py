@@ -94,6 +94,8 @@ def up(
         console.print("[yellow]no ISTHMUS_OPERATOR_TOKEN: operator endpoints are closed[/]")
     if gateway_config.database_url:
         settings.database_url = gateway_config.database_url
+    if world is not None:
+        _start_devnet_database(settings.database_url)
     # uvicorn re-raises the signal that stopped it; make SIGTERM (docker stop, supervisors)
     # end like Ctrl-C does, through the `finally` below, so the devnet is torn down too.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -129,6 +131,31 @@ def demo(as_json: AsJson = False) -> None:
     progress = Output(stderr=True) if as_json else console
     if not run_demo(progress, Path(".isthmus/demo"), as_json=as_json):
         raise typer.Exit(1)
+
+
+def _start_devnet_database(database_url: str) -> None:
+    """The devnet's chain is new at every start, so the previous start's orders, fills and
+    hedges describe wallets and trades that no longer exist: resting orders would match and
+    fail to settle, the inventory's hedges would count twice. A SQLite file is moved aside
+    (kept, never deleted); another database is used as it is, with a warning."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or ":memory:" in database_url:
+        console.print(
+            f"[yellow]{database_url} outlives the devnet's chain: its earlier orders refer to "
+            "wallets of a chain that is gone[/]"
+        )
+        return
+    path = Path(database_url.removeprefix(prefix))
+    if not path.exists():
+        return
+    kept = path.with_name(f"{path.stem}.previous-devnet{path.suffix}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{kept}{suffix}"))
+        elif Path(f"{kept}{suffix}").exists():
+            Path(f"{kept}{suffix}").unlink()  # a stale journal must not meet the moved file
+    console.print(f"a new devnet chain: the previous devnet's database is kept as {kept}")
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -252,6 +279,9 @@ def orders_submit(
     price: Annotated[str | None, typer.Option(help="Limit price")] = None,
     order_type: Annotated[str, typer.Option("--type")] = "limit",
     time_in_force: Annotated[str, typer.Option("--tif")] = "gtc",
+    route: Annotated[
+        str, typer.Option(help="direct (the internal book) or smart (split across venues, ioc)")
+    ] = "direct",
     client_order_id: Annotated[str | None, typer.Option("--client-order-id")] = None,
     sign: Annotated[
         bool, typer.Option("--sign", help="Sign it here (EIP-712) with the keystore's key")
@@ -282,6 +312,7 @@ def orders_submit(
             price=price,
             order_type=order_type,
             time_in_force=time_in_force,
+            route=route,
             client_order_id=client_order_id,
         )
         _print_order(signed, as_json)
@@ -296,6 +327,7 @@ def orders_submit(
         "side": side,
         "type": order_type,
         "time_in_force": time_in_force,
+        "route": route,
         "quantity": quantity,
         "price": price,
     }

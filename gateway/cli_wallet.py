@@ -1050,6 +1050,7 @@ def submit_signed(
     price: str | None,
     order_type: str,
     time_in_force: str,
+    route: str = "direct",
     client_order_id: str | None,
 ) -> dict[str, Any]:
     """`isthmus orders submit --sign`: the order signed here (EIP-712) with the keystore's
@@ -1071,6 +1072,7 @@ def submit_signed(
             account=account,
             client_order_id=client_order_id,
             time_in_force=time_in_force,
+            route=route,
             sign=True,
         )
     return order.raw

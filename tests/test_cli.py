@@ -233,3 +233,23 @@ def test_demo_prints_whole_values_and_json_when_not_a_terminal(
             "ok": True,
         }
     ]
+
+
+def test_a_new_devnet_chain_starts_with_a_new_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import _start_devnet_database
+
+    database = tmp_path / "isthmus.db"
+    database.write_bytes(b"previous chain's orders")
+    Path(f"{database}-wal").write_bytes(b"its journal")
+    Path(tmp_path / "isthmus.previous-devnet.db-shm").write_bytes(b"an older run's")
+    _start_devnet_database(f"sqlite:///{database}")
+    kept = tmp_path / "isthmus.previous-devnet.db"
+    assert not database.exists() and not Path(f"{database}-wal").exists()
+    assert kept.read_bytes() == b"previous chain's orders"
+    assert Path(f"{kept}-wal").read_bytes() == b"its journal"
+    assert not Path(f"{kept}-shm").exists()  # no stale journal beside the moved file
+    assert "kept as" in capsys.readouterr().out
+    _start_devnet_database(f"sqlite:///{database}")  # nothing there: nothing moves
+    assert kept.read_bytes() == b"previous chain's orders"
