@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Python sources that exist in this checkout (scripts/ and bench/ may be absent early on).
-PY_PATHS := $(wildcard gateway tests bench scripts)
+PY_PATHS := $(wildcard gateway client tests bench scripts examples)
 
 .PHONY: up test test-fast lint format typecheck bench setup clean
 
@@ -46,7 +46,7 @@ format: setup
 	$(BIN)/ruff check --fix $(PY_PATHS)
 
 typecheck: setup
-	$(BIN)/mypy gateway
+	$(BIN)/mypy gateway client/isthmus_client
 
 bench: setup
 	$(BIN)/python bench/api_orders.py
