@@ -4,6 +4,8 @@ ENV UV_PROJECT_ENVIRONMENT=/app/.venv PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 RUN pip install --no-cache-dir "uv==0.13.9"
 COPY pyproject.toml uv.lock README.md ./
+# isthmus-client is a path dependency of the gateway (its CLI's wallet commands, the demo)
+COPY client ./client
 RUN uv sync --frozen --no-install-project --no-dev
 COPY gateway ./gateway
 COPY contracts ./contracts
