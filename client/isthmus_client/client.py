@@ -32,7 +32,13 @@ import httpx
 from eth_utils import to_checksum_address
 
 from isthmus_client.credentials import ApiKey, OperatorToken, Signer
-from isthmus_client.errors import ApiError, IsthmusError, SigningRefused, TransportError
+from isthmus_client.errors import (
+    ApiError,
+    IllegalTransition,
+    IsthmusError,
+    SigningRefused,
+    TransportError,
+)
 from isthmus_client.models import (
     ApiKeyInfo,
     BatchItem,
@@ -685,7 +691,26 @@ class AsyncIsthmus:
         return Order.from_json(await self._json("PATCH", f"/v1/orders/{_path(order_id)}", body))
 
     async def cancel_order(self, order_id: str) -> Order:
-        return Order.from_json(await self._json("DELETE", f"/v1/orders/{_path(order_id)}"))
+        path = f"/v1/orders/{_path(order_id)}"
+        lost = False  # an attempt's answer was lost: that attempt may have cancelled it
+        for attempt in range(1 + self.retries):
+            if attempt:
+                await asyncio.sleep(0.2 * 2 ** (attempt - 1))
+            try:
+                return Order.from_json(await self._json("DELETE", path, retry=False))
+            except IllegalTransition:
+                if lost:  # a cancel is not idempotent: the retry finds it cancelled already
+                    order = await self.get_order(order_id)
+                    if order.status == "cancelled":
+                        return order
+                raise
+            except (TransportError, ApiError) as error:
+                if attempt == self.retries or (
+                    isinstance(error, ApiError) and error.status not in RETRY_STATUSES
+                ):
+                    raise
+                lost = True
+        raise AssertionError("unreachable")
 
     async def cancel_orders(
         self,
@@ -952,7 +977,15 @@ class AsyncIsthmus:
         """An `OrderStream` over `/v1/stream` with this client's credential: order events
         (and books), re-subscribed after a reconnect, with the gap reported."""
 
+        connections = 0
+
         async def auth(method: str, path: str, body: bytes) -> dict[str, str]:
+            nonlocal connections
+            connections += 1
+            if connections > 1 and isinstance(self.credential, Signer):
+                # a reconnect: the session may have ended (expired, a gateway restart), and
+                # a refused handshake ends the stream for good: sign in anew
+                await self.sign_in()
             return await self.auth_headers(method, path, body)
 
         return OrderStream(self.url, auth, accounts=accounts, books=books, reconnect=reconnect)

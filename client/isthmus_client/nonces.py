@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class NonceStore:
     def __init__(self, directory: Path | None = DEFAULT_DIRECTORY) -> None:
         self.path = None if directory is None else Path(directory) / "nonces.json"
         self._memory: dict[str, int] = {}
+        self._lock = threading.Lock()  # threads of this process (`take` runs in one)
 
     @staticmethod
     def _key(chain_id: int, wallet: str) -> str:
@@ -33,10 +35,15 @@ class NonceStore:
 
     def _update(self, change: Callable[[dict[str, int]], int]) -> int:
         """Apply `change` to the stored counters atomically (file lock across processes)."""
-        if self.path is None:
-            return change(self._memory)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+") as handle:
+        with self._lock:
+            if self.path is None:
+                return change(self._memory)
+            return self._update_file(self.path, change)
+
+    @staticmethod
+    def _update_file(path: Path, change: Callable[[dict[str, int]], int]) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             text = handle.read()

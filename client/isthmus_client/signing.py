@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -66,8 +66,11 @@ class NotSignable(ValueError):
 
 def token_units(value: Decimal, decimals: int, what: str) -> int:
     """`value` in a token's smallest units, exactly (never rounded)."""
-    scaled = Decimal(value).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    value = Decimal(value)
+    # a context wide enough for every digit: the default 28 would round a large amount
+    exact = Context(prec=max(28, len(value.as_tuple().digits) + abs(decimals) + 2))
+    scaled = value.scaleb(decimals, context=exact)
+    if scaled != scaled.to_integral_value(context=exact):
         raise NotSignable(f"{what} {value} is finer than the token's {decimals} decimals")
     return int(scaled)
 
@@ -176,6 +179,13 @@ class StrategyMessage:
     deadline: int
 
 
+def _is_buy(side: str) -> bool:
+    """`side` on chain; anything but "buy" or "sell" is refused, not signed as a sell."""
+    if side not in ("buy", "sell"):
+        raise NotSignable(f"side {side!r} is neither 'buy' nor 'sell'")
+    return side == "buy"
+
+
 def order_message(
     instrument: Instrument,
     tokens: Mapping[str, Token],
@@ -189,7 +199,7 @@ def order_message(
     """The `Order` an owner signs for a limit order on one instrument."""
     return OrderMessage(
         instrument.onchain_id(tokens),
-        side == "buy",
+        _is_buy(side),
         token_units(quantity, instrument.base_decimals, "quantity"),
         token_units(price, instrument.quote_decimals, "price"),
         nonce,
@@ -211,11 +221,11 @@ def strategy_message(
     if len(legs) < 2:
         raise NotSignable("a strategy has two legs or more")
     first = legs[0][0]
-    flip = side == "sell"
+    flip = not _is_buy(side)
     net = token_units(price, first.quote_decimals, "price")
     return StrategyMessage(
         tuple(
-            LegMessage(instrument.onchain_id(tokens), (leg_side == "buy") != flip, ratio)
+            LegMessage(instrument.onchain_id(tokens), _is_buy(leg_side) != flip, ratio)
             for instrument, leg_side, ratio in legs
         ),
         token_units(quantity, first.base_decimals, "quantity"),

@@ -29,7 +29,13 @@ class Isthmus:
             target=self._loop.run_forever, name="isthmus-client", daemon=True
         )
         self._thread.start()
-        self.aio: AsyncIsthmus = self._run(_build(args, kwargs))
+        try:
+            self.aio: AsyncIsthmus = self._run(_build(args, kwargs))
+        except BaseException:  # no client: stop the loop's thread, it would run forever
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            raise
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -64,10 +70,12 @@ class Isthmus:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        self._run(self.aio.aclose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        try:
+            self._run(self.aio.aclose())
+        finally:  # the loop's thread stops even if closing the connections failed
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
 
     def __enter__(self) -> Isthmus:
         return self
