@@ -34,7 +34,7 @@ def test_memory_nonce_store_never_hands_out_a_nonce_twice() -> None:
     store = NonceStore(directory=None)
 
     def slow_floor() -> int:
-        time.sleep(0.05)  # an RPC call: other threads run meanwhile
+        time.sleep(0.05)  # the RPC call's duration (widens the race; no thread waits on it)
         return 0
 
     with ThreadPoolExecutor(8) as pool:
@@ -46,7 +46,7 @@ def test_sync_facade_constructor_failure_leaks_no_thread() -> None:
     before = {t for t in threading.enumerate() if t.name == "isthmus-client"}
     with pytest.raises(TypeError):
         Isthmus("http://127.0.0.1:1", retries="many")
-    time.sleep(0.1)
+    # no waiting: the constructor joins its thread before it raises
     after = {t for t in threading.enumerate() if t.name == "isthmus-client" and t.is_alive()}
     assert after <= before
 
