@@ -11,25 +11,9 @@ from typing import Any
 
 from web3 import Web3
 
-# the two views a client reads here; a full ABI would pull the compiler into this path
-_SETTLEMENT_FACTORY_ABI = [
-    {
-        "type": "function",
-        "name": "factory",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "address"}],
-    }
-]
-_DECIMALS_ABI = [
-    {
-        "type": "function",
-        "name": "decimals",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "uint8"}],
-    }
-]
+from gateway.chain import tokens as erc20
+from gateway.chain.artifacts import compile_contract
+from gateway.chain.transactions import bind
 
 
 @dataclass
@@ -41,18 +25,14 @@ class ChainDirectory:
     _described: dict[str, Any] | None = field(default=None, init=False)
 
     def _read(self) -> dict[str, Any]:
-        settlement = self.w3.eth.contract(
-            address=Web3.to_checksum_address(self.settlement), abi=_SETTLEMENT_FACTORY_ABI
-        )
-        tokens = {}
-        for symbol, address in sorted(self.tokens.items()):
-            token = self.w3.eth.contract(
-                address=Web3.to_checksum_address(address), abi=_DECIMALS_ABI
-            )
-            tokens[symbol] = {
+        settlement = bind(self.w3, compile_contract("Settlement"), self.settlement)
+        tokens = {
+            symbol: {
                 "address": Web3.to_checksum_address(address),
-                "decimals": int(token.functions.decimals().call()),
+                "decimals": int(erc20.token(self.w3, address).functions.decimals().call()),
             }
+            for symbol, address in sorted(self.tokens.items())
+        }
         return {
             "chain_id": int(self.w3.eth.chain_id),
             "settlement": Web3.to_checksum_address(self.settlement),
