@@ -10,9 +10,9 @@ BIN := $(VENV)/bin
 # Python sources that exist in this checkout (scripts/ and bench/ may be absent early on).
 PY_PATHS := $(wildcard gateway client tests bench scripts examples)
 
-.PHONY: up test test-fast lint format typecheck bench setup clean
+.PHONY: up test test-fast lint format typecheck bench setup clean web
 
-setup: $(VENV)/.synced node_modules/.installed
+setup: $(VENV)/.synced node_modules/.installed web/dist/.built
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -25,6 +25,14 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# the web app served at /app: esbuild bundles web/src (preact, htm, viem, lightweight-charts)
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/build.mjs
+web/dist/.built: node_modules/.installed $(WEB_SOURCES)
+	node web/build.mjs
+	touch $@
+
+web: web/dist/.built
 
 up: setup
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/isthmus up
@@ -57,4 +65,4 @@ bench: setup
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf .tools $(VENV) node_modules .build .isthmus .pytest_cache .mypy_cache
+	rm -rf .tools $(VENV) node_modules web/dist .build .isthmus .pytest_cache .mypy_cache

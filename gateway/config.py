@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         le=65535,
         description="The devnet's anvil listens here (on another free port if it is taken)",
     )
+    web_dir: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "web" / "dist",
+        description="The built web app served at /app (`make up` and `make test` build it)",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies get 413"
     )

@@ -54,6 +54,9 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/auth/siwe/nonce",
         "POST /v1/auth/siwe",
         "DELETE /v1/auth/session",
+        # the web app's files: it signs in and calls the API like any client
+        "GET /app",
+        "GET /app/*",
     ),
     *_rules(
         Permission.TRADE,

@@ -28,6 +28,7 @@ from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
 from gateway.api.order_fast_path import OrderSubmitFastPath
 from gateway.api.runtime import Runtime
+from gateway.api.web_app import install_web_app
 from gateway.config import Settings
 
 
@@ -70,4 +71,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(fills_export.router)
     app.include_router(auth.router)
     app.include_router(compliance.router)
+    install_web_app(app, settings.web_dir)
     return app

@@ -1,0 +1,5 @@
+import { html } from "../ui.js";
+
+export function OperatorScreen() {
+  return html`<h1>Operator</h1>`;
+}
