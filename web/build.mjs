@@ -20,4 +20,4 @@ await build({
   logLevel: "warning",
 });
 cpSync(join(here, "index.html"), join(out, "index.html"));
-cpSync(join(here, "src", "styles.css"), join(out, "assets", "styles.css"));
+

@@ -24,3 +24,11 @@ def test_the_shell_loads_with_a_provider_and_names_both_screens(open_page: OpenP
     expect(page.get_by_role("link", name="Operator")).to_be_visible()
     assert page.evaluate("() => window.ethereum.isIsthmusTest") is True
     assert serious_accessibility_violations(page) == []
+
+
+def test_a_trader_signs_in_with_the_browser_wallet(open_page: OpenPage) -> None:
+    address = DEV_ACCOUNTS[4][0]
+    page = open_page(address)
+    page.get_by_role("button", name="Connect wallet and sign in").click()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(address)
+    expect(page.get_by_test_id("stream-status")).to_have_text("Live")

@@ -1,5 +1,6 @@
 // The page's shell: who is signed in, which screen (#/trader or #/operator), the stream's
 // state. Screens live in trader/ and operator/.
+import "./styles.css";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { Api } from "./api.js";
