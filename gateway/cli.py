@@ -107,6 +107,8 @@ def up(
             f"(docs /docs, database {settings.database_url}, venues: "
             f"{', '.join(v.name for v in runtime.venues)})"
         )
+        web = "" if (settings.web_dir / "index.html").is_file() else "  (not built: run `make web`)"
+        console.print(f"[bold]web app[/]  http://{settings.host}:{settings.port}/app/{web}")
         uvicorn.run(
             create_app(settings, runtime=runtime),
             host=settings.host,

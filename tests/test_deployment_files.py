@@ -40,3 +40,29 @@ def test_the_image_has_every_path_dependency_before_it_syncs() -> None:
     for path in paths:
         copied = [i for i, line in enumerate(lines) if line.startswith(f"COPY {path} ")]
         assert copied and copied[0] < first_sync, f"COPY {path} before the first uv sync"
+
+
+def test_the_image_builds_the_web_app_from_what_its_web_stage_copies() -> None:
+    """The web stage copies `web/` and whatever its sources import from outside it (the ABIs
+    isthmus-client ships); the gateway stage takes the built app to where Settings looks."""
+    import re
+
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    web_stage = lines[
+        next(i for i, line in enumerate(lines) if line.startswith("FROM ") and "AS web" in line) :
+    ]
+    web_stage = web_stage[
+        : next(i for i, line in enumerate(web_stage[1:], 1) if line.startswith("FROM "))
+    ]
+    copied = [line.split()[1] for line in web_stage if line.startswith("COPY ")]
+    outside = set()
+    for source in (ROOT / "web" / "src").rglob("*.js"):
+        for target in re.findall(r'from "(\.[^"]+)"', source.read_text()):
+            resolved = (source.parent / target).resolve().relative_to(ROOT)
+            if resolved.parts[0] != "web":
+                outside.add(resolved)
+    assert outside, "the app imports the shipped ABIs"
+    for path in outside:
+        assert any(str(path).startswith(c.rstrip("/")) for c in copied), f"{path} not copied"
+    assert "COPY --from=web /build/web/dist ./web/dist" in lines
+    assert Settings().web_dir == ROOT / "web" / "dist"
