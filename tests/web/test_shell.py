@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from playwright.sync_api import expect
+from playwright.sync_api import WebSocketRoute, expect
 
 from tests.client.devnet_gateway import DevnetGateway
 from tests.web.conftest import DEV_ACCOUNTS, OpenPage, serious_accessibility_violations
@@ -32,3 +32,33 @@ def test_a_trader_signs_in_with_the_browser_wallet(open_page: OpenPage) -> None:
     page.get_by_role("button", name="Connect wallet and sign in").click()
     expect(page.get_by_test_id("signed-in-as")).to_have_text(address)
     expect(page.get_by_test_id("stream-status")).to_have_text("Live")
+
+
+def test_a_lost_stream_is_shown_while_it_is_down_and_reconnects(open_page: OpenPage) -> None:
+    page = open_page(DEV_ACCOUNTS[5][0])
+    connections: list[WebSocketRoute] = []
+
+    def through_to_the_gateway(socket: WebSocketRoute) -> None:
+        socket.connect_to_server()
+        connections.append(socket)
+
+    page.route_web_socket("**/v1/stream*", through_to_the_gateway)
+    page.get_by_role("button", name="Connect wallet and sign in").click()
+    status = page.get_by_test_id("stream-status")
+    expect(status).to_have_text("Live")
+    # every text the indicator shows from now on, seen by the test (not the app) in the page
+    page.evaluate(
+        """() => {
+          window.seenStatuses = [];
+          const node = document.querySelector('[data-testid="stream-status"]');
+          new MutationObserver(() => window.seenStatuses.push(node.textContent))
+            .observe(node, { childList: true, characterData: true, subtree: true });
+        }"""
+    )
+    connections[0].close(code=1011, reason="the test cut the connection")
+    page.wait_for_function("() => window.seenStatuses.at(-1) === 'Live'")
+    expect(status).to_have_text("Live")
+    seen = page.evaluate("() => window.seenStatuses")
+    assert "Stream lost — reconnecting…" in seen
+    assert seen[-1] == "Live"
+    assert len(connections) == 2
