@@ -10,6 +10,8 @@ from tests.web.conftest import DEV_ACCOUNTS, OpenPage, serious_accessibility_vio
 
 
 def test_the_gateway_serves_the_app_at_app(devnet: DevnetGateway) -> None:
+    # `make up` says where it is
+    assert f"web app  http://127.0.0.1:{devnet.port}/app/" in " ".join(devnet.output.split("\n"))
     answer = httpx.get(f"{devnet.url}/app", follow_redirects=True, timeout=30)
     assert answer.status_code == 200
     assert '<div id="app">' in answer.text
