@@ -32,7 +32,7 @@ from gateway.oms.internal_book import InternalBook
 from gateway.oms.inventory import InventoryConfig, OperatorInventory
 from gateway.oms.key_revocations import KeyRevocationFollower
 from gateway.oms.legging_runner import LeggingRunner
-from gateway.oms.order_signatures import OrderSignatures, SignatureRequired
+from gateway.oms.order_signatures import OrderSignatures, SignatureRequired, SpentNonce
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
@@ -344,7 +344,13 @@ class Runtime:
                     field="signature",
                 )
             return  # stored as given; it cannot settle without a chain anyway
-        await self.signatures.verify(spec)
+        try:
+            await self.signatures.verify(spec)
+        except SpentNonce:
+            # a retry of an order stored earlier (its nonce since spent by its own fill) gets
+            # that order back, or a conflict, from the order service: not this refusal
+            if not await self.orders.is_stored(spec.account, spec.client_order_id):
+                raise
 
     async def _reconcile_loop(self, interval: float) -> None:
         """Venue children whose outcome a venue did not give at once (a timeout)."""

@@ -53,6 +53,8 @@ WALLET_SIGNER_ABI: Final = [
     _function("owner", [], ["address"]),
     _function("trading_key", [("key", "address")], ["uint64", "bool", "uint256", "bool"]),
     _function("key_instrument_allowed", [("arg0", "address"), ("arg1", "bytes32")], ["bool"]),
+    _function("nonce_used", [("nonce", "uint256")], ["bool"]),
+    _function("min_nonce", [], ["uint256"]),
 ]
 SAFE_OWNERS_ABI: Final = [_function("isOwner", [("owner", "address")], ["bool"])]
 # event KeyRevoked(address indexed key)
@@ -69,6 +71,19 @@ def _wallet(w3: Web3, wallet: str) -> Any:
 def wallet_owner(w3: Web3, wallet: str, block: BlockIdentifier = "latest") -> str:
     """`owner()`; raises (web3's error) when `wallet` is not a MarginWallet."""
     return str(_wallet(w3, wallet).functions.owner().call(block_identifier=block))
+
+
+def nonce_refusal(
+    w3: Web3, wallet: str, nonce: int, block: BlockIdentifier = "latest"
+) -> str | None:
+    """Why the wallet would refuse any order signed with `nonce` now (`wallet: nonce used`,
+    `wallet: nonce cancelled`), or None."""
+    functions = _wallet(w3, wallet).functions
+    if nonce < int(functions.min_nonce().call(block_identifier=block)):
+        return "cancelled: the owner cancelled every nonce below the wallet's minimum"
+    if functions.nonce_used(nonce).call(block_identifier=block):
+        return "used: an order signed with it already filled completely"
+    return None
 
 
 def is_contract(w3: Web3, address: str, block: BlockIdentifier = "latest") -> bool:

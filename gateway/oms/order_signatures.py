@@ -48,6 +48,10 @@ class InvalidSignature(DomainError):
     code = "invalid_signature"
 
 
+class SpentNonce(InvalidSignature):
+    """The signature is fine but the wallet would refuse its nonce now (used or cancelled)."""
+
+
 class SignatureRequired(DomainError):
     code = "signature_required"
 
@@ -129,6 +133,15 @@ class OrderSignatures:
         item = self._signed_item(spec, signed)
         digest = _digest(item, await self.chain_id(), spec.account)
         owner = await self.owner(spec.account)
+        # what settlement would meet later (`wallet: nonce used`), refused before it is stored
+        refusal = await self._chain(
+            lambda: chain.nonce_refusal(self._w3, spec.account, signed.nonce)
+        )
+        if refusal is not None:
+            raise SpentNonce(
+                f"nonce {signed.nonce} of {spec.account} is {refusal}: sign with a fresh nonce",
+                field="signature.nonce",
+            )
         if chain.is_contract_length(signed.signature):
             await self._verify_contract_signature(spec.account, owner, digest, signed.signature)
             return

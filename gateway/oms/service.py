@@ -452,6 +452,13 @@ class OrderService:
             )
         return Submitted(stored.order, created=False)
 
+    async def is_stored(self, account: str, client_order_id: str) -> bool:
+        """Whether an order with this (account, client_order_id) was stored."""
+        key = (account, client_order_id)
+        if self._client_keys is not None and hash(key) not in self._client_keys:
+            return False
+        return key in await self._stored_by_keys([key])
+
     async def _stored_by_keys(
         self, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], repo.StoredOrder]:

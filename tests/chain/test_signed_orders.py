@@ -13,13 +13,15 @@ import httpx
 
 from gateway.api.app import create_app
 from gateway.api.runtime import Runtime
+from gateway.chain.deploy import settlement_contract, wallet_contract
 from gateway.chain.onchain_orders import OnchainOrders
+from gateway.chain.transactions import Sender
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.settlement import eip712
-from tests.chain.option_world import World
+from tests.chain.option_world import USDC, WETH, World, option, trade
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 
@@ -140,3 +142,79 @@ def test_signed_orders_are_checked_against_the_wallet_owner(
 
     asyncio.run(scenario(require=False))
     asyncio.run(scenario(require=True))
+
+
+def test_a_nonce_the_wallet_would_refuse_is_refused_before_it_is_stored(
+    world: World, tmp_path: Path
+) -> None:
+    """A nonce spent by a complete fill, or below the owner's cancel-below, is refused at
+    intake (it would revert at settlement with `wallet: nonce used`), except for the retry of
+    the order that spent it, which gets that order back."""
+    d, w3 = world.d, world.w3
+    chain_id = w3.eth.chain_id
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+
+    async def scenario() -> None:
+        clock = SystemClock()
+        catalogue = devnet_catalogue()
+        signatures = OrderSignatures(
+            w3, OnchainOrders(catalogue, {"WETH": d.weth, "USDC": d.usdc}), clock
+        )
+        rt = Runtime.build(
+            Settings(
+                database_url=f"sqlite:///{tmp_path / 'nonces.db'}", operator_token=OPERATOR_TOKEN
+            ),
+            catalogue=catalogue,
+            clock=clock,
+            signatures=signatures,
+        )
+        app = create_app(runtime=rt)
+        app.state.runtime = rt
+        await rt.start(expiry_interval=None, monitor=False, algos=False, reconcile_interval=None)
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://gw",
+                headers=operator_headers(),
+            ) as http:
+                wallet, key = world.buyer_wallet, world.buyer.key
+                first = await signed(http, order_body(wallet, 1), key, 2, deadline, chain_id)
+                accepted = await http.post("/v1/orders", json=first)
+                assert accepted.status_code == 201, accepted.text
+
+                # the buyer's nonce 2 is spent on chain by a complete fill (trade() signs the
+                # writer's sell with nonce 1 and the buyer's buy with nonce 2)
+                call = option(world, 3_000 * USDC, True)
+                world.operator.transact(
+                    settlement_contract(w3, d).functions.settle(
+                        trade(world, call, WETH, 50 * USDC, 1)[2]
+                    )
+                )
+                assert wallet_contract(w3, wallet).functions.nonce_used(2).call()
+
+                again = await http.post("/v1/orders", json=first)
+                assert again.status_code == 200 and again.json()["id"] == accepted.json()["id"]
+
+                reused = await signed(http, order_body(wallet, 2), key, 2, deadline, chain_id)
+                refused = await http.post("/v1/orders", json=reused)
+                assert refused.status_code == 422, refused.text
+                error = refused.json()["error"]
+                assert error["code"] == "invalid_signature"
+                assert error["field"] == "signature.nonce" and "used" in error["message"]
+
+                owner = Sender(w3, world.buyer)
+                owner.transact(wallet_contract(w3, wallet).functions.cancel_below(100))
+                below = await signed(http, order_body(wallet, 3), key, 50, deadline, chain_id)
+                refused = await http.post("/v1/orders", json=below)
+                assert refused.json()["error"]["field"] == "signature.nonce"
+                assert "cancelled" in refused.json()["error"]["message"]
+
+                fresh = await signed(http, order_body(wallet, 4), key, 100, deadline, chain_id)
+                assert (await http.post("/v1/orders", json=fresh)).status_code == 201
+
+                page = (await http.get("/v1/orders", params={"account": wallet})).json()
+                assert [o["client_order_id"] for o in page["items"]] == ["s1", "s4"]
+        finally:
+            await rt.stop()
+
+    asyncio.run(scenario())
