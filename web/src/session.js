@@ -1,7 +1,7 @@
 // Who is using the page. A trader connects a browser wallet (any EIP-1193 provider) and signs
 // in with Ethereum (EIP-4361, personal_sign in the wallet); an operator pastes the operator
 // token. The bearer token lives in this tab's sessionStorage only.
-import { createPublicClient, createWalletClient, custom, getAddress } from "viem";
+import { createPublicClient, createWalletClient, custom, defineChain, getAddress } from "viem";
 import { createSiweMessage } from "viem/siwe";
 
 const KEY = "isthmus.session";
@@ -29,11 +29,23 @@ export function provider() {
 }
 
 // viem clients over the browser wallet: reads and transactions both go through it.
-export function walletClient(account) {
-  return createWalletClient({ account, transport: custom(provider()) });
+// With `chain` (GET /v1/chain), every write checks that the browser wallet is on that network.
+export function walletClient(account, chain) {
+  return createWalletClient({ account, chain: chain && viemChain(chain), transport: custom(provider()) });
 }
+// receipts are polled every 250 ms (viem's default of 4 s is for public networks)
 export function publicClient() {
-  return createPublicClient({ transport: custom(provider()) });
+  return createPublicClient({ transport: custom(provider()), pollingInterval: 250 });
+}
+
+// A viem chain from the gateway's GET /v1/chain.
+export function viemChain(chain) {
+  return defineChain({
+    id: chain.chain_id,
+    name: `Isthmus chain ${chain.chain_id}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: chain.rpc_url ? [chain.rpc_url] : [] } },
+  });
 }
 
 export async function connectWallet() {

@@ -68,8 +68,9 @@ export function usePolled(load, interval, deps = []) {
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 
-export function Table({ caption, columns, rows, empty = "Nothing yet.", rowKey }) {
-  return html`<div class="table-wrap">
+export function Table({ caption, label, columns, rows, empty = "Nothing yet.", rowKey }) {
+  // a scrolling region the keyboard can reach (narrow screens scroll wide tables sideways)
+  return html`<div class="table-wrap" role="region" tabindex="0" aria-label=${label || caption || "table"}>
     <table>
       ${caption && html`<caption>${caption}</caption>`}
       <thead>
@@ -109,8 +110,8 @@ export function Confirm({ open, title, children, confirmLabel = "Confirm", onCon
   </dialog>`;
 }
 
-export function Section({ title, id, children, actions }) {
-  return html`<section class="card" aria-labelledby=${id}>
+export function Section({ title, id, children, actions, className = "" }) {
+  return html`<section class=${`card ${className}`.trim()} aria-labelledby=${id}>
     <header class="card-head"><h2 id=${id}>${title}</h2>${actions}</header>
     ${children}
   </section>`;
