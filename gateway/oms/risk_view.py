@@ -112,6 +112,23 @@ class WalletMarginProjection:
                 fills.append(SpotFill(base, quote, is_buy, amount, quote_amount))
         return fills
 
+    def status_after(
+        self, state: WalletState, legs: Sequence[tuple[str, Decimal, Decimal]]
+    ) -> MarginStatus | None:
+        """The on-chain rule once `legs` (symbol, signed quantity, price) settle; None when a
+        leg has no on-chain form or the wallet would refuse the fills."""
+        fills: list[WalletFill] = []
+        for symbol, quantity, price in legs:
+            more = self._fills([(symbol, quantity)], price)
+            if more is None:
+                return None
+            fills += more
+        try:
+            # nothing on chain changes (perpetuals only): the rule as it stands
+            return margin_after_fills(state, fills) if fills else state.margin_status()
+        except (FillRejected, MarginReverts, MissingState):
+            return None
+
     def margin_after(
         self, spec: OrderSpec, working: Sequence[WorkingOrder]
     ) -> MarginVerdict | None:
@@ -270,7 +287,15 @@ class RiskView:
         onchain = None
         if self.wallets is not None:
             wallet_collateral = await self.wallets.collateral(spec.account)
-            onchain = await self.wallets.margin_status(spec.account)
+            state = await self.wallets.state(spec.account)
+            if state is not None:  # the contract's rule once the proposal settles (the mirror)
+                onchain = WalletMarginProjection(self.wallets, self.catalogue).status_after(
+                    state,
+                    [
+                        (symbol, quantity, prices[symbol])
+                        for symbol, quantity in _leg_quantities(spec)
+                    ],
+                )
         collateral = wallet_collateral + [
             CollateralHolding(asset, amount, _underlying_of(asset, self.market))
             for asset, amount in sorted(cash.items())

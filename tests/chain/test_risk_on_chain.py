@@ -93,6 +93,14 @@ def test_onchain_margin_in_reports_and_pre_trade(
             assert usdc == {"USDC": 5000 + seeded / 10**6, "WETH": seeded / 10**18}
             assert wallets.token("WETH") == deployment.weth
 
+            # the what-if answers the contract's rule once the proposal settles (the mirror):
+            # one short put locks 3,000 USDC and brings 100
+            proposal = await rt.risk.what_if(sell_puts(wallet, 0, "1"))
+            assert proposal.before.onchain is not None and proposal.after.onchain is not None
+            assert tuple(proposal.before.onchain) == (0, 0, True)
+            required, available, ok = proposal.after.onchain
+            assert required == 3_000 * 10**6 and ok
+            assert available == 5_100 * 10**6 + WALLET_SEED_UNIT
             # one short put needs 3,000 USDC less the 100 received: passes
             await rt.orders.submit(sell_puts(wallet, 1, "1"))
             # two alone would need 6,000 against 5,000 + 200: refused
