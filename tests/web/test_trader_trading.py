@@ -162,6 +162,8 @@ def test_an_iron_condor_is_built_signed_and_settled_against_a_mirrored_condor(
     verdict = builder.get_by_test_id("strategy-what-if-verdict")
     expect(verdict).to_contain_text("would accept", timeout=60_000)
     expect(builder.get_by_test_id("strategy-what-if-margin")).to_contain_text("USDC")
+    # the contract's own rule once the condor settles: the wallet would need its 300 locked
+    expect(builder.get_by_test_id("strategy-what-if-onchain")).to_contain_text("needs 300 USDC")
     builder.get_by_role("button", name="Sign and place the iron condor").click()
 
     expect(builder.get_by_test_id("strategy-placed")).to_contain_text("filled", timeout=60_000)

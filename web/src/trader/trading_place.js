@@ -60,8 +60,8 @@ export function WhatIf({ state, quote, quoteDecimals, testid }) {
         <dt>Margin usage</dt>
         <dd>${percent(data.before.margin.usage)} → ${percent(data.after.margin.usage)}</dd>
         ${data.after.margin.onchain &&
-        html`<dt>Wallet's on-chain rule now</dt>
-          <dd>
+        html`<dt>Wallet's on-chain margin once it settles</dt>
+          <dd data-testid=${`${testid}-onchain`}>
             needs ${units(data.after.margin.onchain.required, quoteDecimals, quote)}, has
             ${units(data.after.margin.onchain.available, quoteDecimals, quote)}
             ${data.after.margin.onchain.ok ? "" : html` <span class="stale">(short)</span>`}
