@@ -25,7 +25,12 @@ from web3 import Web3
 
 from gateway.devnet.faucet import fund
 from tests.client.devnet_gateway import DevnetGateway
-from tests.web.conftest import AXE, DEV_ACCOUNTS, OpenPage, screenshot
+from tests.web.conftest import (
+    DEV_ACCOUNTS,
+    OpenPage,
+    screenshot,
+    serious_accessibility_violations,
+)
 
 TRADER, COUNTERPARTY = DEV_ACCOUNTS[6], DEV_ACCOUNTS[7]
 EXPIRY = "20270326"
@@ -201,19 +206,6 @@ def test_an_order_the_api_refuses_shows_its_message_and_code(
     expect(page.get_by_test_id("ticket-placed")).to_have_count(0)
 
 
-def scoped_violations(page: Page, selector: str) -> list[dict[str, Any]]:
-    """axe-core on one part of the page: the serious and critical violations."""
-    page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate(
-        "async (selector) => await axe.run({ include: [[selector]] })", selector
-    )
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 @pytest.mark.parametrize("width", ["laptop", "phone"])
 def test_the_panel_and_the_builder_at_both_widths_without_serious_violations(
     world: World, open_page: OpenPage, width: str
@@ -230,4 +222,4 @@ def test_the_panel_and_the_builder_at_both_widths_without_serious_violations(
     builder.scroll_into_view_if_needed()
     screenshot(page, f"trader-strategy-{width}")
     assert page.evaluate(WIDER_THAN_THE_SCREEN, '[data-testid="trading"]') == []
-    assert scoped_violations(page, '[data-testid="trading"]') == []
+    assert serious_accessibility_violations(page) == []  # the whole trader screen
