@@ -23,9 +23,10 @@ function SignIn({ api, chain, setSession }) {
   const action = useAction();
   async function go() {
     await action.run(async () => {
-      if (!chain) throw new Error("the gateway has not said which chain it settles on yet");
+      // a click before the page has read the chain waits for it instead of failing
+      const settles = chain || (await api.get("/v1/chain"));
       const address = await connectWallet();
-      setSession(await signIn(api, address, chain.chain_id));
+      setSession(await signIn(api, address, settles.chain_id));
     });
   }
   return html`<${Section} title="Connect your wallet" id="connect">
