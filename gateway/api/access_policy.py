@@ -86,6 +86,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/algos/{algo_id}",
         "GET /v1/instruments",
         "GET /v1/book/{symbol:path}",
+        "GET /v1/venues",  # market-data feeds: no account's data
         "GET /v1/accounts/{address}/risk",
         "POST /v1/risk/what-if",
         "GET /v1/risk/limits/{account}",
@@ -100,6 +101,7 @@ POLICY: tuple[Rule, ...] = (
         Permission.OVERSIGHT,
         "GET /v1/risk/book",
         "GET /v1/risk/kill-switches",
+        "GET /v1/settlements",  # every account's batches
         "GET /v1/audit/log",  # every account's records
         "GET /v1/audit/*",
         # the compliance router does not narrow to the caller's accounts (yet)

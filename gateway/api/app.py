@@ -23,6 +23,7 @@ from gateway.api import (
     settlements,
     stream,
     tca,
+    venues,
 )
 from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(orders.router)
     app.include_router(instruments.router)
     app.include_router(books.router)
+    app.include_router(venues.router)
     app.include_router(stream.router)
     app.include_router(risk_controls.router)
     app.include_router(risk.router)

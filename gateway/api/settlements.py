@@ -1,21 +1,27 @@
-"""Settlement visibility: a batch and its fills, and each fill of an order with where it
-stands on chain (transaction, block, log index)."""
+"""Settlement visibility: the recent batches (operator and auditor), a batch and its fills,
+and each fill of an order with where it stands on chain (transaction, block, log index)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import base64
+import json
+from collections import defaultdict
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, func, select
 
 from gateway.api.access import can_see, ensure_order_visible, principal_of
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.errors import DomainError
+from gateway.domain.lifecycle import SettlementStatus
 from gateway.oms.service import OrderNotFound
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store
+from gateway.store.audit_log import AUDIT_LOG
 
 router = APIRouter(prefix="/v1", tags=["settlement"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -83,6 +89,206 @@ def _fill(entry: store.SettlementFill) -> FillOut:
         log_index=entry.log_index,
         settlement_reason=entry.reason,
     )
+
+
+BatchStatus = Literal["building", "sent", "confirmed", "reverted", "reorged", "abandoned"]
+# what may still settle: not yet sent, sent and unconfirmed, or undone by a reorg
+PENDING: tuple[BatchStatus, ...] = ("building", "sent", "reorged")
+STATUSES: tuple[BatchStatus, ...] = (*PENDING, "confirmed", "reverted", "abandoned")
+BatchFilter = Literal[
+    "building", "sent", "confirmed", "reverted", "reorged", "abandoned", "pending"
+]
+REORGED_KIND = "settlement.reorged"  # the audit record of a reorg undoing settled fills
+
+
+class BatchSummaryOut(BaseModel):
+    id: str
+    status: BatchStatus
+    chain_batch_id: str | None
+    created_at: str
+    updated_at: str | None
+    tx_hash: str | None
+    block_number: int | None
+    block_hash: str | None
+    operator_nonce: int | None
+    gas_used: int | None
+    reason: str | None
+    fills: int = Field(description="Fills the batch holds (an abandoned one gave its back)")
+    reorgs: int = Field(description="Reorgs that took this batch's block away")
+    reorg_healed: bool = Field(
+        description="A reorg took this batch's block away and every fill it made pending "
+        "again has settled since"
+    )
+
+
+class SettlementCountsOut(BaseModel):
+    pending: int = Field(description="building, sent or reorged: may still settle")
+    confirmed: int
+    reverted: int
+    abandoned: int
+    building: int
+    sent: int
+    reorged: int
+
+
+class BatchPageOut(BaseModel):
+    items: list[BatchSummaryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+    counts: SettlementCountsOut = Field(description="Every batch, whatever the filter")
+
+
+def _encode_batch_cursor(batch_id: str) -> str:
+    return base64.urlsafe_b64encode(f"b:{batch_id}".encode()).decode().rstrip("=")
+
+
+def _decode_batch_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    prefix, _, batch_id = text.partition(":")
+    if prefix != "b" or not batch_id or not batch_id.replace("_", "").isalnum():
+        raise DomainError(
+            "cursor is not one this API gave out", field="cursor", code="invalid_cursor"
+        )
+    return batch_id
+
+
+def _batch_page(
+    connection: Connection, statuses: tuple[str, ...], before: str | None, limit: int
+) -> tuple[list[store.BatchRecord], bool]:
+    """Newest first: batch ids start with their creation time (`oms.ids.new_id`)."""
+    batches = store.BATCHES
+    query = select(batches).where(batches.c.status.in_(statuses))
+    if before is not None:
+        query = query.where(batches.c.id < before)
+    rows = connection.execute(query.order_by(batches.c.id.desc()).limit(limit + 1)).all()
+    page = [
+        store.BatchRecord(
+            r.id,
+            r.status,
+            r.chain_batch_id,
+            r.created_at,
+            r.updated_at,
+            r.tx_hash,
+            r.block_number,
+            r.block_hash,
+            r.operator_nonce,
+            r.gas_used,
+            r.reason,
+        )
+        for r in rows[:limit]
+    ]
+    return page, len(rows) > limit
+
+
+def _fill_counts(connection: Connection, batch_ids: list[str]) -> dict[str, int]:
+    fills = store.FILLS
+    rows = connection.execute(
+        select(fills.c.batch_id, func.count())
+        .where(fills.c.batch_id.in_(batch_ids))
+        .group_by(fills.c.batch_id)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def _reorgs(connection: Connection, batch_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """Per batch: how many reorgs undid it, and whether every fill they undid settled since.
+
+    A confirmed batch's row keeps no trace of a reorg it survived: the audit log's
+    `settlement.reorged` records (batches and fills undone) do."""
+    wanted = set(batch_ids)
+    named: dict[str, int] = defaultdict(int)
+    undone: dict[str, set[str]] = defaultdict(set)
+    rows = connection.execute(select(AUDIT_LOG.c.payload).where(AUDIT_LOG.c.kind == REORGED_KIND))
+    for row in rows:
+        facts = json.loads(row.payload)
+        for batch_id in set(facts.get("batches", ())) & wanted:
+            named[batch_id] += 1
+            undone[batch_id].update(facts.get("fills", ()))
+    if not named:
+        return {}
+    all_undone = set().union(*undone.values())
+    fills = store.FILLS
+    settled = {
+        r.id
+        for r in connection.execute(
+            select(fills.c.id).where(
+                fills.c.id.in_(sorted(all_undone)),
+                fills.c.settlement == SettlementStatus.SETTLED.value,
+            )
+        )
+    }
+    return {b: (count, undone[b] <= settled) for b, count in named.items()}
+
+
+def _counts(connection: Connection) -> SettlementCountsOut:
+    batches = store.BATCHES
+    rows = connection.execute(
+        select(batches.c.status, func.count()).group_by(batches.c.status)
+    ).all()
+    by_status = {str(r[0]): int(r[1]) for r in rows}
+    return SettlementCountsOut(
+        pending=sum(by_status.get(s, 0) for s in PENDING),
+        confirmed=by_status.get("confirmed", 0),
+        reverted=by_status.get("reverted", 0),
+        abandoned=by_status.get("abandoned", 0),
+        building=by_status.get("building", 0),
+        sent=by_status.get("sent", 0),
+        reorged=by_status.get("reorged", 0),
+    )
+
+
+@router.get(
+    "/settlements",
+    response_model=BatchPageOut,
+    responses={422: {"model": ErrorOut}},
+    summary="Recent settlement batches, newest first (operator and auditor)",
+)
+async def list_settlements(
+    rt: RuntimeDep,
+    status: Annotated[
+        BatchFilter | None,
+        Query(description="One status, or `pending` for building, sent and reorged"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
+) -> BatchPageOut:
+    before = None if cursor is None else _decode_batch_cursor(cursor)
+    statuses: tuple[str, ...] = (
+        STATUSES if status is None else PENDING if status == "pending" else (status,)
+    )
+
+    def read() -> BatchPageOut:
+        with rt.read_engine.connect() as connection:
+            page, more = _batch_page(connection, statuses, before, limit)
+            ids = [b.id for b in page]
+            fills = _fill_counts(connection, ids) if ids else {}
+            reorgs = _reorgs(connection, ids) if ids else {}
+            counts = _counts(connection)
+        items = [
+            BatchSummaryOut(
+                id=b.id,
+                status=b.status,  # one of STATUSES, as stored
+                chain_batch_id=b.chain_batch_id,
+                created_at=b.created_at.isoformat(),
+                updated_at=None if b.updated_at is None else b.updated_at.isoformat(),
+                tx_hash=b.tx_hash,
+                block_number=b.block_number,
+                block_hash=b.block_hash,
+                operator_nonce=b.operator_nonce,
+                gas_used=b.gas_used,
+                reason=b.reason,
+                fills=fills.get(b.id, 0),
+                reorgs=reorgs.get(b.id, (0, False))[0],
+                reorg_healed=reorgs.get(b.id, (0, False))[1],
+            )
+            for b in page
+        ]
+        next_cursor = _encode_batch_cursor(page[-1].id) if more and page else None
+        return BatchPageOut(items=items, next_cursor=next_cursor, counts=counts)
+
+    return await asyncio.to_thread(read)
 
 
 @router.get("/settlements/{batch_id}", response_model=BatchOut, responses=ERRORS)
