@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-from collections import defaultdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, func, select
 
 from gateway.api.access import can_see, ensure_order_visible, principal_of
 from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.errors import DomainError
-from gateway.domain.lifecycle import SettlementStatus
 from gateway.oms.service import OrderNotFound
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store
-from gateway.store.audit_log import AUDIT_LOG
 
 router = APIRouter(prefix="/v1", tags=["settlement"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -98,7 +93,6 @@ STATUSES: tuple[BatchStatus, ...] = (*PENDING, "confirmed", "reverted", "abandon
 BatchFilter = Literal[
     "building", "sent", "confirmed", "reverted", "reorged", "abandoned", "pending"
 ]
-REORGED_KIND = "settlement.reorged"  # the audit record of a reorg undoing settled fills
 
 
 class BatchSummaryOut(BaseModel):
@@ -154,80 +148,7 @@ def _decode_batch_cursor(cursor: str) -> str:
     return batch_id
 
 
-def _batch_page(
-    connection: Connection, statuses: tuple[str, ...], before: str | None, limit: int
-) -> tuple[list[store.BatchRecord], bool]:
-    """Newest first: batch ids start with their creation time (`oms.ids.new_id`)."""
-    batches = store.BATCHES
-    query = select(batches).where(batches.c.status.in_(statuses))
-    if before is not None:
-        query = query.where(batches.c.id < before)
-    rows = connection.execute(query.order_by(batches.c.id.desc()).limit(limit + 1)).all()
-    page = [
-        store.BatchRecord(
-            r.id,
-            r.status,
-            r.chain_batch_id,
-            r.created_at,
-            r.updated_at,
-            r.tx_hash,
-            r.block_number,
-            r.block_hash,
-            r.operator_nonce,
-            r.gas_used,
-            r.reason,
-        )
-        for r in rows[:limit]
-    ]
-    return page, len(rows) > limit
-
-
-def _fill_counts(connection: Connection, batch_ids: list[str]) -> dict[str, int]:
-    fills = store.FILLS
-    rows = connection.execute(
-        select(fills.c.batch_id, func.count())
-        .where(fills.c.batch_id.in_(batch_ids))
-        .group_by(fills.c.batch_id)
-    )
-    return {r[0]: int(r[1]) for r in rows}
-
-
-def _reorgs(connection: Connection, batch_ids: list[str]) -> dict[str, tuple[int, bool]]:
-    """Per batch: how many reorgs undid it, and whether every fill they undid settled since.
-
-    A confirmed batch's row keeps no trace of a reorg it survived: the audit log's
-    `settlement.reorged` records (batches and fills undone) do."""
-    wanted = set(batch_ids)
-    named: dict[str, int] = defaultdict(int)
-    undone: dict[str, set[str]] = defaultdict(set)
-    rows = connection.execute(select(AUDIT_LOG.c.payload).where(AUDIT_LOG.c.kind == REORGED_KIND))
-    for row in rows:
-        facts = json.loads(row.payload)
-        for batch_id in set(facts.get("batches", ())) & wanted:
-            named[batch_id] += 1
-            undone[batch_id].update(facts.get("fills", ()))
-    if not named:
-        return {}
-    all_undone = set().union(*undone.values())
-    fills = store.FILLS
-    settled = {
-        r.id
-        for r in connection.execute(
-            select(fills.c.id).where(
-                fills.c.id.in_(sorted(all_undone)),
-                fills.c.settlement == SettlementStatus.SETTLED.value,
-            )
-        )
-    }
-    return {b: (count, undone[b] <= settled) for b, count in named.items()}
-
-
-def _counts(connection: Connection) -> SettlementCountsOut:
-    batches = store.BATCHES
-    rows = connection.execute(
-        select(batches.c.status, func.count()).group_by(batches.c.status)
-    ).all()
-    by_status = {str(r[0]): int(r[1]) for r in rows}
+def _counts(by_status: dict[str, int]) -> SettlementCountsOut:
     return SettlementCountsOut(
         pending=sum(by_status.get(s, 0) for s in PENDING),
         confirmed=by_status.get("confirmed", 0),
@@ -261,11 +182,11 @@ async def list_settlements(
 
     def read() -> BatchPageOut:
         with rt.read_engine.connect() as connection:
-            page, more = _batch_page(connection, statuses, before, limit)
+            page, more = store.list_batches(connection, statuses, before, limit)
             ids = [b.id for b in page]
-            fills = _fill_counts(connection, ids) if ids else {}
-            reorgs = _reorgs(connection, ids) if ids else {}
-            counts = _counts(connection)
+            fills = store.fill_counts(connection, ids) if ids else {}
+            reorgs = store.reorgs_of(connection, ids) if ids else {}
+            counts = _counts(store.count_by_status(connection))
         items = [
             BatchSummaryOut(
                 id=b.id,

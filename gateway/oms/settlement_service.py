@@ -655,7 +655,7 @@ class SettlementService:
             facts = {"after_block": block_number, "fills": undone, "batches": sorted(batches)}
             return CommandResult(
                 undone,
-                [AuditEntry("settlement.reorged", str(block_number), facts)],
+                [AuditEntry(store.REORGED_KIND, str(block_number), facts)],
                 [_event("settlement.reorged", facts)],
             )
 

@@ -10,6 +10,7 @@ marks them `failed` with the chain's reason; a batch that could not be sent give
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import SettlementStatus
 from gateway.domain.orders import Order
 from gateway.store import order_repository as orders
+from gateway.store.audit_log import AUDIT_LOG
 from gateway.store.tables import ChainCursorRow, FillRow, PoolSwapRow, SettlementBatchRow
 
 BATCHES = SettlementBatchRow.__table__  # type: ignore[attr-defined]
@@ -366,3 +368,82 @@ def unsettled_pool_swaps(connection: Connection) -> dict[str, PoolSwap]:
         .where(FILLS.c.settlement == SettlementStatus.PENDING.value)
     )
     return {r.fill_id: _pool_swap(r) for r in rows}
+
+
+# --- the operator's list of batches (GET /v1/settlements) ------------------------------
+
+REORGED_KIND = "settlement.reorged"  # the audit record of a reorg undoing settled fills
+
+
+def list_batches(
+    connection: Connection, statuses: tuple[str, ...], before: str | None, limit: int
+) -> tuple[list[BatchRecord], bool]:
+    """Newest first: batch ids start with their creation time (`oms.ids.new_id`)."""
+    batches = BATCHES
+    query = select(batches).where(batches.c.status.in_(statuses))
+    if before is not None:
+        query = query.where(batches.c.id < before)
+    rows = connection.execute(query.order_by(batches.c.id.desc()).limit(limit + 1)).all()
+    page = [
+        BatchRecord(
+            r.id,
+            r.status,
+            r.chain_batch_id,
+            r.created_at,
+            r.updated_at,
+            r.tx_hash,
+            r.block_number,
+            r.block_hash,
+            r.operator_nonce,
+            r.gas_used,
+            r.reason,
+        )
+        for r in rows[:limit]
+    ]
+    return page, len(rows) > limit
+
+
+def fill_counts(connection: Connection, batch_ids: list[str]) -> dict[str, int]:
+    fills = FILLS
+    rows = connection.execute(
+        select(fills.c.batch_id, func.count())
+        .where(fills.c.batch_id.in_(batch_ids))
+        .group_by(fills.c.batch_id)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def reorgs_of(connection: Connection, batch_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """Per batch: how many reorgs undid it, and whether every fill they undid settled since.
+
+    A confirmed batch's row keeps no trace of a reorg it survived: the audit log's
+    `settlement.reorged` records (batches and fills undone) do."""
+    wanted = set(batch_ids)
+    named: dict[str, int] = defaultdict(int)
+    undone: dict[str, set[str]] = defaultdict(set)
+    rows = connection.execute(select(AUDIT_LOG.c.payload).where(AUDIT_LOG.c.kind == REORGED_KIND))
+    for row in rows:
+        facts = json.loads(row.payload)
+        for batch_id in set(facts.get("batches", ())) & wanted:
+            named[batch_id] += 1
+            undone[batch_id].update(facts.get("fills", ()))
+    if not named:
+        return {}
+    all_undone = set().union(*undone.values())
+    fills = FILLS
+    settled = {
+        r.id
+        for r in connection.execute(
+            select(fills.c.id).where(
+                fills.c.id.in_(sorted(all_undone)),
+                fills.c.settlement == SettlementStatus.SETTLED.value,
+            )
+        )
+    }
+    return {b: (count, undone[b] <= settled) for b, count in named.items()}
+
+
+def count_by_status(connection: Connection) -> dict[str, int]:
+    """How many batches are in each status."""
+    rows = connection.execute(select(BATCHES.c.status, func.count()).group_by(BATCHES.c.status))
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -126,6 +126,8 @@ class AuditRecordRow(SQLModel, table=True):
     """One state change. `hash` = sha256 over the previous hash and this record's content."""
 
     __tablename__ = "audit_log"
+    # records of one kind, in order (the operator's list of batches reads the reorgs)
+    __table_args__ = (Index("ix_audit_log_kind_seq", "kind", "seq"),)
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     kind: str = Field(max_length=40)
