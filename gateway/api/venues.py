@@ -45,6 +45,7 @@ class VenueOut(BaseModel):
         description="Seconds since last_update, as a decimal string (milliseconds)"
     )
     failures: int = Field(description="Consecutive feed failures since it was last live")
+    reconnects: int = Field(description="Times it came back live after being stale")
     last_error: str | None
     instruments: list[str]
 
@@ -71,6 +72,7 @@ def _venue(feed: VenueFeed, stale: frozenset[str], now: datetime) -> VenueOut:
         last_update=feed.last_update,
         age_seconds=age,
         failures=feed.failures,
+        reconnects=feed.reconnects,
         last_error=feed.last_error,
         instruments=sorted(feed.instruments),
     )

@@ -84,6 +84,7 @@ class VenueFeed:
     status: FeedStatus = FeedStatus.CONNECTING
     last_update: datetime | None = None  # the last book, changed or not (a pool: its last read)
     failures: int = 0
+    reconnects: int = 0  # times it came back live after being stale (not its first book)
     last_error: str | None = None
     task: asyncio.Task[None] | None = None  # None: fed through `apply` by its caller
     heard: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set per book
@@ -266,6 +267,8 @@ class MarketDataHub:
         feed = self.feeds[venue]
         feed.last_update = self._clock.now()
         if feed.status is not FeedStatus.LIVE:
+            if feed.status is FeedStatus.STALE:
+                feed.reconnects += 1
             self._set_status(feed, FeedStatus.LIVE)
             feed.failures = 0
         heard, feed.heard = feed.heard, asyncio.Event()

@@ -41,6 +41,7 @@ class SilentExchange:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.broken: asyncio.Event | None = None
         self.connections = 0
+        self.reconnecting: asyncio.Event | None = None
 
     async def load_instruments(self) -> list[Instrument]:
         return [devnet_catalogue().get(SYMBOL)]
@@ -53,22 +54,30 @@ class SilentExchange:
         self.loop = asyncio.get_running_loop()
         self.broken = asyncio.Event()
         if self.connections == 1:
-            yield OrderBook(
-                self.name,
-                SYMBOL,
-                (BookLevel(Decimal("2999"), Decimal("2")),),
-                (BookLevel(Decimal("3001"), Decimal("3")),),
-                datetime.now(UTC),
-            )
-            self.delivered.set()  # resumed: the hub applied the book before asking again
+            self.reconnecting = asyncio.Event()
+        else:
+            assert self.reconnecting is not None
+            await self.reconnecting.wait()  # the test lets it come back
+        yield OrderBook(
+            self.name,
+            SYMBOL,
+            (BookLevel(Decimal("2999"), Decimal("2")),),
+            (BookLevel(Decimal("3001"), Decimal("3")),),
+            datetime.now(UTC),
+        )
+        self.delivered.set()  # resumed: the hub applied the book before asking again
         await self.broken.wait()
         if self.connections == 1:
             raise ConnectionError("exchange went away")
-        await asyncio.Event().wait()  # reconnected, and silent for good
+        await asyncio.Event().wait()  # reconnected with one book, and silent for good
 
     def break_stream(self) -> None:
         assert self.loop is not None and self.broken is not None
         self.loop.call_soon_threadsafe(self.broken.set)
+
+    def let_it_reconnect(self) -> None:
+        assert self.loop is not None and self.reconnecting is not None
+        self.loop.call_soon_threadsafe(self.reconnecting.set)
 
 
 @pytest.fixture
@@ -125,6 +134,7 @@ def test_each_venue_with_its_kind_rule_and_last_update(
     assert exchange["last_update"] == answer["as_of"]
     assert exchange["age_seconds"] == "0.000"
     assert exchange["failures"] == 0 and exchange["last_error"] is None
+    assert exchange["reconnects"] == 0  # its first book is no reconnect
     assert "silent for longer than stale_after" in exchange["staleness_rule"]
     assert feeds["internal"]["kind"] == "internal"
     assert feeds["internal"]["staleness"] == "feed_alive"
@@ -154,7 +164,7 @@ def test_a_failing_stream_is_stale_at_once_with_its_error_and_failures(
 ) -> None:
     client, _, exchange = gateway
     rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    failed = threading.Event()
+    failed, back = threading.Event(), threading.Event()
     rt.market_data.on_status_change(
         lambda name, status: (
             failed.set() if (name, status) == ("exchange", FeedStatus.STALE) else None
@@ -167,3 +177,11 @@ def test_a_failing_stream_is_stale_at_once_with_its_error_and_failures(
     assert feed["failures"] == 1
     assert feed["last_error"] == "ConnectionError: exchange went away"
     assert "exchange" in stale_in_book(client)
+    # the feed reconnects (after its backoff) and the venue is live again, counted once
+    rt.market_data.on_status_change(
+        lambda name, status: back.set() if (name, status) == ("exchange", FeedStatus.LIVE) else None
+    )
+    exchange.let_it_reconnect()
+    assert back.wait(10)
+    feed = venues(client)["exchange"]
+    assert feed["state"] == "live" and feed["reconnects"] == 1 and feed["failures"] == 0

@@ -16,17 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.client.devnet_gateway import DevnetGateway
 
 ROOT = Path(__file__).resolve().parents[2]
+# what a page may take to show a change while the rest of the suite loads both cores (the
+# default of 5 s is for an idle machine); an assertion still fails when the change never comes
+expect.set_options(timeout=30_000)
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = {"laptop": (1366, 900), "phone": (390, 844)}
 
 # anvil's dev accounts 4..9 (the test mnemonic's well-known keys): unlocked on the node, so
-# the node signs for them; 1..3 are the devnet's demo traders, 0 its operator
+# the node signs for them; 1..3 are the devnet's demo traders, 0 its operator, 8 the owner of
+# the operator's inventory wallet (no test trades with it)
 DEV_ACCOUNTS = {
     4: (
         "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",

@@ -220,6 +220,7 @@ def test_a_venue_goes_stale_when_its_exchange_stops_and_live_when_it_resumes(
     state = page.get_by_test_id("venue-state-binance")
     expect(state).to_have_text("live", timeout=30_000)
     expect(page.get_by_test_id("book-live")).to_contain_text("binance", timeout=30_000)
+    reconnects = int(page.get_by_test_id("venue-reconnects-binance").inner_text())
 
     with stopped(binance_simulator(devnet)):
         # silent for longer than the 5 s stale-after: out of the book
@@ -234,6 +235,9 @@ def test_a_venue_goes_stale_when_its_exchange_stops_and_live_when_it_resumes(
     expect(state).to_have_text("live", timeout=60_000)
     expect(page.get_by_test_id("book-stale")).not_to_contain_text("binance", timeout=30_000)
     expect(page.get_by_test_id("book-live")).to_contain_text("binance")
+    # the console counts its coming back
+    expect(page.get_by_test_id("venue-reconnects-binance")).not_to_have_text(str(reconnects))
+    assert int(page.get_by_test_id("venue-reconnects-binance").inner_text()) > reconnects
 
 
 # -- settlement and audit ------------------------------------------------------------------

@@ -245,14 +245,16 @@ def test_the_panel_refreshes_on_the_wallets_fills(
     expect(page.get_by_test_id("margin-used")).to_have_text(shown(status().call()[0], 6, "USDC"))
     expect(page.get_by_test_id("positions")).not_to_contain_text(HEDGE)
 
-    trade(devnet, chain, short_put, "buy", HEDGE)  # a put spread now
+    # the fill's events on the stream make the panel read the wallet's risk again (its 10 s
+    # poll could too, in the same window: this cannot fail falsely, and fails when the
+    # stream's events do not reach the panel unless the poll happens to come first)
+    risk = f"/v1/accounts/{short_put.wallet}/risk"
+    with page.expect_request(lambda request: risk.lower() in request.url.lower()):
+        trade(devnet, chain, short_put, "buy", HEDGE)  # a put spread now
     required = status().call()[0]
     assert required == 300 * 10**6  # short 2800 put, long 2500 put
-    # sooner than the panel's 10 s poll: the stream's fill events for the wallet refresh it
-    expect(page.get_by_test_id("margin-used")).to_have_text(
-        shown(required, 6, "USDC"), timeout=3000
-    )
-    expect(page.get_by_test_id("positions")).to_contain_text(HEDGE, timeout=3000)
+    expect(page.get_by_test_id("margin-used")).to_have_text(shown(required, 6, "USDC"))
+    expect(page.get_by_test_id("positions")).to_contain_text(HEDGE)
 
 
 @pytest.mark.parametrize("width", ["laptop", "phone"])

@@ -1,6 +1,6 @@
 // Small shared pieces: the html tag, error and notice display, tables, a confirmation dialog.
 import { h } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useId, useRef, useState } from "preact/hooks";
 import htm from "htm";
 
 export const html = htm.bind(h);
@@ -94,14 +94,15 @@ export function Table({ caption, label, columns, rows, empty = "Nothing yet.", r
 // A modal confirmation (native <dialog>: focus trapped, Escape cancels).
 export function Confirm({ open, title, children, confirmLabel = "Confirm", onConfirm, onCancel }) {
   const ref = useRef(null);
+  const titleId = useId(); // one page may hold several dialogs
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
     if (open && !dialog.open) dialog.showModal();
     if (!open && dialog.open) dialog.close();
   }, [open]);
-  return html`<dialog ref=${ref} aria-labelledby="confirm-title" onCancel=${(e) => { e.preventDefault(); onCancel(); }}>
-    <h2 id="confirm-title">${title}</h2>
+  return html`<dialog ref=${ref} aria-labelledby=${titleId} onCancel=${(e) => { e.preventDefault(); onCancel(); }}>
+    <h2 id=${titleId}>${title}</h2>
     <div>${children}</div>
     <div class="actions">
       <button type="button" onClick=${onCancel}>Cancel</button>

@@ -22,6 +22,7 @@ export function VenuesPanel({ api }) {
     { label: "Last update", render: (v) => html`<span title=${v.last_update || ""}>${time(v.last_update)}</span>` },
     { label: "Age (s)", numeric: true, render: (v) => (v.age_seconds === null ? "—" : decimal(v.age_seconds, { trim: false })) },
     { label: "Failures", numeric: true, render: (v) => html`<span data-testid=${`venue-failures-${v.name}`}>${v.failures}</span>` },
+    { label: "Reconnects", numeric: true, render: (v) => html`<span data-testid=${`venue-reconnects-${v.name}`}>${v.reconnects}</span>` },
     { label: "Last error", render: (v) => html`<span class="wrap">${v.last_error || "—"}</span>` },
     { label: "Rule", render: (v) => html`<span class="wrap muted">${v.staleness_rule}</span>` },
   ];
