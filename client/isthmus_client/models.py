@@ -31,6 +31,7 @@ class ChainInfo:
     wallet_factory: str
     tokens: dict[str, Token]
     rpc_url: str | None = None
+    explorer_url: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChainInfo:
@@ -43,7 +44,12 @@ class ChainInfo:
                 for symbol, token in data["tokens"].items()
             },
             rpc_url=data.get("rpc_url"),
+            explorer_url=data.get("explorer_url"),
         )
+
+    def transaction_url(self, tx_hash: str) -> str | None:
+        """Where the operator's block explorer shows `tx_hash` (None without one)."""
+        return None if self.explorer_url is None else f"{self.explorer_url}/tx/{tx_hash}"
 
     def token(self, symbol: str) -> Token:
         try:

@@ -73,6 +73,6 @@ def runtime_from_config(
         from gateway.chain.directory import ChainDirectory
 
         runtime.chain_directory = ChainDirectory(
-            w3, chain.settlement, dict(chain.tokens), chain.public_rpc_url
+            w3, chain.settlement, dict(chain.tokens), chain.public_rpc_url, chain.explorer_url
         )
     return runtime

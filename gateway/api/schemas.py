@@ -263,6 +263,11 @@ class ChainOut(BaseModel):
     rpc_url: str | None = Field(
         description="An RPC URL the operator publishes for clients (none: bring your own)"
     )
+    explorer_url: str | None = Field(
+        default=None,
+        description="A block explorer: `<explorer_url>/tx/<hash>` shows a transaction (none: "
+        "no public explorer, as on the devnet)",
+    )
 
 
 class HealthOut(BaseModel):

@@ -1,7 +1,8 @@
 """What a client needs to reach the chain on its own: the chain id, the Settlement and
 WalletFactory contracts, the listed tokens with their decimals and, where the operator
-publishes one, an RPC URL. Clients check what matters against the chain itself (an
-instrument's id is registered on this Settlement, a wallet's settlement is this one)."""
+publishes them, an RPC URL and a block explorer. Clients check what matters against the
+chain itself (an instrument's id is registered on this Settlement, a wallet's settlement is
+this one)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class ChainDirectory:
     settlement: str
     tokens: dict[str, str]
     public_rpc_url: str | None = None
+    explorer_url: str | None = None
     _described: dict[str, Any] | None = field(default=None, init=False)
 
     def _read(self) -> dict[str, Any]:
@@ -39,6 +41,7 @@ class ChainDirectory:
             "wallet_factory": Web3.to_checksum_address(settlement.functions.factory().call()),
             "tokens": tokens,
             "rpc_url": self.public_rpc_url,
+            "explorer_url": self.explorer_url,
         }
 
     async def describe(self) -> dict[str, Any]:

@@ -132,6 +132,9 @@ class ChainConfig(_Config):
     # an RPC URL clients may use, published at GET /v1/chain (none: clients bring their own;
     # `rpc_url` above may carry a provider's secret, so it is never published)
     public_rpc_url: str | None = None
+    # a block explorer's base URL (`<explorer_url>/tx/<hash>` shows a transaction), published
+    # at GET /v1/chain so that clients link each settlement to it (none on the devnet)
+    explorer_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/\s]$")
 
 
 class GatewayConfig(_Config):

@@ -20,7 +20,7 @@ from isthmus_client import Isthmus, Signer, WalletOps
 from isthmus_client.models import ChainInfo
 from isthmus_client.nonces import NonceStore
 from isthmus_client.strategies import iron_condor
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from web3 import Web3
 
 from gateway.devnet.faucet import fund
@@ -129,6 +129,18 @@ def test_a_signed_limit_order_fills_against_the_book_and_settles_on_chain(
     fee = sum(Decimal(f["fee"]) for f in fills)
     assert world.trader.balance("WETH") - weth_before == quantity
     assert usdc_before - world.trader.balance("USDC") == quantity * price + fee
+    # where the operator publishes a block explorer (GET /v1/chain `explorer_url`; the devnet
+    # has none), the settled fill links to its transaction there
+    explorer = "https://explorer.example/mainnet"
+
+    def with_explorer(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "explorer_url": explorer})
+
+    page.route("**/v1/chain", with_explorer)
+    page.reload()
+    link = fill_row(page, "WETH/USDC").filter(has_text=tx_hash).get_by_role("link")
+    expect(link).to_have_attribute("href", f"{explorer}/tx/{tx_hash}")
 
 
 def test_an_iron_condor_is_built_signed_and_settled_against_a_mirrored_condor(

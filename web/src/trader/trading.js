@@ -143,7 +143,7 @@ export function TradingPanel({ api, chain, stream, owner, wallet }) {
     <${Section} title="Orders and fills" id="activity">
       <${ErrorNote} error=${activity.error} onDismiss=${() => activity.setError(null)} />
       <${OpenOrders} api=${api} activity=${activity} instruments=${instruments} />
-      <${Fills} activity=${activity} instruments=${instruments} />
+      <${Fills} activity=${activity} instruments=${instruments} explorer=${chain.explorer_url} />
     <//>
   </div>`;
 }

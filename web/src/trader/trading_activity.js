@@ -193,11 +193,14 @@ function Verify({ hash }) {
   </span>`;
 }
 
-function Settlement({ fill }) {
+function Settlement({ fill, explorer }) {
   if (fill.settlement === "settled" && fill.tx_hash) {
+    // linked to the operator's block explorer where it publishes one (GET /v1/chain); the
+    // devnet has none, so the hash is shown whole with a check against the wallet's own node
+    const hash = html`<code class="mono" data-testid="settled-tx" title="Settlement transaction">${fill.tx_hash}</code>`;
     return html`<div class="tx">
       <span class="badge settled">settled</span>
-      <code class="mono" data-testid="settled-tx" title="Settlement transaction">${fill.tx_hash}</code>
+      ${explorer ? html`<a href=${`${explorer}/tx/${fill.tx_hash}`} target="_blank" rel="noopener noreferrer">${hash}</a>` : hash}
       <span class="muted">block ${fill.block_number ?? "—"}${fill.log_index != null ? `, log ${fill.log_index}` : ""}</span>
       <${Copy} text=${fill.tx_hash} label=${`Copy transaction hash ${fill.tx_hash}`} />
       <${Verify} hash=${fill.tx_hash} />
@@ -209,7 +212,7 @@ function Settlement({ fill }) {
   return html`<span class="badge pending">${fill.settlement || "pending"}</span>`;
 }
 
-export function Fills({ activity, instruments }) {
+export function Fills({ activity, instruments, explorer = null }) {
   const unit = (f, key) => instruments[f.instrument]?.[key] ?? "";
   const rows = [...activity.fills.values()].sort((a, b) => (a.executed_at < b.executed_at ? 1 : -1));
   return html`<${ScrollRegion} label="Fills and their settlement" testid="fills">
@@ -225,7 +228,7 @@ export function Fills({ activity, instruments }) {
         { label: "Quantity", numeric: true, render: (f) => `${decimal(f.quantity)} ${unit(f, "base")}` },
         { label: "Price", numeric: true, render: (f) => `${decimal(f.price)} ${unit(f, "quote")}` },
         { label: "Venue", render: (f) => f.venue },
-        { label: "Settlement", render: (f) => html`<${Settlement} fill=${f} />` },
+        { label: "Settlement", render: (f) => html`<${Settlement} fill=${f} explorer=${explorer} />` },
       ]}
     />
   <//>`;
