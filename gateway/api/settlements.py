@@ -48,9 +48,10 @@ class FillOut(BaseModel):
     settlement_reason: str | None
 
 
-class BatchOut(BaseModel):
+class _BatchFields(BaseModel):
+    """What a batch's row says, as both the batch and the list of batches give it."""
+
     id: str
-    status: str
     chain_batch_id: str | None
     created_at: str
     updated_at: str | None
@@ -60,6 +61,25 @@ class BatchOut(BaseModel):
     operator_nonce: int | None
     gas_used: int | None
     reason: str | None
+
+
+def _batch_fields(batch: store.BatchRecord) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "chain_batch_id": batch.chain_batch_id,
+        "created_at": batch.created_at.isoformat(),
+        "updated_at": None if batch.updated_at is None else batch.updated_at.isoformat(),
+        "tx_hash": batch.tx_hash,
+        "block_number": batch.block_number,
+        "block_hash": batch.block_hash,
+        "operator_nonce": batch.operator_nonce,
+        "gas_used": batch.gas_used,
+        "reason": batch.reason,
+    }
+
+
+class BatchOut(_BatchFields):
+    status: str
     fills: list[FillOut]
 
 
@@ -95,18 +115,8 @@ BatchFilter = Literal[
 ]
 
 
-class BatchSummaryOut(BaseModel):
-    id: str
+class BatchSummaryOut(_BatchFields):
     status: BatchStatus
-    chain_batch_id: str | None
-    created_at: str
-    updated_at: str | None
-    tx_hash: str | None
-    block_number: int | None
-    block_hash: str | None
-    operator_nonce: int | None
-    gas_used: int | None
-    reason: str | None
     fills: int = Field(description="Fills the batch holds (an abandoned one gave its back)")
     reorgs: int = Field(description="Reorgs that took this batch's block away")
     reorg_healed: bool = Field(
@@ -189,17 +199,8 @@ async def list_settlements(
             counts = _counts(store.count_by_status(connection))
         items = [
             BatchSummaryOut(
-                id=b.id,
+                **_batch_fields(b),
                 status=b.status,  # one of STATUSES, as stored
-                chain_batch_id=b.chain_batch_id,
-                created_at=b.created_at.isoformat(),
-                updated_at=None if b.updated_at is None else b.updated_at.isoformat(),
-                tx_hash=b.tx_hash,
-                block_number=b.block_number,
-                block_hash=b.block_hash,
-                operator_nonce=b.operator_nonce,
-                gas_used=b.gas_used,
-                reason=b.reason,
                 fills=fills.get(b.id, 0),
                 reorgs=reorgs.get(b.id, (0, False))[0],
                 reorg_healed=reorgs.get(b.id, (0, False))[1],
@@ -226,20 +227,7 @@ async def get_settlement(batch_id: Id, rt: RuntimeDep, request: Request) -> Batc
         fills = [f for f in fills if await can_see(request, f.fill.account)]
         if not fills:
             raise BatchNotFound(f"no settlement batch {batch_id!r}", field="batch_id")
-    return BatchOut(
-        id=batch.id,
-        status=batch.status,
-        chain_batch_id=batch.chain_batch_id,
-        created_at=batch.created_at.isoformat(),
-        updated_at=None if batch.updated_at is None else batch.updated_at.isoformat(),
-        tx_hash=batch.tx_hash,
-        block_number=batch.block_number,
-        block_hash=batch.block_hash,
-        operator_nonce=batch.operator_nonce,
-        gas_used=batch.gas_used,
-        reason=batch.reason,
-        fills=[_fill(f) for f in fills],
-    )
+    return BatchOut(**_batch_fields(batch), status=batch.status, fills=[_fill(f) for f in fills])
 
 
 @router.get("/orders/{order_id}/fills", response_model=list[FillOut], responses=ERRORS)

@@ -384,22 +384,7 @@ def list_batches(
     if before is not None:
         query = query.where(batches.c.id < before)
     rows = connection.execute(query.order_by(batches.c.id.desc()).limit(limit + 1)).all()
-    page = [
-        BatchRecord(
-            r.id,
-            r.status,
-            r.chain_batch_id,
-            r.created_at,
-            r.updated_at,
-            r.tx_hash,
-            r.block_number,
-            r.block_hash,
-            r.operator_nonce,
-            r.gas_used,
-            r.reason,
-        )
-        for r in rows[:limit]
-    ]
+    page = [_batch(r) for r in rows[:limit]]
     return page, len(rows) > limit
 
 
