@@ -504,6 +504,12 @@ class AuditUnavailable(ServerError):
     code = "audit_unavailable"
 
 
+class WebAppNotBuilt(ServerError):
+    """503 at /app: this gateway's web app was never built (`make web`)."""
+
+    code = "web_app_not_built"
+
+
 class PayloadTooLargeError(PayloadTooLarge):
     code = "payload_too_large"
 

@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -85,20 +86,19 @@ def test_devnet_comes_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             token_file = tmp_path / ".isthmus/devnet/operator-token"
             assert "operator-token" in banner and token_file.stat().st_mode & 0o777 == 0o600
             operator = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-            rpc = next(
+            # every service's URL in the banner but the gateway's own (its API, its web app)
+            elsewhere = [
                 word
                 for word in banner.split()
-                if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
-            )
+                if word.startswith("http://127.0.0.1:") and urlsplit(word).port != port
+            ]
+            assert f"http://127.0.0.1:{port}/app/" in banner.split()
+            rpc = elsewhere[0]
             streamed = first_book_with(port, {"uniswap", "binance"}, operator)
             assert streamed["asks"] and streamed["bids"]
             sources = {v["venue"] for level in streamed["asks"] for v in level["venues"]}
             assert {"uniswap", "binance"} <= sources
-            services = [
-                int(word.rsplit(":", 1)[1])
-                for word in banner.split()
-                if word.startswith("http://127.0.0.1:") and word != f"http://127.0.0.1:{port}"
-            ]
+            services = [urlsplit(word).port for word in elsewhere]
             book = httpx.get(
                 f"http://127.0.0.1:{port}/v1/book/WETH/USDC", headers=operator, timeout=10
             ).json()

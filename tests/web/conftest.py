@@ -98,13 +98,15 @@ def rpc_url(devnet: DevnetGateway) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+# module scope: while Playwright's sync API runs it holds an event loop on this thread, so
+# it must stop before the worker's next test file (which may call asyncio.run)
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = shutil.which("chromium")
     assert executable, "chromium is not installed: .ci/run installs Debian's package"
