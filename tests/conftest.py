@@ -9,7 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.client.devnet_gateway import DevnetGateway
 from tests.postgres_cluster import PostgresCluster
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetGateway]:
+    """One real `isthmus up` on the devnet per test session and worker, shared by every suite
+    that speaks to it as its users do (the client, the CLI, the README, the web app): each
+    test makes its own keys, wallets and orders. One, not one per suite: each devnet keeps
+    its exchanges and chain running until the session ends."""
+    gateway = DevnetGateway(Path(tmp_path_factory.mktemp("devnet")))
+    gateway.start()
+    yield gateway
+    gateway.stop()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ from isthmus_client.signing import digest
 from web3 import Web3
 
 from gateway.cli import app
-from tests.client.conftest import devnet  # noqa: F401
 from tests.client.devnet_gateway import ROOT, DevnetGateway
 
 pytestmark = pytest.mark.chain
@@ -108,7 +107,7 @@ class Owner:
 
 
 @pytest.fixture
-def terminal(devnet: DevnetGateway, tmp_path: Path) -> Terminal:  # noqa: F811
+def terminal(devnet: DevnetGateway, tmp_path: Path) -> Terminal:
     return Terminal(devnet, tmp_path)
 
 
@@ -123,16 +122,16 @@ def owner(terminal: Terminal) -> Owner:
     return Owner(keystore, address, wallet)
 
 
-def rpc(devnet: DevnetGateway) -> Web3:  # noqa: F811
+def rpc(devnet: DevnetGateway) -> Web3:
     return web3_for(devnet.chain()["rpc_url"])
 
 
-def balance(devnet: DevnetGateway, symbol: str, holder: str) -> int:  # noqa: F811
+def balance(devnet: DevnetGateway, symbol: str, holder: str) -> int:
     token = devnet.chain()["tokens"][symbol]["address"]
     return int(erc20(rpc(devnet), token).functions.balanceOf(holder).call())
 
 
-def operator_get(devnet: DevnetGateway, path: str) -> Any:  # noqa: F811
+def operator_get(devnet: DevnetGateway, path: str) -> Any:
     answer = httpx.get(
         f"{devnet.url}{path}",
         headers={"Authorization": f"Bearer {devnet.operator_token}"},
@@ -142,7 +141,7 @@ def operator_get(devnet: DevnetGateway, path: str) -> Any:  # noqa: F811
     return answer.json()
 
 
-def buy_price(devnet: DevnetGateway) -> str:  # noqa: F811
+def buy_price(devnet: DevnetGateway) -> str:
     """A bid well inside the price band and below the book: it rests, nothing fills it."""
     mid = Decimal(operator_get(devnet, "/v1/book/WETH/USDC")["mid"])
     return str((mid * Decimal("0.95")).quantize(Decimal(1)))

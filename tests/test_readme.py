@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import devnet  # noqa: F401
 from tests.client.devnet_gateway import DevnetGateway
 
 pytestmark = pytest.mark.chain
@@ -77,7 +76,7 @@ def test_each_quickstart_has_its_runnable_blocks() -> None:
 
 
 def test_trade_from_your_own_key_runs_as_written(
-    devnet: DevnetGateway,  # noqa: F811
+    devnet: DevnetGateway,
     tmp_path: Path,
 ) -> None:
     out = run_quickstart(TRADE, devnet, tmp_path)
@@ -113,7 +112,7 @@ def test_trade_from_your_own_key_runs_as_written(
 
 
 def test_call_it_from_a_protocol_runs_as_written(
-    devnet: DevnetGateway,  # noqa: F811
+    devnet: DevnetGateway,
     tmp_path: Path,
 ) -> None:
     out = run_quickstart(PROTOCOL, devnet, tmp_path)

@@ -1,5 +1,5 @@
 """The web app in a real browser: Debian's chromium driven by Playwright, against a real
-`isthmus up` on the devnet (one per test session and worker).
+`isthmus up` on the devnet (`devnet`, one per worker, shared with the client tests).
 
 A page gets an EIP-1193 provider injected as `window.ethereum`. It forwards every call to the
 devnet's anvil, whose dev accounts are unlocked, so the node itself signs
@@ -82,14 +82,6 @@ PROVIDER = """
   };
 })();
 """
-
-
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetGateway]:
-    gateway = DevnetGateway(Path(tmp_path_factory.mktemp("web-devnet")))
-    gateway.start()
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture(scope="session")
