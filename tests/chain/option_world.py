@@ -3,21 +3,33 @@ them trade options through real signed batches (`Settlement.settle`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from gateway.api.app import create_app
+from gateway.api.runtime import Runtime
 from gateway.chain import settlement_abi as abi
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
 from gateway.chain.deploy import Deployment, create_wallet, deploy_all, register_option
+from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender
+from gateway.config import Settings
+from gateway.devnet.catalogue import devnet_catalogue
+from gateway.oms.order_signatures import OrderSignatures
+from gateway.oms.service import SystemClock
 from gateway.risk.wallet_margin import OptionFill
 from gateway.settlement import eip712
 from gateway.settlement.eip712 import Order
+from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 USDC = 10**6
 WETH = 10**18
@@ -98,3 +110,34 @@ def trade(
         )
 
     return [fill(False)], [fill(True)], batch
+
+
+@asynccontextmanager
+async def signed_gateway(
+    world: World, database: Path, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway checking signatures against the world's chain (more `settings` as
+    given), called with the operator's token."""
+    unknown = set(settings) - set(Settings.model_fields)
+    assert not unknown, f"not settings: {unknown}"  # Settings ignores unknown names
+    clock = SystemClock()
+    catalogue = devnet_catalogue()
+    signatures = OrderSignatures(
+        world.w3, OnchainOrders(catalogue, {"WETH": world.d.weth, "USDC": world.d.usdc}), clock
+    )
+    rt = Runtime.build(
+        Settings(database_url=f"sqlite:///{database}", operator_token=OPERATOR_TOKEN, **settings),
+        catalogue=catalogue,
+        clock=clock,
+        signatures=signatures,
+    )
+    app = create_app(runtime=rt)
+    app.state.runtime = rt
+    await rt.start(expiry_interval=None, monitor=False, algos=False, reconcile_interval=None)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=operator_headers()
+        ) as http:
+            yield http
+    finally:
+        await rt.stop()

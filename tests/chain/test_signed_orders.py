@@ -6,25 +6,15 @@ it is stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.chain.deploy import settlement_contract, wallet_contract
-from gateway.chain.onchain_orders import OnchainOrders
 from gateway.chain.transactions import Sender
-from gateway.config import Settings
-from gateway.devnet.catalogue import devnet_catalogue
-from gateway.oms.order_signatures import OrderSignatures
-from gateway.oms.service import SystemClock
 from gateway.settlement import eip712
-from tests.chain.option_world import USDC, WETH, World, option, trade
-from tests.operator_access import OPERATOR_TOKEN, operator_headers
+from tests.chain.option_world import USDC, WETH, World, option, signed_gateway, trade
 
 
 def order_body(wallet: str, n: int, **changes: Any) -> dict[str, Any]:
@@ -66,38 +56,6 @@ async def signed(
     }
 
 
-@asynccontextmanager
-async def signed_gateway(
-    world: World, database: Path, *, require: bool = False
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway checking signatures against the world's chain, as the operator calls it."""
-    clock = SystemClock()
-    catalogue = devnet_catalogue()
-    signatures = OrderSignatures(
-        world.w3, OnchainOrders(catalogue, {"WETH": world.d.weth, "USDC": world.d.usdc}), clock
-    )
-    rt = Runtime.build(
-        Settings(
-            database_url=f"sqlite:///{database}",
-            require_signed_orders=require,
-            operator_token=OPERATOR_TOKEN,
-        ),
-        catalogue=catalogue,
-        clock=clock,
-        signatures=signatures,
-    )
-    app = create_app(runtime=rt)
-    app.state.runtime = rt
-    await rt.start(expiry_interval=None, monitor=False, algos=False, reconcile_interval=None)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw", headers=operator_headers()
-        ) as http:
-            yield http
-    finally:
-        await rt.stop()
-
-
 def test_signed_orders_are_checked_against_the_wallet_owner(
     world: World,
     tmp_path: Path,
@@ -107,7 +65,7 @@ def test_signed_orders_are_checked_against_the_wallet_owner(
 
     async def scenario(require: bool) -> None:
         async with signed_gateway(
-            world, tmp_path / f"signed-{require}.db", require=require
+            world, tmp_path / f"signed-{require}.db", require_signed_orders=require
         ) as http:
             wallet, key = world.buyer_wallet, world.buyer.key
             good = await signed(http, order_body(wallet, 1), key, 1, deadline, chain_id)

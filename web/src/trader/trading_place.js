@@ -1,7 +1,7 @@
 // What the ticket and the strategy builder share: the what-if before signing, and the
 // sign-then-submit step with its progress, its refusals and the API's errors.
 import { useEffect, useState } from "preact/hooks";
-import { decimal, units } from "../format.js";
+import { decimal, fromScaled, toScaled, units } from "../format.js";
 import { ErrorNote, errorText, html } from "../ui.js";
 import { signBody, SigningRefused } from "./trading_signing.js";
 
@@ -32,10 +32,10 @@ export function useWhatIf(api, proposal) {
   return state;
 }
 
+// a usage ratio as a percentage, exactly (the API's decimal string times 100, no float)
 function percent(usage) {
   if (usage === null || usage === undefined) return "—";
-  const scaled = (Number(usage) * 100).toFixed(2);
-  return `${scaled} %`;
+  return `${decimal(fromScaled(toScaled(usage) * 100n))} %`;
 }
 
 export function WhatIf({ state, quote, quoteDecimals, testid }) {

@@ -98,7 +98,7 @@ function WalletView({ api, chain, stream, owner, wallet }) {
         ? html`<${Overview} wallet=${wallet} owner=${owner} state=${data} alert=${alert} dismissAlert=${dismissAlert} onRefresh=${reload} updated=${updated} />`
         : !state.error && html`<p class="muted" role="status">Reading the wallet…</p>`}
     <//>
-    <${Section} title="Positions and risk" id="wallet-risk">
+    <${Section} title="Positions and risk" id="wallet-risk" className="wide">
       <${ErrorNote} error=${risk.error} />
       <${Positions} risk=${risk.data} />
       ${data && html`<${RiskDetails} risk=${risk.data} quote=${data.quote} />`}
@@ -108,7 +108,7 @@ function WalletView({ api, chain, stream, owner, wallet }) {
       <${Funds} chain=${chain} wallet=${wallet} owner=${owner} state=${data} onChanged=${reload} />
     <//>`}
     ${data &&
-    html`<${Section} title="Trading keys" id="wallet-keys">
+    html`<${Section} title="Trading keys" id="wallet-keys" className="wide">
       <${TradingKeys} api=${api} chain=${chain} wallet=${wallet} owner=${owner} quote=${data.quote} />
     <//>`}
   `;
