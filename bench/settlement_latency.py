@@ -23,7 +23,6 @@ from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.api.runtime import Runtime
 from gateway.chain import settlement_abi as abi
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig
@@ -36,6 +35,7 @@ from gateway.domain.orders import OrderSignature, OrderSpec, OrderType, Side, Ti
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import SettlementService, settlement_factory
+from gateway.runtime import Runtime
 from gateway.settlement import eip712
 from gateway.settlement.items import OrderSettlement, SettlementGroup
 

@@ -62,9 +62,9 @@ def up(
     import uvicorn
 
     from gateway.api.app import create_app
-    from gateway.api.assembly import runtime_from_config
     from gateway.devnet.catalogue import devnet_catalogue
     from gateway.oms.service import SystemClock
+    from gateway.runtime import runtime_from_config
     from gateway.venues.config import load_config
 
     settings = Settings()

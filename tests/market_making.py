@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from gateway.api.runtime import Runtime
 from gateway.domain.orders import OrderSpec, OrderType, Side, TimeInForce
+from gateway.runtime import Runtime
 
 MARKET_MAKER = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
 

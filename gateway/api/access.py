@@ -3,7 +3,7 @@ limit and the policy table, and leaves the `Principal` in `request.state.princip
 routers ask the helpers below which accounts the caller may see.
 
 Credentials, in order: `Authorization: Bearer <token>` (the operator token or a trader's
-session), the HMAC headers of an API key (`gateway.api.request_signing`), and for the
+session), the HMAC headers of an API key (`gateway.access.request_signing`), and for the
 WebSocket handshake only, a `?token=` query parameter (browsers cannot set headers there).
 
 Failures answer with the usual error body: 401 `unauthenticated`, `bad_signature`,
@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.access_control import (
+from gateway.access.control import (
     AccessControl,
     AccessDenied,
     ApiKeyNotFound,
@@ -30,13 +30,13 @@ from gateway.api.access_control import (
     AuthenticationFailed,
     SignInRefused,
 )
-from gateway.api.access_policy import Permission, allows, required_permission
-from gateway.api.principal import Principal
-from gateway.api.request_signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from gateway.api.runtime import Runtime
+from gateway.access.policy import Permission, allows, required_permission
+from gateway.access.principal import Principal
+from gateway.access.request_signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from gateway.domain.errors import DomainError
 from gateway.domain.orders import OrderSpec
 from gateway.oms.service import OrderNotFound
+from gateway.runtime import Runtime
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from gateway.api.access import (
     ensure_not_delegate,
     ensure_order_visible,
 )
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.orders import Side
 from gateway.oms.algo_runner import AlgoRequest
 from gateway.routing.algos import AlgoKind, AlgoState, InvalidAlgoSpec
+from gateway.runtime import Runtime
 from gateway.store.algo_repository import StoredAlgo
 
 router = APIRouter(prefix="/v1/algos", tags=["algos"])

@@ -28,9 +28,9 @@ from gateway.api import (
 from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
 from gateway.api.order_fast_path import OrderSubmitFastPath
-from gateway.api.runtime import Runtime
 from gateway.api.web_app import install_web_app
 from gateway.config import Settings
+from gateway.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gateway.api.dependencies import runtime
 from gateway.api.errors import error_body
-from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import ErrorOut
+from gateway.runtime import Runtime
 from gateway.settlement.audit_chain import AuditedFill
 from gateway.settlement.audit_store import audit_records
 from gateway.settlement.auditor import AuditReport, verify

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
+from gateway.access.control import AccessControl
 from gateway.api.access import access_control
-from gateway.api.access_control import AccessControl
 from gateway.api.schemas import Address, ErrorOut, _Strict
 from gateway.store.access_repository import StoredApiKey
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import ConsolidatedBookOut, ErrorOut, book_out
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["market data"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, ErrorOut
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1/compliance", tags=["compliance"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -13,11 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
+from gateway.access.principal import Principal
 from gateway.api.access import ensure_account, principal_of
-from gateway.api.principal import Principal
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, ErrorOut, _Strict
 from gateway.oms.dead_man_switch import MAX_TIMEOUT, MIN_TIMEOUT
+from gateway.runtime import Runtime
 from gateway.store.dead_man_switch_repository import StoredCountdown
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])

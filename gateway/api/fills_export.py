@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
+from gateway.runtime import Runtime
 from gateway.store.fills_export import FillsFilter, export_chunks, read_pages
 
 router = APIRouter(prefix="/v1", tags=["fills"])

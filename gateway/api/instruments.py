@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy import text
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import ChainOut, ErrorOut, HealthOut, InstrumentOut
 from gateway.domain.amounts import canonical
 from gateway.domain.errors import DomainError
 from gateway.domain.instruments import EuropeanOption, Instrument
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -23,7 +23,6 @@ from gateway.api.access import (
     ensure_order_visible,
 )
 from gateway.api.errors import error_status
-from gateway.api.runtime import Runtime
 from gateway.api.schemas import (
     Address,
     AmendIn,
@@ -38,6 +37,7 @@ from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.orders import Order, Side, TimeInForce
 from gateway.oms.internal_book import QuoteLevel
 from gateway.oms.order_facts import order_facts
+from gateway.runtime import Runtime
 
 MAX_BATCH = 100
 MAX_QUOTE_INSTRUMENTS = 50

@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import order_entry
 from gateway.api.access import replay_body
-from gateway.api.runtime import Runtime
 from gateway.api.schemas import OrderIn
+from gateway.runtime import Runtime
 
 
 class OrderSubmitFastPath:

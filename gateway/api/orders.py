@@ -19,8 +19,8 @@ from gateway.api.access import (
     ensure_order_visible,
     principal_of,
 )
+from gateway.api.dependencies import runtime
 from gateway.api.legging import LeggingOut, legging_out
-from gateway.api.runtime import Runtime, runtime
 from gateway.api.schemas import (
     Address,
     AmendIn,
@@ -39,6 +39,7 @@ from gateway.oms.legging_runner import LeggingParams
 from gateway.oms.order_facts import order_facts
 from gateway.oms.service import OrderPage
 from gateway.routing.legging import FailurePolicy
+from gateway.runtime import Runtime
 from gateway.store import order_repository as orders_repo
 from gateway.store.order_repository import OrderFilter
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.amounts import canonical
 from gateway.domain.orders import Side
 from gateway.routing.allocation import Route
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

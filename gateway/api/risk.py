@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
 from gateway.api.access import ensure_account
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, OrderIn, StrategyIn, _Strict
 from gateway.domain.errors import DomainError
 from gateway.domain.orders import OrderSpec
@@ -25,6 +25,7 @@ from gateway.risk.account_risk import AccountRiskReport, RiskSettings, Unavailab
 from gateway.risk.hedging import DeltaHedgePolicy
 from gateway.risk.liquidation import LiquidationPrice
 from gateway.risk.pricing import Greeks
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

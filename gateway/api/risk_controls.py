@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 
 from gateway.api.access import ensure_account
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.errors import DomainError
 from gateway.risk.pretrade import RiskLimits
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1/risk", tags=["risk controls"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

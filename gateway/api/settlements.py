@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from gateway.api.access import can_see, ensure_order_visible, principal_of
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.errors import DomainError
 from gateway.oms.service import OrderNotFound
+from gateway.runtime import Runtime
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store
 

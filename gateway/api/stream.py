@@ -39,16 +39,17 @@ from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
+from gateway.access.control import AccessDenied
+from gateway.access.policy import Permission, allows
 from gateway.api import order_entry
 from gateway.api.access import access_control, can_see, ensure_account, principal_of
-from gateway.api.access_control import AccessDenied
-from gateway.api.access_policy import Permission, allows
+from gateway.api.dependencies import websocket_runtime
 from gateway.api.errors import error_body
-from gateway.api.runtime import Runtime, websocket_runtime
 from gateway.api.schemas import AmendIn, OrderIn, book_out
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.oms.events import Subscription
 from gateway.oms.ids import new_id
+from gateway.runtime import Runtime
 from gateway.venues.market_data import ConflatedBooks
 
 router = APIRouter(prefix="/v1")

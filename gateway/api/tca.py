@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
 from gateway.api.access import ensure_order_visible, principal_of
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
 from gateway.api.schemas import ErrorOut
 from gateway.domain.benchmarks import ArrivalPrice
 from gateway.oms.execution_analysis import ParentExecution
 from gateway.oms.service import OrderNotFound
+from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from gateway.api.runtime import Runtime, runtime
+from gateway.api.dependencies import runtime
+from gateway.runtime import Runtime
 from gateway.venues.market_data import Staleness, VenueFeed
 
 router = APIRouter(prefix="/v1", tags=["market data"])

@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.api.app import create_app
-from gateway.api.assembly import runtime_from_config
 from gateway.chain.transactions import connect
 from gateway.cli_output import abbreviated
 from gateway.config import Settings
@@ -37,6 +36,7 @@ from gateway.devnet.scenario import (
 from gateway.devnet.world import DevnetWorld, start_chain
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import SettlementService
+from gateway.runtime import runtime_from_config
 from gateway.settlement.auditor import verify
 
 MARKET_MAKER_ACCOUNT = 4  # anvil dev account quoting the option legs (unsigned quotes)

@@ -16,11 +16,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from gateway.access.request_signing import sign_request
+from gateway.access.siwe import SiweMessage, sign_siwe
 from gateway.api.app import create_app
-from gateway.api.auth_siwe import SiweMessage, sign_siwe
-from gateway.api.request_signing import sign_request
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from tests.conftest import ManualClock
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from starlette.routing import Match
 from starlette.testclient import WebSocketDenialResponse
 
-from gateway.api.access_policy import Permission, rule_for
+from gateway.access.policy import Permission, rule_for
+from gateway.access.request_signing import sign_request
 from gateway.api.app import create_app
-from gateway.api.request_signing import sign_request
 from gateway.config import Settings
 from tests.api.access_clients import (
     ApiKey,

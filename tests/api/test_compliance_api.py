@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store.audit_log import AUDIT_LOG
 from tests.operator_access import OPERATOR_TOKEN, operator_headers

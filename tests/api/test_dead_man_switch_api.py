@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.api.runtime import Runtime
 from gateway.oms.dead_man_switch import COUNTDOWN_EXPIRED
+from gateway.runtime import Runtime
 from tests.api.access_clients import (
     api_key,
     error_code,

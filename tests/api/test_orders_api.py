@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.api.runtime import Runtime
+from gateway.runtime import Runtime
 from tests.store.test_order_service import audit_trail
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

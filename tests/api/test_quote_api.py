@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from gateway.api.runtime import Runtime
+from gateway.runtime import Runtime
 from tests.api.test_orders_api import assert_error
 from tests.market_making import make_market
 

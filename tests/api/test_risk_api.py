@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from gateway.api.runtime import Runtime
 from gateway.api.schemas import OrderIn
+from gateway.runtime import Runtime
 from tests.api.test_orders_api import A, B, assert_error, order
 from tests.market_making import make_market, venue_fill
 

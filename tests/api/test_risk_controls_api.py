@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store.tables import AuditRecordRow
 from tests.api.test_orders_api import A, B, assert_error, order

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.domain.lifecycle import SettlementStatus
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.api.auth_siwe import InvalidSiweMessage, SiweMessage, parse_siwe, sign_siwe
+from gateway.access.siwe import InvalidSiweMessage, SiweMessage, parse_siwe, sign_siwe
 from tests.api.access_clients import (
     error_code,
     gateway,

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
-from gateway.api.request_signing import sign_request
+from gateway.access.request_signing import sign_request
 from tests.api.access_clients import ApiKey, api_key, gateway, now_ms, operator, order_body, wallet
 from tests.api.order_entry_support import (
     SPOT,

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.instruments import Instrument
 from gateway.domain.market import BookLevel, FeeSchedule, OrderBook, VenueKind
+from gateway.runtime import Runtime
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.conftest import ManualClock

@@ -16,7 +16,6 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from gateway.api.runtime import Runtime
 from gateway.api.schemas import OrderIn, StrategyIn
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil, AnvilConfig, find_anvil_binary
@@ -35,6 +34,7 @@ from gateway.domain.orders import Order, OrderSignature
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import SettlementService, settlement_factory
+from gateway.runtime import Runtime
 from gateway.settlement import eip712
 from tests.market_making import make_market
 

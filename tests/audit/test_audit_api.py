@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.access.request_signing import sign_request
 from gateway.api.app import create_app
-from gateway.api.request_signing import sign_request
 from gateway.store.audit_log import GENESIS_HASH, record_hash
 from tests.audit.conftest import OPERATOR_TOKEN, SettledWorld
 from tests.audit.test_verify import fill_ids, run_verify, tamper

@@ -15,7 +15,6 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.chain import settlement_abi as abi
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
@@ -27,6 +26,7 @@ from gateway.devnet.catalogue import devnet_catalogue
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.risk.wallet_margin import OptionFill
+from gateway.runtime import Runtime
 from gateway.settlement import eip712
 from gateway.settlement.eip712 import Order
 from tests.operator_access import OPERATOR_TOKEN, operator_headers

@@ -13,7 +13,6 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.chain import tokens
 from gateway.chain.anvil import Anvil
 from gateway.chain.deploy import DeployConfig, create_wallet, deploy_all
@@ -30,6 +29,7 @@ from gateway.oms.inventory import InventoryConfig
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
 from gateway.oms.settlement_service import settlement_factory
+from gateway.runtime import Runtime
 from gateway.settlement import eip712
 from gateway.venues.amm import Pool, UniswapV2Venue
 from gateway.venues.internal import InternalVenue

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from web3 import Web3
 
-from gateway.api.auth_siwe import SiweMessage, sign_siwe
-from gateway.api.request_signing import sign_request
+from gateway.access.request_signing import sign_request
+from gateway.access.siwe import SiweMessage, sign_siwe
 from gateway.chain.anvil import Anvil
 from gateway.chain.transactions import Sender
 from tests.chain.settlement_desk import Desk, serve

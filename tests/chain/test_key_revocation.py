@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 from web3 import Web3
 
-from gateway.api.runtime import Runtime
 from gateway.chain import signatures
 from gateway.chain.anvil import Anvil
 from gateway.chain.artifacts import compile_contract
@@ -34,6 +33,7 @@ from gateway.oms.key_revocations import (
 )
 from gateway.oms.order_signatures import OrderSignatures
 from gateway.oms.service import SystemClock
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store.audit_log import AUDIT_LOG
 from tests.chain.settlement_desk import Desk, serve

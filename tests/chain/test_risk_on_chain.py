@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from gateway.api.runtime import Runtime
 from gateway.chain import tokens
 from gateway.chain.deploy import (
     WALLET_SEED_UNIT,
@@ -32,6 +31,7 @@ from gateway.config import Settings
 from gateway.domain.market import BookLevel, OrderBook
 from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.risk.pretrade import PreTradeRejected
+from gateway.runtime import Runtime
 from tests.chain.option_world import USDC, WETH, World, option, trade
 from tests.conftest import ManualClock
 from tests.market_making import make_market

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.runtime import Runtime
 from gateway.compliance.files import DEVNET_KYC, DEVNET_RULES
 from gateway.compliance.provider import FileKycProvider
 from gateway.compliance.rules import ComplianceRefused
@@ -20,6 +19,7 @@ from gateway.domain.errors import DomainError
 from gateway.domain.instruments import EuropeanOption, Instrument
 from gateway.domain.orders import Leg, OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.order_facts import request_hash
+from gateway.runtime import Runtime
 
 WALLET = "0x1111111111111111111111111111111111111111"
 OWNER = "0x2222222222222222222222222222222222222222"

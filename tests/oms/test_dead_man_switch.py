@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
@@ -26,6 +25,7 @@ from gateway.oms.dead_man_switch import (
     Firing,
     InvalidCountdown,
 )
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store import dead_man_switch_repository as store
 from tests.conftest import ManualClock

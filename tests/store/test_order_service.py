@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.domain.errors import IllegalTransition
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
 from gateway.domain.orders import OrderSpec, OrderType, Side, TimeInForce
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
+from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store import order_repository as repo
 from tests.conftest import ManualClock

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from tests.conftest import ManualClock
 from tests.postgres_cluster import PostgresCluster
 from tests.store.test_order_service import ACCOUNTS, audit_trail, count_orders, spec

@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import text
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.devnet.exchange_sim.binance import BinanceSim
@@ -31,6 +30,7 @@ from gateway.domain.sim_clock import SimClock
 from gateway.oms.algo_runner import AlgoRequest
 from gateway.oms.service import SystemClock
 from gateway.routing.algos import AlgoKind, AlgoState, AlgoStatus
+from gateway.runtime import Runtime
 from gateway.store import order_repository as order_repo
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule, VenueOrder, VenueOrderRequest
 from gateway.domain.sim_clock import SimClock
 from gateway.routing.legging import LeggingStatus
+from gateway.runtime import Runtime
 from gateway.store import order_repository as order_repo
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus

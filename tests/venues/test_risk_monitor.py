@@ -16,7 +16,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule
@@ -24,6 +23,7 @@ from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.oms.service import SystemClock
 from gateway.oms.webhook import signature
 from gateway.risk.hedging import DeltaHedgePolicy
+from gateway.runtime import Runtime
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.market_data.test_hub import status_change

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from gateway.api.app import create_app
-from gateway.api.runtime import Runtime
 from gateway.domain.sim_clock import SimClock
 from gateway.routing.algos import AlgoKind
+from gateway.runtime import Runtime
 from gateway.store import order_repository as order_repo
 from tests.operator_access import operator_headers
 from tests.venues.conftest import Account

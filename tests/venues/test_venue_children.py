@@ -13,13 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.api.runtime import Runtime
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule, VenueOrder, VenueOrderRequest
 from gateway.domain.orders import OrderSpec, OrderType, Side, TimeInForce
 from gateway.domain.venue_child import VenueChild, VenueChildStatus
 from gateway.oms.service import SystemClock
+from gateway.runtime import Runtime
 from gateway.store import order_repository as order_repo
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus

@@ -18,7 +18,7 @@ import pytest
 from isthmus_client import Isthmus, NonceStore, Signer
 from playwright.sync_api import Page, expect
 
-from gateway.api.request_signing import sign_request
+from gateway.access.request_signing import sign_request
 from tests.client.devnet_gateway import DEMO_KEYS, DevnetGateway
 from tests.web.conftest import DEV_ACCOUNTS, OpenPage, screenshot, serious_accessibility_violations
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.api.principal import Principal
+from gateway.access.principal import Principal
 
 
 class Permission(StrEnum):

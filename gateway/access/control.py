@@ -32,9 +32,9 @@ from typing import TypeVar
 from eth_utils import to_checksum_address
 from sqlalchemy import Connection, Engine
 
-from gateway.api.auth_siwe import InvalidSiweMessage, parse_siwe, siwe_signer
-from gateway.api.principal import OPERATOR, SCOPES, Principal, Role
-from gateway.api.request_signing import request_signature
+from gateway.access.principal import OPERATOR, SCOPES, Principal, Role
+from gateway.access.request_signing import request_signature
+from gateway.access.siwe import InvalidSiweMessage, parse_siwe, siwe_signer
 from gateway.config import Settings
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError

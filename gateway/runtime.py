@@ -1,16 +1,18 @@
-"""What one running gateway holds: engines, the writer, the service, the event fan-out."""
+"""The composition root: what one running gateway holds (engines, the writer, the services,
+the event fan-out), built from the configuration. Every entry point (api, fix, cli) starts
+from it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fastapi import Request, WebSocket
 from sqlalchemy import Engine
 
 from gateway.chain.directory import ChainDirectory
@@ -49,6 +51,7 @@ from gateway.risk.pretrade import PreTradeValidator, RiskControls
 from gateway.store import order_repository as repo
 from gateway.store.database import create_database_engine, migrate
 from gateway.venues.amm import UniswapV2Venue
+from gateway.venues.config import GatewayConfig, build_venues
 from gateway.venues.in_flight_swaps import InFlightSwaps
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import MarketDataHub
@@ -384,11 +387,65 @@ class Runtime:
         self.read_engine.dispose()
 
 
-async def runtime(request: Request) -> Runtime:
-    value: Runtime = request.app.state.runtime
-    return value
+def runtime_from_config(
+    settings: Settings,
+    gateway_config: GatewayConfig,
+    catalogue: InstrumentCatalogue,
+    clock: Clock,
+) -> Runtime:
+    """The runtime the configuration describes (nothing started yet)."""
+    venues = build_venues(gateway_config, catalogue, clock)
+    chain = gateway_config.chain
+    wallets = None
+    signatures: OrderSignatures | None = None
+    settlement: SettlementFactory | None = None
+    inventory: InventoryConfig | None = None
+    if chain is not None:
+        from gateway.chain.onchain_orders import OnchainOrders
+        from gateway.chain.transactions import connect
 
+        w3 = connect(chain.rpc_url)
+        if chain.settlement is not None:
+            from gateway.chain.wallets import ChainWallets
 
-async def websocket_runtime(websocket: WebSocket) -> Runtime:
-    value: Runtime = websocket.app.state.runtime
-    return value
+            wallets = ChainWallets(w3, chain.settlement)
+        if chain.tokens:
+            signatures = OrderSignatures(w3, OnchainOrders(catalogue, chain.tokens), clock)
+        if chain.settlement is not None and chain.tokens and chain.operator_key_env is not None:
+            from gateway.oms.settlement_service import settlement_factory
+
+            settlement = settlement_factory(
+                chain.rpc_url,
+                os.environ[chain.operator_key_env],
+                chain.settlement,
+                OnchainOrders(catalogue, chain.tokens),
+                confirmations=chain.settlement_confirmations,
+                batch_age=chain.settlement_batch_age_ms / 1000,
+                batch_trades=chain.settlement_batch_trades,
+            )
+        if settlement is not None and chain.inventory_wallet and chain.inventory_key_env:
+            inventory = InventoryConfig(
+                chain.inventory_wallet,
+                os.environ[chain.inventory_key_env],
+                OnchainOrders(catalogue, chain.tokens),
+                int(w3.eth.chain_id),
+                spread_bps=chain.inventory_spread_bps,
+                nonce_base=chain.inventory_nonce_base,
+            )
+    runtime = Runtime.build(
+        settings,
+        catalogue=catalogue,
+        clock=clock,
+        venues=venues,
+        wallets=wallets,
+        signatures=signatures,
+        settlement=settlement,
+        inventory=inventory,
+    )
+    if chain is not None and chain.settlement is not None:
+        from gateway.chain.directory import ChainDirectory
+
+        runtime.chain_directory = ChainDirectory(
+            w3, chain.settlement, dict(chain.tokens), chain.public_rpc_url, chain.explorer_url
+        )
+    return runtime
