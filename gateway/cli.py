@@ -65,9 +65,11 @@ def up(
     from gateway.devnet.catalogue import devnet_catalogue
     from gateway.oms.service import SystemClock
     from gateway.runtime import runtime_from_config
+    from gateway.telemetry.logs import configure_logging
     from gateway.venues.config import load_config
 
     settings = Settings()
+    configure_logging(settings)
     if host is not None:
         settings.host = host
     if port is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -170,6 +171,39 @@ class Settings(BaseSettings):
     )
     rate_limit_burst: int = Field(
         default=40, ge=1, description="Requests an API key or trader may send at once"
+    )
+
+    replica: bool = Field(
+        default=False,
+        description="Run as one of several replicas on one PostgreSQL database: single-writer "
+        "roles are held through leases, requests are forwarded to the role's holder, stream "
+        "events come through the database (refused on SQLite, which is one process only)",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="This replica's name in leases and `isthmus status` "
+        "(empty: host name and process id)",
+    )
+    replica_url: str | None = Field(
+        default=None,
+        description="Where the other replicas reach this one's API, forwarding to it when it "
+        "holds a role (empty: http://HOST:PORT, with 127.0.0.1 for an all-interfaces HOST)",
+    )
+    lease_ttl_seconds: float = Field(
+        default=3.0, gt=0, description="A role's lease lapses this long after its last renewal"
+    )
+    lease_renew_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a replica renews its leases and looks for lapsed ones",
+    )
+    tracing: Literal["off", "otlp", "console"] = Field(
+        default="off",
+        description="OpenTelemetry traces: off, OTLP export (OTEL_EXPORTER_OTLP_* variables "
+        "say where) or printed to the console",
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="Structured logs: one JSON object per line, or for people"
     )
 
     def risk_limits(self) -> RiskLimits:

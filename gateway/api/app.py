@@ -27,7 +27,9 @@ from gateway.api import (
 )
 from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
+from gateway.api.metrics import install_metrics
 from gateway.api.order_fast_path import OrderSubmitFastPath
+from gateway.api.tracing import install_tracing
 from gateway.api.web_app import install_web_app
 from gateway.config import Settings
 from gateway.runtime import Runtime
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(OrderSubmitFastPath)  # inside the access guard: authenticated first
     install_access(app)  # inside the body size limit: it reads signed bodies
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    install_tracing(app, settings)  # outermost: every request's span and ids
+    install_metrics(app, settings)
     # before orders: its GET /v1/orders/{order_id} would take `cancel-all-after` for an id
     app.include_router(dead_man_switch.router)
     app.include_router(orders.router)

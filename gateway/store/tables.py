@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gateway.store.column_types import DecimalText, UtcDateTime
@@ -337,3 +337,70 @@ class CancelOnDisconnectSessionRow(SQLModel, table=True):
     session_id: str = Field(primary_key=True, max_length=64)
     accounts: str  # JSON list of checksum addresses, sorted
     opened_at: datetime = Field(sa_column=_time())
+    replica: str = Field(default="", max_length=128)  # the replica holding the connection
+
+
+class LeaseRow(SQLModel, table=True):
+    """A single-writer role (`gateway.store.leases`): held by `holder` until `expires_at`
+    (the database's clock), unless renewed. `token` grows by one at every acquisition: the
+    fencing token a holder's writes are checked against."""
+
+    __tablename__ = "leases"
+
+    role: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    address: str = Field(max_length=256)  # where other replicas forward the role's requests
+    token: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    takeovers: int = Field(sa_column=Column(BigInteger(), nullable=False))  # from another holder
+    acquired_at: datetime = Field(sa_column=_time())
+    renewed_at: datetime = Field(sa_column=_time())
+    expires_at: datetime = Field(sa_column=_time())
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A running replica's heartbeat, for `isthmus status` and the metrics."""
+
+    __tablename__ = "replicas"
+
+    replica_id: str = Field(primary_key=True, max_length=128)
+    address: str = Field(max_length=256)
+    pid: int
+    started_at: datetime = Field(sa_column=_time())
+    seen_at: datetime = Field(sa_column=_time())
+
+
+class StreamEventRow(SQLModel, table=True):
+    """A committed event, in commit order: every replica's stream follows this table (woken by
+    PostgreSQL NOTIFY), so a client sees the same events whichever replica it is connected to."""
+
+    __tablename__ = "stream_events"
+    __table_args__ = (Index("ix_stream_events_at", "at"),)
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    at: datetime = Field(sa_column=_time())
+    payload: str  # the event, JSON
+
+
+class ReplaySignatureRow(SQLModel, table=True):
+    """An HMAC-signed request already received (by any replica), until its window passes."""
+
+    __tablename__ = "replay_signatures"
+    __table_args__ = (Index("ix_replay_signatures_forget_at_ms", "forget_at_ms"),)
+
+    signature: str = Field(primary_key=True, max_length=64)
+    forget_at_ms: int = Field(sa_column=Column(BigInteger(), nullable=False))
+
+
+class RateBucketRow(SQLModel, table=True):
+    """A caller's request-rate token bucket, shared by the replicas."""
+
+    __tablename__ = "rate_buckets"
+
+    subject: str = Field(primary_key=True, max_length=200)
+    tokens: float  # a request budget, not money
+    updated_at: datetime = Field(sa_column=_time())
