@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,13 @@ def up(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default ISTHMUS_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ISTHMUS_PORT)")] = None,
+    replica: Annotated[
+        bool,
+        typer.Option(
+            "--replica",
+            help="One of several replicas on one PostgreSQL database (ISTHMUS_REPLICA)",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: on the embedded devnet, or on the venues a config file names."""
     import uvicorn
@@ -74,6 +82,14 @@ def up(
         settings.host = host
     if port is not None:
         settings.port = port
+    if replica:
+        settings.replica = True
+    if settings.replica and config is None:
+        console.print(
+            "[red]--replica needs --config: replicas share a chain and a PostgreSQL database "
+            "that the config names (the devnet is one process)[/]"
+        )
+        raise typer.Exit(2)
     world = None
     if config is not None:
         gateway_config = load_config(config)
@@ -96,6 +112,17 @@ def up(
         console.print("[yellow]no ISTHMUS_OPERATOR_TOKEN: operator endpoints are closed[/]")
     if gateway_config.database_url:
         settings.database_url = gateway_config.database_url
+    if settings.replica and settings.database_url.startswith("sqlite"):
+        console.print(
+            "[red]replicas need PostgreSQL: SQLite is one process only. Set database_url (or "
+            "ISTHMUS_DATABASE_URL) to postgresql+psycopg://..., or run without --replica[/]"
+        )
+        raise typer.Exit(2)
+    sqlite_lock = _lock_sqlite(settings)
+    if sqlite_lock is False:
+        if world is not None:
+            world.stop()
+        raise typer.Exit(2)
     if world is not None:
         _start_devnet_database(settings.database_url)
     # uvicorn re-raises the signal that stopped it; make SIGTERM (docker stop, supervisors)
@@ -104,6 +131,7 @@ def up(
     try:
         catalogue, clock = devnet_catalogue(), SystemClock()
         runtime = runtime_from_config(settings, gateway_config, catalogue, clock)
+        runtime.on_lease_lost = _lease_lost
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "
             f"(docs /docs, database {settings.database_url}, venues: "
@@ -135,6 +163,44 @@ def demo(as_json: AsJson = False) -> None:
     progress = Output(stderr=True) if as_json else console
     if not run_demo(progress, Path(".isthmus/demo"), as_json=as_json):
         raise typer.Exit(1)
+
+
+def _lease_lost() -> None:
+    """This replica's lease was taken while it was cut off or paused: what it holds in memory
+    may be behind the store, so it stops at once (its supervisor starts it again as a
+    follower). The store already refuses its writes."""
+    console.print("[red]lease lost to another replica: stopping (exit 75)[/]")
+    sys.stdout.flush()
+    os._exit(75)
+
+
+def _lock_sqlite(settings: Settings) -> object | bool | None:
+    """SQLite is one process only: a second gateway on the same file is refused. Returns the
+    held lock file (kept open while the process lives), None for PostgreSQL, False if
+    another gateway holds it."""
+    import fcntl
+
+    path = settings.sqlite_path()
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        console.print(
+            f"[red]another gateway ({owner}) runs on the SQLite database {path}: SQLite is one "
+            "process only. Run replicas on PostgreSQL with --replica, or stop the other one[/]"
+        )
+        handle.close()
+        return False
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def _start_devnet_database(database_url: str) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,6 +28,7 @@ from gateway.domain.market import FeeSchedule
 from gateway.domain.orders import OrderSpec
 from gateway.oms.algo_runner import AlgoRunner
 from gateway.oms.dead_man_switch import DeadMansSwitch
+from gateway.oms.event_follower import EventFollower
 from gateway.oms.events import OrderEvents
 from gateway.oms.execution_analysis import TransactionCostAnalysis
 from gateway.oms.group_commit import GroupCommitter
@@ -38,6 +40,7 @@ from gateway.oms.order_signatures import OrderSignatures, SignatureRequired, Spe
 from gateway.oms.risk_controls import RiskControlService
 from gateway.oms.risk_monitor import HedgeRouter, RiskMonitor
 from gateway.oms.risk_view import RiskView, WalletMarginProjection, WalletSource
+from gateway.oms.role_lease import RoleLease
 from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService, SystemClock
 from gateway.oms.settlement_service import SettlementService
@@ -48,7 +51,9 @@ from gateway.risk.account_risk import RiskSettings
 from gateway.risk.exposure import ExposureLedger
 from gateway.risk.market_view import MarketView, PriceHistory, VolatilityDefaults
 from gateway.risk.pretrade import PreTradeValidator, RiskControls
+from gateway.settlement.nonce_fence import spend_next_nonce
 from gateway.store import order_repository as repo
+from gateway.store import stream_outbox
 from gateway.store.database import create_database_engine, migrate
 from gateway.venues.amm import UniswapV2Venue
 from gateway.venues.config import GatewayConfig, build_venues
@@ -70,6 +75,20 @@ class HubMids:
 
 
 log = logging.getLogger("gateway.runtime")
+# replicas: one lease carries every single-writer role (they share the pre-trade ledger and the
+# pools' in-flight swaps in memory, so they move together)
+PRIMARY_ROLE = "primary"
+
+
+class ReplicaRefused(Exception):
+    """The configuration cannot run as a replica."""
+
+
+def _own_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"
+
+
 # builds the settlement service once the runtime's writer and read engine exist
 SettlementFactory = Callable[[GroupCommitter, Engine], SettlementService]
 
@@ -104,6 +123,13 @@ class Runtime:
     key_revocations: KeyRevocationFollower | None = field(init=False)
     chain_directory: ChainDirectory | None = field(default=None, init=False)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    ledger: ExposureLedger | None = field(default=None, init=False)  # set by `build`
+    # replicas (`settings.replica`): the lease on every single-writer role and the stream
+    # events followed through the database; None in one process (every role is its own)
+    leases: RoleLease | None = field(default=None, init=False)
+    follower: EventFollower | None = field(default=None, init=False)
+    on_lease_lost: Callable[[], None] | None = field(default=None, init=False)
+    _role_options: dict[str, Any] = field(default_factory=dict, init=False)
 
     @classmethod
     def build(
@@ -130,9 +156,12 @@ class Runtime:
 
         matched: list[Callable[[], None]] = []  # told when matched fills were committed
 
+        replicated = settings.replica
+
         def committed(batch: list[dict[str, Any]]) -> None:
             ledger.apply_events(batch)  # before anyone is told: limits see it first
-            events.publish_all(batch)
+            if not replicated:  # replicas publish what they read back from the database
+                events.publish_all(batch)
             if matched and any(
                 e.get("type") == "fill.recorded" and e["fill"].get("trade_id") for e in batch
             ):
@@ -140,7 +169,11 @@ class Runtime:
                     wake()
 
         writer = GroupCommitter(
-            write_engine, clock, batch_max=settings.commit_batch_max, on_committed=committed
+            write_engine,
+            clock,
+            batch_max=settings.commit_batch_max,
+            on_committed=committed,
+            event_sink=stream_outbox.append if replicated else None,
         )
         if venues is None:
             venues = [InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))]
@@ -192,6 +225,8 @@ class Runtime:
             ),
             interval=settings.risk_monitor_interval_seconds,
         )
+        if replicated:  # its alerts reach every replica's stream through the database
+            monitor.publish = writer.publish
         risk_controls = RiskControlService(
             writer, read_engine, controls, orders, hedge_policies=monitor.policies
         )
@@ -213,6 +248,7 @@ class Runtime:
             smart,
         )
         built.clock = clock
+        built.ledger = ledger
         built.signatures = signatures
         built.settlement = None if settlement is None else settlement(writer, read_engine)
         if built.settlement is not None:
@@ -275,7 +311,59 @@ class Runtime:
                 # the settlement reconciler's depth: how deep a reorg is expected to be
                 confirmations=0 if settled is None else settled.reconciler.confirmations,
             )
+        if replicated:
+            built._replicate()
         return built
+
+    def _replicate(self) -> None:
+        """One of several replicas: every single-writer role is held through one lease."""
+        if self.settings.database_url.startswith("sqlite"):
+            raise ReplicaRefused(
+                "replicas need PostgreSQL: SQLite is one process only (set "
+                "ISTHMUS_DATABASE_URL=postgresql+psycopg://..., or run without --replica)"
+            )
+        replica_id = self.settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+        address = self.settings.replica_url or _own_url(self.settings.host, self.settings.port)
+        self.leases = RoleLease(
+            self.write_engine,
+            PRIMARY_ROLE,
+            replica_id,
+            address,
+            ttl=self.settings.lease_ttl_seconds,
+            renew_every=self.settings.lease_renew_seconds,
+            on_acquired=self._take_over,
+            on_lost=self._lease_lost,
+            pid=os.getpid(),
+        )
+        self.writer.fence = self.leases.fence
+        self.follower = EventFollower(self.write_engine, self.events, self.clock)
+
+    def _lease_lost(self) -> None:
+        if self.on_lease_lost is not None:
+            self.on_lease_lost()
+
+    async def _take_over(self, token: int) -> None:
+        """This replica now holds the roles: rebuild their state from the store and the
+        chain, as a restart does, then run them."""
+
+        def read() -> tuple[list[Any], list[Any]]:
+            with self.read_engine.connect() as connection:
+                return [s.order for s in repo.open_orders(connection)], repo.all_fills(connection)
+
+        open_orders, fills = await asyncio.to_thread(read)
+        assert self.ledger is not None
+        self.ledger.load(open_orders, fills)
+        self.risk_controls.load()
+        if self.settlement is not None:
+            # a sender paused past its lease may still hold a signed batch: spend its nonce
+            sender = self.settlement.sender
+            nonce, tx_hash = await asyncio.to_thread(
+                spend_next_nonce, sender.w3, sender.account, sender.chain_id
+            )
+            sender.resync_nonce()
+            log.warning("spent the operator's nonce %s (%s) before settling", nonce, tx_hash)
+        await self._start_roles(**self._role_options)
+        log.warning("took over every role with lease token %s", token)
 
     async def start(
         self,
@@ -291,8 +379,40 @@ class Runtime:
         (tests drive `self.algos.run_due` with simulated time). `reconcile_interval=None`:
         nothing is reconciled in the background, neither venue children nor trading-key
         revocations (tests call `self.key_revocations.run_once`). `dead_man_switch=False`: no
-        timer fires countdowns (tests call `self.dead_man_switch.fire_due`)."""
+        timer fires countdowns (tests call `self.dead_man_switch.fire_due`).
+        A replica starts its writer, its stream follower and its lease; the roles start when
+        it takes the lease."""
         self.writer.start()
+        options: dict[str, Any] = {
+            "expiry_interval": expiry_interval,
+            "monitor": monitor,
+            "algos": algos,
+            "reconcile_interval": reconcile_interval,
+            "settle_interval": settle_interval,
+            "dead_man_switch": dead_man_switch,
+        }
+        if self.leases is None:
+            await self._start_roles(**options)
+            return
+        assert self.follower is not None
+        self._role_options = options
+        self.market_data.start()  # exchange and pool books for this replica's streams
+        await asyncio.to_thread(self.follower.start_from_now)
+        self.background.append(asyncio.create_task(self.follower.run(), name="event-follower"))
+        self.background.append(asyncio.create_task(self.leases.run(), name="lease"))
+
+    async def _start_roles(
+        self,
+        *,
+        expiry_interval: float | None,
+        monitor: bool,
+        algos: bool,
+        reconcile_interval: float | None,
+        settle_interval: float | None,
+        dead_man_switch: bool,
+    ) -> None:
+        """Everything only one process may run: the book, the runners, the risk monitor,
+        the dead man's switch, the settlement sender and the reconcilers."""
         await self.orders.load_client_keys()  # the idempotency filter, before any order
         await self.book.load()  # the resting orders, in their time priority
         # before anything can trade with them: orders of countdowns that ran out while the
@@ -305,7 +425,8 @@ class Runtime:
         await self.orders.cancel_stranded_immediate()
         # the lists, before any order: resting orders of accounts listed meanwhile are cancelled
         await self.compliance.reload()
-        self.market_data.start()
+        if self.leases is None:
+            self.market_data.start()
         await self.algos.recover()  # after the routed orders a stop stranded were cancelled
         await self.legging.recover()
         if algos:
@@ -371,6 +492,8 @@ class Runtime:
                 await self.orders.expire_due()
 
     async def stop(self) -> None:
+        if self.leases is not None:
+            await self.leases.release()
         for task in self.background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

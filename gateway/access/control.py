@@ -40,6 +40,7 @@ from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.order_signatures import InvalidSignature, OrderSignatures
+from gateway.store import access_limits as limits
 from gateway.store import access_repository as store
 from gateway.store.audit_log import AuditEntry
 
@@ -148,6 +149,9 @@ class AccessControl:
         self.signatures = signatures
         self.rate = RateLimiter(float(settings.rate_limit_per_second), settings.rate_limit_burst)
         self.replays = ReplayMemory(settings.replay_memory_size)
+        # replicas: replay memory and rate buckets live in the database, so a failover (or a
+        # request sent to two replicas) forgets nothing
+        self.shared: Engine | None = writer.engine if settings.replica else None
         # trader address -> wallets learned (from the chain) to be owned by it
         self._wallets: dict[str, set[str]] = {}
         # trader address -> wallets it acted for as a trading key or a Safe owner; each is
@@ -215,7 +219,7 @@ class AccessControl:
                 "X-Isthmus-Signature is not the HMAC of this request", code="bad_signature"
             )
         # after the HMAC check, so forged signatures cannot fill the memory
-        if not self.replays.first_sight(expected, now_ms, int(timestamp) + window_ms + 1):
+        if not await self._first_sight(expected, now_ms, int(timestamp) + window_ms + 1):
             raise AuthenticationFailed(
                 "this signed request was already received", code="replayed_request"
             )
@@ -223,11 +227,33 @@ class AccessControl:
         scopes = frozenset({"read"}) if role == "auditor" else key.scopes
         return Principal(role, key.key_id, scopes, frozenset(key.accounts) or None)
 
-    def limit(self, principal: Principal) -> int | None:
+    async def limit(self, principal: Principal) -> int | None:
         """Seconds to wait when the caller is over its rate; the operator is not limited."""
         if principal.role == "operator":
             return None
-        return self.rate.take(f"{principal.role}:{principal.subject}", self.clock.now())
+        subject = f"{principal.role}:{principal.subject}"
+        shared = self.shared
+        if shared is None:
+            return self.rate.take(subject, self.clock.now())
+
+        def take() -> int | None:
+            with shared.begin() as connection:
+                return limits.take(connection, subject, self.rate.per_second, self.rate.burst)
+
+        return await asyncio.to_thread(take)
+
+    async def _first_sight(self, signature: str, now_ms: int, forget_at_ms: int) -> bool:
+        shared = self.shared
+        if shared is None:
+            return self.replays.first_sight(signature, now_ms, forget_at_ms)
+
+        def record() -> bool:
+            with shared.begin() as connection:
+                if now_ms % 64 == 0:  # now and then, the whole window's leftovers
+                    limits.forget_before(connection, now_ms)
+                return limits.first_sight(connection, signature, now_ms, forget_at_ms)
+
+        return await asyncio.to_thread(record)
 
     # --- accounts ----------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class AccessGuard:
         except AuthenticationFailed as failure:
             await _deny(scope, receive, send, 401, failure.code, failure.message)
             return
-        wait = access.limit(principal)
+        wait = await access.limit(principal)
         if wait is not None:
             await _too_many(scope, receive, send, wait, f"{principal.role} {principal.subject}")
             return

@@ -27,6 +27,7 @@ from gateway.api import (
 )
 from gateway.api.access import install_access
 from gateway.api.errors import BodySizeLimit, install_error_handlers
+from gateway.api.forwarding import ForwardToHolder
 from gateway.api.metrics import install_metrics
 from gateway.api.order_fast_path import OrderSubmitFastPath
 from gateway.api.tracing import install_tracing
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     app.add_middleware(OrderSubmitFastPath)  # inside the access guard: authenticated first
     install_access(app)  # inside the body size limit: it reads signed bodies
+    # replicas: requests for the roles another replica holds go there, checked there
+    app.add_middleware(ForwardToHolder)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     install_tracing(app, settings)  # outermost: every request's span and ids
     install_metrics(app, settings)

@@ -27,6 +27,7 @@ from gateway.oms.execution_analysis import TcaUnavailable
 from gateway.oms.legging_runner import LeggingNotFound
 from gateway.oms.service import DuplicateClientOrderId, OrderNotFound, VersionConflict
 from gateway.risk.pretrade import InstrumentNotAllowed, KillSwitchEngaged, OrderRateExceeded
+from gateway.store.leases import StaleLease
 
 log = logging.getLogger("gateway.api")
 
@@ -44,6 +45,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     TcaUnavailable: 409,
     LeggingNotFound: 404,
     BatchNotFound: 404,
+    StaleLease: 503,
     UnknownInstrument: 422,
     InvalidOrder: 422,
     DomainError: 422,

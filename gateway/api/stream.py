@@ -100,8 +100,16 @@ async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_
                 break
             finished = {name for name, task in waiting.items() if task in done}
             if "overflow" in finished:
+                missed = session.orders.reason == "events_missed"
                 await websocket.send_json(
-                    {"type": "error", "code": "slow_consumer", "message": "fell too far behind"}
+                    {
+                        "type": "error",
+                        "code": session.orders.reason,
+                        "message": "events were lost before this replica read them: re-read "
+                        "the state and reconnect"
+                        if missed
+                        else "fell too far behind",
+                    }
                 )
                 await websocket.close(code=1008)
                 break
@@ -193,7 +201,7 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
         if not allows(session.principal, Permission.TRADE):
             raise AccessDenied(f"the {session.principal.role} role may not enter orders")
         access = access_control(websocket.app)
-        wait = None if access is None else access.limit(session.principal)
+        wait = None if access is None else await access.limit(session.principal)
         if wait is not None:
             return answer | {
                 "status": 429,
@@ -201,6 +209,18 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
                 "error": error_body("rate_limited", f"over the request rate; retry in {wait} s")[
                     "error"
                 ],
+            }
+        leases = rt.leases
+        if leases is not None and not leases.holding:
+            primary = leases.holder_address()
+            return answer | {
+                "status": 421,
+                "primary": primary,
+                "error": error_body(
+                    "entry_on_primary",
+                    "order entry over the stream is served by the replica that holds the book "
+                    f"({primary or 'none right now'}); this replica serves the events",
+                )["error"],
             }
         status, result = await ENTRY_OPS[op](websocket, rt, message)
     except ValidationError as error:

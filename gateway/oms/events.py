@@ -17,6 +17,8 @@ class Subscription:
     accounts: frozenset[str] | None  # None: every account
     queue: asyncio.Queue[dict[str, Any]]
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    # why it was dropped: it fell a whole queue behind, or events were lost before it
+    reason: str = "slow_consumer"
 
     def wants(self, event: dict[str, Any]) -> bool:
         return self.accounts is None or event.get("account") in self.accounts
@@ -42,6 +44,14 @@ class OrderEvents:
     def publish_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             self.publish(event)
+
+    def gap(self) -> None:
+        """Events were lost before they reached this process: every subscriber is told and
+        dropped, as a slow one is, and re-reads the state when it reconnects."""
+        for subscription in list(self._subscribers):
+            subscription.reason = "events_missed"
+            subscription.overflowed.set()
+            self._subscribers.discard(subscription)
 
     def publish(self, event: dict[str, Any]) -> None:
         for subscription in list(self._subscribers):

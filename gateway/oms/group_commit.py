@@ -61,8 +61,14 @@ class GroupCommitter:
         *,
         batch_max: int,
         on_committed: Callable[[list[dict[str, Any]]], None],
+        fence: Callable[[Connection], None] | None = None,
+        event_sink: Callable[[Connection, list[dict[str, Any]], datetime], None] | None = None,
     ) -> None:
         self._engine = engine
+        # replicas: every commit first checks this replica still holds its lease (in the same
+        # transaction), and writes its events where every replica's stream reads them
+        self.fence = fence
+        self.event_sink = event_sink
         self._clock = clock
         self._batch_max = batch_max
         self._on_committed = on_committed
@@ -70,6 +76,10 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.commands = 0
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def now(self) -> datetime:
         """The time the writer stamps its records with."""
@@ -100,6 +110,16 @@ class GroupCommitter:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((command, future))
         return future
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Publish an event that records nothing (a risk alert) through the commit path, so
+        that it reaches subscribers the way committed events do (replicas: every replica's)."""
+
+        def command(connection: Connection, now: datetime) -> CommandResult[None]:
+            return CommandResult(None, [], [event])
+
+        future = self.enqueue(command)
+        future.add_done_callback(_log_failure)
 
     async def drain(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
@@ -151,6 +171,8 @@ class GroupCommitter:
         entries: list[AuditEntry] = []
         events: list[dict[str, Any]] = []
         with self._engine.begin() as connection:
+            if self.fence is not None:
+                self.fence(connection)
             for group in _runs_of_same_kind(commands):
                 for outcome in self._apply_group(connection, now, group, set_wise=set_wise):
                     if isinstance(outcome, CommandResult):
@@ -160,6 +182,8 @@ class GroupCommitter:
                     else:
                         outcomes.append(outcome)
             audit_log.append(connection, entries, now)
+            if self.event_sink is not None and events:
+                self.event_sink(connection, events, now)
         return outcomes, events
 
     def _apply_group(
@@ -180,6 +204,11 @@ class GroupCommitter:
             except Exception as error:
                 single.append(error)
         return single
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("an event could not be published: %s", future.exception())
 
 
 class _RetryOneByOne(Exception):

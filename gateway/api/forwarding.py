@@ -1,0 +1,119 @@
+"""Replicas: a request that needs the roles another replica holds is forwarded to it.
+
+Every replica answers the whole API. The book, the pre-trade ledger and the runners live in
+the process that holds the lease, so a replica that does not hold it passes each HTTP request
+on to the holder unchanged (method, path, query, headers and body: an HMAC-signed request stays
+valid, and is authenticated, rate-limited and checked for replay once, by the holder) and
+returns its answer. Health, readiness, metrics, status, the web app's files and the docs are
+answered locally; WebSocket streams stay on the replica the client chose (events reach it
+through the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("gateway.forwarding")
+
+LOCAL_PATHS = ("/v1/health", "/v1/ready", "/v1/status", "/metrics", "/docs", "/redoc")
+LOCAL_PREFIXES = ("/app", "/openapi.json", "/docs/")
+FORWARDED_HEADER = b"x-isthmus-forwarded-by"
+HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"host",
+    b"content-length",
+    b"proxy-authorization",
+    b"proxy-authenticate",
+}
+ACTIVATION_WAIT_SECONDS = 30.0  # a new holder rebuilding its book from the store
+
+
+class ForwardToHolder:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._client: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _local(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        runtime = getattr(scope["app"].state, "runtime", None)
+        leases = None if runtime is None else runtime.leases
+        if leases is None:
+            await self.app(scope, receive, send)
+            return
+        if leases.holding:
+            try:
+                await asyncio.wait_for(leases.active.wait(), ACTIVATION_WAIT_SECONDS)
+            except TimeoutError:
+                await _unavailable(send, "primary_starting", "this replica is still taking over")
+                return
+            await self.app(scope, receive, send)
+            return
+        address = leases.holder_address()
+        if address is None or any(k == FORWARDED_HEADER for k, _ in scope["headers"]):
+            await _unavailable(
+                send, "no_primary", "no replica holds the book right now (failing over)"
+            )
+            return
+        await self._forward(scope, receive, send, address, leases.replica_id)
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, address: str, replica_id: str
+    ) -> None:
+        body = bytearray()
+        while True:
+            message = await receive()
+            body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        headers.append((FORWARDED_HEADER, replica_id.encode()))
+        url = address.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0))
+        try:
+            answer = await self._client.request(
+                scope["method"], url, headers=headers, content=bytes(body)
+            )
+        except httpx.TransportError as error:
+            log.warning("forwarding to %s failed: %s", address, error)
+            await _unavailable(
+                send, "primary_unavailable", "the replica holding the book did not answer"
+            )
+            return
+        out = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in answer.headers.multi_items()
+            if k.lower().encode() not in HOP_BY_HOP and k.lower() != "content-encoding"
+        ]
+        out.append((b"content-length", str(len(answer.content)).encode()))
+        await send({"type": "http.response.start", "status": answer.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": answer.content})
+
+
+def _local(path: str) -> bool:
+    return path in LOCAL_PATHS or path.startswith(LOCAL_PREFIXES)
+
+
+async def _unavailable(send: Send, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
