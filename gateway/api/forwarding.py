@@ -30,7 +30,6 @@ HOP_BY_HOP = {
     b"te",
     b"trailer",
     b"upgrade",
-    b"host",
     b"content-length",
     b"proxy-authorization",
     b"proxy-authenticate",
@@ -77,6 +76,7 @@ class ForwardToHolder:
             body.extend(message.get("body", b""))
             if not message.get("more_body", False):
                 break
+        # the Host stays the one the client used: a sign-in message names it as its domain
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         headers.append((FORWARDED_HEADER, replica_id.encode()))
         url = address.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")

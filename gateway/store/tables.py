@@ -39,7 +39,7 @@ class OrderRow(SQLModel, table=True):
     id: str = Field(unique=True, max_length=40)
     account: str = Field(foreign_key="accounts.address", max_length=42)
     client_order_id: str = Field(max_length=64)
-    request_hash: str = Field(max_length=64)
+    request_hash: str = Field(max_length=80)  # sha256 hex, `:smart` for routed orders
     instrument: str | None = Field(default=None, max_length=64)
     side: str = Field(max_length=4)
     order_type: str = Field(max_length=16)

@@ -26,6 +26,7 @@ when it differs from the last one seen (the Deribit simulator serves HTTP only).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -200,6 +201,9 @@ def map_ccxt_error(error: Exception, venue: str) -> VenueError:
     ):
         return VenueRejected(message, venue=venue)
     return VenueError(message, venue=venue)
+
+
+QUIET_BOOK_EVERY = 1.0  # seconds between yields of an unchanged polled book
 
 
 class CcxtVenue:
@@ -417,12 +421,20 @@ class CcxtVenue:
                 yield book
             return
         last: dict[str, tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]] = {}
+        shown: dict[str, float] = {}
         while True:
             for instrument in instruments:
                 book = await self.fetch_order_book(instrument)
                 key = (book.bids, book.asks)
-                if last.get(instrument) != key:
+                now = time.monotonic()
+                # an unchanged book is yielded again now and then: a quiet exchange that
+                # answers is live, not silent
+                if (
+                    last.get(instrument) != key
+                    or now - shown.get(instrument, 0.0) >= QUIET_BOOK_EVERY
+                ):
                     last[instrument] = key
+                    shown[instrument] = now
                     yield book
             await asyncio.sleep(self.config.poll_interval)
 

@@ -80,9 +80,21 @@ class GatewayProcess:
         import threading
 
         stderr = self.process.stderr
-        threading.Thread(
-            target=lambda: [None for _ in iter(stderr.readline, b"")], daemon=True
-        ).start()
+        # ISTHMUS_TEST_GATEWAY_LOGS=<dir>: keep each process's log there, for a failure's cause
+        keep = os.environ.get("ISTHMUS_TEST_GATEWAY_LOGS")
+        sink = (
+            None
+            if keep is None
+            else open(f"{keep}/gateway-{self.port}-{self.process.pid}.log", "wb")
+        )  # noqa: SIM115
+
+        def drain() -> None:
+            for line in iter(stderr.readline, b""):
+                if sink is not None:
+                    sink.write(line)
+                    sink.flush()
+
+        threading.Thread(target=drain, daemon=True).start()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing; what the disk has is what survives."""

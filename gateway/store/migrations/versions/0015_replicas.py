@@ -1,5 +1,5 @@
 """replicas: role leases with fencing tokens, the replicas' heartbeats, the stream events every
-replica follows, and the replay memory and rate buckets they share
+replica follows, and the replay memory and rate buckets they share; room for a routed order's request hash
 
 Revision ID: 0015
 Revises: 0014
@@ -72,12 +72,22 @@ def upgrade() -> None:
         _time("updated_at"),
         sa.PrimaryKeyConstraint("subject"),
     )
+    with op.batch_alter_table("orders") as table:
+        # a routed order's request hash is the body's sha256 and `:smart` (70 characters):
+        # PostgreSQL refused it where SQLite never checked the length
+        table.alter_column(
+            "request_hash", type_=sa.String(length=80), existing_type=sa.String(length=64)
+        )
     with op.batch_alter_table("cancel_on_disconnect_sessions") as table:
         # the replica whose connection asked: only its own rows, or a dead replica's, fire
         table.add_column(sa.Column("replica", sa.String(length=128), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("orders") as table:
+        table.alter_column(
+            "request_hash", type_=sa.String(length=64), existing_type=sa.String(length=80)
+        )
     with op.batch_alter_table("cancel_on_disconnect_sessions") as table:
         table.drop_column("replica")
     op.drop_table("rate_buckets")
