@@ -82,17 +82,20 @@ class GatewayProcess:
         stderr = self.process.stderr
         # ISTHMUS_TEST_GATEWAY_LOGS=<dir>: keep each process's log there, for a failure's cause
         keep = os.environ.get("ISTHMUS_TEST_GATEWAY_LOGS")
-        sink = (
-            None
-            if keep is None
-            else open(f"{keep}/gateway-{self.port}-{self.process.pid}.log", "wb")
-        )  # noqa: SIM115
+        log_path = (
+            None if keep is None else Path(keep) / f"gateway-{self.port}-{self.process.pid}.log"
+        )
 
         def drain() -> None:
-            for line in iter(stderr.readline, b""):
+            sink = None if log_path is None else log_path.open("wb")
+            try:
+                for line in iter(stderr.readline, b""):
+                    if sink is not None:
+                        sink.write(line)
+                        sink.flush()
+            finally:
                 if sink is not None:
-                    sink.write(line)
-                    sink.flush()
+                    sink.close()
 
         threading.Thread(target=drain, daemon=True).start()
 

@@ -5,22 +5,26 @@ replica each run while the replica holding the roles is killed (`kill -9`) at a 
 or paused (SIGSTOP) past its lease and resumed. At the end nothing is lost or doubled, every
 fill settled exactly once and the auditor matches chain and store one to one (the same checks
 as the one-process crash test), a resumed replica found its lease taken and stopped, and the
-final settlement is watched through a replica that never held the roles (its stream events come
-through the database)."""
+final settlement is watched through a replica that does not hold the roles (its stream events
+come through the database), and clients on the streams throughout saw every fill of their
+accounts committed while they were connected (a replica's death closes their socket)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+import websockets
+from sqlalchemy import Engine, text
 
 from gateway.chain.anvil import Anvil, AnvilConfig
 from gateway.devnet.scenario import Scenario, ScenarioFailed
@@ -29,12 +33,83 @@ from gateway.store.database import create_database_engine
 from tests.integration.exchange_leg import all_settled
 from tests.integration.gateway_process import GatewayProcess
 from tests.integration.hybrid_world import HybridWorld, build_hybrid_world
+from tests.operator_access import operator_headers
 from tests.postgres_cluster import PostgresCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain, pytest.mark.postgres]
 FAULTS = int(os.environ.get("ISTHMUS_TEST_FAULTS", "20"))
 REPLICAS = 3
 LEASE_TTL = 3.0  # the default
+
+
+class StreamWatcher:
+    """A client on one replica's stream, watching the traders' and the inventory's fills. When
+    its replica dies the socket closes (it is told), and it connects to another one. It keeps
+    the fills it saw and the periods it was connected."""
+
+    def __init__(self, urls: Callable[[], list[str]], accounts: list[str], seed: int) -> None:
+        self._urls = urls
+        self._accounts = [a.lower() for a in accounts]
+        self._rng = random.Random(seed)
+        self.seen: set[str] = set()
+        self.periods: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch()), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    async def _watch(self) -> None:
+        while not self._stop.is_set():
+            url = self._rng.choice(self._urls())
+            started: float | None = None
+            try:
+                async with websockets.connect(
+                    url.replace("http", "ws") + "/v1/stream",
+                    additional_headers=operator_headers(),
+                    open_timeout=5,
+                ) as socket:
+                    assert json.loads(await socket.recv())["type"] == "subscribed"
+                    await socket.send(json.dumps({"op": "subscribe", "accounts": self._accounts}))
+                    while json.loads(await socket.recv())["type"] != "subscribed":
+                        pass
+                    started = time.time()
+                    while not self._stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            event = json.loads(await asyncio.wait_for(socket.recv(), 0.5))
+                            if event.get("type") == "fill.recorded":
+                                self.seen.add(event["fill"]["id"])
+                            elif event.get("type") == "error":
+                                break  # told of a gap: events were lost before it
+            except (OSError, websockets.WebSocketException, TimeoutError):
+                pass  # its replica died or is not up yet: told, and it moves on
+            if started is not None:
+                self.periods.append((started, time.time()))
+
+
+def recorded_at(database_url: str, accounts: list[str]) -> dict[str, float]:
+    """When each fill of `accounts` was committed (its audit record), as a unix time."""
+    wanted = {a.lower() for a in accounts}
+    engine = create_database_engine(database_url, for_writes=False)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT entity_id, created_at, payload FROM audit_log "
+                    "WHERE kind = 'fill.recorded'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {
+        row[0]: row[1].timestamp()
+        for row in rows
+        if str(json.loads(row[2]).get("account", "")).lower() in wanted
+    }
 
 
 def holder(engine: Engine, timeout: float = 60) -> str:
@@ -73,6 +148,11 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
         def live() -> list[GatewayProcess]:
             return [r for r in replicas.values() if r.process and r.process.poll() is None]
 
+        wallets = [*(t.wallet for t in world.people), world.inventory]
+        watchers = [StreamWatcher(lambda: [r.url for r in live()], wallets, i) for i in range(2)]
+        for watcher in watchers:
+            watcher.start()
+
         def restart_the_stopped() -> None:
             for replica in replicas.values():
                 if replica.process is None or replica.process.poll() is not None:
@@ -110,9 +190,22 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
         assert resumed_exits and set(resumed_exits) == {75}, resumed_exits
         primary = holder(engine)
         follower = next(r for name, r in replicas.items() if name != primary)
-        wallets = [*(t.wallet for t in world.people), world.inventory]
         fills = asyncio.run(asyncio.wait_for(all_settled(follower.url, wallets), 300))
+        for watcher in watchers:
+            watcher.stop()
         world.check(runs, fills, database_url)
+        # every client saw every fill of its accounts committed while it was connected (a
+        # second's margin for delivery at each end), or was told: its socket closed
+        committed = recorded_at(database_url, wallets)
+        for watcher in watchers:
+            assert watcher.periods
+            missed = [
+                fill_id
+                for fill_id, at in committed.items()
+                if fill_id not in watcher.seen
+                and any(start + 1 < at < end - 1 for start, end in watcher.periods)
+            ]
+            assert not missed, missed
         with engine.connect() as connection:
             [lease] = leases.leases(connection)
         assert lease.takeovers >= FAULTS  # every fault moved the roles
