@@ -49,6 +49,8 @@ POLICY: tuple[Rule, ...] = (
         "GET /docs/oauth2-redirect",
         "GET /redoc",
         "GET /v1/health",
+        "GET /v1/ready",  # readiness: database, chain, this replica's lease loop
+        "GET /metrics",  # Prometheus: no account, order id or secret in it
         "GET /health",
         "GET /v1/chain",
         "GET /v1/auth/siwe/nonce",
@@ -102,6 +104,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/risk/book",
         "GET /v1/risk/kill-switches",
         "GET /v1/settlements",  # every account's batches
+        "GET /v1/status",  # replicas, roles, settlement lag, venue health
         "GET /v1/audit/log",  # every account's records
         "GET /v1/audit/*",
         # the compliance router does not narrow to the caller's accounts (yet)

@@ -21,6 +21,7 @@ from gateway.api import (
     risk,
     risk_controls,
     settlements,
+    status,
     stream,
     tca,
     venues,
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(fills_export.router)
     app.include_router(auth.router)
     app.include_router(compliance.router)
+    app.include_router(status.router)
     install_web_app(app, settings.web_dir)
     return app

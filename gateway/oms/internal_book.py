@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -64,6 +65,7 @@ from gateway.oms.ids import new_id
 from gateway.oms.order_facts import fill_facts, order_change
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AuditEntry
+from gateway.telemetry.metrics import matching_histogram
 
 log = logging.getLogger("gateway.book")
 BOOK_VENUE = "internal"
@@ -408,6 +410,7 @@ class InternalBook:
         # compliance: called under the lock right before an order enters the engine; raises
         # to refuse (an account listed after its order was screened)
         self.admission: Callable[[OrderSpec], None] | None = None
+        self.matching_seconds = matching_histogram()  # the engine's time per order placed
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Called (synchronously) after every committed change of any book."""
@@ -498,6 +501,7 @@ class InternalBook:
         self._touched.update(engine.books())
         self._priority = top
         self._stale = False
+        self._changed()  # a depth feed already running (a replica taking over) shows them
         return len(resting)
 
     async def _fresh(self) -> None:
@@ -780,7 +784,9 @@ class InternalBook:
         a refusal by either raises (nothing was written)."""
         if self.admission is not None:
             self.admission(spec)
+        started = perf_counter()
         events = self._execute(command)
+        self.matching_seconds.observe(perf_counter() - started)
         rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
         if rejected is not None:
             raise BookRejected(f"the book refused the order: {rejected.reason.value}")

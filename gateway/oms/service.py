@@ -50,6 +50,8 @@ from gateway.store import order_repository as repo
 from gateway.store import settlement_repository as settlement_store
 from gateway.store import venue_orders
 from gateway.store.audit_log import AuditEntry
+from gateway.telemetry import tracing
+from gateway.telemetry.logs import bind_request_ids
 
 if TYPE_CHECKING:
     from gateway.compliance.screening import ComplianceScreen
@@ -235,11 +237,32 @@ class OrderService:
 
         `routed`: an immediate order the smart router executes after the commit (so it is not
         cancelled at once for want of liquidity here). `arrival`: the market now, stored with
-        the order as its TCA benchmark."""
+        the order as its TCA benchmark.
+
+        Traced as `order.submit` (with `risk.pre_trade`, `compliance.screen` and
+        `book.place` or `order.store` inside); the new order's id joins the request's log
+        context, and its span context is kept for the span of the batch that settles it."""
+        with tracing.start_span("order.submit") as span:
+            span.set_attribute("order.account", spec.account)
+            span.set_attribute("order.client_order_id", spec.client_order_id)
+            span.set_attribute("order.routed", routed)
+            submitted = await self._submit(spec, routed, arrival)
+            order_id = submitted.order.id
+            span.set_attribute("order.id", order_id)
+            span.set_attribute("order.created", submitted.created)
+            span.set_attribute("order.status", submitted.order.status.value)
+            if submitted.created:  # a retry's request did not make the order
+                tracing.remember_order(order_id)
+            bind_request_ids(order_id=order_id)
+            return submitted
+
+    async def _submit(
+        self, spec: OrderSpec, routed: bool, arrival: ArrivalPrice | None
+    ) -> Submitted:
         validate(spec, self.catalogue, self._clock.now())
         screened: tuple[AuditEntry, ...] = ()
         if self.compliance is not None:
-            decision = await self.compliance.screen(spec)
+            decision = await self._screen(spec)
             if not decision.allowed:
                 await self._record_refusal(decision)
                 raise ComplianceRefused(decision)
@@ -248,7 +271,9 @@ class OrderService:
         reserved = False
         if self.pre_trade is not None:
             try:
-                reserved = self.pre_trade.admit(spec)
+                with tracing.start_span("risk.pre_trade") as risk_span:
+                    reserved = self.pre_trade.admit(spec)
+                    risk_span.set_attribute("risk.reserved", reserved)
             except PreTradeRejected:
                 # A retry of an order accepted earlier gets that order back, not a rejection
                 # by limits that it already counts towards.
@@ -261,12 +286,13 @@ class OrderService:
             if not routed and self.book is not None and self.book.takes(spec):
                 result = await self._place_on_book(spec, fingerprint, screened)
             else:
-                try:
-                    result = await self._writer.execute(command)
-                except IntegrityError:
-                    # Another replica inserted the same client_order_id between our read
-                    # and write.
-                    result = await self._writer.execute(command)
+                with tracing.start_span("order.store"):
+                    try:
+                        result = await self._writer.execute(command)
+                    except IntegrityError:
+                        # Another replica inserted the same client_order_id between our
+                        # read and write.
+                        result = await self._writer.execute(command)
         except BaseException as error:
             if reserved and self.pre_trade is not None:
                 self.pre_trade.ledger.release(spec)
@@ -284,7 +310,16 @@ class OrderService:
 
         Orders the internal book does not take (stops, or no book) go through `submit` one
         at a time, in their place in the sequence. Limits count the batch: each admitted
-        order is reserved before the next is checked."""
+        order is reserved before the next is checked. Traced as `order.submit_many`."""
+        with tracing.start_span("order.submit_many") as span:
+            span.set_attribute("orders.count", len(specs))
+            outcomes = await self._submit_many(specs)
+            if span.is_recording():
+                ids = [o.order.id for o in outcomes if isinstance(o, Submitted)]
+                span.set_attribute("order.ids", ids)
+            return outcomes
+
+    async def _submit_many(self, specs: Sequence[OrderSpec]) -> list[Submitted | DomainError]:
         outcomes: list[Submitted | DomainError | None] = [None] * len(specs)
         run: list[int] = []  # a run of consecutive book orders, placed together
         for index, spec in enumerate(specs):
@@ -318,7 +353,7 @@ class OrderService:
                 validate(spec, self.catalogue, now)
                 screened[index] = ()
                 if self.compliance is not None:
-                    decision = await self.compliance.screen(spec)
+                    decision = await self._screen(spec)
                     if not decision.allowed:
                         await self._record_refusal(decision)
                         raise ComplianceRefused(decision)
@@ -357,21 +392,28 @@ class OrderService:
         ours: dict[str, tuple[str, str]] = {}  # order id -> (account, client id), this batch
 
         def admit(position: int, spec: OrderSpec) -> None:
-            if self.pre_trade is not None and self.pre_trade.admit(spec):
-                reserved.add(position)
+            if self.pre_trade is None:
+                return
+            with tracing.start_span("risk.pre_trade") as span:
+                if self.pre_trade.admit(spec):
+                    reserved.add(position)
+                span.set_attribute("risk.reserved", position in reserved)
 
         def placed(spec: OrderSpec, order_id: str, events: list[Event]) -> None:
             ours[order_id] = (spec.account, spec.client_order_id)
             if self.pre_trade is not None:  # what left the book stops counting at once
                 _drop_gone(self.pre_trade.ledger, spec.account, events, ours)
 
-        results = await self.book.place_many(
-            [(specs[i], fingerprint, screened[i]) for i, fingerprint in fresh], admit, placed
-        )
+        with tracing.start_span("book.place") as span:
+            span.set_attribute("orders.count", len(fresh))
+            results = await self.book.place_many(
+                [(specs[i], fingerprint, screened[i]) for i, fingerprint in fresh], admit, placed
+            )
         for position, ((index, _), result) in enumerate(zip(fresh, results, strict=True)):
             spec = specs[index]
             if isinstance(result, Order):
                 outcomes[index] = Submitted(result, created=True)
+                tracing.remember_order(result.id)
                 if keys is not None:
                     keys.add(hash((spec.account, spec.client_order_id)))
                 continue
@@ -480,7 +522,10 @@ class OrderService:
                 return earlier
         for attempt in range(3):
             try:
-                placed = await self.book.place(spec, fingerprint, audit)
+                with tracing.start_span("book.place") as span:
+                    placed = await self.book.place(spec, fingerprint, audit)
+                    span.set_attribute("order.id", placed.id)
+                    span.set_attribute("order.status", placed.status.value)
                 if keys is not None:
                     keys.add(key)
                 return Submitted(placed, created=True)
@@ -494,6 +539,13 @@ class OrderService:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def _screen(self, spec: OrderSpec) -> ScreeningDecision:
+        assert self.compliance is not None
+        with tracing.start_span("compliance.screen") as span:
+            decision = await self.compliance.screen(spec)
+            span.set_attribute("compliance.allowed", decision.allowed)
+            return decision
 
     async def _record_refusal(self, decision: ScreeningDecision) -> None:
         """A refused order leaves no order behind: its decision is a record of its own."""

@@ -37,7 +37,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from opentelemetry.trace import Span
 from sqlalchemy import Connection, Engine
+from structlog.contextvars import bound_contextvars
 from web3 import Web3
 
 from gateway.chain.onchain_orders import OnchainOrders
@@ -75,6 +77,7 @@ from gateway.settlement.sender import (
 from gateway.store import order_repository as orders_repo
 from gateway.store import settlement_repository as store
 from gateway.store.audit_log import AuditEntry
+from gateway.telemetry import tracing
 from gateway.venues.in_flight_swaps import InFlightSwaps
 
 log = logging.getLogger("gateway.settlement")
@@ -120,6 +123,7 @@ class SettlementService:
         self._sent: list[SendProgress] = []
         self._work = asyncio.Event()  # set when matched fills were committed
         self._behind: dict[str, list[str]] = {}  # item id -> the fills it settles
+        self._order_of: dict[str, str] = {}  # fill id -> its order's id, of the outbox read
         self.in_flight: InFlightSwaps | None = None  # the pool's, when pool legs settle here
 
     # -- the whole cycle --------------------------------------------------------------------
@@ -280,6 +284,7 @@ class SettlementService:
         pending = [(f, order) for f, order in pending if f.trade_id not in routing]
         groups, unsettleable, behind = self._groups(pending, swaps)
         self._behind = behind
+        self._order_of = {fill.id: order.id for fill, order in pending}
         outcome = Outcome()
         if unsettleable:
             await self._refuse(unsettleable, "unsigned: the order carries no owner signature")
@@ -298,11 +303,40 @@ class SettlementService:
         self._sent.append(progress)
 
     async def _send_batch(self, groups: list[SettlementGroup]) -> Outcome:
+        """Commit, send and record one planned batch. Traced as `settlement.batch` (with
+        `settlement.simulate` and `settlement.transaction` inside): a child of the newest of
+        its orders' submissions and linked to each of them, so the request that traded
+        reaches its settlement in one trace (`gateway.telemetry.tracing` says why); its
+        logs carry its `batch_id`."""
         batch_id = new_id("bat")
-        chain_batch_id = batch_id_from_key(batch_id)
         fill_ids = [
             f for group in groups for item in group.items for f in self._behind[item.item_id]
         ]
+        order_ids = sorted({self._order_of[f] for f in fill_ids if f in self._order_of})
+        with (
+            tracing.start_batch_span("settlement.batch", order_ids) as span,
+            bound_contextvars(batch_id=batch_id),
+        ):
+            span.set_attribute("batch.id", batch_id)
+            span.set_attribute("batch.trades", len(groups))
+            span.set_attribute("batch.fills", len(fill_ids))
+            span.set_attribute("batch.order_ids", order_ids)
+            outcome = await self._settle_batch(batch_id, groups, fill_ids, order_ids, span)
+            span.set_attribute("batch.settled", outcome.settled)
+            span.set_attribute("batch.refused", outcome.refused)
+            span.set_attribute("batch.returned", outcome.returned)
+            return outcome
+
+    async def _settle_batch(
+        self,
+        batch_id: str,
+        groups: list[SettlementGroup],
+        fill_ids: list[str],
+        order_ids: list[str],
+        span: Span,
+    ) -> Outcome:
+        chain_batch_id = batch_id_from_key(batch_id)
+        span.set_attribute("batch.chain_id", str(chain_batch_id))
 
         def open_batch(connection: Connection, now: datetime) -> CommandResult[None]:
             store.open_batch(connection, batch_id, chain_batch_id, fill_ids, now)
@@ -336,6 +370,24 @@ class SettlementService:
             for f in self._behind[item.item_id]
         ]
         batch = result.batch
+        if batch is not None:
+            span.set_attribute("tx.hash", batch.tx_hash)
+            span.set_attribute("tx.gas_used", batch.gas_used)
+            span.set_attribute("tx.block_number", batch.block_number)
+            span.set_attribute("batch.status", batch.status.value)
+        log.info(
+            "settlement batch %s: %s",
+            batch_id,
+            "nothing sent" if batch is None else batch.status.value,
+            extra={
+                "tx_hash": None if batch is None else batch.tx_hash,
+                "gas_used": None if batch is None else batch.gas_used,
+                "fills": len(fill_ids),
+                "order_ids": order_ids,
+                "rejected": len(result.rejected),
+                "deferred": len(result.deferred),
+            },
+        )
         if batch is None or batch.status is not BatchStatus.CONFIRMED:
             status = "abandoned" if batch is None else batch.status.value
             give_back = (
@@ -616,14 +668,30 @@ class SettlementService:
                         log_indexes[fill_id] = index
         if not log_indexes:
             return 0
-        return await self._confirm(
-            batch.id,
-            settled_event.tx_hash,
-            settled_event.block_number,
-            settled_event.block_hash,
-            batch.gas_used,
-            log_indexes,
-        )
+        order_ids = sorted({order.id for _, order in fills})
+        with (
+            tracing.start_batch_span("settlement.heal", order_ids) as span,
+            bound_contextvars(batch_id=batch.id),
+        ):
+            span.set_attribute("batch.id", batch.id)
+            span.set_attribute("batch.order_ids", order_ids)
+            span.set_attribute("tx.hash", settled_event.tx_hash)
+            healed = await self._confirm(
+                batch.id,
+                settled_event.tx_hash,
+                settled_event.block_number,
+                settled_event.block_hash,
+                batch.gas_used,
+                log_indexes,
+            )
+            span.set_attribute("batch.settled", healed)
+            log.info(
+                "settlement batch %s settled from the chain's events: %d fills",
+                batch.id,
+                healed,
+                extra={"tx_hash": settled_event.tx_hash, "order_ids": order_ids},
+            )
+            return healed
 
     async def _undo_after(self, block_number: int) -> None:
         self.sender.resync_nonce()  # what the operator's nonce counted may be gone too

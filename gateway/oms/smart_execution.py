@@ -37,6 +37,7 @@ from gateway.oms.route_sources import RouteSources
 from gateway.oms.service import OrderService
 from gateway.oms.venue_children import VenueChildren
 from gateway.routing.allocation import Route
+from gateway.telemetry import tracing
 from gateway.venues.amm import UniswapV2Venue
 from gateway.venues.protocol import Venue, VenueError
 
@@ -133,10 +134,24 @@ class SmartExecutor:
         self, parent: Order, *, exclude_kinds: frozenset[VenueKind] = frozenset()
     ) -> SmartExecution:
         """Route `parent` on the live venues (those of `exclude_kinds` left out) and execute
-        each leg."""
+        each leg. Traced as `route.smart`: the chosen venues and quantities (the first
+        route), and what each venue filled."""
         self.children.executing.add(parent.id)
         try:
-            return await self._execute(parent, exclude_kinds)
+            with tracing.start_span("route.smart") as span:
+                span.set_attribute("order.id", parent.id)
+                result = await self._execute(parent, exclude_kinds)
+                if span.is_recording():
+                    legs = result.route.legs
+                    span.set_attribute("route.venues", [leg.venue for leg in legs])
+                    span.set_attribute("route.quantities", [str(leg.quantity) for leg in legs])
+                    span.set_attribute("route.filled_venues", [c.venue for c in result.children])
+                    span.set_attribute(
+                        "route.filled_quantities", [str(c.filled) for c in result.children]
+                    )
+                    span.set_attribute("order.filled_quantity", str(result.order.filled_quantity))
+                    span.set_attribute("order.status", result.order.status.value)
+                return result
         finally:
             self.children.executing.discard(parent.id)
 

@@ -58,6 +58,7 @@ from gateway.settlement.items import (
     StrategySettlement,
     SwapSettlement,
 )
+from gateway.telemetry import tracing
 
 log = logging.getLogger("gateway.settlement")
 
@@ -383,7 +384,11 @@ class SettlementSender:
                             Stage.REPLACED, batch_id, _hex(replacement.tx_hash), int(tx["nonce"])
                         )
                     )
-                    log.info("nonce %s replaced by %s", tx["nonce"], _hex(replacement.tx_hash))
+                    log.info(  # the hash under its own key: logs mask 32-byte hex in text
+                        "nonce %s replaced by a higher-fee version",
+                        tx["nonce"],
+                        extra={"tx_hash": _hex(replacement.tx_hash)},
+                    )
                 since_block, since_time = head, now
             await asyncio.sleep(cfg.poll_interval)
 
@@ -483,50 +488,64 @@ class SettlementSender:
         """Settle ``groups`` as batch ``batch_id`` (a uint256; see
         :func:`gateway.settlement.batch_builder.batch_id_from_key`)."""
         async with self._lock:
-            partition = await self._call(self._partition, batch_id, list(groups))
+            with tracing.start_span("settlement.simulate") as span:
+                partition = await self._call(self._partition, batch_id, list(groups))
+                span.set_attribute("settlement.groups", len(groups))
+                span.set_attribute("settlement.groups_ok", len(partition.ok))
+                span.set_attribute("settlement.groups_rejected", len(partition.rejected))
+                span.set_attribute("settlement.groups_deferred", len(partition.deferred))
             rejected, deferred = tuple(partition.rejected), tuple(partition.deferred)
             if not partition.ok:
                 return SettlementResult(None, rejected, deferred)
-            batch = build_batch(batch_id, partition.ok)
-            tx, first, sent_at = await self._call(self._send_new, batch)
-            self._report(SendProgress(Stage.SENT, batch_id, _hex(first.tx_hash), int(tx["nonce"])))
-            attempts = [first]
-            while True:
-                try:
-                    receipt = await self._wait_mined(batch_id, tx, attempts, sent_at)
-                except Exception:
-                    self.resync_nonce()
-                    raise
-                confirmed = await self._wait_confirmed(receipt, attempts)
-                if confirmed is not None or not await self._call(self._requeued, attempts):
-                    break
-                # reorged out but back in the node's pool: it will be mined again
-                sent_at = await self._call(lambda: self.w3.eth.block_number)
-            hashes = [_hex(a.tx_hash) for a in attempts]
-            if confirmed is None:
-                self.resync_nonce()  # the nonce may be free again (or re-used by the node)
-                status = BatchStatus.REORGED
-                mined_hash = _hex(receipt["transactionHash"])
-                logs: dict[str, int] = {}
-            else:
-                receipt = confirmed
-                mined_hash = _hex(receipt["transactionHash"])
-                status = BatchStatus.CONFIRMED if receipt["status"] == 1 else BatchStatus.REVERTED
-                logs = (
-                    self.item_log_indexes(receipt, partition.ok)
-                    if status is BatchStatus.CONFIRMED
-                    else {}
-                )
-            sent = SentBatch(
-                batch_id=batch_id,
-                groups=tuple(partition.ok),
-                tx_hash=mined_hash,
-                nonce=int(tx["nonce"]),
-                block_number=int(receipt["blockNumber"]),
-                block_hash=_hex(receipt["blockHash"]),
-                gas_used=int(receipt["gasUsed"]),
-                status=status,
-                item_log_index=logs,
-                replaced_tx_hashes=tuple(h for h in hashes if h != mined_hash),
-            )
+            with tracing.start_span("settlement.transaction") as span:
+                sent = await self._transact(batch_id, partition.ok)
+                span.set_attribute("tx.hash", sent.tx_hash)
+                span.set_attribute("tx.nonce", sent.nonce)
+                span.set_attribute("tx.gas_used", sent.gas_used)
+                span.set_attribute("tx.block_number", sent.block_number)
+                span.set_attribute("tx.replaced", len(sent.replaced_tx_hashes))
+                span.set_attribute("batch.status", sent.status.value)
             return SettlementResult(sent, rejected, deferred)
+
+    async def _transact(self, batch_id: int, groups: list[SettlementGroup]) -> SentBatch:
+        """Send the batch of `groups` (simulated to succeed) and follow it until it is
+        confirmed, reverted or reorged away."""
+        batch = build_batch(batch_id, groups)
+        tx, first, sent_at = await self._call(self._send_new, batch)
+        self._report(SendProgress(Stage.SENT, batch_id, _hex(first.tx_hash), int(tx["nonce"])))
+        attempts = [first]
+        while True:
+            try:
+                receipt = await self._wait_mined(batch_id, tx, attempts, sent_at)
+            except Exception:
+                self.resync_nonce()
+                raise
+            confirmed = await self._wait_confirmed(receipt, attempts)
+            if confirmed is not None or not await self._call(self._requeued, attempts):
+                break
+            # reorged out but back in the node's pool: it will be mined again
+            sent_at = await self._call(lambda: self.w3.eth.block_number)
+        hashes = [_hex(a.tx_hash) for a in attempts]
+        if confirmed is None:
+            self.resync_nonce()  # the nonce may be free again (or re-used by the node)
+            status = BatchStatus.REORGED
+            mined_hash = _hex(receipt["transactionHash"])
+            logs: dict[str, int] = {}
+        else:
+            receipt = confirmed
+            mined_hash = _hex(receipt["transactionHash"])
+            status = BatchStatus.CONFIRMED if receipt["status"] == 1 else BatchStatus.REVERTED
+            logs = self.item_log_indexes(receipt, groups) if status is BatchStatus.CONFIRMED else {}
+        sent = SentBatch(
+            batch_id=batch_id,
+            groups=tuple(groups),
+            tx_hash=mined_hash,
+            nonce=int(tx["nonce"]),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=_hex(receipt["blockHash"]),
+            gas_used=int(receipt["gasUsed"]),
+            status=status,
+            item_log_index=logs,
+            replaced_tx_hashes=tuple(h for h in hashes if h != mined_hash),
+        )
+        return sent
