@@ -42,8 +42,9 @@ Restart. `recover` runs in `Runtime.start` right after the book is loaded, befor
 the feeds or any runner can place an order: a countdown whose deadline passed while the
 gateway was down fires then, and every session still registered belonged to a connection
 that died with the previous process: its accounts' orders are cancelled and it is cleared.
-This assumes one gateway process per database; with replicas (a later issue) a session row
-must carry its owning replica, and only that replica's rows (or a dead replica's) be fired.
+With replicas, order entry over the stream (cancel-on-disconnect included) is served only by
+the replica holding the roles, whose connections die with it: every session row a new holder
+finds when it takes over belonged to a dead connection, and `recover` runs then too.
 
 Running. `run` is the production task: it sleeps until the earliest deadline (at most
 `poll_interval`, woken early by every arm) and calls `fire_due`. Tests drive time with a

@@ -337,7 +337,6 @@ class CancelOnDisconnectSessionRow(SQLModel, table=True):
     session_id: str = Field(primary_key=True, max_length=64)
     accounts: str  # JSON list of checksum addresses, sorted
     opened_at: datetime = Field(sa_column=_time())
-    replica: str = Field(default="", max_length=128)  # the replica holding the connection
 
 
 class LeaseRow(SQLModel, table=True):

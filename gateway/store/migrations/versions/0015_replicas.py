@@ -1,5 +1,6 @@
 """replicas: role leases with fencing tokens, the replicas' heartbeats, the stream events every
-replica follows, and the replay memory and rate buckets they share; room for a routed order's request hash
+replica follows, the replay memory and rate buckets they share, and room for a routed
+order's request hash
 
 Revision ID: 0015
 Revises: 0014
@@ -78,9 +79,6 @@ def upgrade() -> None:
         table.alter_column(
             "request_hash", type_=sa.String(length=80), existing_type=sa.String(length=64)
         )
-    with op.batch_alter_table("cancel_on_disconnect_sessions") as table:
-        # the replica whose connection asked: only its own rows, or a dead replica's, fire
-        table.add_column(sa.Column("replica", sa.String(length=128), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
@@ -88,8 +86,6 @@ def downgrade() -> None:
         table.alter_column(
             "request_hash", type_=sa.String(length=64), existing_type=sa.String(length=80)
         )
-    with op.batch_alter_table("cancel_on_disconnect_sessions") as table:
-        table.drop_column("replica")
     op.drop_table("rate_buckets")
     op.drop_index("ix_replay_signatures_forget_at_ms", table_name="replay_signatures")
     op.drop_table("replay_signatures")
