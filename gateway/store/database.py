@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,6 +60,21 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# pg_advisory_lock key: replicas starting together on an empty PostgreSQL database migrate it
+# one at a time (the second finds it at head); without it both create `alembic_version`
+MIGRATION_LOCK = 0x15_7A_05
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (the only way tables are created)."""
-    command.upgrade(alembic_config(engine), "head")
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), "head")
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        try:
+            command.upgrade(alembic_config(engine), "head")
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()

@@ -4,6 +4,7 @@ write under a lease that was taken is refused by the store."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -132,3 +133,28 @@ def test_sqlite_refuses_to_run_as_a_replica(tmp_path: Any) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'one.db'}", replica=True)
     with pytest.raises(ReplicaRefused, match="PostgreSQL"):
         Runtime.build(settings)
+
+
+def test_replicas_starting_together_migrate_an_empty_database_once(
+    postgres: PostgresCluster,
+) -> None:
+    url = postgres.new_database()
+    engines = [create_database_engine(url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start(engine: Any) -> None:
+        try:
+            migrate(engine)
+        except BaseException as error:  # collected: the assertion below names it
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with engines[0].connect() as c:
+        assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    for engine in engines:
+        engine.dispose()
