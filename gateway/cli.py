@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.cli_output import Output, abbreviated
@@ -145,11 +146,49 @@ def up(
             port=settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,
+            log_config=None,  # the logging `configure_logging` set up: JSON, secrets masked
         )
     finally:
         if world is not None:
             world.stop()
             console.print("devnet stopped")
+
+
+@app.command()
+def deploy(
+    rpc_url: Annotated[
+        str, typer.Option("--rpc-url", help="The running anvil (default mnemonic) to deploy onto")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the config `isthmus up --config` reads")
+    ],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Where deployment.json goes (default: beside --out)"),
+    ] = None,
+    public_rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-rpc-url", help="The RPC URL GET /v1/chain publishes to clients (none: none)"
+        ),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the node to answer")
+    ] = 120.0,
+) -> None:
+    """Deploy the devnet world (contracts, options, Uniswap pool, funded demo wallets) onto a
+    chain that already runs, such as docker-compose's anvil, and write the gateway config for
+    it; does nothing if the config exists and its Settlement contract is on that chain."""
+    from gateway.devnet.existing_chain import DeployRefused, deploy_onto, print_outcome
+
+    try:
+        outcome = deploy_onto(
+            rpc_url, out, state_dir=state_dir, public_rpc_url=public_rpc_url, wait_seconds=wait
+        )
+    except DeployRefused as refused:
+        console.print(f"[red]{escape(str(refused))}[/]")
+        raise typer.Exit(1) from None
+    print_outcome(console, outcome)
 
 
 @app.command()
@@ -163,6 +202,85 @@ def demo(as_json: AsJson = False) -> None:
     progress = Output(stderr=True) if as_json else console
     if not run_demo(progress, Path(".isthmus/demo"), as_json=as_json):
         raise typer.Exit(1)
+
+
+@app.command()
+def status(api: ApiUrl = "http://127.0.0.1:8000", as_json: AsJson = False) -> None:
+    """Replicas, who holds each role, settlement lag and venue health (GET /v1/status, as the
+    operator or an auditor)."""
+    report = _call("GET", f"{api}/v1/status")
+    if as_json:
+        _print_json(report)
+        return
+    for line in _status_lines(report):
+        console.print(line)
+    for table in _status_tables(report):
+        console.print(table)
+
+
+def _status_lines(report: dict[str, Any]) -> list[str]:
+    this = report["this_replica"]
+    if this["replica"]:
+        role = "holds " + ", ".join(this["holds"]) if this["holds"] else "follows"
+        whoami = f"replica {this['replica_id']} ({role})"
+    else:
+        whoami = "one process (runs every role)"
+    lines = [f"this gateway: {whoami}, database {this['database']}"]
+    settlement = report["settlement"]
+    if not settlement["settles"]:
+        lines.append("settlement: this gateway does not settle on a chain")
+    else:
+        oldest = settlement["oldest_unsettled_seconds"]
+        lag = "nothing waits" if oldest is None else f"oldest unsettled fill {oldest} s"
+        lines.append(
+            f"settlement: {lag}, {settlement['unsettled_fills']} unsettled fills, "
+            f"{settlement['batches_pending']} batches pending"
+        )
+    return lines
+
+
+def _status_tables(report: dict[str, Any]) -> list[Table]:
+    replicas = Table(title="Replicas")
+    for column in ("replica", "address", "pid", "last seen (s)", "live"):
+        replicas.add_column(
+            column, justify="right" if column in ("pid", "last seen (s)") else "left"
+        )
+    for r in report["replicas"]:
+        replicas.add_row(
+            escape(r["replica_id"]),
+            escape(r["address"]),
+            str(r["pid"]),
+            r["seen_seconds_ago"],
+            "[green]yes[/]" if r["live"] else "[red]no[/]",
+        )
+    roles = Table(title="Roles")
+    for column in ("role", "holder", "token", "expires in (s)", "failovers"):
+        roles.add_column(column, justify="left" if column in ("role", "holder") else "right")
+    for role in report["roles"]:
+        holder = escape(role["holder"]) if role["live"] and role["holder"] else "[red]none[/]"
+        roles.add_row(
+            role["role"],
+            holder,
+            str(role["token"]),
+            role["expires_in_seconds"],
+            str(role["takeovers"]),
+        )
+    venues = Table(title="Venues")
+    for column in ("venue", "kind", "state", "age (s)", "reconnects", "failures", "last error"):
+        venues.add_column(
+            column, justify="right" if column in ("age (s)", "reconnects", "failures") else "left"
+        )
+    for v in report["venues"]["venues"]:
+        venues.add_row(
+            v["name"],
+            v["kind"],
+            "[green]live[/]" if v["state"] == "live" else "[red]stale[/]",
+            v["age_seconds"] or "-",
+            str(v["reconnects"]),
+            str(v["failures"]),
+            escape(v["last_error"] or "-"),
+        )
+    return [replicas, roles, venues]
 
 
 def _lease_lost() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from gateway.devnet.world import DevnetWorld, start_chain, start_exchanges
+from gateway.devnet.world import DeployedWorld, DevnetWorld, start_chain, start_exchanges
 
 
 def start_devnet(state_dir: Path, console: Console, chain_port: int = 8545) -> DevnetWorld:
@@ -18,7 +20,10 @@ def start_devnet(state_dir: Path, console: Console, chain_port: int = 8545) -> D
     try:
         console.print("starting the simulated exchanges: Binance spot, Deribit…")
         start_exchanges(world)
-        _print_world(world, console)
+        console.print(world_table(world.deployed, world.anvil.rpc_url, world.services))
+        console.print(
+            "deployment written to .isthmus/devnet/deployment.json; Ctrl-C stops everything"
+        )
     except BaseException:
         world.stop()
         raise
@@ -38,12 +43,14 @@ def devnet_operator_token(path: Path) -> str:
     return token
 
 
-def _print_world(world: DevnetWorld, console: Console) -> None:
-    d = world.deployment
+def world_table(deployed: DeployedWorld, rpc_url: str, services: Sequence[Any] = ()) -> Table:
+    """Where everything is: the chain, the contracts, the services, and the demo traders
+    with their keys and wallets (enough to sign orders as them)."""
+    d = deployed.deployment
     table = Table(title="Isthmus devnet", show_header=True)
     table.add_column("what")
     table.add_column("where")
-    table.add_row(f"anvil (chain id {d.chain_id})", world.anvil.rpc_url)
+    table.add_row(f"anvil (chain id {d.chain_id})", rpc_url)
     for label, address in (
         ("Settlement", d.settlement),
         ("WalletFactory", d.wallet_factory),
@@ -57,11 +64,11 @@ def _print_world(world: DevnetWorld, console: Console) -> None:
         ("Safe 1.4.1 fallback handler", d.safe_fallback_handler or "-"),
     ):
         table.add_row(label, address)
-    for service in world.services:
+    for service in services:
         table.add_row(
             getattr(service, "label", type(service).__name__), getattr(service, "url", "?")
         )
-    for trader in world.traders:
+    for trader in deployed.traders:
         table.add_row(
             f"trader {trader.name}",
             f"owner {trader.owner}\nwallet {trader.wallet}\n"
@@ -69,8 +76,7 @@ def _print_world(world: DevnetWorld, console: Console) -> None:
         )
     table.add_row(
         "operator inventory",
-        f"owner {world.inventory_owner.address}\nwallet {world.inventory_wallet}\n"
+        f"owner {deployed.inventory_owner.address}\nwallet {deployed.inventory_wallet}\n"
         "takes the other side of signed orders' exchange fills on chain",
     )
-    console.print(table)
-    console.print("deployment written to .isthmus/devnet/deployment.json; Ctrl-C stops everything")
+    return table

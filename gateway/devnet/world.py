@@ -4,6 +4,10 @@ anvil (from the project's node_modules) with the contracts deployed, the real Un
 pair seeded, two demo traders with funded MarginWallets, and simulated exchanges speaking
 real exchange protocols. `DevnetWorld.gateway_config()` describes its venues exactly as a
 user's TOML would describe real ones.
+
+`deploy_world` is the chain part over an RPC URL: `start_chain` runs it on the anvil it
+starts, `isthmus deploy` (gateway/devnet/existing_chain.py) on one that already runs, such as
+docker-compose's `anvil` service.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from gateway.chain.deploy import (
 from gateway.chain.transactions import Sender, connect
 from gateway.devnet.catalogue import OPTION_EXPIRY, OPTION_STRIKES
 from gateway.devnet.exchange_sim import binance, deribit
-from gateway.devnet.exchange_sim.venues import binance_symbol_map
 from gateway.venues.config import (
     CcxtVenueConfig,
     ChainConfig,
@@ -74,29 +77,45 @@ class DemoTrader:
     wallet: str
 
 
-@dataclass
-class DevnetWorld:
-    anvil: Anvil
+# anvil's dev accounts (default mnemonic) that own the demo traders' MarginWallets
+DEMO_TRADER_ACCOUNTS = (("alice", 1), ("bob", 2), ("carol", 3))
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedWorld:
+    """What `deploy_world` put on a chain: the contracts, the demo traders' funded wallets
+    and the operator's inventory wallet, with the dev accounts that act for them."""
+
     deployment: Deployment
-    operator: LocalAccount
+    operator: LocalAccount  # deployer, owner, token minter; swaps on the pool
     traders: list[DemoTrader]
-    settler: LocalAccount
+    settler: LocalAccount  # sends settlement batches
     inventory_owner: LocalAccount
     inventory_wallet: str
-    extra_venues: list[VenueConfig] = field(default_factory=list)
-    services: list[Any] = field(default_factory=list)  # things with .stop()
 
-    def gateway_config(self) -> GatewayConfig:
-        os.environ[OPERATOR_KEY_ENV] = Web3.to_hex(self.operator.key)
-        os.environ[SETTLER_KEY_ENV] = Web3.to_hex(self.settler.key)
-        os.environ[INVENTORY_KEY_ENV] = Web3.to_hex(self.inventory_owner.key)
-        os.environ.update(DEVNET_SECRETS)
+    def secrets(self) -> dict[str, str]:
+        """The keys the gateway config names, by environment variable (anvil dev keys)."""
+        return {
+            OPERATOR_KEY_ENV: Web3.to_hex(self.operator.key),
+            SETTLER_KEY_ENV: Web3.to_hex(self.settler.key),
+            INVENTORY_KEY_ENV: Web3.to_hex(self.inventory_owner.key),
+        }
+
+    def gateway_config(
+        self,
+        rpc_url: str,
+        *,
+        public_rpc_url: str | None,
+        extra_venues: list[VenueConfig] | None = None,
+    ) -> GatewayConfig:
+        """This world as a user's TOML describes it: settlement on the chain at `rpc_url`,
+        the internal book and the Uniswap pool; keys by the names `secrets()` gives."""
         d = self.deployment
         assert d.uniswap_router is not None
         return GatewayConfig(
             chain=ChainConfig(
-                rpc_url=self.anvil.rpc_url,
-                public_rpc_url=self.anvil.rpc_url,
+                rpc_url=rpc_url,
+                public_rpc_url=public_rpc_url,
                 settlement=d.settlement,
                 tokens={"WETH": d.weth, "USDC": d.usdc},
                 operator_key_env=SETTLER_KEY_ENV,
@@ -121,8 +140,40 @@ class DevnetWorld:
                         )
                     ],
                 ),
-                *self.extra_venues,
+                *(extra_venues or []),
             ],
+        )
+
+
+@dataclass
+class DevnetWorld:
+    anvil: Anvil
+    deployment: Deployment
+    operator: LocalAccount
+    traders: list[DemoTrader]
+    settler: LocalAccount
+    inventory_owner: LocalAccount
+    inventory_wallet: str
+    extra_venues: list[VenueConfig] = field(default_factory=list)
+    services: list[Any] = field(default_factory=list)  # things with .stop()
+
+    @property
+    def deployed(self) -> DeployedWorld:
+        return DeployedWorld(
+            self.deployment,
+            self.operator,
+            self.traders,
+            self.settler,
+            self.inventory_owner,
+            self.inventory_wallet,
+        )
+
+    def gateway_config(self) -> GatewayConfig:
+        deployed = self.deployed
+        os.environ.update(deployed.secrets())
+        os.environ.update(DEVNET_SECRETS)
+        return deployed.gateway_config(
+            self.anvil.rpc_url, public_rpc_url=self.anvil.rpc_url, extra_venues=self.extra_venues
         )
 
     def stop(self) -> None:
@@ -135,52 +186,60 @@ class DevnetWorld:
 def start_chain(state_dir: Path, *, port: int | None = 8545) -> DevnetWorld:
     """Start anvil (on `port` if it is free, else any), deploy everything, fund the demo
     traders' wallets."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     free = port is not None and port_is_free("127.0.0.1", port)
     anvil = Anvil(AnvilConfig(port=port if free else None)).start()
     try:
-        w3 = connect(anvil.rpc_url)
-        accounts = anvil.dev_accounts()
-        operator = Sender(w3, accounts[0])
-        deployment = deploy_all(
-            operator, DeployConfig(operators=(accounts[SETTLER_ACCOUNT].address,))
-        )
-        deployment.save(state_dir / "deployment.json")
-        # the catalogue's options exist on chain too, so that strategies on them settle
-        for strike in OPTION_STRIKES:
-            for is_call in (True, False):
-                register_option(
-                    operator,
-                    deployment,
-                    int(strike * 10**6),
-                    int(OPTION_EXPIRY.timestamp()),
-                    is_call,
-                )
-        # the operator's own inventory: what its AMM swaps (smart routes, hedges) trade from
-        tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
-        tokens.mint(operator, deployment.weth, operator.address, OPERATOR_WETH)
-        traders = []
-        for name, account in (("alice", accounts[1]), ("bob", accounts[2]), ("carol", accounts[3])):
-            wallet = create_wallet(operator, deployment, account.address)
-            tokens.mint(operator, deployment.usdc, wallet, DEMO_USDC)
-            tokens.mint(operator, deployment.weth, wallet, DEMO_WETH)
-            traders.append(DemoTrader(name, account.address, Web3.to_hex(account.key), wallet))
-        inventory_owner = accounts[INVENTORY_ACCOUNT]
-        inventory = create_wallet(operator, deployment, inventory_owner.address)
-        tokens.mint(operator, deployment.usdc, inventory, INVENTORY_USDC)
-        tokens.mint(operator, deployment.weth, inventory, INVENTORY_WETH)
-        return DevnetWorld(
-            anvil,
-            deployment,
-            accounts[0],
-            traders,
-            accounts[SETTLER_ACCOUNT],
-            inventory_owner,
-            inventory,
-        )
+        deployed = deploy_world(anvil.rpc_url, state_dir, anvil.dev_accounts())
     except BaseException:
         anvil.stop()
         raise
+    return DevnetWorld(
+        anvil,
+        deployed.deployment,
+        deployed.operator,
+        deployed.traders,
+        deployed.settler,
+        deployed.inventory_owner,
+        deployed.inventory_wallet,
+    )
+
+
+def deploy_world(rpc_url: str, state_dir: Path, accounts: list[LocalAccount]) -> DeployedWorld:
+    """Deploy everything onto the chain at `rpc_url` from anvil's dev `accounts` (the
+    deployer is the first; they need ether, not contracts), fund the demo traders' wallets
+    and the operator's inventory, and write `deployment.json` into `state_dir`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    w3 = connect(rpc_url)
+    operator = Sender(w3, accounts[0])
+    deployment = deploy_all(operator, DeployConfig(operators=(accounts[SETTLER_ACCOUNT].address,)))
+    deployment.save(state_dir / "deployment.json")
+    # the catalogue's options exist on chain too, so that strategies on them settle
+    for strike in OPTION_STRIKES:
+        for is_call in (True, False):
+            register_option(
+                operator,
+                deployment,
+                int(strike * 10**6),
+                int(OPTION_EXPIRY.timestamp()),
+                is_call,
+            )
+    # the operator's own inventory: what its AMM swaps (smart routes, hedges) trade from
+    tokens.mint(operator, deployment.usdc, operator.address, OPERATOR_USDC)
+    tokens.mint(operator, deployment.weth, operator.address, OPERATOR_WETH)
+    traders = []
+    for name, index in DEMO_TRADER_ACCOUNTS:
+        account = accounts[index]
+        wallet = create_wallet(operator, deployment, account.address)
+        tokens.mint(operator, deployment.usdc, wallet, DEMO_USDC)
+        tokens.mint(operator, deployment.weth, wallet, DEMO_WETH)
+        traders.append(DemoTrader(name, account.address, Web3.to_hex(account.key), wallet))
+    inventory_owner = accounts[INVENTORY_ACCOUNT]
+    inventory = create_wallet(operator, deployment, inventory_owner.address)
+    tokens.mint(operator, deployment.usdc, inventory, INVENTORY_USDC)
+    tokens.mint(operator, deployment.weth, inventory, INVENTORY_WETH)
+    return DeployedWorld(
+        deployment, accounts[0], traders, accounts[SETTLER_ACCOUNT], inventory_owner, inventory
+    )
 
 
 class ExchangeProcess:
@@ -225,6 +284,9 @@ def start_exchanges(world: DevnetWorld, *, seed: int = 7, step_interval: float =
     Deribit's ETH options are inverse (priced in ETH); until prices are converted to USDC
     they stay out of the consolidated books, which quote options in USDC.
     """
+    # here, not at the top: it imports ccxt (seconds), which deploying alone does not need
+    from gateway.devnet.exchange_sim.venues import binance_symbol_map
+
     binance_sim = ExchangeProcess("binance", seed=seed, step_interval=step_interval)
     world.services.append(binance_sim)
     deribit_sim = ExchangeProcess("deribit", seed=seed + 1, step_interval=step_interval)

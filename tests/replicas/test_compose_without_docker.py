@@ -314,17 +314,19 @@ def test_compose_services_as_processes_settle_a_signed_trade(
         assert config.chain is not None and config.chain.settlement is not None
         traders = demo_traders(first.stdout)
 
-        # both replicas, at once, as compose starts them once deploy completed
+        # the replicas, once deploy completed, each after the replicas it depends on are
+        # healthy (compose's depends_on)
         begun = time.monotonic()
-        replicas = {
-            name: Service.start(machine, name, machine.command(name, SERVICES[name]["command"]))
-            for name in REPLICAS
-        }
-        started.extend(replicas.values())
-        for replica in replicas.values():
-            replica.wait_for(b"Uvicorn running on", timeout=180)
         for name in REPLICAS:
-            healthy(machine, name, timeout=60)
+            for dependency, condition in SERVICES[name]["depends_on"].items():
+                if dependency in REPLICAS:
+                    assert condition == {"condition": "service_healthy"}
+                    healthy(machine, dependency, timeout=180)
+            command = machine.command(name, SERVICES[name]["command"])
+            started.append(Service.start(machine, name, command))
+            started[-1].wait_for(b"Uvicorn running on", timeout=180)
+        for name in REPLICAS:
+            healthy(machine, name, timeout=180)
         figures["replicas_up_seconds"] = time.monotonic() - begun
 
         urls = {name: f"http://127.0.0.1:{ports[name, 8000]}" for name in REPLICAS}
