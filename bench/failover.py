@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api_orders import body_for  # noqa: E402
 from bench.http_load import LoadResult, run_load  # noqa: E402
-from gateway.store import leases  # noqa: E402
-from gateway.store.database import create_database_engine  # noqa: E402
 from tests.integration.gateway_process import GatewayProcess  # noqa: E402
 from tests.operator_access import OPERATOR_TOKEN  # noqa: E402
 from tests.postgres_cluster import PostgresCluster  # noqa: E402
+from tests.replicas.lease_holder import wait_for_holder  # noqa: E402
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 ENV = {
@@ -44,32 +43,18 @@ ENV = {
 }
 
 
-def holder_of(database_url: str, deadline: float) -> str:
-    engine = create_database_engine(database_url, for_writes=False)
-    try:
-        while time.monotonic() < deadline:  # the benchmark, not a test, may poll
-            with engine.connect() as connection:
-                held = leases.holder(connection, "primary")
-            if held is not None:
-                return held.holder
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    raise TimeoutError("no replica took the roles")
-
-
 def start_replicas(database_url: str, count: int) -> dict[str, GatewayProcess]:
     replicas = {}
     for i in range(count):
         name = f"r{i}"
         replicas[name] = GatewayProcess(database_url, env={**ENV, "ISTHMUS_REPLICA_ID": name})
         replicas[name].start(timeout=120)
-    holder_of(database_url, time.monotonic() + 60)
+    wait_for_holder(database_url)
     return replicas
 
 
 def kill_to_ack(replicas: dict[str, GatewayProcess], database_url: str, n: int) -> float:
-    victim = replicas[holder_of(database_url, time.monotonic() + 60)]
+    victim = replicas[wait_for_holder(database_url).holder]
     others = [r for r in replicas.values() if r is not victim]
     body = json.loads(body_for(f"failover-{n}")(n))
     killed = time.perf_counter()
@@ -153,7 +138,7 @@ def main() -> None:
         database_url = cluster.new_database()
         replicas = start_replicas(database_url, 3)
         times = [kill_to_ack(replicas, database_url, n) for n in range(args.failovers)]
-        primary = replicas[holder_of(database_url, time.monotonic() + 60)]
+        primary = replicas[wait_for_holder(database_url).holder]
         one = load([primary.port], args.requests, args.connections, "one")
         three = load([r.port for r in replicas.values()], args.requests, args.connections, "three")
         print(

@@ -40,13 +40,13 @@ from psycopg import sql
 
 from gateway.chain.transactions import connect
 from gateway.settlement.auditor import verify
-from gateway.store import leases
 from gateway.store.database import create_database_engine
 from gateway.venues.config import load_config
 from tests.integration.gateway_process import BYTECODE_CACHE
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 from tests.postgres_cluster import PostgresCluster, free_port
 from tests.process_output import wait_for_marker
+from tests.replicas.lease_holder import wait_for_holder
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,21 +245,6 @@ def wait_for_pool(url: str, timeout: float = 60) -> None:
     raise AssertionError(f"the pool never showed in the book: {book}")
 
 
-def primary_holder(database_url: str, timeout: float = 60) -> str:
-    engine = create_database_engine(database_url, for_writes=False)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                held = leases.holder(connection, "primary")
-            if held is not None:
-                return held.holder
-            time.sleep(0.1)
-    finally:
-        engine.dispose()
-    raise AssertionError("no replica took the roles")
-
-
 @contextlib.contextmanager
 def running(services: list[Service]) -> Iterator[list[Service]]:
     try:
@@ -336,7 +321,7 @@ def test_compose_services_as_processes_settle_a_signed_trade(
         database_url = machine.here(
             "gateway-1", SERVICES["gateway-1"]["environment"]["ISTHMUS_DATABASE_URL"]
         )
-        assert primary_holder(database_url) in REPLICAS
+        assert wait_for_holder(database_url).holder in REPLICAS
 
         # two demo traders sign on WETH/USDC, one through each replica; the orders cross
         wait_for_pool(urls["gateway-1"])

@@ -16,11 +16,11 @@ import pytest
 import websockets
 
 from gateway.access.request_signing import sign_request
-from gateway.store import leases
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
 from tests.operator_access import operator_headers
 from tests.postgres_cluster import PostgresCluster
+from tests.replicas.lease_holder import wait_for_holder
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ACCOUNT = "0x00000000000000000000000000000000000000A1"
@@ -47,12 +47,7 @@ def test_any_replica_answers_the_whole_api(postgres: PostgresCluster) -> None:
         replica.start()
     engine = create_database_engine(database_url, for_writes=False)
     try:
-        deadline = time.monotonic() + 30
-        held = None
-        while held is None and time.monotonic() < deadline:  # a state, with a deadline
-            with engine.connect() as connection:
-                held = leases.holder(connection, "primary")
-        assert held is not None
+        held = wait_for_holder(database_url)
         holder = next(r for r in replicas if held.address == r.url)
         other = next(r for r in replicas if r is not holder)
 

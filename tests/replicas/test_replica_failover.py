@@ -24,7 +24,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import websockets
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from gateway.chain.anvil import Anvil, AnvilConfig
 from gateway.devnet.scenario import Scenario, ScenarioFailed
@@ -35,6 +35,7 @@ from tests.integration.gateway_process import GatewayProcess
 from tests.integration.hybrid_world import HybridWorld, build_hybrid_world
 from tests.operator_access import operator_headers
 from tests.postgres_cluster import PostgresCluster
+from tests.replicas.lease_holder import wait_for_holder
 
 pytestmark = [pytest.mark.slow, pytest.mark.chain, pytest.mark.postgres]
 FAULTS = int(os.environ.get("ISTHMUS_TEST_FAULTS", "20"))
@@ -112,18 +113,6 @@ def recorded_at(database_url: str, accounts: list[str]) -> dict[str, float]:
     }
 
 
-def holder(engine: Engine, timeout: float = 60) -> str:
-    """The replica holding the roles, once one does (a poll for a state, with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            held = leases.holder(connection, "primary")
-        if held is not None:
-            return held.holder
-        time.sleep(0.1)
-    raise TimeoutError("no replica took the roles")
-
-
 @pytest.mark.timeout(1500)
 def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) -> None:
     node = Anvil(AnvilConfig()).start()
@@ -159,7 +148,7 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
                     replica.start(timeout=120)
 
         for n in range(FAULTS):
-            target = replicas[holder(engine)]
+            target = replicas[wait_for_holder(database_url).holder]
             url = rng.choice(live()).url
             world.books_ready(url)
             pause = n % 2 == 1
@@ -188,7 +177,7 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
         # a paused holder that wakes up finds its lease taken and stops (exit 75); its
         # writes meanwhile were refused by the store (tests/replicas/test_leases.py)
         assert resumed_exits and set(resumed_exits) == {75}, resumed_exits
-        primary = holder(engine)
+        primary = wait_for_holder(database_url).holder
         follower = next(r for name, r in replicas.items() if name != primary)
         fills = asyncio.run(asyncio.wait_for(all_settled(follower.url, wallets), 300))
         for watcher in watchers:
