@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,33 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return self.role == "operator"
+
+    def to_json(self) -> str:
+        """For a replica passing a request on to the holder of the roles (on behalf of)."""
+        accounts = None if self.accounts is None else sorted(self.accounts)
+        return json.dumps(
+            {
+                "role": self.role,
+                "subject": self.subject,
+                "scopes": sorted(self.scopes),
+                "accounts": accounts,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Principal:
+        data = json.loads(text)
+        role = data["role"]
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        accounts = data["accounts"]
+        return cls(
+            role,
+            str(data["subject"]),
+            frozenset(str(s) for s in data["scopes"]),
+            None if accounts is None else frozenset(str(a) for a in accounts),
+        )
 
 
 OPERATOR = Principal(role="operator", subject="operator", scopes=frozenset(SCOPES), accounts=None)

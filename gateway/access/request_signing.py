@@ -15,6 +15,9 @@ import hmac
 KEY_HEADER = "X-Isthmus-Key"
 TIMESTAMP_HEADER = "X-Isthmus-Timestamp"
 SIGNATURE_HEADER = "X-Isthmus-Signature"
+# replicas: the replica that passed a request on, and the stream client it did so for
+FORWARDED_BY = "X-Isthmus-Forwarded-By"
+ON_BEHALF_OF = "X-Isthmus-On-Behalf-Of"
 
 
 def signing_payload(timestamp_ms: int, method: str, path_with_query: str, body: bytes) -> bytes:

@@ -32,7 +32,13 @@ from gateway.access.control import (
 )
 from gateway.access.policy import Permission, allows, required_permission
 from gateway.access.principal import Principal
-from gateway.access.request_signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from gateway.access.request_signing import (
+    FORWARDED_BY,
+    KEY_HEADER,
+    ON_BEHALF_OF,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+)
 from gateway.domain.errors import DomainError
 from gateway.domain.orders import OrderSpec
 from gateway.oms.service import OrderNotFound
@@ -76,10 +82,17 @@ class AccessGuard:
             receive = replay_body(body, receive)
         try:
             principal = await _authenticate(access, scope, headers, method, body)
+            on_behalf = _on_behalf_of(headers) if principal.is_operator else None
         except AuthenticationFailed as failure:
             await _deny(scope, receive, send, 401, failure.code, failure.message)
             return
-        wait = await access.limit(principal)
+        if on_behalf is not None:
+            # a replica passing on its stream client's request: checked as that client's, and
+            # counted against its rate where it arrived
+            principal = on_behalf
+            wait = None
+        else:
+            wait = await access.limit(principal)
         if wait is not None:
             await _too_many(scope, receive, send, wait, f"{principal.role} {principal.subject}")
             return
@@ -127,6 +140,17 @@ async def _authenticate(
         if tokens:
             return await access.bearer(tokens[0])
     raise AuthenticationFailed("credentials are required: a bearer token or a signed request")
+
+
+def _on_behalf_of(headers: Headers) -> Principal | None:
+    """The principal a replica forwarded a stream request for: only with the operator's token
+    (which the replicas share) and the replica's forwarding mark."""
+    if FORWARDED_BY not in headers or ON_BEHALF_OF not in headers:
+        return None
+    try:
+        return Principal.from_json(headers[ON_BEHALF_OF])
+    except (ValueError, KeyError, TypeError):
+        raise AuthenticationFailed(f"{ON_BEHALF_OF} is not a principal") from None
 
 
 def _path_with_query(scope: Scope) -> str:

@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.access.principal import Principal
+from gateway.access.request_signing import FORWARDED_BY, ON_BEHALF_OF
 
 log = logging.getLogger("gateway.forwarding")
 
 LOCAL_PATHS = ("/v1/health", "/v1/ready", "/v1/status", "/metrics", "/docs", "/redoc")
 LOCAL_PREFIXES = ("/app", "/openapi.json", "/docs/")
-FORWARDED_HEADER = b"x-isthmus-forwarded-by"
+FORWARDED_HEADER = FORWARDED_BY.lower().encode()
 HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -117,3 +122,71 @@ async def _unavailable(send: Send, code: str, message: str) -> None:
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _rest_request(op: str, message: dict[str, Any]) -> tuple[str, str, Any] | None:
+    """The REST request a stream order-entry request stands for (method, path, JSON body)."""
+    payload = {k: v for k, v in message.items() if k not in ("op", "id")}
+    order_id = message.get("order_id")
+    if op == "place":
+        return "POST", "/v1/orders", message.get("order")
+    if op == "amend":
+        return (
+            "PATCH",
+            f"/v1/orders/{quote(str(order_id))}",
+            {k: v for k, v in payload.items() if k != "order_id"},
+        )
+    if op == "cancel":
+        version = message.get("expected_version")
+        query = "" if version is None else f"?expected_version={quote(str(version))}"
+        return "DELETE", f"/v1/orders/{quote(str(order_id))}{query}", None
+    return {
+        "batch": ("POST", "/v1/orders/batch", payload),
+        "cancel_orders": ("POST", "/v1/orders/cancel", payload),
+        "mass_quote": ("POST", "/v1/quotes", payload),
+    }.get(op)
+
+
+ORDER_ANSWERS = ("place", "amend", "cancel")  # the REST body is the order; the stream nests it
+
+
+async def forward_entry(
+    address: str,
+    replica_id: str,
+    operator_token: str,
+    principal: Principal,
+    op: str,
+    message: dict[str, Any],
+) -> dict[str, Any] | None:
+    """A stream order-entry request served by the holder of the roles: sent as its REST
+    request on behalf of the stream's client, answered as the stream answers (status, the
+    order or the REST body, or the error). None: the request has no REST form here."""
+    request = _rest_request(op, message)
+    if request is None:
+        return None
+    method, path, body = request
+    headers = {
+        "Authorization": f"Bearer {operator_token}",
+        FORWARDED_BY: replica_id,
+        ON_BEHALF_OF: principal.to_json(),
+    }
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=2.0)) as client:
+            answer = await client.request(
+                method, address.rstrip("/") + path, headers=headers, json=body
+            )
+    except httpx.TransportError:
+        return {
+            "status": 503,
+            "error": {
+                "code": "primary_unavailable",
+                "message": "the replica holding the book did not answer",
+                "field": None,
+            },
+        }
+    content = answer.json()
+    if answer.status_code >= 400:
+        return {"status": answer.status_code, "error": content.get("error")}
+    if op in ORDER_ANSWERS:
+        return {"status": answer.status_code, "order": content}
+    return {"status": answer.status_code, **content}

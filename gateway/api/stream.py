@@ -45,6 +45,7 @@ from gateway.api import order_entry
 from gateway.api.access import access_control, can_see, ensure_account, principal_of
 from gateway.api.dependencies import websocket_runtime
 from gateway.api.errors import error_body
+from gateway.api.forwarding import forward_entry
 from gateway.api.schemas import AmendIn, OrderIn, book_out
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.oms.events import Subscription
@@ -213,12 +214,26 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
         leases = rt.leases
         if leases is not None and not leases.holding:
             primary = leases.holder_address()
+            token = rt.settings.operator_token
+            if op in ("amend", "cancel"):
+                _order_id(message)  # the same 422 as on the holder, before asking it
+            if primary is not None and token is not None:
+                forwarded = await forward_entry(
+                    primary,
+                    leases.replica_id,
+                    token.get_secret_value(),
+                    session.principal,
+                    op,
+                    message,
+                )
+                if forwarded is not None:
+                    return answer | forwarded
             return answer | {
                 "status": 421,
                 "primary": primary,
                 "error": error_body(
                     "entry_on_primary",
-                    "order entry over the stream is served by the replica that holds the book "
+                    "this request is served on the stream of the replica that holds the book "
                     f"({primary or 'none right now'}); this replica serves the events",
                 )["error"],
             }

@@ -3,19 +3,21 @@ client may talk to either. Requests reach the holder of the roles from the other
 (HMAC-signed ones stay valid); a signed request replayed to the other replica is refused, also
 after the holder died (the replay memory is in the database); the stream of the replica that
 does not hold the roles carries the events of orders placed through it (through the database);
-order entry on that stream says where the holder is."""
+order entry on that stream is served by the holder for that stream's client."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from gateway.access.request_signing import sign_request
+from gateway.access.principal import OPERATOR
+from gateway.access.request_signing import FORWARDED_BY, ON_BEHALF_OF, sign_request
 from gateway.store.database import create_database_engine
 from tests.integration.gateway_process import GatewayProcess
 from tests.operator_access import operator_headers
@@ -35,6 +37,14 @@ def order(client_order_id: str, side: str = "buy", price: str = "2900") -> dict[
         "quantity": "1",
         "price": price,
     }
+
+
+async def response_to(socket: Any, request_id: int) -> dict[str, Any]:
+    """The answer to one stream request (events of the account may come in between)."""
+    while True:
+        message: dict[str, Any] = json.loads(await socket.recv())
+        if message.get("type") == "response" and message.get("id") == request_id:
+            return message
 
 
 def test_any_replica_answers_the_whole_api(postgres: PostgresCluster) -> None:
@@ -76,15 +86,36 @@ def test_any_replica_answers_the_whole_api(postgres: PostgresCluster) -> None:
                         event["order"]["id"] == placed.json()["id"]
                     ):
                         break
-                # order entry on that stream: the holder serves it
+                # order entry on that stream: passed on to the holder for this client
                 await socket.send(json.dumps({"op": "place", "id": 1, "order": order("ws")}))
-                while True:
-                    answer = json.loads(await socket.recv())
-                    if answer.get("type") == "response":
-                        break
-                assert answer["status"] == 421, answer
-                assert answer["error"]["code"] == "entry_on_primary"
-                assert answer["primary"] == holder.url
+                answer = await response_to(socket, 1)
+                assert answer["status"] == 201, answer
+                order_id = answer["order"]["id"]
+                await socket.send(json.dumps({"op": "place", "id": 2, "order": order("ws")}))
+                assert (await response_to(socket, 2))["order"]["id"] == order_id  # idempotent
+                await socket.send(
+                    json.dumps({"op": "amend", "id": 3, "order_id": order_id, "price": "2901"})
+                )
+                amended = await response_to(socket, 3)
+                assert amended["status"] == 200 and amended["order"]["price"] == "2901", amended
+                await socket.send(json.dumps({"op": "cancel", "id": 4, "order_id": "ord_nope"}))
+                missing = await response_to(socket, 4)
+                assert missing["status"] == 404, missing
+                await socket.send(json.dumps({"op": "cancel_orders", "id": 5, "account": ACCOUNT}))
+                cancelled = await response_to(socket, 5)
+                assert cancelled["status"] == 200, cancelled
+                stored = await http.get(
+                    f"{holder.url}/v1/orders/{order_id}", headers=operator_headers()
+                )
+                assert stored.json()["status"] == "cancelled"
+                # cancel-on-disconnect watches this replica's socket: on the holder's only
+                await socket.send(
+                    json.dumps({"op": "cancel_on_disconnect", "id": 6, "enabled": True})
+                )
+                refused = await response_to(socket, 6)
+                assert refused["status"] == 421, refused
+                assert refused["error"]["code"] == "entry_on_primary"
+                assert refused["primary"] == holder.url
 
                 # an API key: its signed request is valid through either replica, once
                 created = await http.post(
@@ -104,6 +135,27 @@ def test_any_replica_answers_the_whole_api(postgres: PostgresCluster) -> None:
                 replayed = await http.get(f"{holder.url}{path}", headers=headers)
                 assert replayed.status_code == 401
                 assert replayed.json()["error"]["code"] == "replayed_request"
+                # only the replicas' shared operator token may speak for someone else: a
+                # read-only key claiming the operator is still itself
+                body = json.dumps(order("spoof")).encode()
+                spoofed = await http.post(
+                    f"{holder.url}/v1/orders",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        FORWARDED_BY: "r9",
+                        ON_BEHALF_OF: OPERATOR.to_json(),
+                        **sign_request(
+                            key_id,
+                            secret,
+                            "POST",
+                            "/v1/orders",
+                            body,
+                            now_ms=int(time.time() * 1000),
+                        ),
+                    },
+                )
+                assert spoofed.status_code == 403, spoofed.text
                 # local answers: health of the replica asked
                 assert (await http.get(f"{other.url}/v1/health")).status_code == 200
                 # the holder dies: the other takes over, and still remembers the signature
