@@ -500,6 +500,44 @@ class Unavailable(ServerError):
     code = "unavailable"
 
 
+class FailingOver(Unavailable):
+    """503 from a replica: the roles are moving to another replica; nothing was written.
+    Retry in a second (an order with the same `client_order_id` is not placed twice)."""
+
+    code = "no_primary"
+
+
+class PrimaryUnavailable(FailingOver):
+    """503: the replica holding the book did not answer the replica you asked."""
+
+    code = "primary_unavailable"
+
+
+class PrimaryStarting(FailingOver):
+    """503: the replica that took the roles is still rebuilding them."""
+
+    code = "primary_starting"
+
+
+class StaleLease(FailingOver):
+    """503: the replica that took the request lost its lease meanwhile; nothing was written."""
+
+    code = "stale_lease"
+
+
+class NotHolder(FailingOver):
+    """503: the replica that took the request does not hold the roles; nothing was written."""
+
+    code = "not_holder"
+
+
+class EntryOnPrimary(BadRequest):
+    """421 on the stream: this request (cancel-on-disconnect) is served on the stream of the
+    replica holding the book; `primary` in the answer says where."""
+
+    code = "entry_on_primary"
+
+
 class AuditUnavailable(ServerError):
     code = "audit_unavailable"
 

@@ -322,12 +322,22 @@ class OrderService:
     async def _submit_many(self, specs: Sequence[OrderSpec]) -> list[Submitted | DomainError]:
         outcomes: list[Submitted | DomainError | None] = [None] * len(specs)
         run: list[int] = []  # a run of consecutive book orders, placed together
+        in_run: set[tuple[str, str]] = set()
+        stored_before = await self._stored_keys(specs)
         for index, spec in enumerate(specs):
             if self.book is not None and self.book.takes(spec):
+                key = (spec.account, spec.client_order_id)
+                if key in in_run and key not in stored_before:
+                    # a new key sent again: the run before it commits first, so this one
+                    # finds that order (the same request, or a conflict) or, if it was
+                    # refused, nothing, exactly as it would one by one
+                    await self._submit_run(specs, run, outcomes)
+                    run, in_run = [], set()
                 run.append(index)
+                in_run.add(key)
                 continue
             await self._submit_run(specs, run, outcomes)
-            run = []
+            run, in_run = [], set()
             try:
                 outcomes[index] = await self.submit(spec)
             except DomainError as error:
@@ -368,8 +378,7 @@ class OrderService:
             if keys is None or hash((specs[i].account, specs[i].client_order_id)) in keys
         ]
         stored = await self._stored_by_keys(maybe) if maybe else {}
-        placing: list[tuple[int, str]] = []  # (index, fingerprint)
-        first_of: dict[tuple[str, str], int] = {}  # a key sent twice in this batch
+        fresh: list[tuple[int, str]] = []  # (index, fingerprint); each key once in a run
         for index in screened:
             spec = specs[index]
             key = (spec.account, spec.client_order_id)
@@ -379,15 +388,9 @@ class OrderService:
                 if earlier is not None:
                     outcomes[index] = self._same_request(spec, fingerprint, earlier)
                     continue
-                placing.append((index, fingerprint))
-                first_of.setdefault(key, index)
+                fresh.append((index, fingerprint))
             except DomainError as error:
                 outcomes[index] = error
-        fresh = [
-            (i, f)
-            for i, f in placing
-            if first_of[(specs[i].account, specs[i].client_order_id)] == i
-        ]
         reserved: set[int] = set()  # positions in `fresh` whose limits were reserved
         ours: dict[str, tuple[str, str]] = {}  # order id -> (account, client id), this batch
 
@@ -429,19 +432,6 @@ class OrderService:
                 outcomes[index] = result
             else:
                 raise result
-        for index, fingerprint in placing:  # a key sent again later in the same batch
-            first = first_of[(specs[index].account, specs[index].client_order_id)]
-            if first == index:
-                continue
-            outcome = outcomes[first]
-            try:
-                if isinstance(outcome, Submitted):
-                    stored_first = repo.StoredOrder(0, outcome.order, request_hash(specs[first]))
-                    outcomes[index] = self._same_request(specs[index], fingerprint, stored_first)
-                else:
-                    outcomes[index] = outcome
-            except DomainError as error:
-                outcomes[index] = error
 
     async def mass_quote(
         self, account: str, instruments: frozenset[str], levels: Sequence[QuoteLevel]
@@ -500,6 +490,19 @@ class OrderService:
         if self._client_keys is not None and hash(key) not in self._client_keys:
             return False
         return key in await self._stored_by_keys([key])
+
+    async def _stored_keys(self, specs: Sequence[OrderSpec]) -> set[tuple[str, str]]:
+        """The keys among `specs` stored already (one read, only for keys the idempotency
+        filter does not rule out)."""
+        keys = self._client_keys
+        maybe = list(
+            {
+                (s.account, s.client_order_id)
+                for s in specs
+                if keys is None or hash((s.account, s.client_order_id)) in keys
+            }
+        )
+        return set(await self._stored_by_keys(maybe)) if maybe else set()
 
     async def _stored_by_keys(
         self, keys: list[tuple[str, str]]

@@ -183,9 +183,23 @@ TWO_BODIES = [
     )
 ]
 
+# a key refused first (self-trade with its own quote) and sent again with another body: one by
+# one the second is new; a batch once gave it the first's refusal (found by this test)
+REFUSED_THEN_SAME_KEY = [
+    ("quote", A, [("2998", "0.5")], []),
+    (
+        "batch",
+        [
+            order(A, "k0", "sell", "0.5", "2998", time_in_force="gtc", post_only=False),
+            order(A, "k0", "buy", "0.5", "2998", time_in_force="gtc", post_only=False),
+        ],
+    ),
+]
+
 
 @example(commands=IOC_THEN_CROSS)
 @example(commands=TWO_BODIES)
+@example(commands=REFUSED_THEN_SAME_KEY)
 @settings(
     max_examples=25,
     deadline=None,
