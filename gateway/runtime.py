@@ -336,6 +336,10 @@ class Runtime:
             pid=os.getpid(),
         )
         self.writer.fence = self.leases.fence
+        # and what the store cannot refuse (orders to venues, transactions) checks it first
+        self.venue_children.before_send = self.leases.ensure_fresh
+        if self.settlement is not None:
+            self.settlement.sender.before_send = self.leases.ensure_fresh
         self.follower = EventFollower(self.write_engine, self.events, self.clock)
 
     def _lease_lost(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import Connection, Engine
@@ -22,6 +23,8 @@ from gateway.store import leases as store
 from gateway.store.leases import Lease, StaleLease
 
 log = logging.getLogger("gateway.leases")
+# the share of the lease's term after the last renewal in which a holder still acts alone
+FRESH_SHARE = 0.8
 
 
 class RoleLease:
@@ -37,6 +40,7 @@ class RoleLease:
         on_acquired: Callable[[int], Awaitable[None]],
         on_lost: Callable[[], None],
         pid: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self.role = role
@@ -47,11 +51,13 @@ class RoleLease:
         self._on_acquired = on_acquired
         self._on_lost = on_lost
         self._pid = pid
+        self._monotonic = monotonic  # runs on while the process is stopped
         self.token: int | None = None
         self.holder: Lease | None = None  # the live holder as last read (maybe this replica)
         self.active = asyncio.Event()  # set once `on_acquired` has finished
         self.running = False
         self.acquisitions = 0
+        self._renewed = 0.0  # monotonic time before the last renewal (or acquisition) began
         self._activation: asyncio.Task[None] | None = None
 
     @property
@@ -82,6 +88,7 @@ class RoleLease:
     async def tick(self) -> None:
         """One renewal (or attempt to take the role), and the holder as the database says."""
         token = self.token
+        began = self._monotonic()
 
         def step() -> tuple[int | None, bool, Lease | None]:
             with self._engine.begin() as connection:
@@ -95,6 +102,8 @@ class RoleLease:
                 return taken, False, store.holder(connection, self.role)
 
         new_token, lost, self.holder = await asyncio.to_thread(step)
+        if new_token is not None:
+            self._renewed = began
         if lost:
             self.token = None
             self.active.clear()
@@ -117,6 +126,17 @@ class RoleLease:
             self._on_lost()
             return
         self.active.set()
+
+    def ensure_fresh(self) -> None:
+        """Before an action the store cannot take back (an exchange order, a transaction):
+        raise unless this replica renewed its lease within most of its term by its own
+        monotonic clock, which runs on while the process is paused. A holder stopped past its
+        lease therefore does nothing on waking up before it learns it lost the role."""
+        if self.token is None or self._monotonic() - self._renewed > self.ttl * FRESH_SHARE:
+            raise StaleLease(
+                f"this replica's lease on {self.role!r} may have lapsed; nothing was sent",
+                code="stale_lease",
+            )
 
     def holder_address(self) -> str | None:
         """Where the role's holder serves, as last read (None: nobody holds it)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -78,6 +78,10 @@ class VenueChildren:
         # still being executed: the reconciler leaves both to their sender
         self._sending: set[str] = set()
         self.executing: set[str] = set()
+        # replicas: raises unless this process still holds the roles (by its own clock), so a
+        # holder paused past its lease never sends an order on waking up; the child stays
+        # pending and the new holder's reconciler finds the venue never had it
+        self.before_send: Callable[[], None] | None = None
 
     async def send(
         self,
@@ -105,6 +109,8 @@ class VenueChildren:
         self._sending.add(child.client_order_id)
         try:
             try:
+                if self.before_send is not None:
+                    self.before_send()
                 placed = await venue.place_order(request)
             except VenueUnavailable as error:
                 # The venue may or may not have it: the child stays pending for `reconcile`.

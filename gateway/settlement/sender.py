@@ -199,6 +199,9 @@ class SettlementSender:
         )
         self._nonce: int | None = None
         self._lock = asyncio.Lock()
+        # replicas: raises unless this process still holds the settlement role (by its own
+        # clock), so a sender paused past its lease never broadcasts on waking up
+        self.before_send: Callable[[], None] | None = None
 
     @property
     def operator(self) -> str:
@@ -274,6 +277,8 @@ class SettlementSender:
     def _sign_and_send(self, tx: dict[str, Any], max_fee: int, tip: int) -> HexBytes:
         tx = dict(tx, maxFeePerGas=Wei(max_fee), maxPriorityFeePerGas=Wei(tip))
         signed = self.account.sign_transaction(tx)
+        if self.before_send is not None:
+            self.before_send()
         return self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
     def _send_new(self, batch: tuple[Any, ...]) -> tuple[dict[str, Any], _Attempt, int]:

@@ -158,3 +158,39 @@ def test_replicas_starting_together_migrate_an_empty_database_once(
         assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     for engine in engines:
         engine.dispose()
+
+
+def test_a_holder_paused_past_its_term_acts_on_nothing(postgres: PostgresCluster) -> None:
+    """`ensure_fresh` guards what the store cannot refuse (an exchange order, a transaction):
+    it holds while the lease was renewed within most of its term, by the process's own
+    monotonic clock, which a pause does not stop."""
+    engine = _engine(postgres)
+    now = [100.0]
+
+    async def on_acquired(token: int) -> None:
+        pass
+
+    async def main() -> None:
+        a = RoleLease(
+            engine,
+            "primary",
+            "a",
+            "http://a",
+            ttl=3,
+            renew_every=0.5,
+            on_acquired=on_acquired,
+            on_lost=lambda: None,
+            monotonic=lambda: now[0],
+        )
+        with pytest.raises(StaleLease):
+            a.ensure_fresh()  # not the holder
+        await a.tick()
+        now[0] += 2.0
+        a.ensure_fresh()  # renewed 2 s ago: within 80 % of its 3 s term
+        now[0] += 0.5  # stopped (SIGSTOP) past 80 % of its term without renewing
+        with pytest.raises(StaleLease, match="may have lapsed"):
+            a.ensure_fresh()
+        await a.tick()  # renewed (nobody took it meanwhile): fresh again
+        a.ensure_fresh()
+
+    asyncio.run(main())

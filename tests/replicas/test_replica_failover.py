@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -92,6 +93,23 @@ class StreamWatcher:
                 self.periods.append((started, time.time()))
 
 
+def unsettled(database_url: str) -> list[tuple[Any, ...]]:
+    """The fills not settled, with their batch and its state (what a timeout leaves)."""
+    engine = create_database_engine(database_url, for_writes=False)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT f.id, f.order_id, f.venue, f.settlement, f.batch_id, b.status "
+                    "FROM fills f LEFT JOIN settlement_batches b ON b.id = f.batch_id "
+                    "WHERE f.settlement <> 'settled'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [tuple(row) for row in rows]
+
+
 def recorded_at(database_url: str, accounts: list[str]) -> dict[str, float]:
     """When each fill of `accounts` was committed (its audit record), as a unix time."""
     wanted = {a.lower() for a in accounts}
@@ -134,8 +152,14 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
         runs: list[Scenario] = []
         resumed_exits: list[int | None] = []
 
+        restarting: dict[str, threading.Thread] = {}
+
         def live() -> list[GatewayProcess]:
             return [r for r in replicas.values() if r.process and r.process.poll() is None]
+
+        def serving() -> list[GatewayProcess]:
+            up = live()
+            return [r for name, r in replicas.items() if name not in restarting and r in up]
 
         wallets = [*(t.wallet for t in world.people), world.inventory]
         watchers = [StreamWatcher(lambda: [r.url for r in live()], wallets, i) for i in range(2)]
@@ -143,13 +167,21 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
             watcher.start()
 
         def restart_the_stopped() -> None:
-            for replica in replicas.values():
+            """In the background: the run goes on through the replicas still serving."""
+            for name, replica in replicas.items():
                 if replica.process is None or replica.process.poll() is not None:
-                    replica.start(timeout=120)
+                    restarting[name] = threading.Thread(target=replica.start, args=(120,))
+                    restarting[name].start()
+
+        def restarted() -> None:
+            for thread in restarting.values():
+                thread.join(timeout=180)
+            restarting.clear()
 
         for n in range(FAULTS):
+            restarted()  # three replicas again before the next fault
             target = replicas[wait_for_holder(database_url).holder]
-            url = rng.choice(live()).url
+            url = rng.choice(serving()).url
             world.books_ready(url)
             pause = n % 2 == 1
 
@@ -170,16 +202,20 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
                 asyncio.run(world.play(url, n, first=n == 0))
             injector.join()
             restart_the_stopped()
-            url = rng.choice(live()).url
+            url = rng.choice(serving()).url
             world.books_ready(url)  # through whichever replica: the new holder is serving
             runs.append(asyncio.run(world.play(url, n, first=n == 0)))
 
         # a paused holder that wakes up finds its lease taken and stops (exit 75); its
         # writes meanwhile were refused by the store (tests/replicas/test_leases.py)
         assert resumed_exits and set(resumed_exits) == {75}, resumed_exits
+        restarted()
         primary = wait_for_holder(database_url).holder
         follower = next(r for name, r in replicas.items() if name != primary)
-        fills = asyncio.run(asyncio.wait_for(all_settled(follower.url, wallets), 300))
+        try:
+            fills = asyncio.run(asyncio.wait_for(all_settled(follower.url, wallets), 300))
+        except TimeoutError:
+            raise AssertionError(f"not settled: {unsettled(database_url)}") from None
         for watcher in watchers:
             watcher.stop()
         world.check(runs, fills, database_url)
