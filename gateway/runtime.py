@@ -56,6 +56,7 @@ from gateway.store import order_repository as repo
 from gateway.store import stream_outbox
 from gateway.store.database import create_database_engine, migrate
 from gateway.venues.amm import UniswapV2Venue
+from gateway.venues.ccxt_venue import CcxtVenue
 from gateway.venues.config import GatewayConfig, build_venues
 from gateway.venues.in_flight_swaps import InFlightSwaps
 from gateway.venues.internal import InternalVenue
@@ -338,6 +339,9 @@ class Runtime:
         self.writer.fence = self.leases.fence
         # and what the store cannot refuse (orders to venues, transactions) checks it first
         self.venue_children.before_send = self.leases.ensure_fresh
+        for venue in self.venues:
+            if isinstance(venue, CcxtVenue):
+                venue.before_write = self.leases.ensure_fresh
         if self.settlement is not None:
             self.settlement.sender.before_send = self.leases.ensure_fresh
         self.follower = EventFollower(self.write_engine, self.events, self.clock)

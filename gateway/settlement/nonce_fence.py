@@ -12,26 +12,36 @@ from __future__ import annotations
 from typing import Any
 
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 TIP_WEI = 1_000_000_000
+NONCE_ATTEMPTS = 3
 
 
 def spend_next_nonce(w3: Web3, account: Any, chain_id: int) -> tuple[int, str]:
     """Sends and waits for a 0-value self-transfer at the account's pending nonce; returns
     the nonce spent and the transaction hash."""
-    nonce = w3.eth.get_transaction_count(account.address, "pending")
-    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-    tx = {
-        "to": account.address,
-        "value": 0,
-        "nonce": nonce,
-        "gas": 21_000,
-        "chainId": chain_id,
-        "maxFeePerGas": 2 * base + TIP_WEI,
-        "maxPriorityFeePerGas": TIP_WEI,
-        "type": 2,
-    }
-    signed = account.sign_transaction(tx)
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-    return nonce, tx_hash.to_0x_hex()
+    for attempt in range(NONCE_ATTEMPTS):
+        nonce = w3.eth.get_transaction_count(account.address, "pending")
+        base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        tx = {
+            "to": account.address,
+            "value": 0,
+            "nonce": nonce,
+            "gas": 21_000,
+            "chainId": chain_id,
+            "maxFeePerGas": 2 * base + TIP_WEI,
+            "maxPriorityFeePerGas": TIP_WEI,
+            "type": 2,
+        }
+        signed = account.sign_transaction(tx)
+        try:
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Web3RPCError as error:
+            # the nonce went meanwhile (the account sent something else): take the next one
+            if "nonce" not in str(error).lower() or attempt == NONCE_ATTEMPTS - 1:
+                raise
+            continue
+        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        return nonce, tx_hash.to_0x_hex()
+    raise AssertionError("unreachable")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -224,6 +224,23 @@ class CcxtVenue:
         self._from_ccxt = {v: k for k, v in config.symbol_map.items()}
         self._fees: dict[str, FeeSchedule] = dict(config.fees)
         self.exchange: Any = exchange if exchange is not None else self._make_exchange(config)
+        # replicas: raises unless this process still holds the roles; checked right before
+        # each request that changes something on the exchange leaves, after ccxt's own rate
+        # limiting and signing, so a holder paused past its lease sends nothing on waking up
+        self.before_write: Callable[[], None] | None = None
+        self._guard_writes()
+
+    def _guard_writes(self) -> None:
+        send = self.exchange.fetch
+
+        async def fetch(
+            url: str, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
+            if self.before_write is not None and method.upper() != "GET":
+                self.before_write()
+            return await send(url, method, headers, body)
+
+        self.exchange.fetch = fetch
 
     @classmethod
     def from_config(

@@ -190,7 +190,13 @@ class HybridWorld:
                     ),
                     Decimal(0),
                 )
-                assert on_binance == executed == recorded, (run_name, order_id)
+                assert on_binance == executed == recorded, (
+                    run_name,
+                    order_id,
+                    on_binance,
+                    executed,
+                    recorded,
+                )
             hedged_runs += any(f["order_id"] in order_ids for f in binance_fills)
         assert hedged_runs >= runs_count // 2, hedged_runs  # most runs reached Binance
         # the inventory took the other side of each Binance fill, in the same trade
