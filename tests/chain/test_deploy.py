@@ -127,9 +127,13 @@ def test_ape_script_deploys_the_same_world(tmp_path: Path) -> None:
     ape = root / ".venv" / "bin" / "ape"
     assert ape.exists(), "ape is a pinned dependency: make setup installs it"
     out = tmp_path / "deployment.json"
+    # ape-foundry gives anvil 20 s to answer: the platform's own binary first on PATH, not the
+    # npm wrapper (a node process that starts it), which a loaded machine can make miss that
+    native = [str(d) for d in sorted(root.glob("node_modules/@foundry-rs/anvil-*/bin"))]
+    bins = [str(root / ".venv" / "bin"), *native, str(root / "node_modules" / ".bin")]
     env = {
         **os.environ,
-        "PATH": f"{root / '.venv' / 'bin'}:{root / 'node_modules' / '.bin'}:{os.environ['PATH']}",
+        "PATH": ":".join([*bins, os.environ["PATH"]]),
         "ISTHMUS_DEPLOYMENT_OUT": str(out),
     }
     done = subprocess.run(
