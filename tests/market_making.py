@@ -71,3 +71,28 @@ async def venue_fill(rt: Runtime, spec: OrderSpec, price: Decimal) -> None:
     await rt.orders.record_fill(
         submitted.order.id, quantity=spec.quantity, price=price, fee=Decimal(0), venue="binance"
     )
+
+
+async def sold_and_filled(
+    rt: Runtime, account: str, instrument: str, quantity: str, price: str, tag: str
+) -> None:
+    """`account` sells `quantity` of `instrument` at `price` and is filled on the internal
+    venue (a short position the risk monitor then prices)."""
+    sold = await rt.orders.submit(
+        OrderSpec(
+            account,
+            tag,
+            Side.SELL,
+            OrderType.LIMIT,
+            Decimal(quantity),
+            instrument=instrument,
+            price=Decimal(price),
+        )
+    )
+    await rt.orders.record_fill(
+        sold.order.id,
+        quantity=Decimal(quantity),
+        price=Decimal(price),
+        fee=Decimal(0),
+        venue="internal",
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import websockets
+from web3 import Web3
 
 from gateway.chain.deploy import Deployment
 from gateway.devnet.exchange_sim.binance import SPOT_SYMBOL, BinanceSim
@@ -22,6 +23,7 @@ from gateway.devnet.exchange_sim.history import HistoryConfig
 from gateway.devnet.exchange_sim.matching import SimOrder
 from gateway.devnet.exchange_sim.server import SimServer
 from gateway.domain.venue_child import VenueChild
+from gateway.settlement.auditor import AuditReport, verify
 from gateway.store import venue_orders
 from gateway.store.database import create_database_engine
 from tests.operator_access import operator_headers
@@ -213,3 +215,20 @@ async def all_settled(
             if event["type"] == "fill.settled":
                 waiting.discard(event["fill"]["id"])
         return await read()
+
+
+def audited(
+    w3: Web3, settlement: str, database_url: str, tokens: dict[str, Any], stored_fills: int
+) -> AuditReport:
+    """The auditor over the chain and the store: every check passes, and the chain holds
+    exactly the `stored_fills` fills (one to one)."""
+    engine = create_database_engine(database_url, for_writes=False)
+    try:
+        report = verify(w3, settlement, engine=engine, tokens=tokens)
+    finally:
+        engine.dispose()
+    assert report.ok, "\n".join(
+        [*report.problems, *(p for f in report.fills if not f.ok for p in f.problems)]
+    )
+    assert len(report.fills) == stored_fills  # the chain holds exactly the stored fills
+    return report

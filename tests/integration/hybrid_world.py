@@ -35,10 +35,9 @@ from gateway.devnet.scenario import (
     inventory_moves,
 )
 from gateway.domain.instruments import InstrumentCatalogue
-from gateway.settlement.auditor import verify
-from gateway.store.database import create_database_engine
 from tests.integration.exchange_leg import (
     Exchange,
+    audited,
     binance_toml,
     chain_toml,
     gateway_env,
@@ -137,15 +136,7 @@ class HybridWorld:
         keys = {(f["tx_hash"], f["log_index"], f["instrument"]) for f in fills}
         assert len(keys) == len(fills)  # no on-chain fill claimed twice
 
-        engine = create_database_engine(database_url, for_writes=False)
-        try:
-            report = verify(w3, d.settlement, engine=engine, tokens=token_addresses)
-        finally:
-            engine.dispose()
-        assert report.ok, "\n".join(
-            [*report.problems, *(p for f in report.fills if not f.ok for p in f.problems)]
-        )
-        assert len(report.fills) == len(fills)  # the chain holds exactly the stored fills
+        audited(w3, d.settlement, database_url, token_addresses, len(fills))
 
         after = self.holdings()
         expected = expected_changes(fills, catalogue)

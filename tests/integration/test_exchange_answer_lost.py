@@ -37,11 +37,10 @@ from gateway.chain.transactions import Sender, connect
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.devnet.scenario import Trader, expected_changes
 from gateway.domain.venue_child import VenueChildStatus
-from gateway.settlement.auditor import verify
-from gateway.store.database import create_database_engine
 from tests.integration.exchange_leg import (
     Exchange,
     all_settled,
+    audited,
     binance_toml,
     chain_toml,
     gateway_env,
@@ -207,15 +206,7 @@ def test_a_lost_exchange_answer_then_kill_minus_nine_is_found_settled_and_hedged
         # settled once: every fill, each on-chain fill claimed once, the auditor agrees
         assert {f["settlement"] for f in fills} == {"settled"}
         assert len({(f["tx_hash"], f["log_index"], f["instrument"]) for f in fills}) == len(fills)
-        engine = create_database_engine(database_url, for_writes=False)
-        try:
-            report = verify(w3, d.settlement, engine=engine, tokens=token_addresses)
-        finally:
-            engine.dispose()
-        assert report.ok, "\n".join(
-            [*report.problems, *(p for f in report.fills if not f.ok for p in f.problems)]
-        )
-        assert len(report.fills) == len(fills)  # the chain holds exactly the stored fills
+        report = audited(w3, d.settlement, database_url, token_addresses, len(fills))
         for fill in on_binance:  # each trade's pair of Fill events, in one transaction
             pair = [f for f in report.fills if fill["id"] in f.gateway_fills] + [
                 f for f in report.fills if by_trade[fill["trade_id"]]["id"] in f.gateway_fills

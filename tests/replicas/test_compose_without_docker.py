@@ -39,9 +39,8 @@ from isthmus_client import AsyncIsthmus, NonceStore, Signer
 from psycopg import sql
 
 from gateway.chain.transactions import connect
-from gateway.settlement.auditor import verify
-from gateway.store.database import create_database_engine
 from gateway.venues.config import load_config
+from tests.integration.exchange_leg import audited
 from tests.integration.gateway_process import BYTECODE_CACHE
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 from tests.postgres_cluster import PostgresCluster, free_port
@@ -344,20 +343,13 @@ def test_compose_services_as_processes_settle_a_signed_trade(
         figures["trade_settled_seconds"] = time.monotonic() - begun
         assert len(fills) == 2 and all(f.settlement == "settled" for f in fills), fills
 
-        engine = create_database_engine(database_url, for_writes=False)
-        try:
-            report = verify(
-                connect(config.chain.rpc_url),
-                config.chain.settlement,
-                engine=engine,
-                tokens=config.chain.tokens,
-            )
-        finally:
-            engine.dispose()
-        assert report.ok, "\n".join(
-            [*report.problems, *(p for f in report.fills if not f.ok for p in f.problems)]
+        audited(
+            connect(config.chain.rpc_url),
+            config.chain.settlement,
+            database_url,
+            dict(config.chain.tokens),
+            len(fills),
         )
-        assert len(report.fills) == len(fills)
         print(" ".join(f"{k}={v:.1f}" for k, v in figures.items()))  # the figures, with -s
 
 

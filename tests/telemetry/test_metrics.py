@@ -29,17 +29,17 @@ from gateway.chain.transactions import Sender
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule
-from gateway.domain.orders import OrderSpec, OrderType, Side
 from gateway.oms.service import SystemClock
 from gateway.runtime import Runtime
 from gateway.store.tables import LeaseRow, ReplicaRow
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.api.test_venues_api import SilentExchange
+from tests.api.test_venues_api import gateway as exchange_gateway  # noqa: F401 (a fixture)
 from tests.chain.conftest import anvil_node, deployer, fresh_chain, w3  # noqa: F401
 from tests.chain.settlement_desk import Desk, serve
 from tests.conftest import ManualClock
-from tests.market_making import make_market
+from tests.market_making import make_market, sold_and_filled
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,24 +190,7 @@ def test_margin_alerts_are_counted_by_level_never_by_account(tmp_path: Path) -> 
             before = await scrape_async(http)
             await make_market(rt, "WETH/USDC", "2990", "3010")
             await make_market(rt, CALL, "300", "310", "10")
-            sold = await rt.orders.submit(
-                OrderSpec(
-                    A,
-                    "short-calls",
-                    Side.SELL,
-                    OrderType.LIMIT,
-                    Decimal(2),
-                    instrument=CALL,
-                    price=Decimal(305),
-                )
-            )
-            await rt.orders.record_fill(
-                sold.order.id,
-                quantity=Decimal(2),
-                price=Decimal(305),
-                fee=Decimal(0),
-                venue="internal",
-            )
+            await sold_and_filled(rt, A, CALL, "2", "305", "short-calls")
             [alert] = await rt.monitor.tick()
             assert alert.level.name == "LIQUIDATION"
             assert await rt.monitor.tick() == []  # the same level: no new alert
@@ -223,25 +206,8 @@ def test_margin_alerts_are_counted_by_level_never_by_account(tmp_path: Path) -> 
     asyncio.run(scenario())
 
 
-@pytest.fixture
-def exchange_gateway(tmp_path: Path) -> Iterator[tuple[TestClient, ManualClock, SilentExchange]]:
-    clock = ManualClock()
-    exchange = SilentExchange()
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'venues.db'}",
-        operator_token=OPERATOR_TOKEN,
-        venue_stale_after_seconds=5,
-    )
-    catalogue = devnet_catalogue()
-    internal = InternalVenue(catalogue, clock, FeeSchedule(Decimal(0), Decimal(0)))
-    rt = Runtime.build(settings, clock=clock, venues=[internal, exchange])  # type: ignore[list-item]
-    with TestClient(create_app(settings, runtime=rt), headers=operator_headers()) as client:
-        assert exchange.delivered.wait(10), "the exchange's first book never reached the hub"
-        yield client, clock, exchange
-
-
 def test_venue_staleness_age_and_reconnects_follow_the_feed(
-    exchange_gateway: tuple[TestClient, ManualClock, SilentExchange],
+    exchange_gateway: tuple[TestClient, ManualClock, SilentExchange],  # noqa: F811
 ) -> None:
     client, clock, exchange = exchange_gateway
     rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]

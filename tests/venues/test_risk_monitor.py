@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.market import FeeSchedule
-from gateway.domain.orders import OrderSpec, OrderType, Side
+from gateway.domain.orders import Side
 from gateway.oms.service import SystemClock
 from gateway.oms.webhook import signature
 from gateway.risk.hedging import DeltaHedgePolicy
@@ -27,7 +27,7 @@ from gateway.runtime import Runtime
 from gateway.venues.internal import InternalVenue
 from gateway.venues.market_data import FeedStatus
 from tests.market_data.test_hub import status_change
-from tests.market_making import make_market
+from tests.market_making import make_market, sold_and_filled
 from tests.venues.conftest import Account
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -82,24 +82,7 @@ def test_a_tick_alerts_and_hedges_through_the_exchange(
             assert spot is not None
             # an option quote for the implied vol (the internal venue's book)
             await make_market(rt, CALL, "300", "310", "10")
-            sold = await rt.orders.submit(
-                OrderSpec(
-                    ALICE,
-                    "short-calls",
-                    Side.SELL,
-                    OrderType.LIMIT,
-                    Decimal(2),
-                    instrument=CALL,
-                    price=Decimal(305),
-                )
-            )
-            await rt.orders.record_fill(
-                sold.order.id,
-                quantity=Decimal(2),
-                price=Decimal(305),
-                fee=Decimal(0),
-                venue="internal",
-            )
+            await sold_and_filled(rt, ALICE, CALL, "2", "305", "short-calls")
             await rt.risk_controls.set_hedge_policy(
                 ALICE, DeltaHedgePolicy("WETH/USDC", band=Decimal("0.1"))
             )
