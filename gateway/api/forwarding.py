@@ -12,16 +12,17 @@ through the database).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access.principal import Principal
 from gateway.access.request_signing import FORWARDED_BY, ON_BEHALF_OF
+from gateway.api.errors import error_body
 
 log = logging.getLogger("gateway.forwarding")
 
@@ -60,14 +61,20 @@ class ForwardToHolder:
             try:
                 await asyncio.wait_for(leases.active.wait(), ACTIVATION_WAIT_SECONDS)
             except TimeoutError:
-                await _unavailable(send, "primary_starting", "this replica is still taking over")
+                await _unavailable(
+                    scope, receive, send, "primary_starting", "this replica is still taking over"
+                )
                 return
             await self.app(scope, receive, send)
             return
         address = leases.holder_address()
         if address is None or any(k == FORWARDED_HEADER for k, _ in scope["headers"]):
             await _unavailable(
-                send, "no_primary", "no replica holds the book right now (failing over)"
+                scope,
+                receive,
+                send,
+                "no_primary",
+                "no replica holds the book right now (failing over)",
             )
             return
         await self._forward(scope, receive, send, address, leases.replica_id)
@@ -96,7 +103,11 @@ class ForwardToHolder:
         except httpx.TransportError as error:
             log.warning("forwarding to %s failed: %s", address, error)
             await _unavailable(
-                send, "primary_unavailable", "the replica holding the book did not answer"
+                scope,
+                receive,
+                send,
+                "primary_unavailable",
+                "the replica holding the book did not answer",
             )
             return
         out = [
@@ -113,15 +124,9 @@ def _local(path: str) -> bool:
     return path in LOCAL_PATHS or path.startswith(LOCAL_PREFIXES)
 
 
-async def _unavailable(send: Send, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _unavailable(scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
+    answer = JSONResponse(error_body(code, message), 503, headers={"Retry-After": "1"})
+    await answer(scope, receive, send)
 
 
 def _rest_request(op: str, message: dict[str, Any]) -> tuple[str, str, Any] | None:
@@ -178,11 +183,9 @@ async def forward_entry(
     except httpx.TransportError:
         return {
             "status": 503,
-            "error": {
-                "code": "primary_unavailable",
-                "message": "the replica holding the book did not answer",
-                "field": None,
-            },
+            "error": error_body(
+                "primary_unavailable", "the replica holding the book did not answer"
+            )["error"],
         }
     content = answer.json()
     if answer.status_code >= 400:

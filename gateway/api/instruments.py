@@ -147,10 +147,10 @@ async def _check_chain(rt: Runtime) -> ReadyCheck:
 def _check_leases(rt: Runtime) -> ReadyCheck:
     if not rt.settings.replica:
         return ReadyCheck(name="leases", status="skipped", detail="not a replica")
-    leases = getattr(rt, "leases", None)
-    if leases is None or not getattr(leases, "running", False):
+    leases = rt.leases
+    if leases is None or not leases.running:
         return ReadyCheck(name="leases", status="failed", detail="the lease loop is not running")
-    holding = "holds its role" if getattr(leases, "holding", False) else "follows"
+    holding = "holds its role" if leases.holding else "follows"
     return ReadyCheck(name="leases", status="ok", detail=f"the lease loop runs ({holding})")
 
 

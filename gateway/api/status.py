@@ -143,17 +143,16 @@ async def status(rt: RuntimeDep) -> StatusOut:
 
 
 def _this_replica(rt: Runtime) -> ThisReplicaOut:
-    leases = getattr(rt, "leases", None)
+    leases = rt.leases
     database = rt.read_engine.dialect.name
     if leases is None:  # one process: every role is its own
         return ThisReplicaOut(
             replica=False, replica_id=None, runs_roles=True, holds=[], database=database
         )
-    holding = bool(getattr(leases, "holding", False))
     return ThisReplicaOut(
         replica=True,
-        replica_id=str(leases.replica_id),
-        runs_roles=holding,
-        holds=[str(leases.role)] if holding else [],
+        replica_id=leases.replica_id,
+        runs_roles=leases.holding,
+        holds=[leases.role] if leases.holding else [],
         database=database,
     )

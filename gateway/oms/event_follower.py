@@ -33,8 +33,6 @@ class EventFollower:
         self._clock = clock
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.last = 0
-        self.published = 0
-        self.gaps = 0
 
     def start_from_now(self) -> None:
         with self._engine.connect() as connection:
@@ -70,12 +68,10 @@ class EventFollower:
             oldest, rows = await asyncio.to_thread(read)
             if last and oldest is not None and oldest > last + 1 and rows and rows[0][0] == oldest:
                 # what came between was pruned before this replica read it
-                self.gaps += 1
                 self._events.gap()
             for seq, event in rows:
                 self._events.publish(event)
                 self.last = seq
-                self.published += 1
             if len(rows) < READ_LIMIT:
                 return
 

@@ -56,7 +56,6 @@ class RoleLease:
         self.holder: Lease | None = None  # the live holder as last read (maybe this replica)
         self.active = asyncio.Event()  # set once `on_acquired` has finished
         self.running = False
-        self.acquisitions = 0
         self._renewed = 0.0  # monotonic time before the last renewal (or acquisition) began
         self._activation: asyncio.Task[None] | None = None
 
@@ -112,7 +111,6 @@ class RoleLease:
             return
         if token is None and new_token is not None:
             self.token = new_token
-            self.acquisitions += 1
             log.warning("lease %s: taken with token %s", self.role, new_token)
             self._activation = asyncio.create_task(
                 self._activate(new_token), name=f"{self.role}-activation"

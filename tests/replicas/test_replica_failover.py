@@ -97,41 +97,36 @@ class StreamWatcher:
                 self.periods.append((started, time.time(), told))
 
 
-def unsettled(database_url: str) -> list[tuple[Any, ...]]:
-    """The fills not settled, with their batch and its state (what a timeout leaves)."""
+def rows_of(database_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = create_database_engine(database_url, for_writes=False)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT f.id, f.order_id, f.venue, f.settlement, f.batch_id, b.status "
-                    "FROM fills f LEFT JOIN settlement_batches b ON b.id = f.batch_id "
-                    "WHERE f.settlement <> 'settled'"
-                )
-            ).all()
+            return [tuple(row) for row in connection.execute(text(sql)).all()]
     finally:
         engine.dispose()
-    return [tuple(row) for row in rows]
+
+
+def unsettled(database_url: str) -> list[tuple[Any, ...]]:
+    """The fills not settled, with their batch and its state (what a timeout leaves)."""
+    return rows_of(
+        database_url,
+        "SELECT f.id, f.order_id, f.venue, f.settlement, f.batch_id, b.status "
+        "FROM fills f LEFT JOIN settlement_batches b ON b.id = f.batch_id "
+        "WHERE f.settlement <> 'settled'",
+    )
 
 
 def recorded_at(database_url: str, accounts: list[str]) -> dict[str, float]:
     """When each fill of `accounts` was committed (its audit record), as a unix time."""
     wanted = {a.lower() for a in accounts}
-    engine = create_database_engine(database_url, for_writes=False)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT entity_id, created_at, payload FROM audit_log "
-                    "WHERE kind = 'fill.recorded'"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    rows = rows_of(
+        database_url,
+        "SELECT entity_id, created_at, payload FROM audit_log WHERE kind = 'fill.recorded'",
+    )
     return {
-        row[0]: row[1].timestamp()
-        for row in rows
-        if str(json.loads(row[2]).get("account", "")).lower() in wanted
+        fill_id: at.timestamp()
+        for fill_id, at, payload in rows
+        if str(json.loads(payload).get("account", "")).lower() in wanted
     }
 
 
