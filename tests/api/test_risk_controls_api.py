@@ -14,6 +14,7 @@ from gateway.runtime import Runtime
 from gateway.store import audit_log
 from gateway.store.tables import AuditRecordRow
 from tests.api.test_orders_api import A, B, assert_error, order
+from tests.conftest import ManualClock
 from tests.market_making import make_market
 from tests.operator_access import OPERATOR_TOKEN, operator_headers
 
@@ -98,7 +99,7 @@ def test_a_retry_of_an_accepted_order_is_not_refused_by_limits(client: TestClien
     assert client.post("/v1/orders", json=order(2, price="2990")).status_code == 201
 
 
-def test_limits_round_trip_and_are_enforced(tmp_path: Path) -> None:
+def test_limits_round_trip_and_are_enforced(tmp_path: Path, clock: ManualClock) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'limits.db'}", operator_token=OPERATOR_TOKEN
     )
@@ -113,7 +114,10 @@ def test_limits_round_trip_and_are_enforced(tmp_path: Path) -> None:
         "price_band_bps": 100,
         "option_price_band_bps": 5000,
     }
-    with TestClient(create_app(settings), headers=operator_headers()) as client:
+    # the order-rate bucket refills by the clock: the test owns it, so a slow machine
+    # cannot hand the bucket a token between the spends below
+    built = Runtime.build(settings, clock=clock)
+    with TestClient(create_app(settings, runtime=built), headers=operator_headers()) as client:
         assert client.get(f"/v1/risk/limits/{A}").json()["custom"] is False
         put = client.put(f"/v1/risk/limits/{A}", json=body)
         assert put.status_code == 200 and put.json()["limits"] == body | {
@@ -142,6 +146,11 @@ def test_limits_round_trip_and_are_enforced(tmp_path: Path) -> None:
             client.post("/v1/orders", json=order(4)), 429, "order_rate_exceeded", "account"
         )
         assert client.post("/v1/orders", json=order(5, account=B, quantity="4")).status_code == 201
+        clock.advance(seconds=1)  # one order per second: one token back
+        assert client.post("/v1/orders", json=order(6)).status_code == 201
+        assert_error(
+            client.post("/v1/orders", json=order(7)), 429, "order_rate_exceeded", "account"
+        )
     with TestClient(create_app(settings), headers=operator_headers()) as client:
         got = client.get(f"/v1/risk/limits/{A}").json()
         assert got["custom"] is True and got["limits"]["max_position"] == "2"
