@@ -39,6 +39,7 @@ from gateway.access.request_signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 )
+from gateway.access.trading import Caller
 from gateway.domain.errors import DomainError
 from gateway.domain.orders import OrderSpec
 from gateway.oms.service import OrderNotFound
@@ -250,14 +251,16 @@ def _access(connection: HTTPConnection) -> AccessControl:
     return access
 
 
+def caller_of(connection: HTTPConnection) -> Caller:
+    return Caller(principal_of(connection), _access(connection))
+
+
 async def can_see(connection: HTTPConnection, account: str) -> bool:
-    return await _access(connection).can_see(principal_of(connection), account)
+    return await caller_of(connection).can_see(account)
 
 
 async def ensure_account(connection: HTTPConnection, account: str) -> None:
-    """403 unless the caller may act for `account` (named by the caller: nothing leaks)."""
-    if not await can_see(connection, account):
-        raise AccessDenied(f"{account} is not one of your accounts", field="account")
+    await caller_of(connection).ensure_account(account)
 
 
 async def ensure_order_visible(connection: HTTPConnection, order_id: str, account: str) -> None:
@@ -267,30 +270,7 @@ async def ensure_order_visible(connection: HTTPConnection, order_id: str, accoun
 
 
 async def ensure_may_trade(connection: HTTPConnection, spec: OrderSpec, chain: bool) -> None:
-    """The caller acts for the order's account; an API key, a trading key and a Safe owner
-    only ever pass on signed orders, checkable on the chain (`chain`): the signature is what
-    the wallet checks (the key's scope, the Safe's threshold), so nothing unsigned may
-    bypass it."""
-    await ensure_account(connection, spec.account)
-    principal = principal_of(connection)
-    if principal.role == "protocol":
-        who = "an API key"
-    elif await _access(connection).acts_as_delegate(principal, spec.account):
-        who = "a trading key or a Safe owner"
-    else:
-        return
-    if spec.signed is None:
-        raise AccessDenied(
-            f"{who} trades only orders carrying a signature the wallet accepts (EIP-712)",
-            field="signature",
-            code="signature_required",
-        )
-    if not chain:
-        raise AccessDenied(
-            "no chain is configured to check the owner's signature",
-            field="signature",
-            code="signature_required",
-        )
+    await caller_of(connection).ensure_may_trade(spec, chain)
 
 
 def ensure_not_api_key(connection: HTTPConnection, what: str) -> None:
@@ -302,14 +282,7 @@ def ensure_not_api_key(connection: HTTPConnection, what: str) -> None:
 
 
 async def ensure_not_delegate(connection: HTTPConnection, account: str, what: str) -> None:
-    """Refuse a trading key or a Safe owner what it could only do unsigned for `account`
-    (an algo's children, an amendment the signature does not cover)."""
-    if await _access(connection).acts_as_delegate(principal_of(connection), account):
-        raise AccessDenied(
-            f"a trading key or a Safe owner cannot {what}: only signed orders",
-            field="account",
-            code="signature_required",
-        )
+    await caller_of(connection).ensure_not_delegate(account, what)
 
 
 # Status of each access error (they are DomainErrors, whose default would be 422).

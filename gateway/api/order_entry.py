@@ -34,7 +34,8 @@ from gateway.api.schemas import (
     _Strict,
 )
 from gateway.domain.errors import DomainError, InvalidOrder
-from gateway.domain.orders import Order, Side, TimeInForce
+from gateway.domain.orders import Order, Side
+from gateway.oms import order_entry
 from gateway.oms.internal_book import QuoteLevel
 from gateway.oms.order_facts import order_facts
 from gateway.runtime import Runtime
@@ -134,23 +135,7 @@ async def place(conn: HTTPConnection, rt: Runtime, body: OrderIn) -> tuple[Order
     """One order, as `POST /v1/orders`: the order and whether this request created it."""
     spec = body.to_spec()
     await ensure_may_trade(conn, spec, rt.signatures is not None)
-    await rt.check_signature(spec)
-    if body.route == "smart":
-        if spec.time_in_force is not TimeInForce.IOC:
-            raise InvalidOrder(
-                "a smart-routed order executes at once: time_in_force must be ioc",
-                field="time_in_force",
-                code="smart_route_needs_ioc",
-            )
-        assert spec.instrument is not None
-        arrival = rt.routes.arrival(spec.instrument, rt.clock.now())
-        submitted = await rt.orders.submit(spec, routed=True, arrival=arrival)
-        order = submitted.order
-        if submitted.created:
-            order = (await rt.smart.execute(order)).order
-        return order, submitted.created
-    submitted = await rt.orders.submit(spec)
-    return submitted.order, submitted.created
+    return await order_entry.place(rt, spec, body.route)
 
 
 async def place_batch(conn: HTTPConnection, rt: Runtime, body: BatchOrdersIn) -> BatchOut:
@@ -200,10 +185,7 @@ async def cancel(
     conn: HTTPConnection, rt: Runtime, order_id: str, expected_version: int | None = None
 ) -> Order:
     await visible_order(conn, rt, order_id)
-    if rt.legging.is_running(order_id):  # stop new clips; an unbalanced one is rebalanced
-        await rt.legging.cancel(order_id)
-        return await rt.orders.get(order_id)
-    return await rt.orders.cancel(order_id, expected_version=expected_version)
+    return await order_entry.cancel(rt, order_id, expected_version)
 
 
 async def cancel_many(conn: HTTPConnection, rt: Runtime, body: CancelOrdersIn) -> BatchOut:
@@ -221,16 +203,7 @@ async def cancel_many(conn: HTTPConnection, rt: Runtime, body: CancelOrdersIn) -
     account = body.account
     assert account is not None
     await ensure_account(conn, account)
-    instrument, side = body.instrument, body.side
-    cancelled = await rt.book.cancel_where(
-        lambda view: (
-            "cancelled by filter"
-            if view.account == account
-            and (instrument is None or view.book == instrument)
-            and (side is None or view.side is side)
-            else None
-        )
-    )
+    cancelled = await order_entry.cancel_where(rt, account, body.instrument, body.side)
     return BatchOut(results=[ItemOut(status=200, order=order_out(o)) for o in cancelled])
 
 
