@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gateway.access.control import AccessControl
 from gateway.api.access import access_control
@@ -76,7 +76,7 @@ async def sign_out(request: Request) -> Response:
     return Response(status_code=204)
 
 
-Scope = Literal["quote", "trade", "read"]
+Scope = Literal["quote", "trade", "read", "unsigned"]
 
 
 def _read_only() -> list[Scope]:
@@ -87,8 +87,10 @@ class ApiKeyIn(_Strict):
     role: Literal["protocol", "auditor"] = "protocol"
     scopes: list[Scope] = Field(
         default_factory=_read_only,
-        max_length=3,
-        description="protocol: any of quote, trade, read; an auditor key is read-only",
+        max_length=4,
+        description="protocol: any of quote, trade, read, and unsigned (with trade: orders "
+        "for the key's own accounts without the owner's signature; they trade but never "
+        "settle on chain; needs `accounts`); an auditor key is read-only",
     )
     accounts: list[Address] = Field(
         default_factory=list,
@@ -97,6 +99,13 @@ class ApiKeyIn(_Strict):
         "order's owner signature)",
     )
     label: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _unsigned_is_bounded(self) -> ApiKeyIn:
+        # a key that trades without signatures may do so only for accounts named here
+        if "unsigned" in self.scopes and (not self.accounts or "trade" not in self.scopes):
+            raise ValueError("the unsigned scope needs the trade scope and the key's accounts")
+        return self
 
 
 class ApiKeyOut(BaseModel):

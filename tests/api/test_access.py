@@ -268,6 +268,24 @@ def test_an_api_key_acts_for_its_accounts_and_only_on_signed_orders(
     assert key.request("DELETE", f"/v1/orders/{b['id']}").status_code == 404
 
 
+def test_the_unsigned_scope_lets_a_key_trade_its_own_accounts_unsigned(
+    client: TestClient, clock: ManualClock
+) -> None:
+    key = api_key(client, clock, scopes=("trade", "read", "unsigned"), accounts=(ALICE.address,))
+    placed = key.request("POST", "/v1/orders", order_body(ALICE.address, 1))
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["signed"] is None
+    foreign = key.request("POST", "/v1/orders", order_body(BOB.address, 2))
+    assert foreign.status_code == 403 and error_code(foreign) == "forbidden"
+    # only for named accounts, and only with trade
+    for refused in (
+        {"role": "protocol", "scopes": ["trade", "unsigned"], "accounts": []},
+        {"role": "protocol", "scopes": ["read", "unsigned"], "accounts": [ALICE.address]},
+    ):
+        answer = operator(client, "POST", "/v1/api-keys", json=refused)
+        assert answer.status_code == 422 and error_code(answer) == "validation_error"
+
+
 def test_several_accounts_list_together_in_submission_order(
     client: TestClient, clock: ManualClock
 ) -> None:
