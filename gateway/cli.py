@@ -25,6 +25,8 @@ from gateway.cli_wallet import (
 )
 from gateway.config import Settings
 
+DEVNET_FIX_PORT = 9878  # the devnet's FIX acceptor (ISTHMUS_FIX_PORT moves it)
+
 app = typer.Typer(
     help="Isthmus: order management and on-chain settlement gateway.", no_args_is_help=True
 )
@@ -133,6 +135,18 @@ def up(
         catalogue, clock = devnet_catalogue(), SystemClock()
         runtime = runtime_from_config(settings, gateway_config, catalogue, clock)
         runtime.on_lease_lost = _lease_lost
+        if world is not None and settings.fix_port is None:
+            settings.fix_port = DEVNET_FIX_PORT
+        if settings.fix_port is not None:
+            from gateway.fix.acceptor import FixAcceptor
+
+            acceptor = FixAcceptor(runtime, settings, Path(".isthmus/fix"))
+            runtime.attach(acceptor)
+            console.print(
+                f"[bold]FIX 4.4[/]  {settings.fix_host}:{acceptor.port}  TargetCompID "
+                f"{settings.fix_comp_id}, SenderCompIDs {', '.join(settings.fix_sessions)} "
+                "(log on with an API key: docs/fix.md)"
+            )
         console.print(
             f"[bold]gateway[/]  http://{settings.host}:{settings.port}  "
             f"(docs /docs, database {settings.database_url}, venues: "

@@ -206,6 +206,26 @@ class Settings(BaseSettings):
         default="json", description="Structured logs: one JSON object per line, or for people"
     )
 
+    fix_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="The FIX 4.4 acceptor listens here (empty: no acceptor; the devnet starts "
+        "one on 9878 by default; 0 takes a free port)",
+    )
+    fix_host: str = Field(default="127.0.0.1", description="Interface the FIX acceptor binds")
+    fix_comp_id: str = Field(
+        default="ISTHMUS", max_length=64, description="The acceptor's SenderCompID"
+    )
+    fix_sessions: list[str] = Field(
+        default=["DESK1", "DESK2", "DESK3", "MM1"],
+        description="The counterparties' SenderCompIDs, one session each (FIX sessions are "
+        "provisioned: QuickFIX accepts only configured ones); JSON list in the environment",
+    )
+    fix_heartbeat_seconds: int = Field(
+        default=30, ge=1, le=3600, description="Largest heartbeat interval a logon may ask for"
+    )
+
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(
             max_order_notional=self.risk_max_order_notional,

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -94,6 +94,12 @@ def _own_url(host: str, port: int) -> str:
 SettlementFactory = Callable[[GroupCommitter, Engine], SettlementService]
 
 
+class Attached(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -131,6 +137,8 @@ class Runtime:
     follower: EventFollower | None = field(default=None, init=False)
     on_lease_lost: Callable[[], None] | None = field(default=None, init=False)
     _role_options: dict[str, Any] = field(default_factory=dict, init=False)
+    # entry points beside the API (the FIX acceptor): started with the roles, stopped first
+    attached: list[Attached] = field(default_factory=list, init=False)
 
     @classmethod
     def build(
@@ -463,6 +471,8 @@ class Runtime:
             self.background.append(
                 asyncio.create_task(self.key_revocations.run(interval), name="key-revocations")
             )
+        for entry in self.attached:
+            await entry.start()
 
     async def check_signature(self, spec: OrderSpec) -> None:
         """The owner's signature, when there is a chain to check it against; required when
@@ -499,7 +509,15 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.orders.expire_due()
 
+    def attach(self, entry: Attached) -> None:
+        """An entry point that calls these services: it starts when the roles start (on a
+        replica, when it takes them over) and stops before anything else."""
+        self.attached.append(entry)
+
     async def stop(self) -> None:
+        for entry in reversed(self.attached):
+            with contextlib.suppress(Exception):
+                await entry.stop()
         if self.leases is not None:
             await self.leases.release()
         for task in self.background:

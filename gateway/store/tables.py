@@ -403,3 +403,41 @@ class RateBucketRow(SQLModel, table=True):
     subject: str = Field(primary_key=True, max_length=200)
     tokens: float  # a request budget, not money
     updated_at: datetime = Field(sa_column=_time())
+
+
+class FixSessionRow(SQLModel, table=True):
+    """A FIX session's sequence numbers (`gateway.store.fix_sessions`): what the acceptor
+    sends and expects next, so a restart (or another replica) resumes the session."""
+
+    __tablename__ = "fix_sessions"
+
+    session_key: str = Field(primary_key=True, max_length=200)  # "FIX.4.4:ISTHMUS->DESK1"
+    next_sender: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    next_target: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    updated_at: datetime = Field(sa_column=_time())
+    key_id: str | None = Field(default=None, max_length=64)  # the API key logged on, if any
+    logged_on_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class FixMessageRow(SQLModel, table=True):
+    """A message the acceptor sent, kept for the counterparty's resend requests."""
+
+    __tablename__ = "fix_messages"
+
+    session_key: str = Field(primary_key=True, max_length=200)
+    seq: int = Field(sa_column=Column(BigInteger(), primary_key=True))
+    raw: str
+    sent_at: datetime = Field(sa_column=_time())
+
+
+class FixOrderRow(SQLModel, table=True):
+    """Which order a FIX session's ClOrdID names: the order's own `client_order_id` and every
+    ClOrdID a replace gave it since, so cancels and replaces find it after a restart."""
+
+    __tablename__ = "fix_orders"
+    __table_args__ = (Index("ix_fix_orders_order_id", "order_id"),)
+
+    session_key: str = Field(primary_key=True, max_length=200)
+    cl_ord_id: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(max_length=64)
+    bound_at: datetime = Field(sa_column=_time())

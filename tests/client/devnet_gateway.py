@@ -34,6 +34,7 @@ class DevnetGateway:
     directory: Path
     port: int = field(default_factory=free_port)
     chain_port: int = field(default_factory=free_port)
+    fix_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     output: str = ""
     log: deque[str] = field(default_factory=lambda: deque(maxlen=2000))
@@ -76,6 +77,7 @@ class DevnetGateway:
             "ISTHMUS_DATABASE_URL": f"sqlite:///{self.directory / 'devnet.db'}",
             # a port of its own: two devnets starting at once would both find 8545 free
             "ISTHMUS_DEVNET_CHAIN_PORT": str(self.chain_port),
+            "ISTHMUS_FIX_PORT": str(self.fix_port),  # the devnet's 9878 is one per machine
             "COLUMNS": "250",
             "PYTHONPATH": str(ROOT),
             "PATH": f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}",

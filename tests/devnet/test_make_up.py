@@ -30,6 +30,7 @@ def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
         **os.environ,
         "ISTHMUS_DATABASE_URL": f"sqlite:///{tmp_path / 'devnet.db'}",
         "COLUMNS": "200",
+        "ISTHMUS_FIX_PORT": str(free_port()),  # beside another devnet on this machine
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "up", "--port", str(port)],

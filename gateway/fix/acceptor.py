@@ -1,0 +1,452 @@
+"""The FIX 4.4 acceptor: QuickFIX's C++ engine (PyPI `quickfix-py`) runs the session layer
+(logon, heartbeats, test requests, sequence numbers, resend requests and gap fills, resets,
+logout, session-level rejects); this module bridges it to the gateway.
+
+Threads. QuickFIX calls the application from its own threads. Everything that touches the
+gateway runs on the gateway's event loop: each session's application messages go, in the
+order received, to one worker task of that session, which calls the handlers
+(`gateway.fix.orders`, `gateway.fix.market_data`). Messages go out through one sender
+thread, never from the loop, because sending blocks until the message is in the store.
+
+Sequence numbers live in the store (`gateway.store.fix_sessions`), through the writer:
+- a message is recorded before QuickFIX writes it to the socket (`toApp`/`toAdmin` block on
+  the commit), so a restart never reuses a number the counterparty has seen;
+- a received message is recorded once its handler has run (in the session's order), so a
+  crash before that makes the acceptor ask for it again (a resend), and ClOrdID idempotency
+  turns a resent order into the same order;
+- at start each session's numbers and its last messages (for resends) are loaded into
+  QuickFIX's memory store.
+
+Sessions are provisioned (`ISTHMUS_FIX_SESSIONS`: the counterparties' SenderCompIDs), as
+QuickFIX's C++ acceptor accepts only configured sessions. Whoever logs on into one proves an
+API key: Username (553) is the key id, Password (554) the hex HMAC-SHA256 that
+`gateway.access.request_signing.request_signature` gives for
+(SendingTime in unix ms, "FIX", "/fix/logon/<SenderCompID>/<TargetCompID>/<MsgSeqNum>", b"").
+One session per key: a key logged on elsewhere is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+
+from gateway.access.control import AccessControl, AuthenticationFailed
+from gateway.access.trading import Caller
+from gateway.config import Settings
+from gateway.fix import reports
+from gateway.fix.dictionary import build_dictionary
+from gateway.fix.market_data import FixMarketData
+from gateway.fix.orders import FixOrderEntry
+from gateway.oms.group_commit import CommandResult
+from gateway.runtime import Runtime
+from gateway.store import fix_sessions
+
+log = logging.getLogger(__name__)
+
+BEGIN_STRING = "FIX.4.4"
+LOGON_PATH = "/fix/logon/{sender}/{target}/{seq}"
+STORE_TIMEOUT = 10.0  # seconds a send may wait for its record in the store
+
+ORDER_TYPES = frozenset({"D", "F", "G", "H", "q", "AB"})
+MARKET_DATA_TYPES = frozenset({"x", "V"})
+
+
+def logon_path(sender: str, target: str, seq: int) -> str:
+    return LOGON_PATH.format(sender=sender, target=target, seq=seq)
+
+
+def sending_time_ms(text: str) -> int:
+    """SendingTime (52), `YYYYMMDD-HH:MM:SS[.sss...]` in UTC, as unix milliseconds."""
+    stamp, _, fraction = text.partition(".")
+    when = datetime.strptime(stamp, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1000 + int((fraction + "000")[:3])
+
+
+def _field(message: fix.Message, tag: int, header: bool = False) -> str | None:
+    where = message.getHeader() if header else message
+    if not where.isSetField(tag):
+        return None
+    return str(where.getField(tag))
+
+
+@dataclass
+class FixSession:
+    """One provisioned session and, while logged on, who is on it."""
+
+    key: str  # "FIX.4.4:ISTHMUS->DESK1"
+    session_id: fix.SessionID
+    counterparty: str
+    caller: Caller | None = None
+    key_id: str | None = None
+    inbox: asyncio.Queue[tuple[str, fix.Message | None, int]] = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task[None] | None = None
+    market_data: FixMarketData | None = None
+    logons: int = 0
+
+    @property
+    def logged_on(self) -> bool:
+        return self.caller is not None
+
+
+class FixAcceptor:
+    """Start it beside the API (`isthmus up`): `runtime.attach(FixAcceptor(...))` starts it
+    with the single-writer roles (a replica: when it takes them over)."""
+
+    def __init__(self, rt: Runtime, settings: Settings, data_dir: Path) -> None:
+        self.rt = rt
+        self.settings = settings
+        self.data_dir = data_dir
+        self.port = settings.fix_port or _free_port(settings.fix_host)
+        self.comp_id = settings.fix_comp_id
+        self.access = AccessControl(rt.settings, rt.read_engine, rt.writer, rt.clock, rt.signatures)
+        self.orders = FixOrderEntry(rt, self.send)
+        self.sessions: dict[str, FixSession] = {}
+        self._by_key_id: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: queue.Queue[tuple[fix.Message, fix.SessionID] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._acceptor: Any = None
+        self._application: _Application | None = None
+        self._store_factory: Any = None
+        self._log_factory: Any = None
+        self._settings: Any = None
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        dictionary = await asyncio.to_thread(build_dictionary, self.data_dir / "FIX44-isthmus.xml")
+        config = self.data_dir / "acceptor.cfg"
+        config.write_text(self._config_text(dictionary))
+        for counterparty in self.settings.fix_sessions:
+            sid = fix.SessionID(BEGIN_STRING, self.comp_id, counterparty)
+            session = FixSession(sid.toString(), sid, counterparty)
+            session.worker = asyncio.create_task(self._work(session), name=f"fix-{counterparty}")
+            self.sessions[session.key] = session
+        await self.orders.start(self.sessions)
+        # QuickFIX keeps raw pointers to these: they live as long as the acceptor
+        self._settings = fix.SessionSettings(str(config))
+        self._store_factory = fix.MemoryStoreFactory()
+        self._log_factory = fix.FileLogFactory(str(self.data_dir / "log"))
+        self._application = _Application(self)
+        self._acceptor = fix.SocketAcceptor(
+            self._application, self._store_factory, self._settings, self._log_factory
+        )
+        self._sender = threading.Thread(target=self._send_loop, name="fix-sender", daemon=True)
+        self._sender.start()
+        await asyncio.to_thread(self._acceptor.start)
+        log.info("FIX acceptor on %s:%d as %s", self.settings.fix_host, self.port, self.comp_id)
+
+    async def stop(self) -> None:
+        if self._acceptor is None:
+            return
+        # QuickFIX's threads wait on the loop (for the store): stop them off the loop
+        await asyncio.to_thread(self._acceptor.stop)
+        self._outbox.put(None)
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.join, 10)
+        for session in self.sessions.values():
+            if session.market_data is not None:
+                await session.market_data.close()
+            if session.worker is not None:
+                session.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await session.worker
+        await self.orders.stop()
+        self._acceptor = None
+
+    def _config_text(self, dictionary: Path) -> str:
+        lines = [
+            "[DEFAULT]",
+            "ConnectionType=acceptor",
+            f"SocketAcceptPort={self.port}",
+            f"SocketAcceptHost={self.settings.fix_host}",
+            "SocketReuseAddress=Y",
+            "StartTime=00:00:00",
+            "EndTime=00:00:00",
+            "UseDataDictionary=Y",
+            f"DataDictionary={dictionary}",
+            "ValidateUserDefinedFields=Y",
+            "AllowUnknownMsgFields=N",
+            "RejectInvalidMessage=Y",
+            "CheckLatency=N",
+            "PersistMessages=Y",
+            "TimestampPrecision=3",
+            f"FileLogPath={self.data_dir / 'log'}",
+        ]
+        for counterparty in self.settings.fix_sessions:
+            lines += [
+                "[SESSION]",
+                f"BeginString={BEGIN_STRING}",
+                f"SenderCompID={self.comp_id}",
+                f"TargetCompID={counterparty}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send(self, session: FixSession, message: fix.Message) -> None:
+        """Queue `message` for the session (from the loop: never blocks). QuickFIX numbers
+        it and records it in the store before it leaves; a session logged out gets it on
+        its next logon, by its resend request."""
+        self._outbox.put((message, session.session_id))
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            message, sid = item
+            try:
+                fix.Session.sendToTarget(message, sid)
+            except fix.SessionNotFound:
+                log.warning("FIX session %s is gone: a message was not sent", sid.toString())
+            except Exception:
+                log.exception("sending a FIX message failed")
+
+    # --- from QuickFIX's threads ----------------------------------------------------------
+
+    def on_loop(self, work: Awaitable[Any]) -> Any:
+        """Run a coroutine on the gateway's loop and wait for it (only off the loop)."""
+        assert self._loop is not None
+        future: Any = asyncio.run_coroutine_threadsafe(work, self._loop)  # type: ignore[arg-type]
+        return future.result(timeout=STORE_TIMEOUT)
+
+    def restore(self, sid: fix.SessionID) -> None:
+        """A session is created: its numbers and its last messages from the store."""
+        with self.rt.read_engine.connect() as connection:
+            state = fix_sessions.load(connection, sid.toString())
+        if state is None:
+            return
+        session = fix.Session.lookupSession(sid)
+        session.setNextSenderMsgSeqNum(state.next_sender)
+        session.setNextTargetMsgSeqNum(state.next_target)
+        store = session.getStore()
+        for seq, raw in state.sent:
+            store.set(seq, raw)
+
+    def record_sent(self, message: fix.Message, sid: fix.SessionID) -> None:
+        """Before QuickFIX writes `message`: its number and text are in the store."""
+        header = message.getHeader()
+        if header.isSetField(43) and header.getField(43) == "Y":
+            return  # a resend (or a gap fill) reuses numbers already recorded
+        seq = int(header.getField(34))
+        raw = message.toString()
+        key = sid.toString()
+
+        def command(connection: Any, now: datetime) -> CommandResult[None]:
+            fix_sessions.record_sent(connection, key, seq, raw, now)
+            return CommandResult(None)
+
+        self.on_loop(self.rt.writer.execute(command))
+
+    def authenticate(self, logon: fix.Message, sid: fix.SessionID) -> None:
+        """Raise RejectLogon unless the logon proves an API key not logged on elsewhere."""
+        session = self.sessions[sid.toString()]
+        key_id = _field(logon, 553)
+        signature = _field(logon, 554)
+        if not key_id or not signature:
+            raise fix.RejectLogon("unauthenticated: Username (553) and Password (554) are needed")
+        sent_at = _field(logon, 52, header=True) or ""
+        seq = int(_field(logon, 34, header=True) or 0)
+        try:
+            timestamp = sending_time_ms(sent_at)
+        except ValueError:
+            raise fix.RejectLogon("unauthenticated: SendingTime is not a UTC timestamp") from None
+        path = logon_path(session.counterparty, self.comp_id, seq)
+        try:
+            principal = self.on_loop(
+                self.access.signed_request(key_id, str(timestamp), signature, "FIX", path, b"")
+            )
+        except AuthenticationFailed as refused:
+            raise fix.RejectLogon(f"{refused.code}: {refused.message}") from None
+        holder = self._by_key_id.get(key_id)
+        if holder is not None and holder != session.key and self.sessions[holder].logged_on:
+            raise fix.RejectLogon(f"key_in_use: API key {key_id} is logged on in {holder}")
+        self._by_key_id[key_id] = session.key
+        session.key_id = key_id
+        session.caller = Caller(principal, self.access)
+        if _field(logon, 141) == "Y":  # both sides start again at 1
+            self._journal(session, lambda c, now: fix_sessions.reset(c, session.key, now))
+
+    def on_logon(self, sid: fix.SessionID) -> None:
+        session = self.sessions[sid.toString()]
+        session.logons += 1
+        key_id = session.key_id
+
+        async def started() -> None:
+            session.market_data = FixMarketData(
+                self.rt, lambda message: self.send(session, message)
+            )
+            await self.rt.writer.execute(
+                _command(lambda c, now: fix_sessions.logged_on(c, session.key, key_id, now))
+            )
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(started(), self._loop)
+
+    def on_logout(self, sid: fix.SessionID) -> None:
+        session = self.sessions.get(sid.toString())
+        if session is None or session.caller is None:
+            return
+        session.caller = None
+        if session.key_id is not None and self._by_key_id.get(session.key_id) == session.key:
+            del self._by_key_id[session.key_id]
+        market_data, session.market_data = session.market_data, None
+
+        async def ended() -> None:
+            if market_data is not None:
+                await market_data.close()
+            await self.rt.writer.execute(
+                _command(lambda c, now: fix_sessions.logged_on(c, session.key, None, now))
+            )
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(ended(), self._loop)
+
+    def received(self, message: fix.Message, sid: fix.SessionID, admin: bool) -> None:
+        """Into the session's inbox, in order: application messages to handle, and the
+        numbers of admin messages to record after what came before them."""
+        session = self.sessions[sid.toString()]
+        msg_type = str(message.getHeader().getField(35))
+        seq = int(message.getHeader().getField(34))
+        if admin and msg_type == "4":  # a gap fill or reset: NewSeqNo is expected next
+            seq = int(message.getField(36)) - 1
+        copy = None if admin else fix.Message(message)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(session.inbox.put_nowait, (msg_type, copy, seq))
+
+    def _journal(self, session: FixSession, write: Callable[[Any, datetime], None]) -> None:
+        self.on_loop(self.rt.writer.execute(_command(write)))
+
+    # --- on the loop ----------------------------------------------------------------------
+
+    async def _work(self, session: FixSession) -> None:
+        while True:
+            msg_type, message, seq = await session.inbox.get()
+            if message is not None:
+                try:
+                    await self._handle(session, msg_type, message, seq)
+                except Exception:
+                    log.exception("FIX %s from %s failed", msg_type, session.counterparty)
+                    self.send(
+                        session,
+                        reports.business_reject(
+                            msg_type, seq, "0", "internal_error", "the gateway failed on it"
+                        ),
+                    )
+            # handled (or admin): the counterparty need not send it again
+            self.rt.writer.enqueue(_received(session.key, seq))
+
+    async def _handle(
+        self, session: FixSession, msg_type: str, message: fix.Message, seq: int
+    ) -> None:
+        caller = session.caller
+        if caller is None:  # cannot happen: QuickFIX passes no app message before a logon
+            return
+        if msg_type in ORDER_TYPES:
+            await self.orders.handle(session, caller, msg_type, message, seq)
+        elif msg_type in MARKET_DATA_TYPES and session.market_data is not None:
+            if msg_type == "x":
+                await session.market_data.on_security_list_request(message)
+            else:
+                await session.market_data.on_market_data_request(message)
+        else:
+            self.send(
+                session,
+                reports.business_reject(
+                    msg_type,
+                    seq,
+                    "3",
+                    "unsupported_message_type",
+                    f"MsgType {msg_type} is not served here",
+                ),
+            )
+
+    # --- the operator's view --------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "comp_id": self.comp_id,
+            "sessions": [
+                {
+                    "session": s.key,
+                    "counterparty": s.counterparty,
+                    "logged_on": s.logged_on,
+                    "key_id": s.key_id if s.logged_on else None,
+                    "logons": s.logons,
+                }
+                for s in self.sessions.values()
+            ],
+        }
+
+
+def _command(write: Callable[[Any, datetime], None]) -> Callable[[Any, datetime], Any]:
+    def command(connection: Any, now: datetime) -> CommandResult[None]:
+        write(connection, now)
+        return CommandResult(None)
+
+    return command
+
+
+def _received(key: str, seq: int) -> Callable[[Any, datetime], Any]:
+    def write(connection: Any, now: datetime) -> None:
+        fix_sessions.record_received(connection, key, seq, now)
+
+    return _command(write)
+
+
+class _Application(fix.Application):  # type: ignore[misc]
+    """QuickFIX's callbacks, on its threads."""
+
+    def __init__(self, acceptor: FixAcceptor) -> None:
+        super().__init__()
+        self.acceptor = acceptor
+
+    def onCreate(self, sid: fix.SessionID) -> None:
+        self.acceptor.restore(sid)
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        self.acceptor.on_logon(sid)
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        self.acceptor.on_logout(sid)
+
+    def toAdmin(self, message: fix.Message, sid: fix.SessionID) -> None:
+        try:
+            self.acceptor.record_sent(message, sid)
+        except Exception:
+            log.exception("recording a FIX admin message failed")
+
+    def fromAdmin(self, message: fix.Message, sid: fix.SessionID) -> None:
+        if message.getHeader().getField(35) == "A":
+            self.acceptor.authenticate(message, sid)
+        self.acceptor.received(message, sid, admin=True)
+
+    def toApp(self, message: fix.Message, sid: fix.SessionID) -> None:
+        try:
+            self.acceptor.record_sent(message, sid)
+        except Exception:
+            log.exception("recording a FIX message failed: not sent")
+            raise fix.DoNotSend() from None
+
+    def fromApp(self, message: fix.Message, sid: fix.SessionID) -> None:
+        self.acceptor.received(message, sid, admin=False)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
