@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/sor.py
 	$(BIN)/python bench/pipeline.py
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python bench/failover.py
+	$(BIN)/python bench/fix.py
 
 clean:
 	rm -rf .tools $(VENV) node_modules web/dist .build .isthmus .pytest_cache .mypy_cache

@@ -33,12 +33,15 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _quickfix
 import quickfix as fix
 
 from gateway.access.control import AccessControl, AuthenticationFailed
@@ -57,6 +60,8 @@ log = logging.getLogger(__name__)
 BEGIN_STRING = "FIX.4.4"
 LOGON_PATH = "/fix/logon/{sender}/{target}/{seq}"
 STORE_TIMEOUT = 10.0  # seconds a send may wait for its record in the store
+POLL_PAUSE = 0.001  # between polls of the engine (pacing, not synchronization)
+LOGOUT_WAIT = 3.0  # seconds a stop waits for logged-on sessions to log out
 
 ORDER_TYPES = frozenset({"D", "F", "G", "H", "q", "AB"})
 MARKET_DATA_TYPES = frozenset({"x", "V"})
@@ -114,18 +119,23 @@ class FixAcceptor:
         self.sessions: dict[str, FixSession] = {}
         self._by_key_id: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: queue.Queue[tuple[fix.Message, fix.SessionID] | None] = queue.Queue()
+        self._outbox: queue.Queue[tuple[fix.Message, fix.SessionID, Future[None]] | None] = (
+            queue.Queue()
+        )
         self._sender: threading.Thread | None = None
         self._acceptor: Any = None
         self._application: _Application | None = None
         self._store_factory: Any = None
         self._log_factory: Any = None
         self._settings: Any = None
+        self._engine: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # --- life -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping.clear()
         dictionary = await asyncio.to_thread(build_dictionary, self.data_dir / "FIX44-isthmus.xml")
         config = self.data_dir / "acceptor.cfg"
         config.write_text(self._config_text(dictionary))
@@ -145,14 +155,47 @@ class FixAcceptor:
         )
         self._sender = threading.Thread(target=self._send_loop, name="fix-sender", daemon=True)
         self._sender.start()
-        await asyncio.to_thread(self._acceptor.start)
+        await asyncio.to_thread(_quickfix.Acceptor_poll, self._acceptor)  # listens from here
+        self._engine = threading.Thread(target=self._poll_loop, name="fix-engine", daemon=True)
+        self._engine.start()
         log.info("FIX acceptor on %s:%d as %s", self.settings.fix_host, self.port, self.comp_id)
+
+    def _poll_loop(self) -> None:
+        """QuickFIX's engine, polled on this thread from start to stop. Not its own
+        `start()`/`stop()`: `Acceptor::stop` tears the socket server down from the calling
+        thread while the engine's thread may be deleting it (quickfix/quickfix PR #740), a
+        segfault in about one stop in ten. `_quickfix.Acceptor_poll` rather than the Python
+        wrapper: the binding keeps the traceback of an exception raised in a callback
+        (RejectLogon), and with it the calling frames, which would keep the engine alive."""
+        acceptor = self._acceptor
+        try:
+            while not self._stopping.is_set():
+                _quickfix.Acceptor_poll(acceptor)  # handles what is ready, returns at once
+                self._stopping.wait(POLL_PAUSE)
+            for session in self.sessions.values():
+                engine_session = fix.Session.lookupSession(session.session_id)
+                if engine_session is not None and engine_session.isLoggedOn():
+                    engine_session.logout("the gateway is stopping")
+            deadline = time.monotonic() + LOGOUT_WAIT
+            while acceptor.isLoggedOn() and time.monotonic() < deadline:
+                _quickfix.Acceptor_poll(acceptor)
+                time.sleep(POLL_PAUSE)
+            acceptor.stop(True)
+        except Exception:
+            log.exception("the FIX engine failed")
+        finally:
+            del acceptor
 
     async def stop(self) -> None:
         if self._acceptor is None:
             return
-        # QuickFIX's threads wait on the loop (for the store): stop them off the loop
-        await asyncio.to_thread(self._acceptor.stop)
+        # the engine's thread waits on the loop (for the store): joined off the loop
+        self._stopping.set()
+        if self._engine is not None:
+            await asyncio.to_thread(self._engine.join, LOGOUT_WAIT + 5)
+        # destroyed now, while what it points at lives: that also takes its sessions out of
+        # QuickFIX's process-wide registry, so a later acceptor's register
+        self._acceptor = None
         self._outbox.put(None)
         if self._sender is not None:
             await asyncio.to_thread(self._sender.join, 10)
@@ -164,7 +207,6 @@ class FixAcceptor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await session.worker
         await self.orders.stop()
-        self._acceptor = None
 
     def _config_text(self, dictionary: Path) -> str:
         lines = [
@@ -196,24 +238,28 @@ class FixAcceptor:
 
     # --- sending --------------------------------------------------------------------------
 
-    def send(self, session: FixSession, message: fix.Message) -> None:
+    def send(self, session: FixSession, message: fix.Message) -> Future[None]:
         """Queue `message` for the session (from the loop: never blocks). QuickFIX numbers
         it and records it in the store before it leaves; a session logged out gets it on
-        its next logon, by its resend request."""
-        self._outbox.put((message, session.session_id))
+        its next logon, by its resend request. The future is done once it is recorded."""
+        done: Future[None] = Future()
+        self._outbox.put((message, session.session_id, done))
+        return done
 
     def _send_loop(self) -> None:
         while True:
             item = self._outbox.get()
             if item is None:
                 return
-            message, sid = item
+            message, sid, done = item
             try:
                 fix.Session.sendToTarget(message, sid)
             except fix.SessionNotFound:
                 log.warning("FIX session %s is gone: a message was not sent", sid.toString())
             except Exception:
                 log.exception("sending a FIX message failed")
+            finally:
+                done.set_result(None)
 
     # --- from QuickFIX's threads ----------------------------------------------------------
 
@@ -286,9 +332,10 @@ class FixAcceptor:
         key_id = session.key_id
 
         async def started() -> None:
-            session.market_data = FixMarketData(
-                self.rt, lambda message: self.send(session, message)
-            )
+            def send(message: fix.Message) -> None:
+                self.send(session, message)
+
+            session.market_data = FixMarketData(self.rt, send)
             await self.rt.writer.execute(
                 _command(lambda c, now: fix_sessions.logged_on(c, session.key, key_id, now))
             )

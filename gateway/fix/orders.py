@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SIGNATURE, NONCE, DEADLINE, ROUTE = 20010, 20011, 20012, 20020
 EVENTS_BUFFERED = 100_000
+REPORT_WAIT = 5.0  # seconds a request waits for its order's report (published on commit)
 
 # the order service's events, as the ExecType of their report (fills: from fill.recorded)
 EXEC_TYPE = {
@@ -82,6 +84,10 @@ class Tracked:
     cl_ord_id: str
     previous: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    # the last report queued for the session (done once the store has it), and a signal
+    # for whoever waits for the first one
+    sent: Future[None] | None = None
+    reported: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def text(message: fix.FieldMap, tag: int) -> str | None:
@@ -106,7 +112,9 @@ def decimal(message: fix.FieldMap, tag: int, name: str) -> Decimal | None:
 
 
 class FixOrderEntry:
-    def __init__(self, rt: Runtime, send: Callable[[FixSession, fix.Message], None]) -> None:
+    def __init__(
+        self, rt: Runtime, send: Callable[[FixSession, fix.Message], Future[None]]
+    ) -> None:
         self.rt = rt
         self._send = send
         self.sessions: dict[str, FixSession] = {}  # the acceptor's, by key
@@ -157,7 +165,7 @@ class FixOrderEntry:
                 await self._mass_cancel(session, caller, message)
         except DomainError as refused:
             if msg_type in ("F", "G"):
-                self._send(
+                await self._reply(
                     session,
                     reports.cancel_reject(
                         cl_ord_id,
@@ -169,9 +177,9 @@ class FixOrderEntry:
                     ),
                 )
             elif msg_type == "q":
-                self._send(session, _mass_cancel_report(message, None, refused))
+                await self._reply(session, _mass_cancel_report(message, None, refused))
             else:
-                self._send(
+                await self._reply(
                     session,
                     reports.rejection(
                         cl_ord_id,
@@ -208,6 +216,20 @@ class FixOrderEntry:
         await self._bind(session, spec.client_order_id, order.id)
         if not created:  # the same ClOrdID again: where that order stands
             self._report(session, order_facts(order), reports.ORDER_STATUS, known)
+        await self._recorded(known)
+
+    async def _reply(self, session: FixSession, message: fix.Message) -> None:
+        """Send an answer and wait until the store has it (see `_recorded`)."""
+        await asyncio.wrap_future(self._send(session, message))
+
+    async def _recorded(self, tracked: Tracked) -> None:
+        """Wait until the order's report is in the store, before the request's number is
+        recorded as handled: a crash in between makes the counterparty send the request
+        again (a resend), which answers with the order's status, so no report is lost."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tracked.reported.wait(), REPORT_WAIT)
+        if tracked.sent is not None:
+            await asyncio.wrap_future(tracked.sent)
 
     async def _cancel_or_replace(
         self, session: FixSession, caller: Caller, message: fix.Message, *, replace: bool
@@ -220,6 +242,7 @@ class FixOrderEntry:
         before = (tracked.cl_ord_id, tracked.previous)
         # the report of this change names the order by the new ClOrdID
         tracked.cl_ord_id, tracked.previous = cl_ord_id, text(message, 41) or before[0]
+        tracked.reported.clear()  # the next report is this change's
         try:
             if replace:
                 await caller.ensure_not_delegate(order.spec.account, "amend an order")
@@ -240,7 +263,7 @@ class FixOrderEntry:
                 await order_entry.cancel(self.rt, order.id)
         except DomainError as refused:
             tracked.cl_ord_id, tracked.previous = before
-            self._send(
+            await self._reply(
                 session,
                 reports.cancel_reject(
                     cl_ord_id,
@@ -254,12 +277,13 @@ class FixOrderEntry:
             )
             return
         await self._bind(session, cl_ord_id, order.id)
+        await self._recorded(tracked)
 
     async def _status(self, session: FixSession, caller: Caller, message: fix.Message) -> None:
         try:
             order = await self._find(session, caller, message, field=11)
         except DomainError as refused:
-            self._send(
+            await self._reply(
                 session,
                 reports.rejection(
                     text(message, 11) or "",
@@ -295,7 +319,7 @@ class FixOrderEntry:
         cancelled = await order_entry.cancel_where(
             self.rt, account, symbol, None if side is None else _side(side)
         )
-        self._send(session, _mass_cancel_report(message, len(cancelled), None))
+        await self._reply(session, _mass_cancel_report(message, len(cancelled), None))
 
     async def _find(
         self, session: FixSession, caller: Caller, message: fix.Message, field: int = 41
@@ -397,7 +421,8 @@ class FixOrderEntry:
             orig_cl_ord_id=orig,
             **extra,
         )
-        self._send(session, report)
+        tracked.sent = self._send(session, report)
+        tracked.reported.set()
 
 
 # --- parsing ------------------------------------------------------------------------------
