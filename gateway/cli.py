@@ -140,7 +140,7 @@ def up(
         if settings.fix_port is not None:
             from gateway.fix.acceptor import FixAcceptor
 
-            acceptor = FixAcceptor(runtime, settings, Path(".isthmus/fix"))
+            acceptor = FixAcceptor(runtime, settings, settings.fix_dir)
             runtime.attach(acceptor)
             console.print(
                 f"[bold]FIX 4.4[/]  {settings.fix_host}:{acceptor.port}  TargetCompID "
@@ -221,13 +221,36 @@ def demo(as_json: AsJson = False) -> None:
 @app.command()
 def status(api: ApiUrl = "http://127.0.0.1:8000", as_json: AsJson = False) -> None:
     """Replicas, who holds each role, settlement lag and venue health (GET /v1/status, as the
-    operator or an auditor)."""
+    operator or an auditor), and who is logged on to each FIX session (GET /v1/fix/sessions)."""
     report = _call("GET", f"{api}/v1/status")
+    fix: dict[str, Any] | None = None  # a gateway without the FIX view: left out
+    try:
+        with _client() as client:
+            request = client.build_request("GET", f"{api}/v1/fix/sessions")
+            answer = client.send(_signed(request))
+        if answer.is_success:
+            fix = answer.json()
+    except (httpx.HTTPError, ValueError):
+        fix = None
     if as_json:
-        _print_json(report)
+        _print_json(report if fix is None else {**report, "fix": fix})
         return
     for line in _status_lines(report):
         console.print(line)
+    if fix is not None and not fix["enabled"]:
+        console.print("fix: no acceptor")
+    elif fix is not None:
+        console.print(f"fix: acceptor {escape(fix['comp_id'])} on port {fix['port']}")
+        for s in fix["sessions"]:
+            who = (
+                f"logged on by key {escape(s['key_id'])} since {s['logged_on_at']}"
+                if s["logged_on"]
+                else "not logged on"
+            )
+            console.print(
+                f"fix {escape(s['counterparty'])}: {who}, next seq out {s['next_sender_seq']} "
+                f"in {s['next_target_seq']}"
+            )
     for table in _status_tables(report):
         console.print(table)
 

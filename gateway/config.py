@@ -222,8 +222,10 @@ class Settings(BaseSettings):
         description="The counterparties' SenderCompIDs, one session each (FIX sessions are "
         "provisioned: QuickFIX accepts only configured ones); JSON list in the environment",
     )
-    fix_heartbeat_seconds: int = Field(
-        default=30, ge=1, le=3600, description="Largest heartbeat interval a logon may ask for"
+    fix_dir: Path = Field(
+        default=Path(".isthmus/fix"),
+        description="The acceptor's working files: its QuickFIX settings, data dictionary and "
+        "message logs (sequence numbers live in the database)",
     )
 
     def risk_limits(self) -> RiskLimits:

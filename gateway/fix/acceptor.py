@@ -14,8 +14,9 @@ Sequence numbers live in the store (`gateway.store.fix_sessions`), through the w
 - a received message is recorded once its handler has run (in the session's order), so a
   crash before that makes the acceptor ask for it again (a resend), and ClOrdID idempotency
   turns a resent order into the same order;
-- at start each session's numbers and its last messages (for resends) are loaded into
-  QuickFIX's memory store.
+- at start each session's numbers are set from the store. The bodies QuickFIX resends come
+  from its file store beside the acceptor (`ISTHMUS_FIX_DIR`); the database keeps its own
+  copy of every message sent, as the journal of what each desk was told.
 
 Sessions are provisioned (`ISTHMUS_FIX_SESSIONS`: the counterparties' SenderCompIDs), as
 QuickFIX's C++ acceptor accepts only configured sessions. Whoever logs on into one proves an
@@ -147,7 +148,7 @@ class FixAcceptor:
         await self.orders.start(self.sessions)
         # QuickFIX keeps raw pointers to these: they live as long as the acceptor
         self._settings = fix.SessionSettings(str(config))
-        self._store_factory = fix.MemoryStoreFactory()
+        self._store_factory = fix.FileStoreFactory(self._settings)
         self._log_factory = fix.FileLogFactory(str(self.data_dir / "log"))
         self._application = _Application(self)
         self._acceptor = fix.SocketAcceptor(
@@ -226,6 +227,7 @@ class FixAcceptor:
             "PersistMessages=Y",
             "TimestampPrecision=3",
             f"FileLogPath={self.data_dir / 'log'}",
+            f"FileStorePath={self.data_dir / 'store'}",
         ]
         for counterparty in self.settings.fix_sessions:
             lines += [
@@ -270,7 +272,7 @@ class FixAcceptor:
         return future.result(timeout=STORE_TIMEOUT)
 
     def restore(self, sid: fix.SessionID) -> None:
-        """A session is created: its numbers and its last messages from the store."""
+        """A session is created: its numbers from the store."""
         with self.rt.read_engine.connect() as connection:
             state = fix_sessions.load(connection, sid.toString())
         if state is None:
@@ -278,9 +280,8 @@ class FixAcceptor:
         session = fix.Session.lookupSession(sid)
         session.setNextSenderMsgSeqNum(state.next_sender)
         session.setNextTargetMsgSeqNum(state.next_target)
-        store = session.getStore()
-        for seq, raw in state.sent:
-            store.set(seq, raw)
+        # the bodies for resends are in QuickFIX's file store (the binding's getStore() is a
+        # pointer its own functions refuse, so the database's copy cannot be loaded back)
 
     def record_sent(self, message: fix.Message, sid: fix.SessionID) -> None:
         """Before QuickFIX writes `message`: its number and text are in the store."""
