@@ -176,3 +176,56 @@ def test_the_security_list_and_the_book_reach_a_desk(devnet: DevnetGateway, desk
     assert bids and asks, snapshot.toString()
     assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
     assert bids[-1] > 0 and asks[-1] > 0
+
+
+def test_a_signed_fix_order_settles_on_chain_and_passes_the_audit(
+    devnet: DevnetGateway, desk: Any
+) -> None:
+    initiator, wallet = desk
+    operator = {"Authorization": f"Bearer {devnet.operator_token}"}
+    book = httpx.get(f"{devnet.url}/v1/book/WETH/USDC", headers=operator, timeout=30).json()
+    mid = (Decimal(book["bids"][0]["price"]) + Decimal(book["asks"][0]["price"])) / 2
+    price = str(mid.quantize(Decimal("0.01")))
+    # alice rests a signed sell on the internal book through the API ...
+    alice = Signer.from_key(DEMO_KEYS["alice"], devnet.demo_wallet("alice"))
+
+    async def rest_the_sell() -> None:
+        async with AsyncIsthmus(devnet.url, alice, nonces=NonceStore(None)) as isthmus:
+            body = await isthmus.sign_order(
+                "WETH/USDC", "sell", "0.1", price=price, deadline=FAR_DEADLINE
+            )
+            await isthmus.submit(body)
+
+    asyncio.run(rest_the_sell())
+    # ... and carol's desk takes it over FIX, signed by carol
+    body = signed_body(
+        devnet,
+        "carol",
+        instrument="WETH/USDC",
+        side="buy",
+        quantity="0.1",
+        price=price,
+        client_order_id="fix-settle-1",
+    )
+    initiator.send(new_order_single(body))
+    new = initiator.next_app("8", timeout=30)
+    assert field(new, 150) == "0", new.toString()
+    trade = initiator.next_app("8", timeout=30)
+    assert (field(trade, 150), field(trade, 39)) == ("F", "2"), trade.toString()
+    assert Decimal(field(trade, 32)) == Decimal("0.1") and Decimal(field(trade, 31)) == Decimal(
+        price
+    )
+    assert field(trade, 20001) == "pending"
+    fill_id = field(trade, 17)
+    # the fill settles on chain: two Restated reports, the order's (settled as a whole) and
+    # the fill's, which carries the transaction
+    restated = [initiator.next_app("8", timeout=60) for _ in range(2)]
+    assert all(field(r, 150) == "D" and field(r, 20001) == "settled" for r in restated)
+    [settled] = [r for r in restated if maybe_field(r, 20002) is not None]
+    tx_hash = field(settled, 20002)
+    assert tx_hash.startswith("0x") and len(tx_hash) == 66
+    # and the auditor finds it on chain, signed by carol's wallet, as the store has it
+    report = httpx.get(f"{devnet.url}/v1/audit/verify", headers=operator, timeout=60).json()
+    mine = [f for f in report["fills"] if fill_id in f["gateway_fills"]]
+    assert len(mine) == 1 and mine[0]["ok"], mine
+    assert mine[0]["tx_hash"] == tx_hash and mine[0]["wallet"].lower() == wallet.lower()
