@@ -105,6 +105,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/risk/kill-switches",
         "GET /v1/settlements",  # every account's batches
         "GET /v1/status",  # replicas, roles, settlement lag, venue health
+        "GET /v1/fix/sessions",  # who is logged on to each FIX session (API key ids)
         "GET /v1/audit/log",  # every account's records
         "GET /v1/audit/*",
         # the compliance router does not narrow to the caller's accounts (yet)

@@ -15,6 +15,7 @@ from gateway.api import (
     compliance,
     dead_man_switch,
     fills_export,
+    fix_sessions,
     instruments,
     orders,
     quotes,
@@ -82,5 +83,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(auth.router)
     app.include_router(compliance.router)
     app.include_router(status.router)
+    app.include_router(fix_sessions.router)
     install_web_app(app, settings.web_dir)
     return app

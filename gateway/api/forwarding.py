@@ -26,7 +26,15 @@ from gateway.api.errors import error_body
 
 log = logging.getLogger("gateway.forwarding")
 
-LOCAL_PATHS = ("/v1/health", "/v1/ready", "/v1/status", "/metrics", "/docs", "/redoc")
+LOCAL_PATHS = (
+    "/v1/health",
+    "/v1/ready",
+    "/v1/status",
+    "/v1/fix/sessions",
+    "/metrics",
+    "/docs",
+    "/redoc",
+)
 LOCAL_PREFIXES = ("/app", "/openapi.json", "/docs/")
 FORWARDED_HEADER = FORWARDED_BY.lower().encode()
 HOP_BY_HOP = {

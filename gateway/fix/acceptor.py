@@ -146,6 +146,14 @@ class FixAcceptor:
             session.worker = asyncio.create_task(self._work(session), name=f"fix-{counterparty}")
             self.sessions[session.key] = session
         await self.orders.start(self.sessions)
+        # nobody is logged on to a session that is only starting (a crash left the names)
+        keys = list(self.sessions)
+
+        def nobody(connection: Any, now: datetime) -> None:
+            for key in keys:
+                fix_sessions.logged_on(connection, key, None, now)
+
+        await self.rt.writer.execute(_command(nobody))
         # QuickFIX keeps raw pointers to these: they live as long as the acceptor
         self._settings = fix.SessionSettings(str(config))
         self._store_factory = fix.FileStoreFactory(self._settings)

@@ -8,12 +8,13 @@ orders from the store. What has to be counted as it happens is counted in plain 
 the event loop (`LatencyHistogram`): a request's route, method, status and duration, and the
 matching engine's time per order (`InternalBook.matching_seconds`).
 
-Store-wide readings (leases, replicas, settlement backlog, resting orders, and the settlement
-lag and gas of the batches confirmed since this process started, read from the audit log)
-say the same on every replica: aggregate them with `max`, not `sum`.
+Store-wide readings (leases, replicas, settlement backlog, resting orders, FIX sessions, and
+the settlement lag and gas of the batches confirmed since this process started, read from the
+audit log) say the same on every replica: aggregate them with `max`, not `sum`.
 
 Labels are route templates, methods, status classes, instruments, venues, roles, replica
-names and alert levels: never an account, an order id or a secret.
+names, alert levels and FIX sessions (the counterparty's comp id): never an account, an
+order id, an API key or a secret.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sqlalchemy import Connection, func, select, text
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
 from gateway.store.audit_log import AUDIT_LOG
 from gateway.store.settlement_repository import BATCHES, FILLS, count_by_status
-from gateway.store.tables import LeaseRow, OrderRow, ReplicaRow
+from gateway.store.tables import FixSessionRow, LeaseRow, OrderRow, ReplicaRow
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -99,6 +100,8 @@ STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 LEASES = LeaseRow.__table__  # type: ignore[attr-defined]
 REPLICAS = ReplicaRow.__table__  # type: ignore[attr-defined]
 ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
+FIX_SESSIONS = FixSessionRow.__table__  # type: ignore[attr-defined]
+FIX_BEGIN_STRING = "FIX.4.4"  # the acceptor's sessions are FIX 4.4 (QuickFIX's BeginString)
 
 
 # --- counting on the event loop ---------------------------------------------------------
@@ -260,6 +263,60 @@ def read_resting_orders(connection: Connection) -> dict[str, int]:
     return {(r[0] or STRATEGY_LABEL): int(r[1]) for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class FixSessionReading:
+    """A provisioned FIX session as the store has it (`gateway.store.fix_sessions`)."""
+
+    session: str  # QuickFIX's session id: "FIX.4.4:ISTHMUS->DESK1"
+    counterparty: str  # its SenderCompID: "DESK1"
+    key_id: str | None  # the API key logged on; None: nobody
+    logged_on_at: datetime | None
+    next_sender: int  # the number the acceptor sends next
+    next_target: int  # the number it expects from the counterparty next
+    updated_at: datetime | None  # None: the session never sent or received anything
+
+    @property
+    def logged_on(self) -> bool:
+        return self.key_id is not None
+
+
+def fix_session_key(comp_id: str, counterparty: str) -> str:
+    """The key the acceptor stores a session under (QuickFIX's `SessionID.toString()`)."""
+    return f"{FIX_BEGIN_STRING}:{comp_id}->{counterparty}"
+
+
+def read_fix_sessions(
+    connection: Connection, comp_id: str, counterparties: Sequence[str]
+) -> list[FixSessionReading]:
+    """Each configured session, in the configured order, merged with its row: a session
+    that never connected has none yet, and starts at 1 both ways."""
+    keys = {fix_session_key(comp_id, c): c for c in counterparties}
+    rows = {
+        r.session_key: r
+        for r in connection.execute(
+            select(FIX_SESSIONS).where(FIX_SESSIONS.c.session_key.in_(list(keys)))
+        )
+    }
+    readings = []
+    for key, counterparty in keys.items():
+        row = rows.get(key)
+        if row is None:
+            readings.append(FixSessionReading(key, counterparty, None, None, 1, 1, None))
+            continue
+        readings.append(
+            FixSessionReading(
+                key,
+                counterparty,
+                row.key_id,
+                None if row.logged_on_at is None else _utc(row.logged_on_at),
+                int(row.next_sender),
+                int(row.next_target),
+                _utc(row.updated_at),
+            )
+        )
+    return readings
+
+
 def last_audit_seq(connection: Connection) -> int:
     return int(connection.execute(select(func.max(AUDIT_LOG.c.seq))).scalar() or 0)
 
@@ -343,6 +400,7 @@ class StoreReading:
     settlement: SettlementState | None  # None: this gateway does not settle
     resting: dict[str, int]
     records: SettlementRecords
+    fix_sessions: list[FixSessionReading] | None  # None: this gateway runs no FIX acceptor
     at: datetime  # the gateway's clock when read
 
 
@@ -455,12 +513,16 @@ class GatewayMetrics:
                 records = SettlementRecords(last_audit_seq(connection))
             else:
                 records = read_settlement_records(connection, after)
+            settings = rt.settings
             return StoreReading(
                 read_leases(connection, clock),
                 read_replicas(connection, clock),
                 None if rt.settlement is None else read_settlement(connection),
                 read_resting_orders(connection),
                 records,
+                None
+                if settings.fix_port is None
+                else read_fix_sessions(connection, settings.fix_comp_id, settings.fix_sessions),
                 now,
             )
 
@@ -476,6 +538,7 @@ class GatewayMetrics:
         yield from self._venues()
         yield from self._margin()
         yield from self._replicas()
+        yield from self._fix()
         errors = CounterMetricFamily(
             "isthmus_metrics_store_errors",
             "Scrapes whose reading of the store failed (its metrics were left out)",
@@ -663,3 +726,37 @@ class GatewayMetrics:
         yield expires
         yield failovers
         yield seen
+
+    def _fix(self) -> Iterator[Metric]:
+        logged_on = GaugeMetricFamily(
+            "isthmus_fix_sessions_logged_on",
+            "FIX sessions with an API key logged on (store-wide; absent without an acceptor)",
+        )
+        session_logged_on = GaugeMetricFamily(
+            "isthmus_fix_session_logged_on",
+            "1 while an API key is logged on to a FIX session, by counterparty comp id "
+            "(store-wide)",
+            labels=["session"],
+        )
+        next_sender = GaugeMetricFamily(
+            "isthmus_fix_next_sender_seq",
+            "The MsgSeqNum the acceptor sends next in a FIX session (store-wide)",
+            labels=["session"],
+        )
+        next_target = GaugeMetricFamily(
+            "isthmus_fix_next_target_seq",
+            "The MsgSeqNum the acceptor expects next from a FIX session's counterparty "
+            "(store-wide)",
+            labels=["session"],
+        )
+        reading = self._reading
+        if reading is not None and reading.fix_sessions is not None:
+            logged_on.add_metric([], sum(s.logged_on for s in reading.fix_sessions))
+            for s in reading.fix_sessions:
+                session_logged_on.add_metric([s.counterparty], 1 if s.logged_on else 0)
+                next_sender.add_metric([s.counterparty], s.next_sender)
+                next_target.add_metric([s.counterparty], s.next_target)
+        yield logged_on
+        yield session_logged_on
+        yield next_sender
+        yield next_target
