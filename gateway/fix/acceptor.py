@@ -99,6 +99,11 @@ class FixSession:
     worker: asyncio.Task[None] | None = None
     market_data: FixMarketData | None = None
     logons: int = 0
+    # what the request being handled still waits for (its reports, its ClOrdID), and the
+    # handled requests whose numbers are recorded once that is done, in order
+    after: list[Awaitable[Any]] = field(default_factory=list)
+    handled: asyncio.Queue[tuple[int, list[Awaitable[Any]]]] = field(default_factory=asyncio.Queue)
+    recorder: asyncio.Task[None] | None = None
 
     @property
     def logged_on(self) -> bool:
@@ -144,6 +149,9 @@ class FixAcceptor:
             sid = fix.SessionID(BEGIN_STRING, self.comp_id, counterparty)
             session = FixSession(sid.toString(), sid, counterparty)
             session.worker = asyncio.create_task(self._work(session), name=f"fix-{counterparty}")
+            session.recorder = asyncio.create_task(
+                self._record(session), name=f"fix-{counterparty}-record"
+            )
             self.sessions[session.key] = session
         await self.orders.start(self.sessions)
         # nobody is logged on to a session that is only starting (a crash left the names)
@@ -211,10 +219,11 @@ class FixAcceptor:
         for session in self.sessions.values():
             if session.market_data is not None:
                 await session.market_data.close()
-            if session.worker is not None:
-                session.worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await session.worker
+            for task in (session.worker, session.recorder):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         await self.orders.stop()
 
     def _config_text(self, dictionary: Path) -> str:
@@ -402,7 +411,20 @@ class FixAcceptor:
                             msg_type, seq, "0", "internal_error", "the gateway failed on it"
                         ),
                     )
-            # handled (or admin): the counterparty need not send it again
+            # handled (or admin): recorded once its reports are, while the next one goes on
+            waiting, session.after = session.after, []
+            session.handled.put_nowait((seq, waiting))
+
+    async def _record(self, session: FixSession) -> None:
+        """Record the numbers of handled requests, in order, each once what it waited for is
+        in the store: the counterparty need not send them again."""
+        while True:
+            seq, waiting = await session.handled.get()
+            for done in waiting:
+                try:
+                    await done
+                except Exception:
+                    log.exception("FIX %s: a record of request %d failed", session.key, seq)
             self.rt.writer.enqueue(_received(session.key, seq))
 
     async def _handle(

@@ -120,19 +120,19 @@ class FixOrderEntry:
         self.sessions: dict[str, FixSession] = {}  # the acceptor's, by key
         self._orders: dict[str, Tracked] = {}  # by order id
         self._pending: dict[tuple[str, str], Tracked] = {}  # by (account, client_order_id)
+        self._names: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> order id
         self._consumer: asyncio.Task[None] | None = None
 
     async def start(self, sessions: dict[str, FixSession]) -> None:
         self.sessions = sessions
 
-        def load() -> dict[str, Tracked]:
+        def load() -> list[tuple[str, str, list[str]]]:
             with self.rt.read_engine.connect() as connection:
-                return {
-                    order_id: Tracked(key, names[-1], names[-2] if len(names) > 1 else None)
-                    for key, order_id, names in fix_sessions.every_order(connection)
-                }
+                return fix_sessions.every_order(connection)
 
-        self._orders = await asyncio.to_thread(load)
+        for key, order_id, names in await asyncio.to_thread(load):
+            self._orders[order_id] = Tracked(key, names[-1], names[-2] if len(names) > 1 else None)
+            self._names.update({(key, name): order_id for name in names})
         subscription = self.rt.events.subscribe(None)
         subscription.queue = asyncio.Queue(EVENTS_BUFFERED)
         self._consumer = asyncio.create_task(self._consume(subscription), name="fix-reports")
@@ -213,19 +213,20 @@ class FixOrderEntry:
         finally:
             self._pending.pop(pending, None)
         known = self._orders.setdefault(order.id, tracked)
-        await self._bind(session, spec.client_order_id, order.id)
+        self._bind(session, spec.client_order_id, order.id)
         if not created:  # the same ClOrdID again: where that order stands
             self._report(session, order_facts(order), reports.ORDER_STATUS, known)
-        await self._recorded(known)
+        session.after.append(self._recorded(known))
 
     async def _reply(self, session: FixSession, message: fix.Message) -> None:
         """Send an answer and wait until the store has it (see `_recorded`)."""
         await asyncio.wrap_future(self._send(session, message))
 
     async def _recorded(self, tracked: Tracked) -> None:
-        """Wait until the order's report is in the store, before the request's number is
-        recorded as handled: a crash in between makes the counterparty send the request
-        again (a resend), which answers with the order's status, so no report is lost."""
+        """Done once the order's report is in the store. The session records the request's
+        number as handled only after that (`FixAcceptor._record`), while it goes on with the
+        next request: a crash in between makes the counterparty send the request again (a
+        resend), which answers with the order's status, so no report is lost."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tracked.reported.wait(), REPORT_WAIT)
         if tracked.sent is not None:
@@ -276,8 +277,8 @@ class FixOrderEntry:
                 ),
             )
             return
-        await self._bind(session, cl_ord_id, order.id)
-        await self._recorded(tracked)
+        self._bind(session, cl_ord_id, order.id)
+        session.after.append(self._recorded(tracked))
 
     async def _status(self, session: FixSession, caller: Caller, message: fix.Message) -> None:
         try:
@@ -329,12 +330,14 @@ class FixOrderEntry:
         order_id = text(message, 37)
         if order_id is None:
             name = required(message, field, "OrigClOrdID" if field == 41 else "ClOrdID")
+            order_id = self._names.get((session.key, name))
 
             def lookup() -> str | None:
                 with self.rt.read_engine.connect() as connection:
                     return fix_sessions.order_of(connection, session.key, name)
 
-            order_id = await asyncio.to_thread(lookup)
+            if order_id is None:
+                order_id = await asyncio.to_thread(lookup)
             if order_id is None:
                 raise DomainError(f"no order named {name} in this session", code="order_not_found")
         order = await self.rt.orders.get(order_id)
@@ -342,12 +345,16 @@ class FixOrderEntry:
             raise DomainError(f"no order {order_id}", code="order_not_found")
         return order
 
-    async def _bind(self, session: FixSession, cl_ord_id: str, order_id: str) -> None:
+    def _bind(self, session: FixSession, cl_ord_id: str, order_id: str) -> None:
+        """`cl_ord_id` names the order from now on (in memory at once; in the store before
+        the request is recorded as handled)."""
+        self._names[(session.key, cl_ord_id)] = order_id
+
         def command(connection: Any, now: datetime) -> CommandResult[None]:
             fix_sessions.bind_order(connection, session.key, cl_ord_id, order_id, now)
             return CommandResult(None)
 
-        await self.rt.writer.execute(command)
+        session.after.append(self.rt.writer.enqueue(command))
 
     # --- reports --------------------------------------------------------------------------
 
