@@ -317,6 +317,32 @@ class FixAcceptor:
 
     def authenticate(self, logon: fix.Message, sid: fix.SessionID) -> None:
         """Raise RejectLogon unless the logon proves an API key not logged on elsewhere."""
+        try:
+            self._authenticate(logon, sid)
+        except fix.RejectLogon:
+            if _field(logon, 141) == "Y":
+                # QuickFIX reset the session (numbers and resend store) before asking us: a
+                # refused logon resets nothing, or anyone reaching the port could wipe a desk
+                # whose session is away
+                self._undo_reset(sid)
+            raise
+
+    def _undo_reset(self, sid: fix.SessionID) -> None:
+        """Write the database's numbers and sent messages back into QuickFIX's file store
+        (through a FileStore of our own on the same files), then have the session reload it."""
+        with self.rt.read_engine.connect() as connection:
+            state = fix_sessions.load(connection, sid.toString())
+        if state is None:
+            return
+        store = fix.FileStore(fix.UtcTimeStamp(), str(self.data_dir / "store"), sid)
+        for seq, raw in state.sent:
+            store.set(seq, raw)
+        store.setNextSenderMsgSeqNum(state.next_sender)
+        store.setNextTargetMsgSeqNum(state.next_target)
+        del store
+        fix.Session.lookupSession(sid).refresh()
+
+    def _authenticate(self, logon: fix.Message, sid: fix.SessionID) -> None:
         session = self.sessions[sid.toString()]
         key_id = _field(logon, 553)
         signature = _field(logon, 554)
