@@ -73,7 +73,8 @@ EXEC_TYPE = {
 
 
 class FixFieldError(InvalidOrder):
-    code = "invalid_field"
+    """A field of the request says something the gateway cannot take (the code stays the
+    API's `invalid_order`, so clients know it)."""
 
 
 @dataclass

@@ -5,6 +5,7 @@ mass-cancels signed orders for a demo wallet, checking every ExecutionReport fie
 from __future__ import annotations
 
 import asyncio
+import secrets
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,10 @@ def signed_body(devnet: DevnetGateway, who: str, **order: Any) -> dict[str, Any]
 
     async def sign() -> dict[str, Any]:
         async with AsyncIsthmus(devnet.url, signer, nonces=NonceStore(None)) as isthmus:
-            body: dict[str, Any] = await isthmus.sign_order(**order, deadline=FAR_DEADLINE)
+            # a nonce no other test on the shared devnet has spent
+            body: dict[str, Any] = await isthmus.sign_order(
+                **order, deadline=FAR_DEADLINE, nonce=secrets.randbelow(2**63)
+            )
             return body
 
     return asyncio.run(sign())
@@ -192,7 +196,12 @@ def test_a_signed_fix_order_settles_on_chain_and_passes_the_audit(
     async def rest_the_sell() -> None:
         async with AsyncIsthmus(devnet.url, alice, nonces=NonceStore(None)) as isthmus:
             body = await isthmus.sign_order(
-                "WETH/USDC", "sell", "0.1", price=price, deadline=FAR_DEADLINE
+                "WETH/USDC",
+                "sell",
+                "0.1",
+                price=price,
+                deadline=FAR_DEADLINE,
+                nonce=secrets.randbelow(2**63),
             )
             await isthmus.submit(body)
 

@@ -127,7 +127,7 @@ def test_refusals_are_rejected_reports_with_the_stable_code(fix_gateway: FixGate
         assert field(forbidden, 39) == "8" and field(forbidden, 20003) == "forbidden"
         desk.send(new_order("tif-1", "1", "1", "2950", t59="0"))  # DAY: not served
         tif = desk.next_app("8")
-        assert field(tif, 39) == "8" and field(tif, 20003) == "invalid_field"
+        assert field(tif, 39) == "8" and field(tif, 20003) == "invalid_order"
 
 
 def test_the_same_clordid_again_is_the_same_order(fix_gateway: FixGateway) -> None:
