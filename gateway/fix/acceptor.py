@@ -54,7 +54,7 @@ from gateway.fix.market_data import FixMarketData
 from gateway.fix.orders import FixOrderEntry
 from gateway.oms.group_commit import CommandResult
 from gateway.runtime import Runtime
-from gateway.store import fix_sessions
+from gateway.store import access_repository, fix_sessions
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ LOGON_PATH = "/fix/logon/{sender}/{target}/{seq}"
 STORE_TIMEOUT = 10.0  # seconds a send may wait for its record in the store
 POLL_PAUSE = 0.001  # between polls of the engine (pacing, not synchronization)
 LOGOUT_WAIT = 3.0  # seconds a stop waits for logged-on sessions to log out
+REVOCATION_CHECK = 1.0  # seconds between looks for revoked keys of logged-on sessions
 
 ORDER_TYPES = frozenset({"D", "F", "G", "H", "q", "AB"})
 MARKET_DATA_TYPES = frozenset({"x", "V"})
@@ -135,6 +136,7 @@ class FixAcceptor:
         self._log_factory: Any = None
         self._settings: Any = None
         self._engine: threading.Thread | None = None
+        self._revocations: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
 
     # --- life -----------------------------------------------------------------------------
@@ -175,6 +177,7 @@ class FixAcceptor:
         await asyncio.to_thread(_quickfix.Acceptor_poll, self._acceptor)  # listens from here
         self._engine = threading.Thread(target=self._poll_loop, name="fix-engine", daemon=True)
         self._engine.start()
+        self._revocations = asyncio.create_task(self._watch_revocations(), name="fix-keys")
         log.info("FIX acceptor on %s:%d as %s", self.settings.fix_host, self.port, self.comp_id)
 
     def _poll_loop(self) -> None:
@@ -206,25 +209,35 @@ class FixAcceptor:
     async def stop(self) -> None:
         if self._acceptor is None:
             return
-        # the engine's thread waits on the loop (for the store): joined off the loop
-        self._stopping.set()
-        if self._engine is not None:
-            await asyncio.to_thread(self._engine.join, LOGOUT_WAIT + 5)
-        # destroyed now, while what it points at lives: that also takes its sessions out of
-        # QuickFIX's process-wide registry, so a later acceptor's register
-        self._acceptor = None
-        self._outbox.put(None)
-        if self._sender is not None:
-            await asyncio.to_thread(self._sender.join, 10)
+        # nothing more to send: the reports and the requests' handlers end first, then the
+        # sender sends what is queued (each waits on the loop for its record: joined off the
+        # loop), and only then the engine stops; sending to a stopped engine's session crashes
+        await self.orders.stop()
+        if self._revocations is not None:
+            self._revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._revocations
         for session in self.sessions.values():
             if session.market_data is not None:
                 await session.market_data.close()
-            for task in (session.worker, session.recorder):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        await self.orders.stop()
+            if session.worker is not None:
+                session.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await session.worker
+        self._outbox.put(None)
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.join, 10)
+        self._stopping.set()
+        if self._engine is not None:
+            await asyncio.to_thread(self._engine.join, LOGOUT_WAIT + 5)
+        for session in self.sessions.values():
+            if session.recorder is not None:
+                session.recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await session.recorder
+        # destroyed now, while what it points at lives: that also takes its sessions out of
+        # QuickFIX's process-wide registry, so a later acceptor's register
+        self._acceptor = None
 
     def _config_text(self, dictionary: Path) -> str:
         lines = [
@@ -477,6 +490,25 @@ class FixAcceptor:
                     f"MsgType {msg_type} is not served here",
                 ),
             )
+
+    async def _watch_revocations(self) -> None:
+        """A revoked key's requests are refused from now on: its session is logged out too,
+        not only its next logon (revocations are in the store, whichever process made them)."""
+        while True:
+            await asyncio.sleep(REVOCATION_CHECK)
+            on = {s.key_id: s for s in self.sessions.values() if s.logged_on and s.key_id}
+            if not on:
+                continue
+
+            for key_id in await asyncio.to_thread(self._revoked, list(on)):
+                engine = fix.Session.lookupSession(on[key_id].session_id)
+                if engine is not None:
+                    engine.logout("unauthenticated: the API key was revoked")
+
+    def _revoked(self, key_ids: list[str]) -> list[str]:
+        with self.rt.read_engine.connect() as connection:
+            stored = {k: access_repository.get_api_key(connection, k) for k in key_ids}
+        return [k for k, key in stored.items() if key is None or key.revoked_at is not None]
 
     # --- the operator's view --------------------------------------------------------------
 

@@ -270,9 +270,9 @@ def test_initiator_sequence_numbers_survive_a_new_initiator_on_the_same_store(
     with FixInitiator(
         port=exchange.port, sender_comp_id="DESK1", key_id=KEY_ID, secret=SECRET, store_dir=store
     ) as second:
-        # on past what first sent (plus its Logout, and a TestRequest if the logout did not
-        # go out first): never back to 1
-        assert sent + 1 <= second.session.getExpectedSenderNum() <= sent + 2
+        # on past what first sent (its Logout at least, a TestRequest or a Heartbeat too as
+        # the timing falls): never back to 1
+        assert second.session.getExpectedSenderNum() > sent
         second.wait_logon()
         assert int(field(second.next_admin("A"), 34)) > 1  # the exchange's numbers go on too
         second.send(new_order("after"))
