@@ -545,20 +545,31 @@ def _received(key: str, seq: int) -> Callable[[Any, datetime], Any]:
 
 
 class _Application(fix.Application):  # type: ignore[misc]
-    """QuickFIX's callbacks, on its threads."""
+    """QuickFIX's callbacks, on its threads. An exception escaping one makes the binding end
+    the process, so each catches its own: a message not recorded as handled is asked for
+    again after a restart, and a logon that cannot be checked is refused."""
 
     def __init__(self, acceptor: FixAcceptor) -> None:
         super().__init__()
         self.acceptor = acceptor
 
     def onCreate(self, sid: fix.SessionID) -> None:
-        self.acceptor.restore(sid)
+        try:
+            self.acceptor.restore(sid)
+        except Exception:
+            log.exception("FIX %s: its numbers could not be read from the store", sid.toString())
 
     def onLogon(self, sid: fix.SessionID) -> None:
-        self.acceptor.on_logon(sid)
+        try:
+            self.acceptor.on_logon(sid)
+        except Exception:
+            log.exception("FIX %s: logon bookkeeping failed", sid.toString())
 
     def onLogout(self, sid: fix.SessionID) -> None:
-        self.acceptor.on_logout(sid)
+        try:
+            self.acceptor.on_logout(sid)
+        except Exception:
+            log.exception("FIX %s: logout bookkeeping failed", sid.toString())
 
     def toAdmin(self, message: fix.Message, sid: fix.SessionID) -> None:
         try:
@@ -568,8 +579,17 @@ class _Application(fix.Application):  # type: ignore[misc]
 
     def fromAdmin(self, message: fix.Message, sid: fix.SessionID) -> None:
         if message.getHeader().getField(35) == "A":
-            self.acceptor.authenticate(message, sid)
-        self.acceptor.received(message, sid, admin=True)
+            try:
+                self.acceptor.authenticate(message, sid)
+            except fix.RejectLogon:
+                raise
+            except Exception:
+                log.exception("FIX %s: a logon could not be checked", sid.toString())
+                raise fix.RejectLogon("internal_error: the logon could not be checked") from None
+        try:
+            self.acceptor.received(message, sid, admin=True)
+        except Exception:
+            log.exception("FIX %s: an admin message was not queued", sid.toString())
 
     def toApp(self, message: fix.Message, sid: fix.SessionID) -> None:
         try:
@@ -579,7 +599,10 @@ class _Application(fix.Application):  # type: ignore[misc]
             raise fix.DoNotSend() from None
 
     def fromApp(self, message: fix.Message, sid: fix.SessionID) -> None:
-        self.acceptor.received(message, sid, admin=False)
+        try:
+            self.acceptor.received(message, sid, admin=False)
+        except Exception:  # not recorded as handled: asked for again after a restart
+            log.exception("FIX %s: a message was not queued", sid.toString())
 
 
 def _free_port(host: str) -> int:
