@@ -4,6 +4,7 @@ acceptor on a free port), and desks that log on to it through QuickFIX's own ini
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +87,20 @@ def fix_settings(directory: Path, **changes: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@contextmanager
+def fix_gateway_in(directory: Path) -> Iterator[FixGateway]:
+    """A gateway with its acceptor on the database in `directory` (the same file each time:
+    a second one started after the first stopped is a restart)."""
+    settings = fix_settings(directory)
+    runtime = Runtime.build(settings)
+    acceptor = FixAcceptor(runtime, settings, directory / "acceptor")
+    runtime.attach(acceptor)
+    dictionary = build_dictionary(directory / "FIX44-isthmus.xml")
+    with TestClient(create_app(settings, runtime=runtime)) as client:
+        yield FixGateway(client, runtime, acceptor, directory, dictionary)
+
+
 @pytest.fixture
 def fix_gateway(tmp_path: Path) -> Iterator[FixGateway]:
-    settings = fix_settings(tmp_path)
-    runtime = Runtime.build(settings)
-    acceptor = FixAcceptor(runtime, settings, tmp_path / "acceptor")
-    runtime.attach(acceptor)
-    dictionary = build_dictionary(tmp_path / "FIX44-isthmus.xml")
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield FixGateway(client, runtime, acceptor, tmp_path, dictionary)
+    with fix_gateway_in(tmp_path) as gateway:
+        yield gateway

@@ -20,13 +20,8 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 import quickfix44 as fix44
-from fastapi.testclient import TestClient
 
-from gateway.api.app import create_app
-from gateway.fix.acceptor import FixAcceptor
-from gateway.fix.dictionary import build_dictionary
-from gateway.runtime import Runtime
-from tests.fix.conftest import ACCOUNT, FixGateway, fix_settings
+from tests.fix.conftest import ACCOUNT, FixGateway, fix_gateway_in
 from tests.fix.initiator import FixInitiator, field, maybe_field
 from tests.fix.raw_session import (
     Fields,
@@ -393,23 +388,10 @@ def test_a_resend_request_repeats_the_reports_as_possible_duplicates(
 # --- restart ------------------------------------------------------------------------------
 
 
-@contextmanager
-def gateway(directory: Path) -> Iterator[FixGateway]:
-    """A gateway with its acceptor on the database in `directory` (the same file each time:
-    a second one started after the first stopped is a restart)."""
-    settings = fix_settings(directory)
-    runtime = Runtime.build(settings)
-    acceptor = FixAcceptor(runtime, settings, directory / "acceptor")
-    runtime.attach(acceptor)
-    dictionary = build_dictionary(directory / "FIX44-isthmus.xml")
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield FixGateway(client, runtime, acceptor, directory, dictionary)
-
-
 def test_after_a_restart_the_session_goes_on_with_its_numbers_and_orders(
     tmp_path: Path,
 ) -> None:
-    with gateway(tmp_path) as before:
+    with fix_gateway_in(tmp_path) as before:
         key = before.api_key()
         with before.desk("DESK1", key) as desk:
             desk.wait_logon(TIMEOUT)
@@ -420,7 +402,7 @@ def test_after_a_restart_the_session_goes_on_with_its_numbers_and_orders(
         last = int(field(desk.next_admin("5", TIMEOUT), 34))  # the acceptor's Logout
         desk_next = desk_next_sender(desk)
 
-    with gateway(tmp_path) as after, after.desk("DESK1", key) as desk:  # the same store
+    with fix_gateway_in(tmp_path) as after, after.desk("DESK1", key) as desk:  # the same store
         desk.wait_logon(TIMEOUT)
         logon = desk.next_admin("A", TIMEOUT)
         assert (int(field(logon, 34)), maybe_field(logon, 141)) == (last + 1, None)
@@ -456,7 +438,7 @@ def desk_next_sender(desk: FixInitiator) -> int:
 
 
 def test_a_report_made_while_the_desk_was_away_survives_a_restart(tmp_path: Path) -> None:
-    with gateway(tmp_path) as before:
+    with fix_gateway_in(tmp_path) as before:
         key = before.api_key()
         with before.desk("DESK1", key) as desk:
             desk.wait_logon(TIMEOUT)
@@ -467,7 +449,7 @@ def test_a_report_made_while_the_desk_was_away_survives_a_restart(tmp_path: Path
         assert cancelled.status_code == 200, cancelled.text
         fence(before)  # the cancel's report for DESK1 is numbered and stored
 
-    with gateway(tmp_path) as after, after.desk("DESK1", key) as desk:
+    with fix_gateway_in(tmp_path) as after, after.desk("DESK1", key) as desk:
         desk.wait_logon(TIMEOUT)
         # the report took last + 1 before the restart: the Logon is last + 2, and the desk's
         # engine asks for the one it missed, which comes from the store as it was sent
@@ -671,7 +653,7 @@ def test_reports_of_changes_just_before_a_stop_reach_the_desk_after_the_restart(
 ) -> None:
     """The gateway stops right after the operator cancels a desk's orders: their reports,
     being made as it stops, are numbered and kept like any other."""
-    with gateway(tmp_path) as before:
+    with fix_gateway_in(tmp_path) as before:
         key = before.api_key()
         with before.desk("DESK1", key) as desk:
             desk.wait_logon(TIMEOUT)
@@ -683,7 +665,7 @@ def test_reports_of_changes_just_before_a_stop_reach_the_desk_after_the_restart(
         )
         assert cancelled.status_code == 200, cancelled.text
 
-    with gateway(tmp_path) as after, after.desk("DESK1", key) as desk:
+    with fix_gateway_in(tmp_path) as after, after.desk("DESK1", key) as desk:
         desk.wait_logon(TIMEOUT)
         reports = [desk.next_app("8", TIMEOUT) for _ in range(5)]
         assert sorted((field(r, 11), field(r, 150), field(r, 43)) for r in reports) == [
