@@ -190,7 +190,15 @@ async def all_settled(
         websockets.connect(
             url.replace("http", "ws") + "/v1/stream", additional_headers=operator_headers()
         ) as socket,
-        httpx.AsyncClient(base_url=url, timeout=30, headers=operator_headers()) as http,
+        # idle connections dropped before uvicorn's 5 s keep-alive closes them: a request
+        # sent on one the server is closing fails ("disconnected without a response"), and the
+        # wait on the stream between the two reads can be longer than that
+        httpx.AsyncClient(
+            base_url=url,
+            timeout=30,
+            headers=operator_headers(),
+            limits=httpx.Limits(keepalive_expiry=1.0),
+        ) as http,
     ):
         assert json.loads(await socket.recv())["type"] == "subscribed"
         await socket.send(json.dumps({"op": "subscribe", "accounts": wallets}))
