@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
 KEY_HEADER = "X-Isthmus-Key"
 TIMESTAMP_HEADER = "X-Isthmus-Timestamp"
@@ -46,3 +47,28 @@ def sign_request(
         TIMESTAMP_HEADER: str(now_ms),
         SIGNATURE_HEADER: request_signature(secret, now_ms, method, path_with_query, body),
     }
+
+
+# --- FIX logons ---------------------------------------------------------------------------
+# A FIX Logon (35=A) proves an API key the same way: Username (553) the key id, Password (554)
+# the signature of the method "FIX" and this path, at the Logon's SendingTime (52).
+
+
+def fix_logon_path(sender_comp_id: str, target_comp_id: str, msg_seq_num: int | str) -> str:
+    """The comp ids and MsgSeqNum as the initiator sends them in the Logon's header."""
+    return f"/fix/logon/{sender_comp_id}/{target_comp_id}/{msg_seq_num}"
+
+
+def sending_time_ms(sending_time: str) -> int:
+    """SendingTime (52), `YYYYMMDD-HH:MM:SS[.fff...]` in UTC, as unix milliseconds."""
+    whole, _, fraction = sending_time.partition(".")
+    moment = datetime.strptime(whole, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3])
+
+
+def fix_logon_signature(
+    secret: str, sending_time: str, sender_comp_id: str, target_comp_id: str, msg_seq_num: int | str
+) -> str:
+    """Password (554) of a Logon with these header fields."""
+    path = fix_logon_path(sender_comp_id, target_comp_id, msg_seq_num)
+    return request_signature(secret, sending_time_ms(sending_time), "FIX", path, b"")

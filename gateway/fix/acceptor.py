@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import _quickfix
 import quickfix as fix
 
 from gateway.access.control import AccessControl, AuthenticationFailed
+from gateway.access.request_signing import fix_logon_path, sending_time_ms
 from gateway.access.trading import Caller
 from gateway.config import Settings
 from gateway.fix import reports
@@ -59,7 +60,6 @@ from gateway.store import access_repository, fix_sessions
 log = logging.getLogger(__name__)
 
 BEGIN_STRING = "FIX.4.4"
-LOGON_PATH = "/fix/logon/{sender}/{target}/{seq}"
 STORE_TIMEOUT = 10.0  # seconds a send may wait for its record in the store
 POLL_PAUSE = 0.001  # between polls of the engine (pacing, not synchronization)
 LOGOUT_WAIT = 3.0  # seconds a stop waits for logged-on sessions to log out
@@ -67,17 +67,6 @@ REVOCATION_CHECK = 1.0  # seconds between looks for revoked keys of logged-on se
 
 ORDER_TYPES = frozenset({"D", "F", "G", "H", "q", "AB"})
 MARKET_DATA_TYPES = frozenset({"x", "V"})
-
-
-def logon_path(sender: str, target: str, seq: int) -> str:
-    return LOGON_PATH.format(sender=sender, target=target, seq=seq)
-
-
-def sending_time_ms(text: str) -> int:
-    """SendingTime (52), `YYYYMMDD-HH:MM:SS[.sss...]` in UTC, as unix milliseconds."""
-    stamp, _, fraction = text.partition(".")
-    when = datetime.strptime(stamp, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    return int(when.timestamp()) * 1000 + int((fraction + "000")[:3])
 
 
 def _field(message: fix.Message, tag: int, header: bool = False) -> str | None:
@@ -367,7 +356,7 @@ class FixAcceptor:
             timestamp = sending_time_ms(sent_at)
         except ValueError:
             raise fix.RejectLogon("unauthenticated: SendingTime is not a UTC timestamp") from None
-        path = logon_path(session.counterparty, self.comp_id, seq)
+        path = fix_logon_path(session.counterparty, self.comp_id, seq)
         try:
             principal = self.on_loop(
                 self.access.signed_request(key_id, str(timestamp), signature, "FIX", path, b"")

@@ -113,7 +113,7 @@ _DONE = {"filled", "cancelled", "rejected", "expired"}
 
 
 def _average(text: str | None) -> str:
-    return "0" if text is None else str(Decimal(text).normalize().__format__("f"))
+    return "0" if text is None else format(Decimal(text).normalize(), "f")
 
 
 def rejection(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import col
 
 from gateway.store.tables import FixMessageRow, FixOrderRow, FixSessionRow
@@ -86,11 +86,6 @@ def logged_on(connection: Connection, session_key: str, key_id: str | None, now:
         .where(col(FixSessionRow.session_key) == session_key)
         .values(key_id=key_id, logged_on_at=now if key_id else None)
     )
-
-
-def sessions(connection: Connection) -> list[FixSessionRow]:
-    rows = connection.execute(text("SELECT * FROM fix_sessions ORDER BY session_key"))
-    return [FixSessionRow.model_validate(r) for r in rows.mappings()]
 
 
 def reset(connection: Connection, session_key: str, now: datetime) -> None:

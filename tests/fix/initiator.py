@@ -19,13 +19,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import quickfix as fix
 
-from gateway.access.request_signing import request_signature
+from gateway.access.request_signing import fix_logon_signature
 
 BEGIN_STRING = "FIX.4.4"
 FIX44_DICTIONARY = Path(sysconfig.get_path("data")) / "share" / "quickfix" / "FIX44.xml"
@@ -45,32 +44,6 @@ LOGON = "A"
 LOGOUT = "5"
 
 
-def sending_time_ms(sending_time: str) -> int:
-    """SendingTime(52), `YYYYMMDD-HH:MM:SS[.fff…]` in UTC, as unix milliseconds."""
-    whole, _, fraction = sending_time.partition(".")
-    moment = datetime.strptime(whole, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    milliseconds = int((fraction + "000")[:3]) if fraction else 0
-    return int(moment.timestamp()) * 1000 + milliseconds
-
-
-def logon_path(sender_comp_id: str, target_comp_id: str, msg_seq_num: int | str) -> str:
-    """The "path" a Logon's Password(554) signs, with the comp ids as the initiator sends them."""
-    return f"/fix/logon/{sender_comp_id}/{target_comp_id}/{msg_seq_num}"
-
-
-def logon_signature(
-    secret: str, sending_time: str, sender_comp_id: str, target_comp_id: str, msg_seq_num: int | str
-) -> str:
-    """Password(554) of a Logon with these header fields."""
-    return request_signature(
-        secret,
-        sending_time_ms(sending_time),
-        "FIX",
-        logon_path(sender_comp_id, target_comp_id, msg_seq_num),
-        b"",
-    )
-
-
 def sign_logon(message: fix.Message, key_id: str, secret: str) -> None:
     """Set Username(553) and Password(554) on a Logon whose header is already filled (as it is
     when QuickFIX hands it to `Application.toAdmin`)."""
@@ -78,7 +51,7 @@ def sign_logon(message: fix.Message, key_id: str, secret: str) -> None:
     message.setField(USERNAME, key_id)
     message.setField(
         PASSWORD,
-        logon_signature(
+        fix_logon_signature(
             secret,
             header.getField(SENDING_TIME),
             header.getField(SENDER_COMP_ID),

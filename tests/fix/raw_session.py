@@ -12,7 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
-from tests.fix.initiator import BEGIN_STRING, logon_signature
+from gateway.access.request_signing import fix_logon_signature
+from tests.fix.initiator import BEGIN_STRING
 
 SOH = b"\x01"
 Fields = list[tuple[int, str]]
@@ -98,7 +99,7 @@ def logon_fields(
     ]
     if reset_seq_num:
         fields.append((141, "Y"))
-    fields += [(553, key_id), (554, logon_signature(secret, stamp, sender, target, seq))]
+    fields += [(553, key_id), (554, fix_logon_signature(secret, stamp, sender, target, seq))]
     return fields
 
 

@@ -16,12 +16,12 @@ import _quickfix  # type: ignore[import-not-found]  # the C extension under quic
 import pytest
 import quickfix as fix
 
+from gateway.access.request_signing import fix_logon_signature
 from tests.fix.initiator import (
     FIX44_DICTIONARY,
     FixInitiator,
     field,
     groups,
-    logon_signature,
     maybe_field,
     msg_type,
 )
@@ -62,7 +62,7 @@ class _ExchangeApplication(fix.Application):  # type: ignore[misc]
         if msg_type(message) != "A":
             return
         header = message.getHeader()
-        expected = logon_signature(
+        expected = fix_logon_signature(
             SECRET,
             field(message, 52),
             header.getField(49),
