@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version="0.1.0",
         description="One API for orders across venues, settled atomically on-chain.",
         lifespan=lifespan,
+        # the gateway's own spans, metrics and logs (gateway/telemetry) cover every request;
+        # FastAPI's would duplicate them once an OpenTelemetry provider is set globally
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.add_middleware(OrderSubmitFastPath)  # inside the access guard: authenticated first

@@ -407,6 +407,8 @@ class InternalBook:
         self._quote_clients: dict[str, str] = {}  # their order id -> client order id
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
+        # per book: the levels of its last depth read, by (ticks, lots): most survive a change
+        self._depth_levels: dict[str, dict[tuple[int, int], BookLevel]] = {}
         # compliance: called under the lock right before an order enters the engine; raises
         # to refuse (an account listed after its order was screened)
         self.admission: Callable[[OrderSpec], None] | None = None
@@ -425,13 +427,22 @@ class InternalBook:
 
     def depth(self, instrument: str, levels: int) -> tuple[list[BookLevel], list[BookLevel]]:
         """Aggregated depth (price, quantity) of one book, best first."""
-        units = self._units[instrument]
         bids, asks = self._engine.depth(instrument, levels)
-        price, lots = units.from_ticks, units.from_lots
-        return (
-            [BookLevel(price(p), lots(q)) for p, q in bids],
-            [BookLevel(price(p), lots(q)) for p, q in asks],
-        )
+        # The feed reads every changed book after every order; one order changes one or two
+        # levels, so the others are the same objects as last time (no Decimal conversion).
+        previous = self._depth_levels.get(instrument, {})
+        current: dict[tuple[int, int], BookLevel] = {}
+        units = self._units[instrument]
+        sides: tuple[list[BookLevel], list[BookLevel]] = ([], [])
+        for side, pairs in zip(sides, (bids, asks), strict=True):
+            for key in pairs:
+                level = previous.get(key)
+                if level is None:
+                    level = BookLevel(units.from_ticks(key[0]), units.from_lots(key[1]))
+                current[key] = level
+                side.append(level)
+        self._depth_levels[instrument] = current
+        return sides
 
     def _new_engine(self) -> MatchingEngine:
         return MatchingEngine({i.symbol: i.rules for i in self._catalogue})

@@ -281,11 +281,11 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
-        command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival, screened)
         try:
             if not routed and self.book is not None and self.book.takes(spec):
                 result = await self._place_on_book(spec, fingerprint, screened)
             else:
+                command = SubmitOrder(spec, fingerprint, new_id("ord"), routed, arrival, screened)
                 with tracing.start_span("order.store"):
                     try:
                         result = await self._writer.execute(command)

@@ -8,8 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
 
 from gateway.domain.fills import Fill
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
@@ -39,10 +38,17 @@ _SET_PRIORITY = (
     .values(book_priority=bindparam("book_priority"))
 )
 _INSERT_LEGS = insert(LEGS)
-_INSERT_ACCOUNTS = {
-    "sqlite": sqlite.insert(ACCOUNTS).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(ACCOUNTS).on_conflict_do_nothing(),
-}
+# Text, not the dialects' `insert().on_conflict_do_nothing()`: SQLAlchemy cannot cache
+# those, so every order paid a statement compile (~0.2 ms). SQLite and PostgreSQL share
+# the syntax; the bound types keep each dialect's datetime handling.
+_INSERT_ACCOUNTS = text(
+    "INSERT INTO accounts (address, created_at) VALUES (:address, :created_at) "
+    "ON CONFLICT DO NOTHING"
+).bindparams(
+    bindparam("address", type_=ACCOUNTS.c.address.type),
+    bindparam("created_at", type_=ACCOUNTS.c.created_at.type),
+)
+_UPSERT_DIALECTS = frozenset({"sqlite", "postgresql"})
 _ORDERS_BY_KEYS = select(ORDERS).where(
     tuple_(ORDERS.c.account, ORDERS.c.client_order_id).in_(bindparam("keys", expanding=True))
 )
@@ -64,9 +70,8 @@ def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datet
     rows = [{"address": a, "created_at": now} for a in sorted(set(addresses))]
     if not rows:
         return
-    upsert = _INSERT_ACCOUNTS.get(connection.dialect.name)
-    if upsert is not None:
-        connection.execute(upsert, rows)
+    if connection.dialect.name in _UPSERT_DIALECTS:
+        connection.execute(_INSERT_ACCOUNTS, rows)
     else:  # pragma: no cover - other backends: check first
         existing = set(
             connection.execute(
