@@ -21,7 +21,7 @@ from tests.contracts.conftest import (
     split_sig,
     strategy_item,
 )
-from tests.contracts.test_fuzz import mirror_margin
+from tests.contracts.fuzz_machines import mirror_margin
 
 PRICE = 3_000 * USDC
 
