@@ -8,6 +8,10 @@ serialize, measured in the same run (rounds interleaved).
   second, and its ratio to the single-submit orders/s of the same round.
 * ``websocket``: ``{"op": "place"}`` on ``/v1/stream`` at 1 connection, one request at a
   time: acknowledgement p50 and its ratio to the REST p50 at 1 connection.
+* ``durable_baseline``: ``bench/durable_baseline.py``, the bare route plus a durable
+  group-committed write and nothing else (single, one connection, batch), with its ratio
+  to the bare route: how much of the bare route's speed any durable acknowledgement keeps
+  here, and the gateway's ratio to it.
 * ``disk_commit_floor``: the p50 of a one-row SQLite commit (WAL, synchronous=FULL: an
   fsync) in the same directory, measured in the same run: the floor under any durable
   acknowledgement on this machine; back to back, and (``one_per_ms``) paced like one
@@ -204,6 +208,25 @@ def measure_baseline(total: int, connections: int, label: str) -> dict[str, Load
         process.wait()
 
 
+def measure_durable(
+    directory: str, total: int, connections: int, label: str
+) -> dict[str, LoadResult]:
+    port = free_port()
+    process = start(
+        "bench.durable_baseline:app", port, {"ISTHMUS_BENCH_DB": f"{directory}/{label}.db"}
+    )
+    try:
+        warm(port, connections, label)
+        return {
+            "single": singles(port, total, connections, label),
+            "one": singles(port, total // 5, 1, f"{label}-one"),
+            "batch": batches(port, total * 4, 8, f"{label}-batch"),
+        }
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def summary(result: LoadResult) -> dict[str, object]:
     return {
         "requests": result.requests,
@@ -305,6 +328,7 @@ def main() -> None:
 
     baseline: list[dict[str, LoadResult]] = []
     gateway: list[dict[str, LoadResult]] = []
+    durable: list[dict[str, LoadResult]] = []
     with tempfile.TemporaryDirectory() as directory:
         for round_ in range(args.rounds):  # interleaved, so drift hits both alike
             baseline.append(measure_baseline(args.requests, args.connections, f"b{round_}"))
@@ -317,10 +341,14 @@ def main() -> None:
                 "ISTHMUS_RISK_ORDER_BURST": "1000000",
             }
             gateway.append(measure_gateway(env, args.requests, args.connections, f"g{round_}"))
+            durable.append(
+                measure_durable(directory, args.requests, args.connections, f"d{round_}")
+            )
         floor = commit_floor(directory)
     best = max(range(args.rounds), key=lambda r: gateway[r]["single"].throughput)
     best_base = max(range(args.rounds), key=lambda r: baseline[r]["single"].throughput)
     g, b = gateway[best], baseline[best_base]
+    d = durable[max(range(args.rounds), key=lambda r: durable[r]["single"].throughput)]
     ratios = [
         gr["single"].throughput / br["single"].throughput
         for gr, br in zip(gateway, baseline, strict=True)
@@ -358,6 +386,21 @@ def main() -> None:
                     ),
                     "ratio_per_round": [round(r, 3) for r in ws_ratios],
                     "goal_ratio": 0.5,
+                },
+                "durable_baseline": {
+                    "what": "the bare route + a group-committed one-row SQLite write per order "
+                    "(raw sqlite3, one writer thread), nothing else: the ceiling of a durable "
+                    "acknowledgement in Python on this machine",
+                    **summary(d["single"]),
+                    "ratio_vs_starlette": round(d["single"].throughput / b["single"].throughput, 3),
+                    "gateway_ratio_vs_durable": round(
+                        g["single"].throughput / d["single"].throughput, 3
+                    ),
+                    "one_connection_p50_ms": round(d["one"].percentile(50) * 1000, 3),
+                    "batch_orders_per_second": round(d["batch"].throughput, 1),
+                    "batch_ratio_vs_single": round(
+                        d["batch"].throughput / d["single"].throughput, 2
+                    ),
                 },
                 "disk_commit_floor": floor,
                 "memory": memory(args.memory_orders),
