@@ -175,52 +175,31 @@ async def _websocket_places(port: int, total: int, label: str) -> LoadResult:
         return LoadResult(total, time.perf_counter() - begun, latencies, statuses)
 
 
-def measure_gateway(
-    env: dict[str, str], total: int, connections: int, label: str
+def measure(
+    app: str,
+    env: dict[str, str],
+    total: int,
+    connections: int,
+    label: str,
+    *,
+    batch: bool = False,
+    websocket: bool = False,
 ) -> dict[str, LoadResult]:
+    """One server's round: single submits at `connections` and at 1, then batches and
+    WebSocket entry where the server has them."""
     port = free_port()
-    process = start("gateway.api.app:create_app", port, env)
+    process = start(app, port, env)
     try:
         warm(port, connections, label)
-        return {
-            "single": singles(port, total, connections, label),
-            "one": singles(port, total // 5, 1, f"{label}-one"),
-            "batch": batches(port, total * 4, 8, f"{label}-batch"),
-            "websocket": asyncio.run(_websocket_places(port, total // 5, f"{label}-ws")),
-        }
-    finally:
-        process.terminate()
-        process.wait()
-
-
-def measure_baseline(total: int, connections: int, label: str) -> dict[str, LoadResult]:
-    port = free_port()
-    process = start("bench.starlette_baseline:app", port, {})
-    try:
-        warm(port, connections, label)
-        return {
+        results = {
             "single": singles(port, total, connections, label),
             "one": singles(port, total // 5, 1, f"{label}-one"),
         }
-    finally:
-        process.terminate()
-        process.wait()
-
-
-def measure_durable(
-    directory: str, total: int, connections: int, label: str
-) -> dict[str, LoadResult]:
-    port = free_port()
-    process = start(
-        "bench.durable_baseline:app", port, {"ISTHMUS_BENCH_DB": f"{directory}/{label}.db"}
-    )
-    try:
-        warm(port, connections, label)
-        return {
-            "single": singles(port, total, connections, label),
-            "one": singles(port, total // 5, 1, f"{label}-one"),
-            "batch": batches(port, total * 4, 8, f"{label}-batch"),
-        }
+        if batch:
+            results["batch"] = batches(port, total * 4, 8, f"{label}-batch")
+        if websocket:
+            results["websocket"] = asyncio.run(_websocket_places(port, total // 5, f"{label}-ws"))
+        return results
     finally:
         process.terminate()
         process.wait()
@@ -331,7 +310,10 @@ def main() -> None:
     durable: list[dict[str, LoadResult]] = []
     with tempfile.TemporaryDirectory() as directory:
         for round_ in range(args.rounds):  # interleaved, so drift hits both alike
-            baseline.append(measure_baseline(args.requests, args.connections, f"b{round_}"))
+            requests, connections = args.requests, args.connections
+            baseline.append(
+                measure("bench.starlette_baseline:app", {}, requests, connections, f"b{round_}")
+            )
             env = {
                 "ISTHMUS_DATABASE_URL": f"sqlite:///{directory}/bench-{round_}.db",
                 "ISTHMUS_LOG_LEVEL": "warning",
@@ -340,9 +322,27 @@ def main() -> None:
                 "ISTHMUS_RISK_ORDERS_PER_SECOND": "1000000",
                 "ISTHMUS_RISK_ORDER_BURST": "1000000",
             }
-            gateway.append(measure_gateway(env, args.requests, args.connections, f"g{round_}"))
+            gateway.append(
+                measure(
+                    "gateway.api.app:create_app",
+                    env,
+                    requests,
+                    connections,
+                    f"g{round_}",
+                    batch=True,
+                    websocket=True,
+                )
+            )
+            durable_db = {"ISTHMUS_BENCH_DB": f"{directory}/durable-{round_}.db"}
             durable.append(
-                measure_durable(directory, args.requests, args.connections, f"d{round_}")
+                measure(
+                    "bench.durable_baseline:app",
+                    durable_db,
+                    requests,
+                    connections,
+                    f"d{round_}",
+                    batch=True,
+                )
             )
         floor = commit_floor(directory)
     best = max(range(args.rounds), key=lambda r: gateway[r]["single"].throughput)
