@@ -41,12 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import quickfix as fix  # noqa: E402
-import quickfix44 as fix44  # noqa: E402
 
 from bench.api_orders import OPERATOR, OPERATOR_TOKEN, commit_floor, start  # noqa: E402
 from bench.http_load import LoadResult, run_load  # noqa: E402
 from gateway.fix.dictionary import build_dictionary  # noqa: E402
-from tests.fix.initiator import FixInitiator, _Application, maybe_field, msg_type  # noqa: E402
+from tests.fix.initiator import (  # noqa: E402
+    FixInitiator,
+    _Application,
+    limit_order,
+    maybe_field,
+    msg_type,
+)
 from tests.postgres_cluster import free_port  # noqa: E402
 
 SENDER = "BENCH"
@@ -167,23 +172,8 @@ class TimedDesk(FixInitiator):
 
 
 def fix_order(cl_ord_id: str, n: int) -> fix.Message:
-    """The REST body's order as a NewOrderSingle: limit (40=2), GTC (59=1), a buy (54=1).
-    (Not tests/fix/test_fix_orders.new_order: importing a test module imports the whole
-    gateway, ten seconds here.)"""
-    message = fix44.NewOrderSingle()
-    for tag, value in (
-        (11, cl_ord_id),
-        (1, FIX_ACCOUNT),
-        (55, "WETH/USDC"),
-        (54, "1"),
-        (38, QUANTITY),
-        (40, "2"),
-        (44, price(n)),
-        (59, "1"),
-        (60, "20261206-12:00:00.000"),
-    ):
-        message.setField(fix.StringField(tag, value))
-    return message
+    """The REST body's order as a NewOrderSingle: a GTC limit buy."""
+    return limit_order(cl_ord_id, FIX_ACCOUNT, QUANTITY, price(n))
 
 
 def fix_one_at_a_time(desk: TimedDesk, total: int, label: str) -> LoadResult:

@@ -19,10 +19,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import quickfix as fix
+import quickfix44 as fix44
 
 from gateway.access.request_signing import fix_logon_signature
 
@@ -42,6 +44,40 @@ PASSWORD = 554
 
 LOGON = "A"
 LOGOUT = "5"
+
+BUY, SELL = "1", "2"  # Side(54)
+GTC, IOC = "1", "3"  # TimeInForce(59)
+
+
+def limit_order(
+    cl_ord_id: str,
+    account: str,
+    quantity: str,
+    price: str,
+    *,
+    side: str = BUY,
+    time_in_force: str = GTC,
+    instrument: str = "WETH/USDC",
+    extra: Iterable[tuple[int, str]] = (),
+) -> fix.Message:
+    """A NewOrderSingle limit order (40=2), amounts as decimal text (never a double);
+    `extra` tags are set last (they may replace one of these)."""
+    message = fix44.NewOrderSingle()
+    transact_time = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+    for tag, value in (
+        (11, cl_ord_id),
+        (1, account),
+        (55, instrument),
+        (54, side),
+        (38, quantity),
+        (40, "2"),
+        (44, price),
+        (59, time_in_force),
+        (60, transact_time),
+        *extra,
+    ):
+        message.setField(fix.StringField(tag, value))
+    return message
 
 
 def sign_logon(message: fix.Message, key_id: str, secret: str) -> None:

@@ -11,10 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 import quickfix as fix
-import quickfix44 as fix44
 
 from tests.fix.conftest import ACCOUNT
-from tests.fix.initiator import FixInitiator, field, printable
+from tests.fix.initiator import FixInitiator, field, limit_order, printable
 from tests.integration.gateway_process import GatewayProcess
 from tests.operator_access import operator_headers
 from tests.postgres_cluster import free_port
@@ -25,20 +24,7 @@ BEFORE, DURING, AFTER = 30, 10, 5  # orders sent: streaming at the kill, while d
 
 
 def new_order(cl_ord_id: str, price: str) -> fix.Message:
-    message = fix44.NewOrderSingle()
-    for tag, value in (
-        (11, cl_ord_id),
-        (1, ACCOUNT),
-        (55, "WETH/USDC"),
-        (54, "1"),
-        (38, "0.1"),
-        (40, "2"),
-        (44, price),
-        (59, "1"),
-        (60, "20261206-12:00:00.000"),
-    ):
-        message.setField(fix.StringField(tag, value))
-    return message
+    return limit_order(cl_ord_id, ACCOUNT, "0.1", price)
 
 
 def stored_orders(gateway: GatewayProcess) -> list[str]:

@@ -18,7 +18,17 @@ from isthmus_client import AsyncIsthmus, NonceStore, Signer
 
 from gateway.fix.dictionary import build_dictionary
 from tests.client.devnet_gateway import DEMO_KEYS, DevnetGateway
-from tests.fix.initiator import FixInitiator, field, groups, maybe_field
+from tests.fix.initiator import (
+    BUY,
+    GTC,
+    IOC,
+    SELL,
+    FixInitiator,
+    field,
+    groups,
+    limit_order,
+    maybe_field,
+)
 
 pytestmark = pytest.mark.chain
 FAR_DEADLINE = 2_000_000_000
@@ -50,23 +60,22 @@ def signed_body(devnet: DevnetGateway, who: str, **order: Any) -> dict[str, Any]
 
 
 def new_order_single(body: dict[str, Any]) -> fix.Message:
-    message = fix44.NewOrderSingle()
-    message.setField(fix.StringField(11, body["client_order_id"]))
-    message.setField(fix.StringField(1, body["account"]))
-    message.setField(fix.StringField(55, body["instrument"]))
-    message.setField(fix.StringField(54, "1" if body["side"] == "buy" else "2"))
-    message.setField(fix.StringField(38, body["quantity"]))
-    message.setField(fix.StringField(40, "2"))
-    message.setField(fix.StringField(44, body["price"]))
-    message.setField(
-        fix.StringField(59, {"gtc": "1", "ioc": "3"}[body.get("time_in_force") or "gtc"])
-    )
-    message.setField(fix.StringField(60, "20261206-12:00:00.000"))
+    """The REST body of a signed order as a NewOrderSingle with the signature's tags."""
     signature = body["signature"]
-    message.setField(fix.StringField(20010, signature["signature"]))
-    message.setField(fix.StringField(20011, signature["nonce"]))
-    message.setField(fix.StringField(20012, str(signature["deadline"])))
-    return message
+    return limit_order(
+        body["client_order_id"],
+        body["account"],
+        body["quantity"],
+        body["price"],
+        side=BUY if body["side"] == "buy" else SELL,
+        time_in_force={"gtc": GTC, "ioc": IOC}[body.get("time_in_force") or "gtc"],
+        instrument=body["instrument"],
+        extra=[
+            (20010, signature["signature"]),
+            (20011, signature["nonce"]),
+            (20012, str(signature["deadline"])),
+        ],
+    )
 
 
 @pytest.fixture

@@ -10,27 +10,14 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from tests.fix.conftest import ACCOUNT, FixGateway
-from tests.fix.initiator import field
+from tests.fix.initiator import field, limit_order
 from tests.operator_access import operator_headers
 
 
 def new_order(cl_ord_id: str, side: str, quantity: str, price: str, **extra: str) -> fix.Message:
-    message = fix44.NewOrderSingle()
-    for tag, value in (
-        (11, cl_ord_id),
-        (1, ACCOUNT),
-        (55, "WETH/USDC"),
-        (54, side),
-        (38, quantity),
-        (40, "2"),
-        (44, price),
-        (59, "1"),
-        (60, "20261206-12:00:00.000"),
-    ):
-        message.setField(fix.StringField(tag, value))
-    for tag, value in extra.items():
-        message.setField(fix.StringField(int(tag.removeprefix("t")), value))
-    return message
+    """The account's limit order; `extra` as t<tag>=value (e.g. t59="0")."""
+    tags = [(int(tag.removeprefix("t")), value) for tag, value in extra.items()]
+    return limit_order(cl_ord_id, ACCOUNT, quantity, price, side=side, extra=tags)
 
 
 def test_an_order_is_new_then_partly_filled_then_filled(fix_gateway: FixGateway) -> None:

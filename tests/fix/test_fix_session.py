@@ -12,7 +12,7 @@ same session handles in order (a "fence") bounds the wait."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ import quickfix as fix
 import quickfix44 as fix44
 
 from tests.fix.conftest import ACCOUNT, FixGateway, fix_gateway_in
-from tests.fix.initiator import FixInitiator, field, maybe_field
+from tests.fix.initiator import FixInitiator, field, limit_order, maybe_field
 from tests.fix.raw_session import (
     Fields,
     RawFixConnection,
@@ -46,20 +46,7 @@ _ids = itertools.count(1)
 
 def new_order(cl_ord_id: str, price: str = "2900") -> fix.Message:
     """A resting limit buy: nothing on the book crosses it, so its one report is New."""
-    message = fix44.NewOrderSingle()
-    for tag, text in (
-        (11, cl_ord_id),
-        (1, ACCOUNT),
-        (55, "WETH/USDC"),
-        (54, "1"),
-        (38, "1"),
-        (40, "2"),
-        (44, price),
-        (59, "1"),
-        (60, sending_time(datetime.now(UTC))),
-    ):
-        message.setField(fix.StringField(tag, text))
-    return message
+    return limit_order(cl_ord_id, ACCOUNT, "1", price)
 
 
 def order_fields(sender: str, seq: int, cl_ord_id: str, *extra: tuple[int, str]) -> Fields:
@@ -506,51 +493,46 @@ def acceptor_events(gw: FixGateway, sender: str = "MM1") -> str:
     ).read_text()
 
 
-def test_a_wrong_checksum_is_dropped_and_its_number_taken_by_the_next(
-    fix_gateway: FixGateway,
+def wrong_checksum(bad: bytes) -> list[bytes]:
+    right = int(frame(bad)[-4:-1])  # "10=nnn<SOH>" ends the message
+    return [frame(bad, checksum=f"{(right + 1) % 256:03d}")]
+
+
+def body_length_too_short(bad: bytes) -> list[bytes]:
+    return [frame(bad, length=len(bad) - 5)]
+
+
+def body_length_too_long(bad: bytes) -> list[bytes]:
+    # the next message is read as the end of "bad", and dropped with it
+    return [frame(bad, length=len(bad) + 5), encode(order_fields("MM1", 2, "swallowed"))]
+
+
+def garbage_then_a_tag_that_is_no_number(bad: bytes) -> list[bytes]:
+    return [
+        b"\x00\xff not FIX at all \x01junk\x01",  # no "8=": skipped up to the next
+        frame(bad.replace(b"\x0155=", b"\x015x=")),  # framed right (length, checksum)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("garble", "event"),
+    [
+        (wrong_checksum, "Invalid message: Expected CheckSum="),
+        (body_length_too_short, "Invalid message: Expected BodyLength="),
+        (body_length_too_long, "Invalid message: Expected BodyLength="),
+        (garbage_then_a_tag_that_is_no_number, "Invalid message: Field tag is invalid: 5x"),
+    ],
+    ids=["wrong checksum", "body length too short", "body length too long", "garbage"],
+)
+def test_a_garbled_message_is_dropped_and_its_number_taken_by_the_next(
+    fix_gateway: FixGateway, garble: Callable[[bytes], list[bytes]], event: str
 ) -> None:
     with raw_session(fix_gateway) as raw:
-        bad = body(order_fields("MM1", 2, "bad"))
-        right = int(frame(bad)[-4:-1])  # "10=nnn<SOH>" ends the message
-        raw.send(frame(bad, checksum=f"{(right + 1) % 256:03d}"))
+        for garbled in garble(body(order_fields("MM1", 2, "bad"))):
+            raw.send(garbled)
         raw.send(encode(order_fields("MM1", 2, "good")))
         expect_new(raw, "good", 2)
-    assert "Invalid message: Expected CheckSum=" in acceptor_events(fix_gateway)
-    assert client_order_ids(fix_gateway) == ["good"]
-    still_serving(fix_gateway)
-
-
-def test_a_body_length_too_short_is_dropped(fix_gateway: FixGateway) -> None:
-    with raw_session(fix_gateway) as raw:
-        bad = body(order_fields("MM1", 2, "bad"))
-        raw.send(frame(bad, length=len(bad) - 5))
-        raw.send(encode(order_fields("MM1", 2, "good")))
-        expect_new(raw, "good", 2)
-    assert "Invalid message: Expected BodyLength=" in acceptor_events(fix_gateway)
-    assert client_order_ids(fix_gateway) == ["good"]
-    still_serving(fix_gateway)
-
-
-def test_a_body_length_too_long_swallows_the_next_message(fix_gateway: FixGateway) -> None:
-    with raw_session(fix_gateway) as raw:
-        bad = body(order_fields("MM1", 2, "bad"))
-        raw.send(frame(bad, length=len(bad) + 5))
-        raw.send(encode(order_fields("MM1", 2, "swallowed")))  # read as the end of "bad"
-        raw.send(encode(order_fields("MM1", 2, "good")))
-        expect_new(raw, "good", 2)
-    assert "Invalid message: Expected BodyLength=" in acceptor_events(fix_gateway)
-    assert client_order_ids(fix_gateway) == ["good"]
-    still_serving(fix_gateway)
-
-
-def test_garbage_is_skipped_and_a_garbled_message_dropped(fix_gateway: FixGateway) -> None:
-    with raw_session(fix_gateway) as raw:
-        raw.send(b"\x00\xff not FIX at all \x01junk\x01")  # no "8=": skipped up to the next
-        # framed right (length, checksum), but a tag that is no number
-        raw.send(frame(body(order_fields("MM1", 2, "bad")).replace(b"\x0155=", b"\x015x=")))
-        raw.send(encode(order_fields("MM1", 2, "good")))
-        expect_new(raw, "good", 2)
-    assert "Invalid message: Field tag is invalid: 5x" in acceptor_events(fix_gateway)
+    assert event in acceptor_events(fix_gateway)
     assert client_order_ids(fix_gateway) == ["good"]
     still_serving(fix_gateway)
 
