@@ -399,9 +399,9 @@ def _apply_leg(ins: orders.Instrument, id: bytes32, is_buy: bool, amount: uint25
 
 
 @internal
-def _pay_out(token: address, amount: uint256):
+def _pay_to(token: address, to: address, amount: uint256):
     if amount > 0:
-        assert extcall IERC20(token).transfer(msg.sender, amount, default_return_value=True), "wallet: transfer failed"
+        assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "wallet: transfer failed"
 
 
 @internal
@@ -436,7 +436,7 @@ def _check_owner_notional(config: uint256, notional: uint256):
 
 
 @external
-def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32:
+def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, pay_to: address) -> (bytes32, bool):
     """
     @notice Applies one signed order's fill (Settlement only, inside `settle`): checks the
             signature (owner or trading key in scope; sig.v = 0: the contract owner's
@@ -444,15 +444,26 @@ def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> byte
             size, limit price and owner limits, books the token flows and option position.
             With `last` (the wallet's last leg of the batch) it then sends its net outflow of
             each token to the Settlement and snapshots the balance of each token it is owed.
+            With `pay_to` (a spot trade the Settlement pairs with its counter-order) it pays
+            its side straight to the counterparty's wallet and keeps no batch state: the
+            Settlement checks that the counterparty paid this wallet in the same pair. A
+            wallet with open option positions then checks its margin at once if it was paid
+            first (`last`), else asks for `finish` after the counterparty paid.
     @param f The signed order, its fill (base units) and the quote amount for that fill.
     @param ins The instrument's preimage (must hash to the order's instrument id).
-    @param last Whether this is the wallet's last leg in the batch.
+    @param last Netted: whether this is the wallet's last leg in the batch. Paired: whether
+           the counterparty has already paid.
+    @param pay_to The counterparty's wallet for a paired spot trade; empty otherwise.
     @return bytes32 The order digest.
+    @return bool Whether the Settlement must call `finish` after the pair (paired only).
     """
     config: uint256 = self._check_settlement()
     stage: uint256 = self._t_stage
     first: bool = stage == STAGE_IDLE
-    if first:
+    if pay_to != empty(address):
+        # a paired trade is whole in itself: never inside a netted batch of this wallet
+        self._not_in_batch()
+    elif first:
         self._t_stage = STAGE_APPLYING
     else:
         assert stage == STAGE_APPLYING, "wallet: already collected"
@@ -478,20 +489,35 @@ def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> byte
         assert f.quote <= f.fill * o.limit_price // unit, "wallet: limit price"
     else:
         assert f.quote >= f.fill * o.limit_price // unit, "wallet: limit price"
+    if pay_to != empty(address):
+        assert ins.kind == orders.KIND_SPOT, "wallet: not spot"
+        if o.is_buy:
+            self._pay_to(ins.quote, pay_to, f.quote)
+        else:
+            self._pay_to(ins.base, pay_to, f.fill)
+        if config & core.OPEN_MASK == 0:
+            return digest, False
+        if last:
+            # the counterparty paid first: the margin rule sees the whole trade
+            self._check_margin_view()
+            return digest, False
+        # paid before being paid: the Settlement calls `finish` once the counterparty paid
+        self._t_stage = STAGE_COLLECTED
+        return digest, True
     if last and first and ins.kind == orders.KIND_SPOT:
         # the wallet's only leg in the batch: settle its two token flows directly (the
         # snapshot first: base != quote, so paying one out leaves the other's balance)
         if o.is_buy:
             self._expect(ins.base, f.fill)
-            self._pay_out(ins.quote, f.quote)
+            self._pay_to(ins.quote, msg.sender, f.quote)
         else:
             self._expect(ins.quote, f.quote)
-            self._pay_out(ins.base, f.fill)
-        return digest
+            self._pay_to(ins.base, msg.sender, f.fill)
+        return digest, False
     self._apply_leg(ins, id, o.is_buy, f.fill, f.quote)
     if last:
         self._collect()
-    return digest
+    return digest, False
 
 
 @external
@@ -572,13 +598,19 @@ def finish():
         self._t_tokens = []
     self._t_stage = STAGE_IDLE
     if core.config & core.OPEN_MASK != 0:
-        # through a static self-call: keeps the margin code's large memory frame out of
-        # this function's (every spot-only wallet would pay ~5,000 gas of memory otherwise)
-        required: uint256 = 0
-        available: uint256 = 0
-        ok: bool = False
-        required, available, ok = staticcall IMarginView(self).margin_status()
-        assert ok, "wallet: margin"
+        self._check_margin_view()
+
+
+@internal
+@view
+def _check_margin_view():
+    # through a static self-call: keeps the margin code's large memory frame out of the
+    # caller's (every spot-only wallet would pay ~5,000 gas of memory otherwise)
+    required: uint256 = 0
+    available: uint256 = 0
+    ok: bool = False
+    required, available, ok = staticcall IMarginView(self).margin_status()
+    assert ok, "wallet: margin"
 
 
 @external
@@ -607,11 +639,11 @@ def settle_series(underlying: address, quote: address, expiry: uint64, price: ui
         owed: uint256 = (convert(-total, uint256) + unit - 1) // unit
         balance: uint256 = staticcall IERC20(quote).balanceOf(self)
         paid_quote = min(owed, balance)
-        self._pay_out(quote, paid_quote)
+        self._pay_to(quote, msg.sender, paid_quote)
         rest: uint256 = owed - paid_quote
         if rest > 0:
             paid_underlying = (rest * unit + price - 1) // price
-            self._pay_out(underlying, paid_underlying)
+            self._pay_to(underlying, msg.sender, paid_underlying)
     elif total > 0:
         credit = convert(total, uint256) // unit
     log SeriesSettled(underlying=underlying, expiry=expiry, price=price, paid_quote=paid_quote, paid_underlying=paid_underlying, credit=credit)

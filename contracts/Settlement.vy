@@ -58,7 +58,7 @@ SET_COLLATERAL: constant(bytes32) = keccak256("set_collateral")
 
 
 interface IMarginWallet:
-    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32: nonpayable
+    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, pay_to: address) -> (bytes32, bool): nonpayable
     def apply_strategy(f: orders.StrategyFill, ins: DynArray[orders.Instrument, orders.MAX_LEGS], last: bool) -> bytes32: nonpayable
     def finish(): nonpayable
     def settle_series(underlying: address, quote: address, expiry: uint64, price: uint256) -> (uint256, uint256, uint256): nonpayable
@@ -568,6 +568,31 @@ def _hold_contract_sig(signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRAC
     self._t_contract_sig = signatures[index]
 
 
+@internal
+def _first_sight(wallet: address) -> uint256:
+    # 1 the first time a wallet is seen in this batch (counted for BatchSettled)
+    if self._t_last[wallet] != 0:
+        return 0
+    self._t_last[wallet] = 1
+    return 1
+
+
+@internal
+def _apply_paired(batch_id: uint256, item: OrderItem, ins: orders.Instrument, id: bytes32, paid: bool, pay_to: address) -> bool:
+    # one side of a paired trade; returns whether its wallet asked for `finish`
+    fill: orders.OrderFill = orders.OrderFill(
+        order=orders.Order(instrument=id, is_buy=item.is_buy, amount=item.amount, limit_price=item.limit_price, nonce=item.nonce, deadline=item.deadline),
+        sig=item.sig,
+        fill=item.fill,
+        quote=item.quote,
+    )
+    digest: bytes32 = empty(bytes32)
+    deferred: bool = False
+    digest, deferred = extcall IMarginWallet(item.wallet).apply_order(fill, ins, paid, pay_to)
+    log Fill(batch_id=batch_id, wallet=item.wallet, digest=digest, instrument=id, is_buy=item.is_buy, amount=item.fill, quote=item.quote)
+    return deferred
+
+
 @external
 @view
 def contract_signature() -> Bytes[MAX_CONTRACT_SIG]:
@@ -592,6 +617,20 @@ def settle(batch: Batch):
     """
     assert self.is_operator[msg.sender], "settlement: not operator"
     batch_id: uint256 = batch.batch_id
+    n_orders: uint256 = len(batch.orders)
+    n_strategies: uint256 = len(batch.strategies)
+    # paired: orders 2k and 2k + 1 are the two sides of one spot trade for every k (same
+    # instrument, opposite sides, same fill and quote, two different wallets)
+    paired: bool = n_orders > 0 and n_orders % 2 == 0 and n_strategies == 0 and len(batch.swaps) == 0
+    if paired:
+        for k: uint256 in range(MAX_ORDERS // 2):
+            if 2 * k >= n_orders:
+                break
+            a: OrderItem = batch.orders[2 * k]
+            b: OrderItem = batch.orders[2 * k + 1]
+            if a.instrument != b.instrument or a.is_buy == b.is_buy or a.fill != b.fill or a.quote != b.quote or a.wallet == b.wallet or batch.instruments[a.instrument].kind != orders.KIND_SPOT:
+                paired = False
+                break
 
     # 0. instruments (hashed and checked once) and each wallet's last item
     # every token the batch can move, with this contract's balance before anything moves
@@ -600,9 +639,46 @@ def settle(batch: Batch):
         id: bytes32 = orders.instrument_id(ins)
         assert self.registered[id], "settlement: unknown instrument"
         ids.append(id)
-        if ins.kind == orders.KIND_SPOT:
-            self._register_token(ins.base)
-        self._register_token(ins.quote)
+        if not paired:
+            if ins.kind == orders.KIND_SPOT:
+                self._register_token(ins.base)
+            self._register_token(ins.quote)
+
+    if paired:
+        # every order is one side of a spot trade with the next or previous one: each wallet
+        # pays its counterparty directly, and this contract checks that both were paid
+        wallets_seen: uint256 = 0
+        for k: uint256 in range(MAX_ORDERS // 2):
+            if 2 * k >= n_orders:
+                break
+            a: OrderItem = batch.orders[2 * k]
+            b: OrderItem = batch.orders[2 * k + 1]
+            ins: orders.Instrument = batch.instruments[a.instrument]
+            buyer: address = a.wallet
+            seller: address = b.wallet
+            if not a.is_buy:
+                buyer = b.wallet
+                seller = a.wallet
+            quote_before: uint256 = staticcall IERC20(ins.quote).balanceOf(seller)
+            base_before: uint256 = staticcall IERC20(ins.base).balanceOf(buyer)
+            if a.sig.v == 0:
+                self._hold_contract_sig(batch.signatures, a.sig)
+            check_a: bool = self._apply_paired(batch_id, a, ins, ids[a.instrument], False, b.wallet)
+            if b.sig.v == 0:
+                self._hold_contract_sig(batch.signatures, b.sig)
+            self._apply_paired(batch_id, b, ins, ids[a.instrument], True, a.wallet)
+            assert staticcall IERC20(ins.quote).balanceOf(seller) >= quote_before + a.quote, "settlement: not paid"
+            assert staticcall IERC20(ins.base).balanceOf(buyer) >= base_before + a.fill, "settlement: not paid"
+            if check_a:
+                # the first wallet holds option positions: its margin, now that it was paid
+                extcall IMarginWallet(a.wallet).finish()
+            wallets_seen += self._first_sight(a.wallet) + self._first_sight(b.wallet)
+        for i: uint256 in range(MAX_ORDERS):
+            if i >= n_orders:
+                break
+            self._t_last[batch.orders[i].wallet] = 0
+        log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=n_orders, strategies=0, swaps=0, wallets=wallets_seen)
+        return
     swap_out: DynArray[address, MAX_SWAPS] = []
     for sw: Swap in batch.swaps:
         assert self.pool_registered[sw.pair], "settlement: unknown pool"
@@ -615,8 +691,6 @@ def settle(batch: Batch):
             swap_out.append(t0)
         self._register_token(t0)
         self._register_token(t1)
-    n_orders: uint256 = len(batch.orders)
-    n_strategies: uint256 = len(batch.strategies)
     # Spot legs need no wallet-registry check: whatever a wallet contract does, the batch only
     # settles if this contract's balances end exactly where they started and every genuine
     # wallet received what it is owed. Option legs do (see _leg): the CCP needs solvent shorts.
@@ -651,7 +725,9 @@ def settle(batch: Batch):
         )
         if item.sig.v == 0:
             self._hold_contract_sig(batch.signatures, item.sig)
-        digest: bytes32 = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1)
+        digest: bytes32 = empty(bytes32)
+        deferred: bool = False
+        digest, deferred = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1, empty(address))
         self._leg(batch_id, item.wallet, digest, ins, id, item.is_buy, item.fill, item.quote)
 
     for j: uint256 in range(MAX_STRATEGIES):

@@ -14,17 +14,19 @@ event Applied:
 
 
 @external
-def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32:
+def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, pay_to: address) -> (bytes32, bool):
     """
     @notice Accepts the leg, pays nothing.
     @param f The fill.
     @param ins The instrument.
     @param last Ignored.
+    @param pay_to Ignored (it pays nobody).
     @return bytes32 A made-up digest.
+    @return bool Never asks for finish.
     """
     self.applied += 1
     log Applied(count=self.applied)
-    return keccak256(abi_encode(f.order.nonce))
+    return keccak256(abi_encode(f.order.nonce)), False
 
 
 @external

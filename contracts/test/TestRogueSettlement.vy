@@ -9,7 +9,7 @@
 from ..lib import orders
 
 interface IWallet:
-    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool) -> bytes32: nonpayable
+    def apply_order(f: orders.OrderFill, ins: orders.Instrument, last: bool, pay_to: address) -> (bytes32, bool): nonpayable
     def finish(): nonpayable
 
 
@@ -21,7 +21,7 @@ def apply_then_finish(wallet: address, f: orders.OrderFill, ins: orders.Instrume
     @param f The signed fill.
     @param ins The instrument preimage.
     """
-    extcall IWallet(wallet).apply_order(f, ins, True)
+    extcall IWallet(wallet).apply_order(f, ins, True, empty(address))
     extcall IWallet(wallet).finish()
 
 
@@ -33,5 +33,5 @@ def apply_twice(wallet: address, f: orders.OrderFill, ins: orders.Instrument):
     @param f The signed fill.
     @param ins The instrument preimage.
     """
-    extcall IWallet(wallet).apply_order(f, ins, True)
-    extcall IWallet(wallet).apply_order(f, ins, True)
+    extcall IWallet(wallet).apply_order(f, ins, True, empty(address))
+    extcall IWallet(wallet).apply_order(f, ins, True, empty(address))

@@ -29,6 +29,8 @@ from gateway.settlement.eip712 import Leg, Order, Strategy
 
 from .strategies import ADDRESS, UINT64, UINT256, orders, strategies_with
 
+ZERO_ADDRESS = "0x" + "00" * 20  # apply_order's pay_to: not a paired trade
+
 pytestmark = pytest.mark.chain
 
 MAX_LEGS = 8  # contracts/lib/orders.vy
@@ -102,9 +104,9 @@ def test_anvil_signature_accepted_on_chain(
     assert signature == eip712.sign_order(order, owner.key, w3.eth.chain_id, wallet.address)
 
     fill = abi.order_fill(order, signature, 10**18, 3_000 * 10**6)
-    call = wallet.functions.apply_order(fill, preimage, False)
+    call = wallet.functions.apply_order(fill, preimage, False, ZERO_ADDRESS)
     digest = eip712.order_digest(order, w3.eth.chain_id, wallet.address)
-    assert call.call({"from": fake_settlement.address}) == digest  # the wallet's own digest
+    assert call.call({"from": fake_settlement.address}) == [digest, False]  # its own digest
     fake_settlement.transact(call)
     assert wallet.functions.filled(digest).call() == 10**18  # partial fill recorded
     assert wallet.functions.remaining(order.as_tuple()).call() == 10**18
@@ -120,7 +122,7 @@ def test_wrong_signer_rejected_on_chain(
     signature = eip712.sign_order(order, stranger.key, w3.eth.chain_id, wallet.address)
     fill = abi.order_fill(order, signature, 10**18, 3_000 * 10**6)
     with pytest.raises(ContractLogicError, match="wallet: bad signature"):
-        fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False))
+        fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False, ZERO_ADDRESS))
 
 
 def test_strategy_signature_accepted_on_chain(
@@ -198,12 +200,14 @@ def test_contract_owner_signs_through_eip1271(
     assert not is_valid_signature(w3, signer.address, b"\x00" * 32, signature)
     as_ecdsa = abi.order_fill(order, signature, 10**18, 3_000 * 10**6)
     with pytest.raises(ContractLogicError, match="wallet: bad signature"):
-        fake_settlement.transact(wallet.functions.apply_order(as_ecdsa, preimage, False))
+        fake_settlement.transact(
+            wallet.functions.apply_order(as_ecdsa, preimage, False, ZERO_ADDRESS)
+        )
     sig, contract_sig = abi.wallet_signature_args(signature, contract_signature=True)
     assert sig == (0, bytes(32), bytes(32)) and contract_sig == signature
     fill = abi.order_fill(order, signature, 10**18, 3_000 * 10**6, contract_signature=True)
     with pytest.raises(ContractLogicError):
-        fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False))
+        fake_settlement.transact(wallet.functions.apply_order(fill, preimage, False, ZERO_ADDRESS))
     assert not wallet.functions.nonce_used(5).call()
 
 

@@ -517,12 +517,15 @@ def set_digest(digest_: bytes32):
     self.digest = digest_
 
 @external
-def apply_order(f: OrderFill, ins: Instrument, last: bool) -> bytes32:
+def apply_order(f: OrderFill, ins: Instrument, last: bool, pay_to: address) -> (bytes32, bool):
+    to: address = msg.sender
+    if pay_to != empty(address):
+        to = pay_to
     if f.order.is_buy:
-        assert extcall IERC20(ins.quote).transfer(msg.sender, f.quote)
+        assert extcall IERC20(ins.quote).transfer(to, f.quote)
     else:
-        assert extcall IERC20(ins.base).transfer(msg.sender, f.fill)
-    return self.digest
+        assert extcall IERC20(ins.base).transfer(to, f.fill)
+    return self.digest, False
 
 @external
 def finish():

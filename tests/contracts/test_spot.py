@@ -27,6 +27,7 @@ from tests.contracts.conftest import (
 )
 
 PRICE = 3000 * USDC
+ZERO = "0x" + "00" * 20  # apply_order's pay_to: not a paired trade
 
 
 @pytest.fixture
@@ -463,13 +464,13 @@ def test_only_allowed_settlement_applies(world: World, pair) -> None:
     ob = buyer.order(world.spot, True, WETH, PRICE)
     fill = (ob, split_sig(buyer.sign_order(ob)), WETH, PRICE)
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True)
+        buyer.wallet.apply_order(fill, world.spot, True, ZERO)
     with boa.env.prank(world.operator), boa.reverts("wallet: not settlement"):
         buyer.wallet.finish()
     # a second settlement contract deployed by anyone is not the wallet's settlement
     rogue = load("Settlement.vy", world.oracle.address, world.usdc.address, 0, 0)
     with boa.env.prank(rogue.address), boa.reverts("wallet: not settlement"):
-        buyer.wallet.apply_order(fill, world.spot, True)
+        buyer.wallet.apply_order(fill, world.spot, True, ZERO)
     # even the real settlement cannot call finish() outside a batch
     with boa.env.prank(world.settlement.address), boa.reverts("wallet: not collected"):
         buyer.wallet.finish()
@@ -521,14 +522,20 @@ def test_fake_wallet_cannot_take_value(world: World, pair) -> None:
         },
         order_item(seller, world.spot, os_, WETH, PRICE),
     ]
-    # the seller's USDC never arrives: the settlement cannot pay it
-    with boa.reverts():
+    # paired (the two sides of one trade): the fake never pays the seller directly
+    with boa.reverts("settlement: not paid"):
         world.settle(batch(items))
-    # even with tokens sitting in the settlement (e.g. expiry dust), the batch must balance
+    # netted (the seller's side in two halves): the seller's USDC never arrives
+    halves = [items[0]] + [order_item(seller, world.spot, os_, WETH // 2, PRICE // 2)] * 2
+    with boa.reverts():
+        world.settle(batch(halves))
+    # even with tokens sitting in the settlement (e.g. expiry dust), neither path pays from them
     with boa.env.prank(world.admin):
         world.usdc.mint(world.settlement.address, 10_000 * USDC)
-    with boa.reverts("settlement: tokens not conserved"):
+    with boa.reverts("settlement: not paid"):
         world.settle(batch(items))
+    with boa.reverts("settlement: tokens not conserved"):
+        world.settle(batch(halves))
     assert world.weth.balanceOf(seller.wallet.address) == 20 * WETH
     assert world.weth.balanceOf(fake.address) == 0
 

@@ -1,0 +1,182 @@
+"""Paired spot trades: each wallet pays its counterparty directly, the Settlement checks both
+were paid; the same trades netted through the Settlement end in the same balances."""
+
+from __future__ import annotations
+
+import boa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.contracts.conftest import (
+    USDC,
+    WETH,
+    Trader,
+    World,
+    batch,
+    events,
+    order_item,
+    split_sig,
+)
+
+PRICE = 3000 * USDC
+ZERO = "0x" + "00" * 20
+
+
+def paired_items(world: World, buyer: Trader, seller: Trader, fill: int, price: int) -> list:
+    """The two sides of one trade, buyer first (a batch of them settles paired)."""
+    quote = fill * price // WETH
+    ob = buyer.order(world.spot, True, fill, price)
+    os_ = seller.order(world.spot, False, fill, price)
+    return [
+        order_item(buyer, world.spot, ob, fill, quote),
+        order_item(seller, world.spot, os_, fill, quote),
+    ]
+
+
+def balances(world: World, *traders: Trader) -> list[tuple[int, int]]:
+    return [
+        (world.weth.balanceOf(t.wallet.address), world.usdc.balanceOf(t.wallet.address))
+        for t in traders
+    ]
+
+
+def transfers(world: World) -> list[tuple[str, str, int]]:
+    """Every token Transfer of the last settle (the tokens' logs are its child logs)."""
+    return [
+        (e.sender, e.receiver, e.value)
+        for e in world.settlement.get_logs()
+        if type(e).__name__ == "Transfer"
+    ]
+
+
+def test_paired_trade_pays_wallet_to_wallet(world: World) -> None:
+    buyer = world.new_trader(61, usdc=10_000 * USDC)
+    seller = world.new_trader(62, weth=2 * WETH)
+    world.settle(batch(paired_items(world, buyer, seller, WETH, PRICE), batch_id=5))
+    assert balances(world, buyer, seller) == [(WETH, 7_000 * USDC), (WETH, PRICE)]
+    # straight between the wallets: nothing passes through the Settlement
+    assert transfers(world) == [
+        (buyer.wallet.address, seller.wallet.address, PRICE),
+        (seller.wallet.address, buyer.wallet.address, WETH),
+    ]
+    assert len(events(world.settlement, "Fill")) == 2
+    (settled,) = events(world.settlement, "BatchSettled")
+    assert (settled["batch_id"], settled["orders"], settled["wallets"]) == (5, 2, 2)
+
+
+def test_a_wallet_in_several_pairs_is_counted_once(world: World) -> None:
+    maker = world.new_trader(63, weth=3 * WETH)
+    takers = [world.new_trader(64 + i, usdc=10_000 * USDC) for i in range(3)]
+    items = [x for t in takers for x in paired_items(world, t, maker, WETH, PRICE)]
+    world.settle(batch(items))
+    assert balances(world, maker) == [(0, 3 * PRICE)]
+    (settled,) = events(world.settlement, "BatchSettled")
+    assert (settled["orders"], settled["wallets"]) == (6, 4)
+
+
+def test_sides_that_disagree_are_not_a_pair_and_must_balance(world: World) -> None:
+    buyer = world.new_trader(67, usdc=10_000 * USDC)
+    seller = world.new_trader(68, weth=2 * WETH)
+    items = paired_items(world, buyer, seller, WETH, PRICE)
+    # the seller's item says it receives one unit more than the buyer's says it pays: not a
+    # pair, so the batch is netted, and the Settlement has nothing to pay the difference from
+    items[1] = dict(items[1], quote=PRICE + 1)
+    with boa.reverts():
+        world.settle(batch(items))
+    assert balances(world, buyer, seller) == [(0, 10_000 * USDC), (2 * WETH, 0)]
+
+
+@given(
+    fills=st.lists(st.integers(1, 2 * WETH), min_size=2, max_size=4),
+    price=st.integers(1, 5_000 * USDC),
+)
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_paired_and_netted_end_in_the_same_balances(
+    world: World, fills: list[int], price: int
+) -> None:
+    traders = list(world.traders)
+    with boa.env.anchor():  # each example from the same chain state
+        buyer = world.new_trader(70, usdc=10**12 * USDC)
+        seller = world.new_trader(71, weth=10 * WETH)
+        items = [x for fill in fills for x in paired_items(world, buyer, seller, fill, price)]
+        with boa.env.anchor():
+            world.settle(batch(items))
+            assert all(world.settlement.address not in move[:2] for move in transfers(world))
+            paired = balances(world, buyer, seller)
+        # the same items, every buy before every sell: no two neighbours are one trade, so
+        # the batch is netted through the Settlement
+        world.settle(batch(items[0::2] + items[1::2]))
+        assert any(world.settlement.address in move[:2] for move in transfers(world))
+        assert world.usdc.balanceOf(world.settlement.address) == 0
+        assert world.weth.balanceOf(world.settlement.address) == 0
+        assert balances(world, buyer, seller) == paired
+    world.traders[:] = traders
+
+
+def collateral_writer(world: World, seed: int) -> Trader:
+    """A short put writer whose margin counts 2 WETH at a 20 % haircut: it needs 3,000 USDC
+    and has 2 * 2,400 + 100 premium."""
+    put = world.list_option(3000, False)
+    with boa.env.prank(world.admin):
+        world.settlement.set_collateral(world.weth.address, 2_000)
+    writer = world.new_trader(seed, weth=2 * WETH)
+    long = world.new_trader(seed + 1, usdc=10_000 * USDC)
+    ol = long.order(put, True, WETH, 100 * USDC)
+    ow = writer.order(put, False, WETH, 100 * USDC)
+    world.settle(
+        batch(
+            [
+                order_item(long, put, ol, WETH, 100 * USDC),
+                order_item(writer, put, ow, WETH, 100 * USDC),
+            ]
+        )
+    )
+    assert writer.wallet.margin_status() == (3000 * USDC, 4900 * USDC, True)
+    return writer
+
+
+def test_option_writer_selling_collateral_is_checked_after_being_paid(world: World) -> None:
+    """Selling 1.5 WETH at 3,000 fails the margin rule before the USDC arrives and meets it
+    after. The rule sees the whole trade whichever side the pair applies first."""
+    writer = collateral_writer(world, 72)
+    buyer = world.new_trader(74, usdc=100_000 * USDC)
+    amount = 3 * WETH // 2
+    # the state between the two payments: 1.5 WETH gone, nothing received
+    with boa.env.prank(writer.address), boa.reverts("wallet: margin"):
+        writer.wallet.withdraw(world.weth.address, amount)
+    after = []
+    for writer_first in (True, False):
+        with boa.env.anchor():
+            items = paired_items(world, buyer, writer, amount, PRICE)
+            if writer_first:
+                items.reverse()
+            world.settle(batch(items))
+            after.append(writer.wallet.margin_status())
+            assert after[-1][2]
+            # the deferred check ran and cleared: the next batch sees an idle wallet
+            more = paired_items(world, buyer, writer, WETH // 4, PRICE)
+            world.settle(batch(more[::-1] if writer_first else more))
+    assert after[0] == after[1]
+
+
+def test_option_writer_selling_collateral_too_cheap_is_refused(world: World) -> None:
+    writer = collateral_writer(world, 75)
+    buyer = world.new_trader(77, usdc=100_000 * USDC)
+    for writer_first in (True, False):
+        items = paired_items(world, buyer, writer, 2 * WETH, 1 * USDC)
+        if writer_first:
+            items.reverse()
+        with boa.reverts("wallet: margin"):
+            world.settle(batch(items))
+
+
+def test_the_wallet_pays_a_counterparty_only_for_spot(world: World) -> None:
+    call = world.list_option(3000, True)
+    buyer = world.new_trader(78, usdc=10_000 * USDC)
+    seller = world.new_trader(79, weth=WETH)
+    order = buyer.order(call, True, WETH, 100 * USDC)
+    fill = (order, split_sig(buyer.sign_order(order)), WETH, 100 * USDC)
+    with boa.env.prank(world.settlement.address), boa.reverts("wallet: not spot"):
+        buyer.wallet.apply_order(fill, call, True, seller.wallet.address)
