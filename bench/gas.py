@@ -19,6 +19,9 @@ measured in the same run.
 * ``baseline``: the floor a trade could cost without any checks: two plain ERC-20 transfers
   (base one way, quote the other), each its own transaction, to recipients holding none of
   the token yet (``cold``) and again (``warm``).
+* ``netted``: the same trades laid out every buy before every sell, so that the batch is not
+  paired and settles through the Settlement's hub (the path of batches with swaps,
+  strategies or options), at the sizes above 1; ``paired_vs_netted_repeat`` is the ratio.
 * ``sizes``: deployed runtime bytes of MarginWallet (a wallet the factory made),
   Settlement, PriceOracle and WalletFactory against EIP-170's 24,576-byte limit, and the size
   of the MarginWallet blueprint (ERC-5202 preamble + initcode: a contract too, so the same
@@ -131,24 +134,32 @@ def spot_batch(
     nonce: int,
     batch_id: int,
     signers: dict[str, LocalAccount] | None = None,
+    netted: bool = False,
 ) -> tuple[Any, ...]:
     """One trade per pair; ``signers`` (wallet -> key) signs for a wallet instead of its
-    owner (a trading key)."""
+    owner (a trading key). The two sides of each trade are neighbours, so the batch settles
+    paired (wallet to wallet); ``netted`` lays out every buy before every sell instead, so
+    that (from two trades up) the same trades settle through the Settlement's hub."""
     chain_id = w3.eth.chain_id
     spot = abi.Instrument.spot(d.weth, d.usdc)
     deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
     quote = abi.quote_amount(AMOUNT, PRICE, 18)
     signers = signers or {}
     builder = abi.BatchBuilder(batch_id)
+    buys: list[tuple[str, Order, bytes]] = []
+    sells: list[tuple[str, Order, bytes]] = []
     for buyer, seller in pairs:
         buy = Order(spot.id, True, AMOUNT, PRICE, nonce, deadline)
         sell = Order(spot.id, False, AMOUNT, PRICE, nonce, deadline)
         buy_key = signers.get(buyer.wallet, buyer.owner).key
         sell_key = signers.get(seller.wallet, seller.owner).key
-        buy_sig = eip712.sign_order(buy, buy_key, chain_id, buyer.wallet)
-        sell_sig = eip712.sign_order(sell, sell_key, chain_id, seller.wallet)
-        builder.add_order(buyer.wallet, spot, buy, buy_sig, AMOUNT, quote)
-        builder.add_order(seller.wallet, spot, sell, sell_sig, AMOUNT, quote)
+        buys.append((buyer.wallet, buy, eip712.sign_order(buy, buy_key, chain_id, buyer.wallet)))
+        sells.append(
+            (seller.wallet, sell, eip712.sign_order(sell, sell_key, chain_id, seller.wallet))
+        )
+    sides = buys + sells if netted else [x for pair in zip(buys, sells, strict=True) for x in pair]
+    for wallet, order, sig in sides:
+        builder.add_order(wallet, spot, order, sig, AMOUNT, quote)
     return builder.build()
 
 
@@ -364,7 +375,7 @@ def measure_l1_fee(anvil_bin: str | None, n: int) -> dict[str, Any]:
 
 
 def measure_spot(
-    operator: Sender, d: Deployment, sizes: list[int], label: str = ""
+    operator: Sender, d: Deployment, sizes: list[int], label: str = "", netted: bool = False
 ) -> dict[str, Any]:
     cold: dict[str, int] = {}
     repeat: dict[str, int] = {}
@@ -375,11 +386,10 @@ def measure_spot(
         buyers = open_traders(operator, d, f"{label}spot{n}/buy", n, usdc=USDC_FUNDING, weth=0)
         sellers = open_traders(operator, d, f"{label}spot{n}/sell", n, usdc=0, weth=WETH_FUNDING)
         pairs = list(zip(buyers, sellers, strict=True))
-        first = settle(operator, d, spot_batch(operator.w3, d, pairs, 1, 1000 + n))
+        first = settle(operator, d, spot_batch(operator.w3, d, pairs, 1, 1000 + n, netted=netted))
         # trade back the other way so balances stay funded; same wallets, new nonce
-        again = settle(
-            operator, d, spot_batch(operator.w3, d, [(s, b) for b, s in pairs], 2, 2000 + n)
-        )
+        back = [(s, b) for b, s in pairs]
+        again = settle(operator, d, spot_batch(operator.w3, d, back, 2, 2000 + n, netted=netted))
         cold[str(n)] = first // n
         repeat[str(n)] = again // n
         totals[str(n)] = {"first": first, "repeat": again}
@@ -606,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         d = deploy_all(operator)
         baseline = measure_transfer_pair(operator, d, dev[1], dev[2])
         spot = measure_spot(operator, d, sizes)
+        netted = measure_spot(operator, d, [n for n in sizes if n > 1], "netted/", netted=True)
         unseeded = measure_unseeded(operator, d, sizes)
         creation = measure_wallet_creation(operator, d)
         condor = measure_iron_condor(operator, d)
@@ -620,6 +631,14 @@ def main(argv: list[str] | None = None) -> int:
     pair_warm = baseline["erc20_transfer_pair_warm"]
     result = {
         **spot,
+        "netted": {
+            "gas_per_trade": netted["gas_per_trade"],
+            "gas_per_trade_repeat": netted["gas_per_trade_repeat"],
+        },
+        "paired_vs_netted_repeat": {
+            n: round(spot["gas_per_trade_repeat"][n] / g, 3)
+            for n, g in netted["gas_per_trade_repeat"].items()
+        },
         "unseeded": unseeded,
         "wallet_creation": creation,
         "iron_condor_4_legs": condor,
@@ -638,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": {
             "trade": "1 WETH for 3,000 USDC, two EIP-712 signed orders, fully filled",
             "per_trade": "receipt gasUsed / trades, 21,000 intrinsic gas included",
+            "netted": "the same trades with every buy before every sell: settled through the "
+            "Settlement's hub (four transfers and a finish per wallet) instead of paired",
             "unseeded": "factory seed list emptied: first / repeat per trade, same sizes",
             "wallet_creation": "create_wallet_for receipt gas; seeded = 1 unit of WETH and "
             "USDC from the factory's reserve to the new wallet",
