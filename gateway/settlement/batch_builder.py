@@ -3,6 +3,11 @@
 :func:`plan_batches` packs groups, in the order given, into as few batches as the contract's
 per-batch limits allow (first fit into the open batch, a new batch when the next group does
 not fit; order is kept so that earlier fills settle first). A group never spans two batches.
+The contract settles a batch made only of spot trades between two signed orders wallet to
+wallet (paired, ~15 % less gas per trade); one swap, strategy or option in a batch nets all
+of it through the Settlement. So when enough such trades stand on their own (no order of
+theirs has another part in this flush, which must settle in the same transaction), they go
+first, in batches of their own.
 :func:`build_batch` turns one planned batch into the ``Batch`` ABI tuple through
 :class:`gateway.chain.settlement_abi.BatchBuilder` (which re-checks every limit).
 
@@ -90,14 +95,77 @@ class _Usage:
         self.contract_signatures |= group.contract_signatures()
 
 
+# A batch of its own costs ~48,000 gas before its trades (bench/gas.py: one paired trade
+# 124,057 against 77,548 per trade at 32), and pairing saves ~14,500 per trade (92,016
+# netted): from four trades up the paired batch pays for itself.
+MIN_PAIRED_TRADES_APART = 4
+
+
+def is_paired_trade(group: SettlementGroup) -> bool:
+    """Whether ``group`` is what the contract settles wallet to wallet: two signed orders on
+    one spot instrument, opposite sides, the same fill and quote, two different wallets."""
+    if len(group.items) != 2 or len(group.orders) != 2:
+        return False
+    a, b = group.orders
+    return (
+        a.instrument.id == b.instrument.id
+        and a.instrument.kind == 0
+        and a.is_buy != b.is_buy
+        and a.fill == b.fill
+        and a.quote == b.quote
+        and a.wallet.lower() != b.wallet.lower()
+    )
+
+
+def _signed_keys(group: SettlementGroup) -> list[tuple[str, int]]:
+    """(wallet, nonce) of every signed order and strategy of ``group``."""
+    items: list[OrderSettlement | StrategySettlement] = [*group.orders, *group.strategies]
+    return [(item.wallet.lower(), item.nonce) for item in items]
+
+
+def _paired_apart(
+    groups: Sequence[SettlementGroup],
+) -> tuple[list[SettlementGroup], list[SettlementGroup]]:
+    """(paired trades that may settle in batches of their own, everything else), each in
+    the order given. Groups that share a signed order are one cluster (the parts of one
+    order): a cluster goes apart only when every group of it is a paired trade. No split
+    when it would not pay."""
+    parent = list(range(len(groups)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_user: dict[tuple[str, int], int] = {}
+    for i, group in enumerate(groups):
+        for key in _signed_keys(group):
+            j = first_user.setdefault(key, i)
+            parent[root(i)] = root(j)
+    mixed = {root(i) for i, g in enumerate(groups) if not is_paired_trade(g)}
+    apart_at = [i for i in range(len(groups)) if root(i) not in mixed]
+    if len(apart_at) < MIN_PAIRED_TRADES_APART or len(apart_at) == len(groups):
+        return [], list(groups)
+    chosen = set(apart_at)
+    return [groups[i] for i in apart_at], [g for i, g in enumerate(groups) if i not in chosen]
+
+
 def plan_batches(
     groups: Sequence[SettlementGroup], limits: BatchLimits | None = None
 ) -> list[list[SettlementGroup]]:
-    """Pack ``groups`` in order into batches within ``limits``.
+    """Pack ``groups`` into batches within ``limits``: paired trades that stand on their own
+    first (see the module's docstring), then the rest, each part in the order given.
 
     Raises :class:`GroupTooLargeError` for a group that exceeds a limit on its own (it needs
     splitting upstream; silently dropping it would lose fills)."""
     limits = limits or BatchLimits()
+    apart, rest = _paired_apart(groups)
+    return _pack(apart, limits) + _pack(rest, limits)
+
+
+def _pack(groups: Sequence[SettlementGroup], limits: BatchLimits) -> list[list[SettlementGroup]]:
+    """First fit, in order."""
     batches: list[list[SettlementGroup]] = []
     current: list[SettlementGroup] = []
     usage = _Usage()

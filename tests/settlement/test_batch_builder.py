@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gateway.chain import settlement_abi as abi
@@ -10,6 +12,7 @@ from gateway.settlement.batch_builder import (
     GroupTooLargeError,
     batch_id_from_key,
     build_batch,
+    is_paired_trade,
     plan_batches,
 )
 from gateway.settlement.items import OrderSettlement, SettlementGroup, SwapSettlement
@@ -81,3 +84,51 @@ def test_contract_signatures_are_a_batch_limit_and_travel_once() -> None:
     assert {o[7] for o in buys} == {abi.contract_signature_struct(0)}
     with pytest.raises(GroupTooLargeError, match="contract signatures"):
         plan_batches(groups[:1], BatchLimits(max_contract_signatures=0))
+
+
+def _pool_fill(n: int, wallet: int) -> SettlementGroup:
+    """A signed order's pool leg: its fill and the swap (the contract nets such a batch)."""
+    swap = SwapSettlement(f"sw{n}", "0x" + "33" * 20, USDC, 5, 1)
+    return SettlementGroup(f"p{n}", (_order(f"o{n}", wallet, True), swap))
+
+
+def test_paired_trades_that_stand_alone_settle_apart_first() -> None:
+    trades = [_trade(n) for n in range(5)]
+    pool = _pool_fill(9, 999)
+    groups = [trades[0], pool, *trades[1:]]
+    batches = plan_batches(groups)
+    assert batches == [trades, [pool]]
+    assert all(is_paired_trade(t) for t in trades) and not is_paired_trade(pool)
+    # one paired batch holds only pairs, side by side: the contract settles it wallet to wallet
+    orders = build_batch(1, batches[0])[2]
+    assert [o[2] for o in orders] == [True, False] * 5
+
+
+def test_a_trade_sharing_an_order_with_a_netted_part_stays_with_it() -> None:
+    trades = [_trade(n) for n in range(6)]
+    # the buyer of trade 0 (wallet 1, nonce 1) also filled in the pool: one order, one tx
+    pool = _pool_fill(9, 1)
+    # trade 5's seller shares its order with trade 0's cluster through a second trade
+    linked = SettlementGroup("g-link", (_order("b-link", 77, True), _order("s-link", 2, False)))
+    groups = [*trades, linked, pool]
+    batches = plan_batches(groups)
+    assert batches == [trades[1:], [trades[0], linked, pool]]
+
+
+def test_few_paired_trades_are_not_worth_a_batch_of_their_own() -> None:
+    trades = [_trade(n) for n in range(3)]
+    pool = _pool_fill(9, 999)
+    assert plan_batches([*trades, pool]) == [[*trades, pool]]
+
+
+def test_what_the_contract_would_not_pair_is_not_a_paired_trade() -> None:
+    buy, sell = _order("b", 1, True), _order("s", 2, False)
+    assert is_paired_trade(SettlementGroup("ok", (buy, sell)))
+    for other in (
+        replace(sell, quote=1),  # the sides disagree on the quote
+        replace(sell, fill=9),  # or on the fill
+        replace(sell, is_buy=True),  # two buys
+        replace(sell, wallet=buy.wallet),  # one wallet
+        replace(sell, instrument=abi.Instrument.spot(USDC, WETH)),  # two instruments
+    ):
+        assert not is_paired_trade(SettlementGroup("no", (buy, other)))
