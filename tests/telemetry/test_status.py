@@ -85,7 +85,12 @@ def test_settlement_lag_is_the_age_of_the_oldest_unsettled_fill(
 
 
 def test_replicas_and_roles_with_their_failovers(database_url: str) -> None:
-    settings = Settings(database_url=database_url, operator_token=OPERATOR_TOKEN)
+    # a heartbeat counts as live for a lease's time to live: a minute here, so that a loaded
+    # machine between writing the heartbeats and reading the status cannot age replica-b
+    # past it (the default 3 s did, once); replica-a's five minutes stay far beyond it
+    settings = Settings(
+        database_url=database_url, operator_token=OPERATOR_TOKEN, lease_ttl_seconds=60
+    )
     rt = Runtime.build(settings, clock=ManualClock())
     with TestClient(create_app(settings, runtime=rt)) as client:
         put_leases(rt, datetime.now(UTC))
