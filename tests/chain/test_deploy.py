@@ -121,24 +121,32 @@ def test_wallets_and_options_after_deploy(w3: Web3, deployer: Sender, fresh_chai
 
 @pytest.mark.slow
 def test_ape_script_deploys_the_same_world(tmp_path: Path) -> None:
-    """``ape run deploy`` (ape + ape-foundry's own anvil) yields the same addresses as the
-    web3.py deploy from the same first dev account on a fresh chain."""
+    """``ape run deploy`` (ape + ape-foundry, on a fresh anvil) yields the same addresses as
+    the web3.py deploy from the same first dev account on a fresh chain."""
     root = project_root()
     ape = root / ".venv" / "bin" / "ape"
     assert ape.exists(), "ape is a pinned dependency: make setup installs it"
     out = tmp_path / "deployment.json"
-    # ape-foundry gives anvil 20 s to answer: the platform's own binary first on PATH, not the
-    # npm wrapper (a node process that starts it), which a loaded machine can make miss that
     native = [str(d) for d in sorted(root.glob("node_modules/@foundry-rs/anvil-*/bin"))]
     bins = [str(root / ".venv" / "bin"), *native, str(root / "node_modules" / ".bin")]
-    env = {
-        **os.environ,
-        "PATH": ":".join([*bins, os.environ["PATH"]]),
-        "ISTHMUS_DEPLOYMENT_OUT": str(out),
-    }
-    done = subprocess.run(
-        [str(ape), "run", "deploy"], cwd=root, env=env, capture_output=True, text=True, timeout=240
-    )
+    # ape-foundry connects to the anvil started here (APE_FOUNDRY_HOST) instead of starting
+    # its own: it gives its own process a fixed 20 s to answer, which a loaded CI machine
+    # missed even with the native binary first on PATH
+    with Anvil() as ape_node:
+        env = {
+            **os.environ,
+            "PATH": ":".join([*bins, os.environ["PATH"]]),
+            "ISTHMUS_DEPLOYMENT_OUT": str(out),
+            "APE_FOUNDRY_HOST": ape_node.rpc_url,
+        }
+        done = subprocess.run(
+            [str(ape), "run", "deploy"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     via_ape = Deployment.load(out)
 
