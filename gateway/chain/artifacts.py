@@ -155,9 +155,22 @@ def _write_atomic(path: Path, text: str) -> None:
 def compile_contract(
     name: str, *, root: Path | None = None, cache: Path | None = None
 ) -> ContractArtifact:
-    """Compile ``contracts/<name>.vy`` (or a mock under ``contracts/test*/``), using the cache."""
+    """Compile ``contracts/<name>.vy`` (or a mock under ``contracts/test*/``), using the cache.
+
+    Kept for the life of the process: a running gateway reads the same contracts every
+    second, and what it deployed does not change when the sources do."""
     root = root or contracts_dir()
     cache = cache or build_dir() / "vyper"
+    known = _compiled.get((name, root, cache))
+    if known is None:
+        known = _compiled[(name, root, cache)] = _compile_cached(name, root, cache)
+    return known
+
+
+_compiled: dict[tuple[str, Path, Path], ContractArtifact] = {}
+
+
+def _compile_cached(name: str, root: Path, cache: Path) -> ContractArtifact:
     sources = contract_sources(root)
     if name not in sources:
         raise ArtifactError(f"no contract {name!r} under {root} (have: {sorted(sources)})")
@@ -213,7 +226,11 @@ def _load_published(package: tuple[str, str], name: str) -> ContractArtifact:
     if not bytecode:
         raise ArtifactError(f"{path} has no bytecode")
     return ContractArtifact(
-        name=name, abi=data["abi"], bytecode=_hex_to_bytes(bytecode), source=str(path)
+        name=name,
+        abi=data["abi"],
+        bytecode=_hex_to_bytes(bytecode),
+        source=str(path),
+        key=f"published:{path}",  # a published build: its path names it
     )
 
 
@@ -243,5 +260,9 @@ def safe_artifact(name: str) -> ContractArtifact:
     if len(bytecode) <= 2:  # interfaces and abstract contracts ship "0x"
         raise ArtifactError(f"{matches[0]} has no bytecode")
     return ContractArtifact(
-        name=name, abi=data["abi"], bytecode=_hex_to_bytes(bytecode), source=str(matches[0])
+        name=name,
+        abi=data["abi"],
+        bytecode=_hex_to_bytes(bytecode),
+        source=str(matches[0]),
+        key=f"published:{matches[0]}",
     )

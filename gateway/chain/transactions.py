@@ -7,6 +7,7 @@ re-query the node between transactions.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -155,9 +156,25 @@ class Sender:
         return self.deploy_code(artifact.blueprint_bytecode)
 
 
+# web3 builds a contract class from the ABI on every `w3.eth.contract(abi=...)`: most of
+# the cost of reading one wallet's state, read for every wallet every second. One class per
+# connection and artifact, made once.
+_factories: weakref.WeakKeyDictionary[Web3, dict[tuple[str, str], type[Contract]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def bind(w3: Web3, artifact: ContractArtifact, address: str) -> Contract:
     """A web3 contract object for ``artifact`` at ``address``."""
-    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+    address = Web3.to_checksum_address(address)
+    if not artifact.key:  # made by hand, not from a compiled tree: nothing names its ABI
+        return w3.eth.contract(address=address, abi=artifact.abi)
+    per_connection = _factories.setdefault(w3, {})
+    factory = per_connection.get((artifact.name, artifact.key))
+    if factory is None:
+        factory = w3.eth.contract(abi=artifact.abi)
+        per_connection[(artifact.name, artifact.key)] = factory
+    return factory(address=address)
 
 
 def event_logs(contract: Contract, event: str, receipt: TxReceipt) -> list[Any]:

@@ -56,11 +56,14 @@ def read_wallet_state(
     *,
     extra_tokens: Iterable[str] = (),
     block_identifier: BlockIdentifier | None = None,
+    known_decimals: dict[str, int] | None = None,
 ) -> WalletState:
     """The margin inputs of ``wallet_address`` at one block (default: the latest).
 
     ``settlement_address`` defaults to the wallet's own ``settlement()``; when given it must
     be that one (the margin rule uses the wallet's settlement for collateral).
+    ``known_decimals`` (token: decimals) is read from and added to: a token's decimals are
+    read once.
     """
     block: BlockIdentifier = (
         block_identifier if block_identifier is not None else w3.eth.block_number
@@ -99,10 +102,11 @@ def read_wallet_state(
             balances[token] = int(
                 erc20(token).functions.balanceOf(wallet_address).call(block_identifier=block)
             )
-    decimals: dict[str, int] = {
-        token: int(erc20(token).functions.decimals().call(block_identifier=block))
-        for token in balances
-    }
+    known = {} if known_decimals is None else known_decimals
+    for held in balances:
+        if held not in known:
+            known[held] = int(erc20(held).functions.decimals().call(block_identifier=block))
+    decimals = {held: known[held] for held in balances}
 
     positions = tuple(
         SeriesPosition(underlying, int(expiry), int(strike), bool(is_call), int(size))

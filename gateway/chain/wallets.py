@@ -49,7 +49,9 @@ class ChainWallets:
         self.settlement = Web3.to_checksum_address(settlement)
         self.fresh_for = fresh_for_seconds
         self.not_a_wallet_for = not_a_wallet_for_seconds
-        self._states: dict[str, tuple[float, WalletState]] = {}
+        # account: (when last checked, the hash of the block it was read at, its state there)
+        self._states: dict[str, tuple[float, bytes, WalletState]] = {}
+        self._decimals: dict[str, int] = {}  # token: its decimals, read once
         self._not_wallets: dict[str, float] = {}
         self._symbols: dict[str, str] = {}  # lower-case token address: symbol
         self._addresses: dict[str, str] = {}  # symbol: checksum address
@@ -80,7 +82,7 @@ class ChainWallets:
 
     def cached_state(self, account: str) -> WalletState | None:
         found = self._states.get(account)
-        return None if found is None else found[1]
+        return None if found is None else found[2]
 
     def _read(self, account: str) -> WalletState | None:
         now = time.monotonic()
@@ -88,22 +90,41 @@ class ChainWallets:
         if rejected is not None and now - rejected < self.not_a_wallet_for:
             return None
         self._load_tokens()
+        # a wallet's state is a function of the block: on a quiet chain, one head query
+        # instead of every margin input again (the risk monitor asks each second)
+        number, head = self._head()
+        found = self._states.get(account)
+        if found is not None and found[1] == head:
+            self._states[account] = (now, head, found[2])
+            return found[2]
         try:
-            state = read_wallet_state(self.w3, account, self.settlement)
+            state = read_wallet_state(
+                self.w3,
+                account,
+                self.settlement,
+                block_identifier=number,
+                known_decimals=self._decimals,
+            )
         except Exception as error:  # an EOA, another contract, or another settlement
             log.debug("%s is not a wallet of %s: %s", account, self.settlement, error)
             self._not_wallets[account] = now
             self._states.pop(account, None)
             return None
         self._not_wallets.pop(account, None)
-        self._states[account] = (now, state)
+        self._states[account] = (now, head, state)
         return state
+
+    def _head(self) -> tuple[int, bytes]:
+        """The chain's head (number, hash). The hash, not the number: a chain reverted to a
+        snapshot reuses numbers."""
+        block = self.w3.eth.get_block("latest")
+        return int(block["number"]), bytes(block["hash"])
 
     async def state(self, account: str) -> WalletState | None:
         """The wallet's state, read again unless the last read is fresh enough."""
         found = self._states.get(account)
         if found is not None and time.monotonic() - found[0] < self.fresh_for:
-            return found[1]
+            return found[2]
         return await asyncio.to_thread(self._read, account)
 
     async def collateral(self, account: str) -> list[CollateralHolding]:
