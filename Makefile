@@ -38,9 +38,11 @@ up: setup
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/isthmus up
 
 # both cores: whole test files per worker (their module- and session-scoped chains and
-# clusters stay together), the long suites spread across workers
+# clusters stay together), handed out in collection order as workers free, the longest files
+# first (tests/conftest.py); the slowest tests' times printed at the end
 test: setup
-	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest -n auto --dist loadfile
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest -n auto --dist loadfile \
+		--no-loadscope-reorder --durations=25
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not postgres"
