@@ -17,10 +17,11 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -42,6 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.chain, pytest.mark.postgres]
 FAULTS = int(os.environ.get("ISTHMUS_TEST_FAULTS", "20"))
 REPLICAS = 3
 LEASE_TTL = 3.0  # the default
+T = TypeVar("T")
 
 
 class StreamWatcher:
@@ -177,14 +179,44 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
                 thread.join(timeout=180)
             restarting.clear()
 
+        def through_a_serving_replica(action: Callable[[str], T]) -> T:
+            """What a client of replicas does: `action` through a replica that serves; if that
+            replica stops meanwhile (one whose loop stalled past its lease on a loaded machine
+            stops itself, as it must), again through another. A replica that fails and stays
+            up is a failure."""
+            for _ in range(REPLICAS + 1):
+                if not serving():
+                    restarted()
+                replica = rng.choice(serving())
+                try:
+                    return action(replica.url)
+                except (httpx.HTTPError, ScenarioFailed, OSError) as error:
+                    assert replica.process is not None
+                    try:
+                        replica.process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        raise error from None
+                    restart_the_stopped()
+            raise AssertionError("no replica served")
+
+        def ready(url: str) -> str:
+            world.books_ready(url)
+            return url
+
+        def retried_run(n: int) -> Callable[[str], Scenario]:
+            def run(url: str) -> Scenario:
+                world.books_ready(url)
+                return asyncio.run(world.play(url, n, first=n == 0))
+
+            return run
+
         for n in range(FAULTS):
             # three replicas again before the next fault (one that lost its lease while its
             # loop stalled stopped itself too, as it must: its supervisor starts it again)
             restart_the_stopped()
             restarted()
             target = replicas[wait_for_holder(database_url).holder]
-            url = rng.choice(serving()).url
-            world.books_ready(url)
+            url = through_a_serving_replica(ready)
             pause = n % 2 == 1
 
             def fault(target: GatewayProcess = target, pause: bool = pause) -> None:
@@ -204,11 +236,8 @@ def test_replicas_fail_over_under_kills_and_pauses(postgres: PostgresCluster) ->
                 asyncio.run(world.play(url, n, first=n == 0))
             injector.join()
             restart_the_stopped()
-            if not serving():  # every replica stopped at once: wait for one to come back
-                restarted()
-            url = rng.choice(serving()).url
-            world.books_ready(url)  # through whichever replica: the new holder is serving
-            runs.append(asyncio.run(world.play(url, n, first=n == 0)))
+            # through whichever replica serves: the new holder is serving
+            runs.append(through_a_serving_replica(retried_run(n)))
 
         # a paused holder that wakes up finds its lease taken and stops (exit 75); its
         # writes meanwhile were refused by the store (tests/replicas/test_leases.py)
