@@ -76,6 +76,10 @@ def world(devnet: DevnetGateway) -> Iterator[World]:
     )
     market = Isthmus(devnet.url, counterparty.signer, nonces=NonceStore(None))
     yield World(chain, trader, market, operator)
+    # the devnet is shared by the session's suites: the quotes left resting here would fill
+    # another suite's orders (a later test's fresh maker selling a put at 100 met this buy)
+    assert counterparty.signer.wallet is not None
+    market.cancel_orders(account=counterparty.signer.wallet)
     market.close()
     operator.close()
 
