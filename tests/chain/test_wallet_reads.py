@@ -47,7 +47,8 @@ def test_a_wallet_is_read_again_only_when_the_head_moves(
 ) -> None:
     w3 = fresh_chain
     deployment = deploy_all(deployer)
-    wallet = create_wallet(deployer, deployment, w3.eth.accounts[3])
+    owner = list(w3.eth.accounts)[3]
+    wallet = create_wallet(deployer, deployment, owner)
     endpoint = getattr(w3.provider, "endpoint_uri", None)
     assert isinstance(endpoint, str)
     provider = CountingProvider(endpoint)
