@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from web3 import Web3
 
@@ -36,6 +36,15 @@ _SYMBOL_ABI: list[dict[str, Any]] = [
 ]
 
 
+class _Read(NamedTuple):
+    """A wallet's state as last read: when it was last checked, and the hash of the block
+    it was read at (the state is a function of that block)."""
+
+    checked_at: float
+    head: bytes
+    state: WalletState
+
+
 class ChainWallets:
     def __init__(
         self,
@@ -49,8 +58,7 @@ class ChainWallets:
         self.settlement = Web3.to_checksum_address(settlement)
         self.fresh_for = fresh_for_seconds
         self.not_a_wallet_for = not_a_wallet_for_seconds
-        # account: (when last checked, the hash of the block it was read at, its state there)
-        self._states: dict[str, tuple[float, bytes, WalletState]] = {}
+        self._states: dict[str, _Read] = {}
         self._decimals: dict[str, int] = {}  # token: its decimals, read once
         self._not_wallets: dict[str, float] = {}
         self._symbols: dict[str, str] = {}  # lower-case token address: symbol
@@ -82,7 +90,7 @@ class ChainWallets:
 
     def cached_state(self, account: str) -> WalletState | None:
         found = self._states.get(account)
-        return None if found is None else found[2]
+        return None if found is None else found.state
 
     def _read(self, account: str) -> WalletState | None:
         now = time.monotonic()
@@ -94,9 +102,9 @@ class ChainWallets:
         # instead of every margin input again (the risk monitor asks each second)
         number, head = self._head()
         found = self._states.get(account)
-        if found is not None and found[1] == head:
-            self._states[account] = (now, head, found[2])
-            return found[2]
+        if found is not None and found.head == head:
+            self._states[account] = found._replace(checked_at=now)
+            return found.state
         try:
             state = read_wallet_state(
                 self.w3,
@@ -111,7 +119,7 @@ class ChainWallets:
             self._states.pop(account, None)
             return None
         self._not_wallets.pop(account, None)
-        self._states[account] = (now, head, state)
+        self._states[account] = _Read(now, head, state)
         return state
 
     def _head(self) -> tuple[int, bytes]:
@@ -123,8 +131,8 @@ class ChainWallets:
     async def state(self, account: str) -> WalletState | None:
         """The wallet's state, read again unless the last read is fresh enough."""
         found = self._states.get(account)
-        if found is not None and time.monotonic() - found[0] < self.fresh_for:
-            return found[2]
+        if found is not None and time.monotonic() - found.checked_at < self.fresh_for:
+            return found.state
         return await asyncio.to_thread(self._read, account)
 
     async def collateral(self, account: str) -> list[CollateralHolding]:
