@@ -64,19 +64,19 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-# The files that take longest, longest first (seconds measured in a whole `make test` on 2
-# cores). `make test` hands whole files to its two workers in collection order, one at a time
-# as each worker frees (`--no-loadscope-reorder`); xdist's default order (most tests first)
-# put these one-test files last, where one worker ran them alone for ten minutes.
+# The files that take longest, longest first (seconds in the fresh-clone `make test` of
+# 48decab, 2 cores). `make test` hands whole files to its two workers in collection order, one
+# at a time as each worker frees (`--no-loadscope-reorder`); xdist's default order (most tests
+# first) put these one-test files last, where one worker ran them alone for ten minutes.
 LONGEST_FIRST = (
-    "tests/contracts/test_fuzz_long.py",  # 634
-    "tests/integration/test_hybrid_trade_crash.py",  # 528
-    "tests/contracts/test_fuzz_keys_long.py",  # 390
-    "tests/risk/test_wallet_margin_mirror.py",  # ~230
-    "tests/replicas/test_replica_failover.py",  # 207
-    "tests/contracts/test_fuzz.py",  # 180
-    "tests/api/test_openapi_fuzz.py",  # 121
-    "tests/risk/test_margin_mirror.py",  # 108
+    "tests/integration/test_hybrid_trade_crash.py",  # 322
+    "tests/contracts/test_fuzz_long.py",  # 201
+    "tests/replicas/test_replica_failover.py",  # 195
+    "tests/risk/test_wallet_margin_mirror.py",  # ~180 over its tests
+    "tests/contracts/test_fuzz_keys_long.py",  # 79
+    "tests/contracts/test_fuzz.py",  # 61
+    "tests/risk/test_margin_mirror.py",  # 47
+    "tests/api/test_openapi_fuzz.py",  # 43
 )
 
 
