@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from gateway.store.driver_statements import DriverStatement
 from gateway.store.tables import AuditHeadRow, AuditRecordRow
 
 GENESIS_HASH = "0" * 64
@@ -23,12 +24,13 @@ AUDIT_LOG = AuditRecordRow.__table__  # type: ignore[attr-defined]
 AUDIT_HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
 
 # Built once: constructing statements per call costs more than running them.
-_READ_HEAD_FOR_UPDATE = (
+# every commit appends here: run on the driver's cursor (see driver_statements)
+_READ_HEAD_FOR_UPDATE = DriverStatement(
     select(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1).with_for_update()
 )
-_INSERT_RECORDS = insert(AUDIT_LOG)
-_INSERT_HEAD = insert(AUDIT_HEAD)
-_MOVE_HEAD = (
+_INSERT_RECORDS = DriverStatement(insert(AUDIT_LOG))
+_INSERT_HEAD = DriverStatement(insert(AUDIT_HEAD))
+_MOVE_HEAD = DriverStatement(
     update(AUDIT_HEAD)
     .where(AUDIT_HEAD.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -63,8 +65,8 @@ def append(connection: Connection, entries: Sequence[AuditEntry], now: datetime)
     """
     if not entries:
         return
-    head = connection.execute(_READ_HEAD_FOR_UPDATE).first()
-    seq, prev = (0, GENESIS_HASH) if head is None else (head.seq, head.hash)
+    head = _READ_HEAD_FOR_UPDATE.fetch_one(connection)
+    seq, prev = (0, GENESIS_HASH) if head is None else (int(head[0]), str(head[1]))
     rows = []
     for entry in entries:
         seq += 1
@@ -82,11 +84,11 @@ def append(connection: Connection, entries: Sequence[AuditEntry], now: datetime)
             }
         )
         prev = digest
-    connection.execute(_INSERT_RECORDS, rows)
+    _INSERT_RECORDS.executemany(connection, rows)
     if head is None:
-        connection.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": prev})
+        _INSERT_HEAD.execute(connection, {"id": 1, "seq": seq, "hash": prev})
     else:
-        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+        _MOVE_HEAD.execute(connection, {"new_seq": seq, "new_hash": prev})
 
 
 @dataclass(frozen=True, slots=True)

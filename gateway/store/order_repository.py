@@ -21,6 +21,7 @@ from gateway.domain.orders import (
     Side,
     TimeInForce,
 )
+from gateway.store.driver_statements import DriverStatement
 from gateway.store.tables import AccountRow, FillRow, OrderLegRow, OrderRow
 
 ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
@@ -29,24 +30,44 @@ FILLS = FillRow.__table__  # type: ignore[attr-defined]
 ACCOUNTS = AccountRow.__table__  # type: ignore[attr-defined]
 
 
-# Hot-path statements are built once: building them per call costs more than running them.
-_INSERT_ORDERS = insert(ORDERS)
-_INSERT_FILLS = insert(FILLS)
-_SET_PRIORITY = (
+# Hot-path statements are built once and run on the driver's cursor (driver_statements):
+# building them per call, or SQLAlchemy's execution context, costs more than running them.
+_INSERT_ORDERS = DriverStatement(insert(ORDERS))
+_INSERT_FILLS = DriverStatement(insert(FILLS))
+_SET_PRIORITY = DriverStatement(
     update(ORDERS)
     .where(ORDERS.c.id == bindparam("order_id"))
     .values(book_priority=bindparam("book_priority"))
 )
-_INSERT_LEGS = insert(LEGS)
+_INSERT_LEGS = DriverStatement(insert(LEGS))
+_ORDER_STATE_COLUMNS = (
+    "status",
+    "settlement",
+    "filled_quantity",
+    "filled_notional",
+    "status_reason",
+    "version",
+    "updated_at",
+    "price",
+    "quantity",
+)
+# optimistic concurrency: the row changes only if nobody wrote since `previous_version`
+_UPDATE_ORDER = DriverStatement(
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("order_id"), ORDERS.c.version == bindparam("previous_version"))
+    .values({name: bindparam(f"new_{name}") for name in _ORDER_STATE_COLUMNS})
+)
 # Text, not the dialects' `insert().on_conflict_do_nothing()`: SQLAlchemy cannot cache
 # those, so every order paid a statement compile (~0.2 ms). SQLite and PostgreSQL share
 # the syntax; the bound types keep each dialect's datetime handling.
-_INSERT_ACCOUNTS = text(
-    "INSERT INTO accounts (address, created_at) VALUES (:address, :created_at) "
-    "ON CONFLICT DO NOTHING"
-).bindparams(
-    bindparam("address", type_=ACCOUNTS.c.address.type),
-    bindparam("created_at", type_=ACCOUNTS.c.created_at.type),
+_INSERT_ACCOUNTS = DriverStatement(
+    text(
+        "INSERT INTO accounts (address, created_at) VALUES (:address, :created_at) "
+        "ON CONFLICT DO NOTHING"
+    ).bindparams(
+        bindparam("address", type_=ACCOUNTS.c.address.type),
+        bindparam("created_at", type_=ACCOUNTS.c.created_at.type),
+    )
 )
 _UPSERT_DIALECTS = frozenset({"sqlite", "postgresql"})
 _ORDERS_BY_KEYS = select(ORDERS).where(
@@ -71,7 +92,7 @@ def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datet
     if not rows:
         return
     if connection.dialect.name in _UPSERT_DIALECTS:
-        connection.execute(_INSERT_ACCOUNTS, rows)
+        _INSERT_ACCOUNTS.executemany(connection, rows)
     else:  # pragma: no cover - other backends: check first
         existing = set(
             connection.execute(
@@ -141,19 +162,22 @@ def insert_orders(
                 }
             )
     if rows:
-        connection.execute(_INSERT_ORDERS, rows)
+        _INSERT_ORDERS.executemany(connection, rows)
     if legs:
-        connection.execute(_INSERT_LEGS, legs)
+        _INSERT_LEGS.executemany(connection, legs)
 
 
 def update_order(connection: Connection, order: Order, *, previous_version: int) -> None:
     """Write a new version of an order; fails if someone else wrote in between."""
-    result = connection.execute(
-        update(ORDERS)
-        .where(ORDERS.c.id == order.id, ORDERS.c.version == previous_version)
-        .values(**_order_values(order))
+    changed = _UPDATE_ORDER.execute(
+        connection,
+        {
+            "order_id": order.id,
+            "previous_version": previous_version,
+            **{f"new_{name}": value for name, value in _order_values(order).items()},
+        },
     )
-    if result.rowcount != 1:
+    if changed != 1:
         raise StaleOrder(order.id)
 
 
@@ -311,7 +335,7 @@ def insert_fill(connection: Connection, fill: Fill) -> None:
 def insert_fills(connection: Connection, fills: Sequence[Fill]) -> None:
     """Many fills in one statement."""
     if fills:
-        connection.execute(_INSERT_FILLS, [_fill_row(fill) for fill in fills])
+        _INSERT_FILLS.executemany(connection, [_fill_row(fill) for fill in fills])
 
 
 def set_book_priorities(
@@ -319,8 +343,8 @@ def set_book_priorities(
 ) -> None:
     """`set_book_priority` for many orders in one statement."""
     if priorities:
-        connection.execute(
-            _SET_PRIORITY, [{"order_id": o, "book_priority": p} for o, p in priorities]
+        _SET_PRIORITY.executemany(
+            connection, [{"order_id": o, "book_priority": p} for o, p in priorities]
         )
 
 
