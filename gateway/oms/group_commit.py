@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +76,9 @@ class GroupCommitter:
         self._on_committed = on_committed
         self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._thread: _WriterThread | None = None
+        # the writer thread's own connection, kept between batches (no pool checkout each)
+        self._connection: Connection | None = None
         self.batches = 0
         self.commands = 0
 
@@ -87,6 +92,7 @@ class GroupCommitter:
 
     def start(self) -> None:
         if self._task is None:
+            self._thread = _WriterThread(self._apply, self._close_connection)
             self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
@@ -98,6 +104,9 @@ class GroupCommitter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._thread is not None:
+            await self._thread.stop()
+            self._thread = None
 
     async def execute(self, command: Command) -> Any:
         return await self.enqueue(command)
@@ -126,6 +135,8 @@ class GroupCommitter:
         await self._queue.join()
 
     async def _run(self) -> None:
+        thread = self._thread
+        assert thread is not None, "started with its thread"
         while True:
             batch = [await self._queue.get()]
             # Let requests that already arrived reach the queue before cutting the batch:
@@ -135,7 +146,7 @@ class GroupCommitter:
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                outcomes, events = await asyncio.to_thread(self._apply, [c for c, _ in batch])
+                outcomes, events = await thread.run([c for c, _ in batch])
             except Exception as error:  # the commit itself failed: nothing was written
                 outcomes, events = [error] * len(batch), []
             for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -167,10 +178,31 @@ class GroupCommitter:
         self, commands: list[Command], *, set_wise: bool
     ) -> tuple[list[Any], list[dict[str, Any]]]:
         now = self._clock.now()
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._engine.connect()
+        try:
+            outcomes, events = self._apply_on(connection, commands, now, set_wise=set_wise)
+        except BaseException:
+            # whatever failed (a retry one by one, a lost database), the next batch starts
+            # on a fresh connection, checked out (and pinged) by the pool
+            self._close_connection()
+            raise
+        return outcomes, events
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _apply_on(
+        self, connection: Connection, commands: list[Command], now: datetime, *, set_wise: bool
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
         outcomes: list[Any] = []
         entries: list[AuditEntry] = []
         events: list[dict[str, Any]] = []
-        with self._engine.begin() as connection:
+        with connection.begin():
             if self.fence is not None:
                 self.fence(connection)
             for group in _runs_of_same_kind(commands):
@@ -213,6 +245,51 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 
 class _RetryOneByOne(Exception):
     pass
+
+
+class _WriterThread:
+    """The one thread that runs the writer's transactions, fed through a queue and answering
+    on the loop: cheaper per batch than `asyncio.to_thread` (no executor bookkeeping, no
+    context copy, no chained futures), which a one-order batch paid twice per order."""
+
+    def __init__(self, apply: Callable[[list[Command]], Any], finish: Callable[[], None]) -> None:
+        self._apply = apply
+        self._finish = finish
+        self._jobs: queue.SimpleQueue[tuple[list[Command], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._work, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def run(self, commands: list[Command]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._jobs.put((commands, future))
+        return future
+
+    async def stop(self) -> None:
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            commands, future = job
+            loop = future.get_loop()
+            try:
+                outcome: tuple[Any, BaseException | None] = (self._apply(commands), None)
+            except BaseException as error:  # answered on the loop, like to_thread did
+                outcome = (None, error)
+            with contextlib.suppress(RuntimeError):  # the loop closed under a crash
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+        self._finish()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _runs_of_same_kind(commands: list[Command]) -> list[list[Command]]:
