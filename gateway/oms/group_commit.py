@@ -92,7 +92,8 @@ class GroupCommitter:
 
     def start(self) -> None:
         if self._task is None:
-            self._thread = _WriterThread(self._apply, self._close_connection)
+            # `_apply` looked up per batch: a test may wrap it to see each transaction
+            self._thread = _WriterThread(lambda c: self._apply(c), self._close_connection)
             self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
