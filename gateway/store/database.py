@@ -46,8 +46,11 @@ def _sqlite_engine(url: str, *, for_writes: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock at BEGIN: avoids deadlocks from read-then-write upgrades.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
+        # Take the write lock at BEGIN: avoids deadlocks from read-then-write upgrades. On
+        # the driver itself: `exec_driver_sql` cost every commit ~40 µs of SQLAlchemy.
+        connection.connection.dbapi_connection.execute(
+            "BEGIN IMMEDIATE" if for_writes else "BEGIN"
+        )
 
     return engine
 
