@@ -1,0 +1,162 @@
+"""The group-commit writer on both backends: concurrent writes share a commit and keep their
+own outcomes, a failed commit answers every caller and the next batch still commits, a lone
+write on SQLite commits on the loop (no thread hop) while PostgreSQL always uses the writer
+thread, and stopping finishes what was queued."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, func, select
+
+from gateway.oms.group_commit import CommandResult, GroupCommitter
+from gateway.store import audit_log
+from gateway.store.audit_log import AUDIT_LOG, AuditEntry
+from gateway.store.database import create_database_engine, migrate
+from tests.conftest import ManualClock
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+class Record:
+    """A write that appends one audit record and notes the thread it ran on."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+        self.thread: int | None = None
+
+    def __call__(self, connection: Connection, now: datetime) -> CommandResult[str]:
+        self.thread = threading.get_ident()
+        if self.fail:
+            raise ValueError(f"{self.name} refused")
+        return CommandResult(
+            self.name,
+            [AuditEntry("test.recorded", self.name, {"name": self.name})],
+            [{"type": "test.recorded", "name": self.name}],
+        )
+
+
+def records(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(select(AUDIT_LOG.c.entity_id).order_by(AUDIT_LOG.c.seq)).scalars()
+        )
+
+
+def writer(engine: Engine, published: list[dict[str, Any]], **options: Any) -> GroupCommitter:
+    return GroupCommitter(
+        engine, ManualClock(), batch_max=64, on_committed=published.extend, **options
+    )
+
+
+def test_concurrent_writes_share_a_commit_and_keep_their_own_outcomes(engine: Engine) -> None:
+    published: list[dict[str, Any]] = []
+
+    async def scenario() -> list[Any]:
+        w = writer(engine, published)
+        w.start()
+        try:
+            commands = [Record(f"w{n}", fail=n == 3) for n in range(8)]
+            return await asyncio.gather(*(w.execute(c) for c in commands), return_exceptions=True)
+        finally:
+            await w.stop()
+            assert w.batches < w.commands == 8
+
+    outcomes = asyncio.run(scenario())
+    assert [o if isinstance(o, str) else type(o) for o in outcomes] == [
+        "w0", "w1", "w2", ValueError, "w4", "w5", "w6", "w7",
+    ]  # fmt: skip
+    assert records(engine) == ["w0", "w1", "w2", "w4", "w5", "w6", "w7"]
+    assert [e["name"] for e in published] == ["w0", "w1", "w2", "w4", "w5", "w6", "w7"]
+    with engine.connect() as connection:
+        assert audit_log.verify(connection).ok
+
+
+def test_a_failed_commit_answers_every_caller_and_the_next_batch_commits(
+    engine: Engine,
+) -> None:
+    published: list[dict[str, Any]] = []
+    fenced = {"on": True}
+
+    def fence(connection: Connection) -> None:
+        if fenced["on"]:
+            raise RuntimeError("lease lost")
+
+    async def scenario() -> tuple[list[Any], str]:
+        w = writer(engine, published, fence=fence)
+        w.start()
+        try:
+            failed = await asyncio.gather(
+                *(w.execute(Record(f"f{n}")) for n in range(3)), return_exceptions=True
+            )
+            fenced["on"] = False
+            return failed, await w.execute(Record("after"))
+        finally:
+            await w.stop()
+
+    failed, after = asyncio.run(scenario())
+    assert [type(f) for f in failed] == [RuntimeError] * 3
+    assert after == "after"
+    assert records(engine) == ["after"]
+    assert [e["name"] for e in published] == ["after"]
+
+
+def test_a_lone_sqlite_write_commits_on_the_loop_and_postgresql_uses_the_thread(
+    engine: Engine,
+) -> None:
+    published: list[dict[str, Any]] = []
+
+    async def scenario() -> tuple[int, Record, list[Record]]:
+        w = writer(engine, published)
+        w.start()
+        try:
+            lone = Record("lone")
+            await w.execute(lone)
+            together = [Record(f"t{n}") for n in range(4)]
+            await asyncio.gather(*(w.execute(c) for c in together))
+            return threading.get_ident(), lone, together
+        finally:
+            await w.stop()
+
+    loop_thread, lone, together = asyncio.run(scenario())
+    if engine.dialect.name == "sqlite":
+        assert lone.thread == loop_thread
+    else:
+        assert lone.thread != loop_thread
+    # several writes at once always commit on the writer thread, off the loop
+    assert {c.thread for c in together} != {loop_thread}
+    assert len({c.thread for c in together}) == 1
+    assert records(engine) == ["lone", "t0", "t1", "t2", "t3"]
+
+
+def test_stop_finishes_what_was_queued_and_ends_the_writer_thread(engine: Engine) -> None:
+    published: list[dict[str, Any]] = []
+    before = {t.ident for t in threading.enumerate()}
+
+    async def scenario() -> list[asyncio.Future[Any]]:
+        w = writer(engine, published)
+        w.start()
+        futures = [w.enqueue(Record(f"q{n}")) for n in range(5)]
+        await w.stop()
+        return futures
+
+    futures = asyncio.run(scenario())
+    assert [f.result() for f in futures] == [f"q{n}" for n in range(5)]
+    assert records(engine) == [f"q{n}" for n in range(5)]
+    assert not [
+        t for t in threading.enumerate() if t.name == "group-commit" and t.ident not in before
+    ]
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(AUDIT_LOG)).scalar() == 5
