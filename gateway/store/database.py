@@ -48,9 +48,7 @@ def _sqlite_engine(url: str, *, for_writes: bool) -> Engine:
     def _on_begin(connection: Any) -> None:
         # Take the write lock at BEGIN: avoids deadlocks from read-then-write upgrades. On
         # the driver itself: `exec_driver_sql` cost every commit ~40 µs of SQLAlchemy.
-        connection.connection.dbapi_connection.execute(
-            "BEGIN IMMEDIATE" if for_writes else "BEGIN"
-        )
+        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if for_writes else "BEGIN")
 
     return engine
 
