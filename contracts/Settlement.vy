@@ -580,6 +580,8 @@ def _first_sight(wallet: address) -> uint256:
 @internal
 def _apply_paired(batch_id: uint256, item: OrderItem, ins: orders.Instrument, id: bytes32, paid: bool, pay_to: address) -> bool:
     # one side of a paired trade; returns whether its wallet asked for `finish`
+    # (the OrderFill is built here and in `settle`'s netted loop alike: a shared internal
+    # function measured +221 gas per order and +86 bytes, bench/gas.py)
     fill: orders.OrderFill = orders.OrderFill(
         order=orders.Order(instrument=id, is_buy=item.is_buy, amount=item.amount, limit_price=item.limit_price, nonce=item.nonce, deadline=item.deadline),
         sig=item.sig,
