@@ -5,6 +5,11 @@ Requests queue their command and wait. The writer takes everything queued (up to
 command rolls back alone), appends the audit records of the successful ones, and commits
 once: one fsync for the whole batch. Only then are callers answered and events published,
 so nothing is acknowledged before it is durable.
+
+The transactions run on one writer thread with its own connection, off the event loop,
+except a lone write on an idle SQLite writer: that one commits on the loop itself, since the
+two thread hops cost nearly as much as its commit. On PostgreSQL every batch goes to the
+thread (its statements are round trips to a server).
 """
 
 from __future__ import annotations
