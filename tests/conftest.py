@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from gateway.store.database import create_database_engine, migrate
 from tests.client.devnet_gateway import DevnetGateway
 from tests.postgres_cluster import PostgresCluster
 
@@ -44,6 +46,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return os.environ["ISTHMUS_TEST_POSTGRES_URL"]
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.new_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated database on each backend in turn (tests/matching means its own engine)."""
+    engine = create_database_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 class ManualClock:

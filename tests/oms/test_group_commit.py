@@ -7,26 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import Connection, Engine, func, select
 
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.store import audit_log
 from gateway.store.audit_log import AUDIT_LOG, AuditEntry
-from gateway.store.database import create_database_engine, migrate
 from tests.conftest import ManualClock
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 class Record:

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store.database import create_database_engine, migrate
 from gateway.store.driver_statements import DriverStatement
 from gateway.store.order_repository import ACCOUNTS, FILLS, ORDERS
 
@@ -22,13 +21,11 @@ EXAMPLES = itertools.count()
 MOMENT = datetime(2026, 12, 7, 10, 30, 15, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    engine = create_database_engine(database_url)
-    migrate(engine)
+@pytest.fixture(autouse=True)
+def account(engine: Engine) -> None:
+    """The account every order row here belongs to."""
     with engine.begin() as connection:
         connection.execute(insert(ACCOUNTS), [{"address": "0xa", "created_at": MOMENT}])
-    return engine
 
 
 def order_row(n: int, **changes: object) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,18 +15,10 @@ from gateway.domain.orders import Leg, Order, OrderSpec, OrderType, Side
 from gateway.store import audit_log
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AUDIT_HEAD, AUDIT_LOG, AuditEntry
-from gateway.store.database import create_database_engine, migrate
+from gateway.store.database import migrate
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 ACCOUNT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def make_order(n: int, **changes: object) -> Order:
