@@ -49,10 +49,12 @@ class DriverStatement:
 
     def __init__(self, statement: Executable) -> None:
         self._statement = statement
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._compiled: dict[tuple[str, str, str, tuple[str, ...]], _Compiled] = {}
 
     def _for(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
-        found = self._compiled.get((dialect.name, keys))
+        # per driver and parameter style too: the SQL text and its placeholders depend on both
+        cache_key = (dialect.name, dialect.driver, dialect.paramstyle, keys)
+        found = self._compiled.get(cache_key)
         if found is not None:
             return found
         # for_executemany: no implicit RETURNING of a new row's key (nobody reads it here)
@@ -74,7 +76,7 @@ class DriverStatement:
                 # a column default computed at execution: the caller must give the value
                 raise ValueError(f"a DriverStatement needs a value for {name}")
         made = _Compiled(compiled.string, names, converters, fixed, dialect.positional)
-        self._compiled[(dialect.name, keys)] = made
+        self._compiled[cache_key] = made
         return made
 
     def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
