@@ -198,13 +198,12 @@ class GroupCommitter:
         if connection is None:
             connection = self._connection = self._engine.connect()
         try:
-            outcomes, events = self._apply_on(connection, commands, now, set_wise=set_wise)
+            return self._apply_on(connection, commands, now, set_wise=set_wise)
         except BaseException:
             # whatever failed (a retry one by one, a lost database), the next batch starts
             # on a fresh connection, checked out (and pinged) by the pool
             self._close_connection()
             raise
-        return outcomes, events
 
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None

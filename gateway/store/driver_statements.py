@@ -72,8 +72,8 @@ class DriverStatement:
             _REQUIRED if binds[name].required else binds[name].effective_value for name in names
         )
         for name, value in zip(names, fixed, strict=True):
-            if name not in keys and (value is _REQUIRED or callable(value)) and keys:
-                # a column default computed at execution: the caller must give the value
+            if keys and name not in keys and (value is _REQUIRED or callable(value)):
+                # an insert's column default computed at execution: the caller must give it
                 raise ValueError(f"a DriverStatement needs a value for {name}")
         made = _Compiled(compiled.string, names, converters, fixed, dialect.positional)
         self._compiled[cache_key] = made
