@@ -27,7 +27,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 
 from gateway.domain.clock import Clock
-from gateway.store import audit_log
+from gateway.store import audit_log, commit_memory
 from gateway.store.audit_log import AuditEntry
 
 log = logging.getLogger("gateway.oms")
@@ -217,6 +217,7 @@ class GroupCommitter:
         outcomes: list[Any] = []
         entries: list[AuditEntry] = []
         events: list[dict[str, Any]] = []
+        commit_memory.forget_since(connection)  # what an earlier failed transaction noted
         with connection.begin():
             if self.fence is not None:
                 self.fence(connection)
@@ -231,6 +232,7 @@ class GroupCommitter:
             audit_log.append(connection, entries, now)
             if self.event_sink is not None and events:
                 self.event_sink(connection, events, now)
+        commit_memory.keep_pending(connection)
         return outcomes, events
 
     def _apply_group(
@@ -245,10 +247,12 @@ class GroupCommitter:
             return results
         single: list[CommandResult[Any] | Exception] = []
         for command in group:
+            position = commit_memory.mark(connection)
             try:
                 with connection.begin_nested():
                     single.append(command(connection, now))
             except Exception as error:
+                commit_memory.forget_since(connection, position)  # its savepoint rolled back
                 single.append(error)
         return single
 

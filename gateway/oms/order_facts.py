@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from decimal import Decimal
 from typing import Any
 
 from gateway.domain.amounts import canonical
+from gateway.domain.canonical_json import canonical_json
 from gateway.domain.fills import Fill
 from gateway.domain.orders import Order, OrderSpec
 from gateway.domain.venue_child import VenueChild
@@ -47,7 +47,7 @@ def spec_facts(spec: OrderSpec) -> dict[str, Any]:
 
 def request_hash(spec: OrderSpec) -> str:
     """Fingerprint of what was asked: a retried request matches, a different one does not."""
-    text = json.dumps(spec_facts(spec), sort_keys=True, separators=(",", ":"))
+    text = canonical_json(spec_facts(spec), ascii_only=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

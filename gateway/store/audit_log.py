@@ -8,7 +8,6 @@ detected as well as editing, inserting, deleting or reordering any row.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from gateway.domain.canonical_json import canonical_json
 from gateway.store.driver_statements import DriverStatement
 from gateway.store.tables import AuditHeadRow, AuditRecordRow
 
@@ -44,10 +44,6 @@ class AuditEntry:
     kind: str
     entity_id: str
     payload: dict[str, Any]
-
-
-def canonical_json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def record_hash(

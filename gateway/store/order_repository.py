@@ -21,6 +21,7 @@ from gateway.domain.orders import (
     Side,
     TimeInForce,
 )
+from gateway.store import commit_memory
 from gateway.store.driver_statements import DriverStatement
 from gateway.store.tables import AccountRow, FillRow, OrderLegRow, OrderRow
 
@@ -86,11 +87,19 @@ class StoredOrder:
     request_hash: str
 
 
+_ACCOUNT_ROWS = "accounts"  # commit memory: addresses whose row exists
+
+
 def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datetime) -> None:
-    """Create accounts that do not exist yet (portable upsert per dialect)."""
-    rows = [{"address": a, "created_at": now} for a in sorted(set(addresses))]
-    if not rows:
+    """Create accounts that do not exist yet (portable upsert per dialect). Accounts that a
+    committed transaction on this connection already ensured are skipped (the gateway never
+    deletes one): most orders come from accounts that traded before."""
+    known = commit_memory.kept(connection, _ACCOUNT_ROWS)
+    missing = sorted({a for a in addresses if a not in known})
+    if not missing:
         return
+    commit_memory.note(connection, _ACCOUNT_ROWS, missing)
+    rows = [{"address": a, "created_at": now} for a in missing]
     if connection.dialect.name in _UPSERT_DIALECTS:
         _INSERT_ACCOUNTS.executemany(connection, rows)
     else:  # pragma: no cover - other backends: check first
@@ -101,9 +110,9 @@ def ensure_accounts(connection: Connection, addresses: Sequence[str], now: datet
                 )
             ).scalars()
         )
-        missing = [r for r in rows if r["address"] not in existing]
-        if missing:
-            connection.execute(insert(ACCOUNTS), missing)
+        absent = [r for r in rows if r["address"] not in existing]
+        if absent:
+            connection.execute(insert(ACCOUNTS), absent)
 
 
 def _order_values(order: Order) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The group-commit writer on both backends: concurrent writes share a commit and keep their
 own outcomes, a failed commit answers every caller and the next batch still commits, a lone
 write on SQLite commits on the loop (no thread hop) while PostgreSQL always uses the writer
-thread, and stopping finishes what was queued."""
+thread, stopping finishes what was queued, and an account is remembered only once a commit
+proved its row."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.store import audit_log
+from gateway.store import order_repository as repo
 from gateway.store.audit_log import AUDIT_LOG, AuditEntry
 from tests.conftest import ManualClock
 
@@ -149,3 +151,66 @@ def test_stop_finishes_what_was_queued_and_ends_the_writer_thread(engine: Engine
     ]
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(AUDIT_LOG)).scalar() == 5
+
+
+class EnsureAccount:
+    """A write that ensures an account's row (then fails, when told to)."""
+
+    def __init__(self, address: str, fail: bool = False) -> None:
+        self.address = address
+        self.fail = fail
+
+    def __call__(self, connection: Connection, now: datetime) -> CommandResult[str]:
+        repo.ensure_accounts(connection, [self.address], now)
+        if self.fail:
+            raise ValueError(f"{self.address} refused")
+        return CommandResult(self.address, [], [{"type": "test.ensured"}])
+
+
+def account_rows(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(select(repo.ACCOUNTS.c.address)).scalars())
+
+
+def test_an_account_is_remembered_only_once_its_row_committed(engine: Engine) -> None:
+    """The writer skips accounts that a committed transaction ensured, and ensures again an
+    account whose savepoint or whole transaction rolled back."""
+    published: list[dict[str, Any]] = []
+    sink_fails = {"on": False}
+
+    def sink(connection: Connection, events: list[dict[str, Any]], now: datetime) -> None:
+        if sink_fails["on"]:
+            raise RuntimeError("the outbox refused")
+
+    async def scenario() -> list[Any]:
+        w = writer(engine, published, event_sink=sink)
+        w.start()
+        try:
+            outcomes: list[Any] = []
+            for command in (EnsureAccount("0xa", fail=True), EnsureAccount("0xa")):
+                outcomes.append(await asyncio.gather(w.execute(command), return_exceptions=True))
+            outcomes.append(account_rows(engine))
+            with engine.begin() as connection:  # behind the writer's back: it must not look
+                connection.execute(delete(repo.ACCOUNTS).where(repo.ACCOUNTS.c.address == "0xa"))
+            outcomes.append(await w.execute(EnsureAccount("0xa")))
+            sink_fails["on"] = True
+            failed = w.execute(EnsureAccount("0xb"))
+            outcomes.append(await asyncio.gather(failed, return_exceptions=True))
+            sink_fails["on"] = False
+            outcomes.append(await w.execute(EnsureAccount("0xc")))  # commits: 0xb stays unproved
+            outcomes.append(await w.execute(EnsureAccount("0xb")))
+            return outcomes
+        finally:
+            await w.stop()
+
+    (failed_savepoint, after_savepoint, rows, remembered, failed_commit, *after) = asyncio.run(
+        scenario()
+    )
+    assert [type(o) for o in failed_savepoint] == [ValueError]
+    assert after_savepoint == ["0xa"]
+    assert rows == ["0xa"]  # ensured again after its savepoint rolled back
+    assert [type(o) for o in failed_commit] == [RuntimeError]
+    assert (remembered, after) == ("0xa", ["0xc", "0xb"])
+    # 0xb was ensured again after its transaction rolled back (a later commit did not prove
+    # it); the third ensure of 0xa trusted the commit that proved it, so the row stays deleted
+    assert account_rows(engine) == ["0xb", "0xc"]
