@@ -8,6 +8,7 @@ lazy k-way merge that stops at the requested depth.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -79,6 +80,32 @@ def _adjusted(
     return entries, True
 
 
+def unchanged_top(before: OrderBook, after: OrderBook, limit: int) -> int:
+    """How many first levels (up to `limit`) a venue's update left as they were, on both sides
+    and none of them empty. A consolidated book `depth` levels deep holds only each venue's top
+    `depth` levels (an empty one would let a deeper level in), so a book built to at most that
+    depth reads the same after the update."""
+    same = limit
+    for old, new in ((before.bids, after.bids), (before.asks, after.asks)):
+        count = 0
+        for was, now in zip(old, new, strict=False):  # one side may be longer
+            if count == same or not (was is now or was == now) or was.quantity <= 0:
+                break
+            count += 1
+        else:
+            if len(old) == len(new):  # the whole side as it was
+                continue
+        # a level at the same price as the last one kept adds into it: not kept either
+        while count and (_repeats(old, count) or _repeats(new, count)):
+            count -= 1
+        same = count
+    return same
+
+
+def _repeats(levels: tuple[BookLevel, ...], index: int) -> bool:
+    return index < len(levels) and levels[index].price == levels[index - 1].price
+
+
 class ConsolidatedBookBuilder:
     """Keeps each venue's book for one instrument, fee-adjusted lazily.
 
@@ -95,9 +122,20 @@ class ConsolidatedBookBuilder:
         # (mids for every pre-trade check, subscribers) between two venue updates
         self._built: dict[tuple[int, frozenset[str]], ConsolidatedBook] = {}
 
-    def update(self, book: OrderBook, fees: FeeSchedule) -> None:
-        self._built.clear()
-        self._books[book.venue] = (book, fees.taker_bps / _BPS)
+    def update(self, book: OrderBook, fees: FeeSchedule, *, unchanged: int = 0) -> None:
+        """The venue's new book. `unchanged`: how many first levels it left as they were
+        (`unchanged_top`); the books built no deeper stay, with the new time (the mid that
+        every pre-trade check reads is not built again for an order resting deeper)."""
+        rate = fees.taker_bps / _BPS
+        previous = self._books.get(book.venue)
+        self._books[book.venue] = (book, rate)
+        built, self._built = self._built, {}
+        if previous is not None and previous[1] == rate:
+            for (depth, stale), kept in built.items():
+                if depth <= unchanged:
+                    times = [self._books[v][0].timestamp for v in kept.live_venues]
+                    at = max(times) if times else None
+                    self._built[(depth, stale)] = dataclasses.replace(kept, timestamp=at)
         self._adjusted.pop((book.venue, True), None)
         self._adjusted.pop((book.venue, False), None)
 

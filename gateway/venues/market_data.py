@@ -41,7 +41,11 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from gateway.domain.clock import Clock
-from gateway.domain.consolidated_book import ConsolidatedBook, ConsolidatedBookBuilder
+from gateway.domain.consolidated_book import (
+    ConsolidatedBook,
+    ConsolidatedBookBuilder,
+    unchanged_top,
+)
 from gateway.domain.market import OrderBook, VenueKind
 from gateway.venues.protocol import Venue
 
@@ -258,10 +262,12 @@ class MarketDataHub:
         builder = self._builders.get(book.instrument)
         if builder is None:
             builder = self._builders[book.instrument] = ConsolidatedBookBuilder(book.instrument)
-        builder.update(book, feed.venue.fees(book.instrument))
+        # how deep the update left the book as it was: who needs to hear of it, what stays built
+        unchanged = 0 if previous is None else unchanged_top(previous, book, self._deepest())
+        builder.update(book, feed.venue.fees(book.instrument), unchanged=unchanged)
         self._latest.setdefault(book.instrument, {})[venue] = book
         self.updates += 1
-        self._publish(book.instrument)
+        self._publish(book.instrument, unchanged)
 
     def _feed_alive(self, venue: str) -> VenueFeed:
         feed = self.feeds[venue]
@@ -275,11 +281,20 @@ class MarketDataHub:
         heard.set()
         return feed
 
-    def _publish(self, instrument: str) -> None:
+    def _deepest(self) -> int:
+        """The deepest book anyone reads by default or by subscription."""
+        return max([self._depth, *(s.depth for s in self._subscribers)])
+
+    def _publish(self, instrument: str, unchanged: int = 0) -> None:
+        """Offer the instrument's book to its subscribers, but not to those that read no
+        deeper than the `unchanged` first levels of a venue's update: an order resting below
+        what they read moves nothing they see (the risk monitor reads one level)."""
         interested = [s for s in self._subscribers if instrument in s.instruments]
         if not interested:
             return
         for subscription in interested:
+            if subscription.depth <= unchanged:
+                continue
             # built when read (the builder keeps what it built until the next change)
             subscription.offer_later(
                 instrument, functools.partial(self.book, instrument, subscription.depth)

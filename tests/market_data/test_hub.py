@@ -1,4 +1,5 @@
-"""The market-data hub: consolidation from live venues, staleness, recovery, conflation."""
+"""The market-data hub: consolidation from live venues, staleness, recovery, conflation, and
+subscribers told only of the levels they read."""
 
 from __future__ import annotations
 
@@ -195,6 +196,32 @@ def test_a_slow_subscriber_gets_the_latest_book_not_a_backlog() -> None:
         (latest,) = await slow.next()
         assert latest.bids[0].price == Decimal(3999)
         assert slow.conflated >= 999
+
+    asyncio.run(scenario())
+
+
+def test_a_subscriber_is_told_only_of_changes_in_the_levels_it_reads() -> None:
+    """An order resting below a subscriber's depth changes nothing it sees: the risk monitor
+    (one level) is not woken by it, a deeper reader is; a change at the top wakes both."""
+
+    def book(*bids: tuple[str, str]) -> OrderBook:
+        levels = tuple(BookLevel(Decimal(p), Decimal(q)) for p, q in bids)
+        asks = (BookLevel(Decimal(3010), Decimal(1)),)
+        return OrderBook("burst", SYMBOL, levels, asks, datetime.now(UTC))
+
+    async def scenario() -> None:
+        hub = MarketDataHub([ScriptedVenue("burst")], {"burst": [SYMBOL]}, SystemClock())
+        top, deep = hub.subscribe(frozenset({SYMBOL}), depth=1), hub.subscribe(frozenset({SYMBOL}))
+        hub.apply("burst", book(("3000", "1")))
+        await top.next(), await deep.next()
+        hub.apply("burst", book(("3000", "1"), ("2990", "2")))  # rests below the best bid
+        assert (top.pending, deep.pending) == (0, 1)
+        (seen,) = await deep.next()
+        assert [level.price for level in seen.bids] == [Decimal(3000), Decimal(2990)]
+        hub.apply("burst", book(("3000", "3"), ("2990", "2")))  # joins the best bid
+        assert (top.pending, deep.pending) == (1, 1)
+        (best,) = await top.next()
+        assert (best.bids[0].quantity, len(best.bids)) == (Decimal(3), 1)
 
     asyncio.run(scenario())
 

@@ -1,4 +1,5 @@
-"""The consolidated book equals a naive reference merge, for any books and fees."""
+"""The consolidated book equals a naive reference merge, for any books and fees, and a book the
+builder keeps across an update that left its levels as they were equals one built afresh."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.consolidated_book import ConsolidatedBookBuilder, consolidate
+from gateway.domain.consolidated_book import ConsolidatedBookBuilder, consolidate, unchanged_top
 from gateway.domain.market import BookLevel, FeeSchedule, OrderBook
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -132,3 +133,46 @@ def test_builder_recomputes_only_what_changed() -> None:
     assert [lvl.price for lvl in merged.asks] == [Decimal(102), Decimal(103)]
     builder.remove("b")
     assert builder.venues == frozenset({"a"})
+
+
+def venue_book(venue: str, bids: list, asks: list, t: int) -> OrderBook:  # type: ignore[type-arg]
+    return OrderBook(
+        venue,
+        "WETH/USDC",
+        tuple(BookLevel(p, q) for p, q in sorted(bids, key=lambda level: -level[0])),
+        tuple(BookLevel(p, q) for p, q in sorted(asks, key=lambda level: level[0])),
+        T0 + timedelta(seconds=t),
+    )
+
+
+@given(
+    st.dictionaries(st.sampled_from(VENUES), st.tuples(LEVELS, LEVELS), min_size=1, max_size=4),
+    st.data(),
+)
+def test_books_kept_across_an_update_equal_books_built_afresh(
+    data: dict[str, tuple], draw: st.DataObject
+) -> None:  # type: ignore[type-arg]
+    """Any update of one venue: every depth the update left unchanged reads the same from
+    the builder's kept books as from a builder that never saw the book before."""
+    zero = FeeSchedule(Decimal(0), Decimal(0))
+    books = {v: venue_book(v, bids, asks, 0) for v, (bids, asks) in data.items()}
+    builder = ConsolidatedBookBuilder("WETH/USDC")
+    for b in books.values():
+        builder.update(b, zero)
+    depths = range(1, 8)
+    for depth in depths:
+        builder.build(depth)  # built before the update: what it may keep
+    venue = draw.draw(st.sampled_from(sorted(books)))
+    before = books[venue]
+    # the new book keeps a prefix of each side and adds levels anywhere (duplicates too)
+    bids = [(lvl.price, lvl.quantity) for lvl in before.bids[: draw.draw(st.integers(0, 12))]]
+    asks = [(lvl.price, lvl.quantity) for lvl in before.asks[: draw.draw(st.integers(0, 12))]]
+    after = venue_book(venue, bids + draw.draw(LEVELS), asks + draw.draw(LEVELS), 1)
+    books[venue] = after
+    unchanged = unchanged_top(before, after, max(depths))
+    builder.update(after, zero, unchanged=unchanged)
+    fresh = ConsolidatedBookBuilder("WETH/USDC")
+    for b in books.values():
+        fresh.update(b, zero)
+    for depth in depths:
+        assert builder.build(depth) == fresh.build(depth)
