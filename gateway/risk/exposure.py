@@ -206,6 +206,32 @@ class ExposureLedger:
             self.account(account).drop(client_id)
             return
         price = facts.get("price")
+        exposure = self._accounts.get(account)
+        held = None if exposure is None else exposure.working.get(client_id)
+        if (  # most often: the reservation of a limit order, committed as it was checked
+            held is not None
+            and held.instrument is not None
+            and price is not None
+            and held.instrument == facts.get("instrument")
+            and held.price == Decimal(price)
+            and held.remaining == Decimal(facts["remaining_quantity"])
+            and held.side.value == facts["side"]
+            and held.order_type.value == facts["type"]
+        ):
+            assert exposure is not None
+            # only its id is new: its notional (quantity times its own price) and its
+            # pending quantity stand as they were counted
+            exposure.working[client_id] = WorkingOrder(
+                str(facts["id"]),
+                client_id,
+                held.instrument,
+                held.legs,
+                held.side,
+                held.order_type,
+                held.remaining,
+                held.price,
+            )
+            return
         order = WorkingOrder(
             str(facts["id"]),
             client_id,

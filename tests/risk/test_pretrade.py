@@ -320,6 +320,12 @@ def test_running_totals_equal_a_recount(steps: list[tuple[str, int, Side, Decima
                 "price": str(spec.price),
             }
             ledger.apply_events([{"type": "order.accepted", "order": facts}])
+            working = ledger.account(ALICE).working.get(spec.client_order_id)
+            if action == "commit":  # the committed order, under its own id
+                assert working is not None and working.order_id == f"ord_{key}"
+                assert (working.remaining, working.price) == (size, spec.price)
+            else:
+                assert working is None
         exposure = ledger.account(ALICE)
         assert exposure.open_notional == sum(
             (validator._working_notional(w) for w in exposure.working.values()), Decimal(0)
