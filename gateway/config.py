@@ -164,6 +164,14 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(
         default=86_400, ge=60, description="A trader's session lasts at most this long"
     )
+    credential_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long the gateway trusts a session token or API key it read before "
+        "reading it again (0: every request). A sign-out or revocation takes effect at once on "
+        "the replica that took it, on other replicas within this time",
+    )
     rate_limit_per_second: Decimal = Field(
         default=Decimal(20),
         gt=0,

@@ -32,6 +32,7 @@ from typing import TypeVar
 from eth_utils import to_checksum_address
 from sqlalchemy import Connection, Engine
 
+from gateway.access.credential_cache import CredentialCache
 from gateway.access.principal import OPERATOR, SCOPES, Principal, Role
 from gateway.access.request_signing import request_signature
 from gateway.access.siwe import InvalidSiweMessage, parse_siwe, siwe_signer
@@ -159,6 +160,10 @@ class AccessControl:
         self._delegated: dict[str, set[str]] = {}
         token = settings.operator_token
         self._operator_digest = None if token is None else _sha256(token.get_secret_value())
+        # token digest -> (trader, session end); key id -> key: read once per TTL, not per request
+        ttl = settings.credential_cache_seconds
+        self._sessions: CredentialCache[tuple[str, datetime]] = CredentialCache(ttl)
+        self._api_keys: CredentialCache[store.StoredApiKey] = CredentialCache(ttl)
 
     # --- credentials -------------------------------------------------------------------
 
@@ -169,10 +174,16 @@ class AccessControl:
         ):
             return OPERATOR
         now = self.clock.now()
-        address = await self._read(lambda c: store.session_address(c, _sha256(token), now))
-        if address is None:
+        digest = _sha256(token)
+        session = self._sessions.get(digest, now)
+        if session is None:
+            epoch = self._sessions.epoch
+            session = await self._read(lambda c: store.live_session(c, digest, now))
+            if session is not None:
+                self._sessions.put(digest, session, now, epoch)
+        if session is None or now >= session[1]:
             raise AuthenticationFailed("the bearer token is unknown or expired")
-        return await self.trader(address)
+        return await self.trader(session[0])
 
     async def trader(self, address: str) -> Principal:
         """The trader's principal now: its address, the wallets it owns, and the wallets it
@@ -206,7 +217,12 @@ class AccessControl:
                 "from the server's clock",
                 code="stale_request",
             )
-        key = await self._read(lambda c: store.get_api_key(c, key_id))
+        key = self._api_keys.get(key_id, self.clock.now())
+        if key is None:
+            epoch = self._api_keys.epoch
+            key = await self._read(lambda c: store.get_api_key(c, key_id))
+            if key is not None and key.revoked_at is None:
+                self._api_keys.put(key_id, key, self.clock.now(), epoch)
         if key is None or key.revoked_at is not None:
             raise AuthenticationFailed("unknown or revoked API key")
         secret = self._secret(key.key_id, key.salt)
@@ -356,6 +372,7 @@ class AccessControl:
             return CommandResult(revoked, audit)
 
         await self._writer.execute(command)
+        self._api_keys.forget(key_id)  # reads begun before this are not kept either
         key = await self._read(lambda c: store.get_api_key(c, key_id))
         if key is None:
             raise ApiKeyNotFound(f"no API key {key_id}", field="key_id")
@@ -431,10 +448,13 @@ class AccessControl:
         return Session(token, message.address, until)
 
     async def sign_out(self, token: str) -> None:
+        digest = _sha256(token)
+
         def command(connection: Connection, now: datetime) -> CommandResult[bool]:
-            return CommandResult(store.delete_session(connection, _sha256(token)))
+            return CommandResult(store.delete_session(connection, digest))
 
         await self._writer.execute(command)
+        self._sessions.forget(digest)  # reads begun before this are not kept either
 
     async def _read(self, query: Callable[[Connection], T]) -> T:
         def run() -> T:

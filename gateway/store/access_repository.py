@@ -108,14 +108,16 @@ def insert_session(
     )
 
 
-def session_address(connection: Connection, token_hash: str, now: datetime) -> str | None:
-    """The trader a live session belongs to."""
+def live_session(
+    connection: Connection, token_hash: str, now: datetime
+) -> tuple[str, datetime] | None:
+    """The trader a live session belongs to, and when the session ends."""
     row = connection.execute(
-        select(SESSIONS.c.address).where(
+        select(SESSIONS.c.address, SESSIONS.c.expires_at).where(
             SESSIONS.c.token_hash == token_hash, SESSIONS.c.expires_at > now
         )
     ).first()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), row[1])
 
 
 def delete_session(connection: Connection, token_hash: str) -> bool:
