@@ -8,6 +8,9 @@ serialize, measured in the same run (rounds interleaved).
   second, and its ratio to the single-submit orders/s of the same round.
 * ``websocket``: ``{"op": "place"}`` on ``/v1/stream`` at 1 connection, one request at a
   time: acknowledgement p50 and its ratio to the REST p50 at 1 connection.
+* ``trader``: the same one-connection ``POST /v1/orders`` as a trader would send it: signed
+  in with Ethereum (a session token), its own address as the account. The operator's token
+  above costs nothing to check; a session is a credential the gateway must look up.
 * ``durable_baseline``: ``bench/durable_baseline.py``, the bare route plus a durable
   group-committed write and nothing else (single, one connection, batch), with its ratio
   to the bare route: how much of the bare route's speed any durable acknowledgement keeps
@@ -35,12 +38,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from eth_account import Account
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_load import LoadResult, run_load  # noqa: E402
+from gateway.access.control import DEVNET_CHAIN_ID  # noqa: E402
+from gateway.access.siwe import SiweMessage, sign_siwe  # noqa: E402
 
 # Both servers get the header; only the gateway checks it (a cost it must pay in production).
 OPERATOR_TOKEN = "bench-operator-token"
@@ -125,6 +133,50 @@ def singles(port: int, total: int, connections: int, label: str) -> LoadResult:
     )
 
 
+TRADER_KEY = "0x" + "42" * 32  # a throwaway key: the bench's trader signs in with it
+
+
+def trader_session(port: int) -> tuple[str, dict[str, str]]:
+    """Sign in with Ethereum as the bench's trader: its address and its bearer header."""
+    account = Account.from_key(TRADER_KEY)
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/v1/auth/siwe/nonce") as answer:
+        nonce = json.load(answer)["nonce"]
+    now = datetime.now(UTC)
+    message = SiweMessage(
+        domain=f"127.0.0.1:{port}",
+        address=account.address,
+        statement="Sign in to Isthmus",
+        uri=base,
+        chain_id=DEVNET_CHAIN_ID,
+        nonce=nonce,
+        issued_at=now,
+        expiration_time=now + timedelta(hours=1),
+    )
+    body = {"message": message.text(), "signature": sign_siwe(message, account.key.hex())}
+    request = urllib.request.Request(
+        f"{base}/v1/auth/siwe",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        token = json.load(answer)["token"]
+    return account.address, {"Authorization": f"Bearer {token}"}
+
+
+def trader_singles(port: int, total: int, label: str) -> LoadResult:
+    """One connection, a trader's own orders under its session token."""
+    address, headers = trader_session(port)
+    one = body_for(label)
+
+    def make(n: int) -> bytes:
+        return json.dumps({**json.loads(one(n)), "account": address}).encode()
+
+    return asyncio.run(
+        run_load("127.0.0.1", port, "/v1/orders", make, total=total, connections=1, headers=headers)
+    )
+
+
 def batches(port: int, total_orders: int, connections: int, label: str) -> LoadResult:
     """`total_orders` in requests of BATCH orders; the result counts orders."""
     one = body_for(label)
@@ -184,6 +236,7 @@ def measure(
     *,
     batch: bool = False,
     websocket: bool = False,
+    trader: bool = False,
 ) -> dict[str, LoadResult]:
     """One server's round: single submits at `connections` and at 1, then batches and
     WebSocket entry where the server has them."""
@@ -199,6 +252,8 @@ def measure(
             results["batch"] = batches(port, total * 4, 8, f"{label}-batch")
         if websocket:
             results["websocket"] = asyncio.run(_websocket_places(port, total // 5, f"{label}-ws"))
+        if trader:
+            results["trader"] = trader_singles(port, total // 5, f"{label}-trader")
         return results
     finally:
         process.terminate()
@@ -321,6 +376,10 @@ def main() -> None:
                 # every risk check runs; the order rate of a load generator is not one
                 "ISTHMUS_RISK_ORDERS_PER_SECOND": "1000000",
                 "ISTHMUS_RISK_ORDER_BURST": "1000000",
+                # nor a trader's request rate and open orders (one account sends them all)
+                "ISTHMUS_RATE_LIMIT_PER_SECOND": "1000000",
+                "ISTHMUS_RATE_LIMIT_BURST": "1000000",
+                "ISTHMUS_RISK_MAX_OPEN_ORDERS": "1000000",
             }
             gateway.append(
                 measure(
@@ -331,6 +390,7 @@ def main() -> None:
                     f"g{round_}",
                     batch=True,
                     websocket=True,
+                    trader=True,
                 )
             )
             durable_db = {"ISTHMUS_BENCH_DB": f"{directory}/durable-{round_}.db"}
@@ -386,6 +446,14 @@ def main() -> None:
                     ),
                     "ratio_per_round": [round(r, 3) for r in ws_ratios],
                     "goal_ratio": 0.5,
+                },
+                "trader": {
+                    "what": "one connection, signed in with Ethereum (session token), its own "
+                    "address as the account",
+                    **summary(g["trader"]),
+                    "p50_ratio_vs_operator_token": round(
+                        g["trader"].percentile(50) / g["one"].percentile(50), 3
+                    ),
                 },
                 "durable_baseline": {
                     "what": "the bare route + a group-committed one-row SQLite write per order "
