@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from bench.http_load import LoadResult, run_load  # noqa: E402
 from gateway.access.control import DEVNET_CHAIN_ID  # noqa: E402
 from gateway.access.siwe import SiweMessage, sign_siwe  # noqa: E402
+from gateway.config import Settings  # noqa: E402
 
 # Both servers get the header; only the gateway checks it (a cost it must pay in production).
 OPERATOR_TOKEN = "bench-operator-token"
@@ -90,6 +91,9 @@ def start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     ]
     if app.endswith("create_app"):
         command.append("--factory")
+    # WebSocket compression as `isthmus up` has it by default (ISTHMUS_WS_COMPRESSION)
+    deflate = Settings.model_fields["ws_compression"].default
+    command += ["--ws-per-message-deflate", str(deflate)]
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
     deadline = time.monotonic() + 60
     while True:  # readiness: the benchmark, not a test, may poll

@@ -53,6 +53,18 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How `isthmus up` runs uvicorn (bench/api_orders.py starts the gateway the same way)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 5,
+        "log_config": None,  # the logging `configure_logging` set up: JSON, secrets masked
+        "ws_per_message_deflate": settings.ws_compression,
+    }
+
+
 @app.command()
 def up(
     config: Annotated[
@@ -154,14 +166,7 @@ def up(
         )
         web = "" if (settings.web_dir / "index.html").is_file() else "  (not built: run `make web`)"
         console.print(f"[bold]web app[/]  http://{settings.host}:{settings.port}/app/{web}")
-        uvicorn.run(
-            create_app(settings, runtime=runtime),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=5,
-            log_config=None,  # the logging `configure_logging` set up: JSON, secrets masked
-        )
+        uvicorn.run(create_app(settings, runtime=runtime), **server_options(settings))
     finally:
         if world is not None:
             world.stop()

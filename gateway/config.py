@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     )
     book_depth_max: int = Field(default=100, ge=1, description="Deepest GET /v1/book answer")
     log_level: str = Field(default="info", description="uvicorn log level")
+    ws_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSocket streams: smaller frames for a distant "
+        "client, at a compression per message on both ends (off: about 0.05 ms less per order "
+        "entered over the stream on this machine)",
+    )
     risk_max_order_notional: Decimal | None = Field(
         default=Decimal(1_000_000),
         description="Default per-order exposure notional limit in quote (empty: none)",
