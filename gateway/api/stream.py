@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
@@ -79,8 +81,9 @@ async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_
     session = _Session(websocket, rt)
     websocket.state.stream_session = session
     own = session.principal.accounts
-    await websocket.send_json(
-        {"type": "subscribed", "accounts": None if own is None else sorted(own), "books": []}
+    await _send(
+        websocket,
+        {"type": "subscribed", "accounts": None if own is None else sorted(own), "books": []},
     )
     control = asyncio.create_task(_control(session))
     waiting: dict[str, asyncio.Task[Any]] = {}
@@ -102,7 +105,8 @@ async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_
             finished = {name for name, task in waiting.items() if task in done}
             if "overflow" in finished:
                 missed = session.orders.reason == "events_missed"
-                await websocket.send_json(
+                await _send(
+                    websocket,
                     {
                         "type": "error",
                         "code": session.orders.reason,
@@ -110,16 +114,16 @@ async def stream(websocket: WebSocket, rt: Annotated[Runtime, Depends(websocket_
                         "the state and reconnect"
                         if missed
                         else "fell too far behind",
-                    }
+                    },
                 )
                 await websocket.close(code=1008)
                 break
             if "order" in finished:
-                await websocket.send_json(waiting.pop("order").result())
+                await _send(websocket, waiting.pop("order").result())
             if "books" in finished:
                 for book in waiting.pop("books").result():
-                    await websocket.send_json(
-                        {"type": "book", "book": book_out(book).model_dump(mode="json")}
+                    await _send(
+                        websocket, {"type": "book", "book": book_out(book).model_dump(mode="json")}
                     )
             if "resubscribed" in finished:
                 waiting.pop("resubscribed")
@@ -148,34 +152,34 @@ async def _control(session: _Session) -> None:
         except (WebSocketDisconnect, RuntimeError):
             return
         except ValueError:
-            await websocket.send_json({"type": "error", "code": "malformed_json"})
+            await _send(websocket, {"type": "error", "code": "malformed_json"})
             continue
         if not isinstance(message, dict):
-            await websocket.send_json({"type": "error", "code": "unknown_op"})
+            await _send(websocket, {"type": "error", "code": "unknown_op"})
             continue
         op = message.get("op")
         if op in ENTRY_OPS:
             # one request at a time, in the order sent: answers come back in that order
-            await websocket.send_json(await _entry(session, op, message))
+            await _send(websocket, await _entry(session, op, message))
             continue
         if op != "subscribe":
-            await websocket.send_json({"type": "error", "code": "unknown_op"})
+            await _send(websocket, {"type": "error", "code": "unknown_op"})
             continue
         accounts = message.get("accounts")
         if accounts is not None and (
             not isinstance(accounts, list)
             or not all(isinstance(a, str) and is_address(a) for a in accounts)
         ):
-            await websocket.send_json({"type": "error", "code": "invalid_accounts"})
+            await _send(websocket, {"type": "error", "code": "invalid_accounts"})
             continue
         books = message.get("books", [])
         if not isinstance(books, list) or not all(
             isinstance(b, str) and b in rt.orders.catalogue for b in books
         ):
-            await websocket.send_json({"type": "error", "code": "unknown_instrument"})
+            await _send(websocket, {"type": "error", "code": "unknown_instrument"})
             continue
         if accounts is not None and not all([await can_see(websocket, a) for a in accounts]):
-            await websocket.send_json({"type": "error", "code": "forbidden"})
+            await _send(websocket, {"type": "error", "code": "forbidden"})
             continue
         session.orders.accounts = (
             session.principal.accounts
@@ -186,7 +190,7 @@ async def _control(session: _Session) -> None:
             rt.market_data.unsubscribe(session.books)
         session.books = rt.market_data.subscribe(frozenset(books)) if books else None
         session.resubscribed.set()
-        await websocket.send_json({"type": "subscribed", "accounts": accounts, "books": books})
+        await _send(websocket, {"type": "subscribed", "accounts": accounts, "books": books})
 
 
 async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +255,16 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
             "error": error_body(error.code, error.message, error.field)["error"],
         }
     return answer | {"status": status, **result}
+
+
+async def _send(websocket: WebSocket, payload: Any) -> None:
+    """One message as compact JSON text: orjson (two a stream order: its answer and its
+    event), json.dumps for what orjson cannot write (an integer past 64 bits)."""
+    try:
+        text = orjson.dumps(payload).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    await websocket.send_text(text)
 
 
 def _payload(message: dict[str, Any], *drop: str) -> dict[str, Any]:
