@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import orjson
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
@@ -50,6 +48,7 @@ from gateway.api.errors import error_body
 from gateway.api.forwarding import forward_entry
 from gateway.api.schemas import AmendIn, OrderIn, book_out
 from gateway.domain.errors import DomainError, InvalidOrder
+from gateway.domain.json_text import compact_json
 from gateway.oms.events import Subscription
 from gateway.oms.ids import new_id
 from gateway.runtime import Runtime
@@ -258,13 +257,10 @@ async def _entry(session: _Session, op: str, message: dict[str, Any]) -> dict[st
 
 
 async def _send(websocket: WebSocket, payload: Any) -> None:
-    """One message as compact JSON text: orjson (two a stream order: its answer and its
-    event), json.dumps for what orjson cannot write (an integer past 64 bits)."""
-    try:
-        text = orjson.dumps(payload).decode()
-    except TypeError:  # orjson.JSONEncodeError is one
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    await websocket.send_text(text)
+    """One message as compact JSON text (orjson: two a stream order, its answer and its
+    event). Received messages stay with json.loads: orjson reads an integer past 64 bits as a
+    float."""
+    await websocket.send_text(compact_json(payload))
 
 
 def _payload(message: dict[str, Any], *drop: str) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.domain.amounts import canonical
-from gateway.domain.canonical_json import canonical_json
 from gateway.domain.fills import Fill
+from gateway.domain.json_text import canonical_json
 from gateway.domain.orders import Order, OrderSpec
 from gateway.domain.venue_child import VenueChild
 from gateway.store.audit_log import AuditEntry

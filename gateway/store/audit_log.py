@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from gateway.domain.canonical_json import canonical_json
+from gateway.domain.json_text import canonical_json
 from gateway.store.driver_statements import DriverStatement
 from gateway.store.tables import AuditHeadRow, AuditRecordRow
 

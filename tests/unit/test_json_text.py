@@ -1,4 +1,4 @@
-"""Canonical JSON is json.dumps's text, whichever encoder writes it."""
+"""Canonical and compact JSON are json.dumps's text, whichever encoder writes it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.canonical_json import canonical_json
+from gateway.domain.json_text import canonical_json, compact_json
 
 # JSON without floats (money is never one): text of every kind (lone surrogates, controls,
 # non-ASCII), integers well past 64 bits, and non-string keys (json writes them as strings)
@@ -41,6 +41,12 @@ def test_the_text_is_json_dumps_sorted_and_compact(value: Any, ascii_only: bool)
             canonical_json(value, ascii_only=ascii_only)
         return
     assert canonical_json(value, ascii_only=ascii_only) == expected
+
+
+@given(values)
+def test_compact_text_is_json_dumps_in_the_given_key_order(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert compact_json(value) == expected
 
 
 @dataclass
