@@ -175,12 +175,9 @@ class AccessControl:
             return OPERATOR
         now = self.clock.now()
         digest = _sha256(token)
-        session = self._sessions.get(digest, now)
-        if session is None:
-            epoch = self._sessions.epoch
-            session = await self._read(lambda c: store.live_session(c, digest, now))
-            if session is not None:
-                self._sessions.put(digest, session, now, epoch)
+        session = await self._sessions.get_or_read(
+            digest, now, lambda: self._read(lambda c: store.live_session(c, digest, now))
+        )
         if session is None or now >= session[1]:
             raise AuthenticationFailed("the bearer token is unknown or expired")
         return await self.trader(session[0])
@@ -217,12 +214,12 @@ class AccessControl:
                 "from the server's clock",
                 code="stale_request",
             )
-        key = self._api_keys.get(key_id, self.clock.now())
-        if key is None:
-            epoch = self._api_keys.epoch
-            key = await self._read(lambda c: store.get_api_key(c, key_id))
-            if key is not None and key.revoked_at is None:
-                self._api_keys.put(key_id, key, self.clock.now(), epoch)
+        key = await self._api_keys.get_or_read(
+            key_id,
+            self.clock.now(),
+            lambda: self._read(lambda c: store.get_api_key(c, key_id)),
+            keep=lambda found: found.revoked_at is None,
+        )
         if key is None or key.revoked_at is not None:
             raise AuthenticationFailed("unknown or revoked API key")
         secret = self._secret(key.key_id, key.salt)

@@ -11,6 +11,7 @@ most `ttl`. A session's own expiry is checked on every request, cached or not.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -42,6 +43,24 @@ class CredentialCache(Generic[V]):
             del self._entries[key]
             return None
         return entry.value
+
+    async def get_or_read(
+        self,
+        key: str,
+        now: datetime,
+        read: Callable[[], Awaitable[V | None]],
+        keep: Callable[[V], bool] = lambda value: True,
+    ) -> V | None:
+        """The value kept for `key`, else what `read()` finds (kept when `keep(value)` and
+        no `forget` came while it read)."""
+        found = self.get(key, now)
+        if found is not None:
+            return found
+        epoch = self.epoch
+        found = await read()
+        if found is not None and keep(found):
+            self.put(key, found, now, epoch)
+        return found
 
     def put(self, key: str, value: V, now: datetime, epoch: int) -> None:
         """Keep what a read found; `epoch`: `self.epoch` when that read began."""

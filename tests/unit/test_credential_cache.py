@@ -3,6 +3,7 @@ a sign-out or revocation was forgetting it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from gateway.access.credential_cache import CredentialCache
@@ -32,3 +33,26 @@ def test_no_time_keeps_nothing() -> None:
     cache: CredentialCache[str] = CredentialCache(0)
     cache.put("k", "alice", T0, cache.epoch)
     assert cache.get("k", T0) is None
+
+
+def test_get_or_read_reads_once_and_keeps_only_what_it_may() -> None:
+    cache: CredentialCache[str] = CredentialCache(60)
+    reads: list[str] = []
+
+    async def read() -> str | None:
+        reads.append("k")
+        return "revoked"
+
+    async def scenario() -> list[str | None]:
+        first = await cache.get_or_read("k", T0, read, keep=lambda value: value != "revoked")
+        second = await cache.get_or_read("k", T0, read, keep=lambda value: value != "revoked")
+        return [first, second]
+
+    assert asyncio.run(scenario()) == ["revoked", "revoked"]
+    assert reads == ["k", "k"]  # not kept: read each time
+    assert asyncio.run(cache.get_or_read("j", T0, lambda: _value("alice"))) == "alice"
+    assert cache.get("j", T0) == "alice"
+
+
+async def _value(value: str) -> str | None:
+    return value
