@@ -8,6 +8,7 @@ reservations, so two concurrent orders cannot both squeeze under one limit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -206,32 +207,6 @@ class ExposureLedger:
             self.account(account).drop(client_id)
             return
         price = facts.get("price")
-        exposure = self._accounts.get(account)
-        held = None if exposure is None else exposure.working.get(client_id)
-        if (  # most often: the reservation of a limit order, committed as it was checked
-            held is not None
-            and held.instrument is not None
-            and price is not None
-            and held.instrument == facts.get("instrument")
-            and held.price == Decimal(price)
-            and held.remaining == Decimal(facts["remaining_quantity"])
-            and held.side.value == facts["side"]
-            and held.order_type.value == facts["type"]
-        ):
-            assert exposure is not None
-            # only its id is new: its notional (quantity times its own price) and its
-            # pending quantity stand as they were counted
-            exposure.working[client_id] = WorkingOrder(
-                str(facts["id"]),
-                client_id,
-                held.instrument,
-                held.legs,
-                held.side,
-                held.order_type,
-                held.remaining,
-                held.price,
-            )
-            return
         order = WorkingOrder(
             str(facts["id"]),
             client_id,
@@ -245,6 +220,19 @@ class ExposureLedger:
             Decimal(facts["remaining_quantity"]),
             None if price is None else Decimal(price),
         )
+        exposure = self._accounts.get(account)
+        held = None if exposure is None else exposure.working.get(client_id)
+        if (
+            exposure is not None
+            and held is not None
+            and order.instrument is not None
+            and order.price is not None
+            and dataclasses.replace(held, order_id=order.order_id) == order
+        ):
+            # the reservation of a limit order, committed as it was checked: only its id is
+            # new; its notional (its own price times its quantity) and pending legs stand
+            exposure.working[client_id] = order
+            return
         self._put(account, order)
 
     def apply_fill(self, fill: Fill) -> None:

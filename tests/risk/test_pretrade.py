@@ -352,6 +352,39 @@ def test_running_totals_equal_a_recount(steps: list[tuple[str, int, Side, Decima
             assert exposure.worst_case(instrument) == (buys, sells)
 
 
+def test_a_committed_reservation_takes_its_id_and_counts_once() -> None:
+    """The commit event of an order reserved as it was checked: the working order takes its
+    id and the account's totals are those of that one order, as if only the commit came."""
+
+    def committed(ledger: ExposureLedger, spec: OrderSpec) -> None:
+        facts = {
+            "account": ALICE,
+            "client_order_id": spec.client_order_id,
+            "id": "ord_1",
+            "status": "accepted",
+            "instrument": spec.instrument,
+            "legs": [],
+            "side": spec.side.value,
+            "type": "limit",
+            "remaining_quantity": str(spec.quantity),
+            "price": str(spec.price),
+        }
+        ledger.apply_events([{"type": "order.accepted", "order": facts}])
+
+    spec = order(quantity=Decimal("1.50"), price=Decimal("2990.5"))
+    validator, _ = make()
+    validator.ledger.reserve(spec)
+    committed(validator.ledger, spec)
+    alone, _ = make()
+    committed(alone.ledger, spec)
+    for ledger in (validator.ledger, alone.ledger):
+        exposure = ledger.account(ALICE)
+        assert exposure.working[spec.client_order_id].order_id == "ord_1"
+        assert exposure.open_notional == Decimal("1.50") * Decimal("2990.5")
+        assert exposure.worst_case("WETH/USDC") == (Decimal("1.50"), Decimal(0))
+        assert exposure.best_price("WETH/USDC", Side.BUY) == Decimal("2990.5")
+
+
 CALL_3200 = "WETH-20270326-3200-C"
 SPREAD = (Leg(CALL, Side.BUY, 1), Leg(CALL_3200, Side.SELL, 1))
 
