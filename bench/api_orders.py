@@ -38,17 +38,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from eth_account import Account
+from isthmus_client import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_load import LoadResult, run_load  # noqa: E402
 from gateway.access.control import DEVNET_CHAIN_ID  # noqa: E402
-from gateway.access.siwe import SiweMessage, sign_siwe  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 
 # Both servers get the header; only the gateway checks it (a cost it must pay in production).
@@ -141,23 +139,17 @@ TRADER_KEY = "0x" + "42" * 32  # a throwaway key: the bench's trader signs in wi
 
 
 def trader_session(port: int) -> tuple[str, dict[str, str]]:
-    """Sign in with Ethereum as the bench's trader: its address and its bearer header."""
-    account = Account.from_key(TRADER_KEY)
+    """Sign in with Ethereum as the bench's trader, with the client's own message and
+    signature: its address and its bearer header."""
+    signer = Signer.from_key(TRADER_KEY)
     base = f"http://127.0.0.1:{port}"
     with urllib.request.urlopen(f"{base}/v1/auth/siwe/nonce") as answer:
         nonce = json.load(answer)["nonce"]
-    now = datetime.now(UTC)
-    message = SiweMessage(
-        domain=f"127.0.0.1:{port}",
-        address=account.address,
-        statement="Sign in to Isthmus",
-        uri=base,
-        chain_id=DEVNET_CHAIN_ID,
-        nonce=nonce,
-        issued_at=now,
-        expiration_time=now + timedelta(hours=1),
+    # the bench's gateway has no chain: its SIWE chain id is the devnet's
+    message = signer.sign_in_message(
+        domain=f"127.0.0.1:{port}", uri=base, chain_id=DEVNET_CHAIN_ID, nonce=nonce
     )
-    body = {"message": message.text(), "signature": sign_siwe(message, account.key.hex())}
+    body = {"message": message, "signature": signer.sign_text(message)}
     request = urllib.request.Request(
         f"{base}/v1/auth/siwe",
         json.dumps(body).encode(),
@@ -165,7 +157,7 @@ def trader_session(port: int) -> tuple[str, dict[str, str]]:
     )
     with urllib.request.urlopen(request) as answer:
         token = json.load(answer)["token"]
-    return account.address, {"Authorization": f"Bearer {token}"}
+    return signer.address, {"Authorization": f"Bearer {token}"}
 
 
 def trader_singles(port: int, total: int, label: str) -> LoadResult:
