@@ -198,12 +198,11 @@ _t_option_net: transient(HashMap[bytes32, int256])  # bought minus sold
 _t_contract_sig: transient(Bytes[MAX_CONTRACT_SIG])  # the contract-signed item being applied
 
 
+# One applied order, or one strategy leg (in the strategy's digest, legs in order). The digest
+# names the wallet (its EIP-712 domain is the wallet) and the signed order; the batch id is
+# BatchSettled's in the same transaction. Nothing here repeats what those say (bench/gas.py).
 event Fill:
-    batch_id: indexed(uint256)
-    wallet: indexed(address)
     digest: indexed(bytes32)
-    instrument: bytes32
-    is_buy: bool
     amount: uint256  # base units
     quote: uint256  # quote units paid (buy) / received (sell)
 
@@ -228,7 +227,6 @@ event BatchSettled:
     orders: uint256
     strategies: uint256
     swaps: uint256
-    wallets: uint256
 
 event ExpirySettled:
     series: indexed(bytes32)
@@ -538,7 +536,7 @@ def _register_token(token: address):
 
 
 @internal
-def _leg(batch_id: uint256, wallet: address, digest: bytes32, ins: orders.Instrument, id: bytes32, is_buy: bool, amount: uint256, quote: uint256):
+def _leg(wallet: address, digest: bytes32, ins: orders.Instrument, id: bytes32, is_buy: bool, amount: uint256, quote: uint256):
     a: int256 = convert(amount, int256)
     q: int256 = convert(quote, int256)
     if not is_buy:
@@ -557,7 +555,7 @@ def _leg(batch_id: uint256, wallet: address, digest: bytes32, ins: orders.Instru
             self.in_series[sid][wallet] = True
             self._series_wallets[sid].append(wallet)
     self._book(wallet, ins.quote, -q)
-    log Fill(batch_id=batch_id, wallet=wallet, digest=digest, instrument=id, is_buy=is_buy, amount=amount, quote=quote)
+    log Fill(digest=digest, amount=amount, quote=quote)
 
 
 @internal
@@ -569,16 +567,7 @@ def _hold_contract_sig(signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRAC
 
 
 @internal
-def _first_sight(wallet: address) -> uint256:
-    # 1 the first time a wallet is seen in this batch (counted for BatchSettled)
-    if self._t_last[wallet] != 0:
-        return 0
-    self._t_last[wallet] = 1
-    return 1
-
-
-@internal
-def _apply_paired(batch_id: uint256, item: OrderItem, ins: orders.Instrument, id: bytes32, paid: bool, pay_to: address) -> bool:
+def _apply_paired(item: OrderItem, ins: orders.Instrument, id: bytes32, paid: bool, pay_to: address) -> bool:
     # one side of a paired trade; returns whether its wallet asked for `finish`
     # (the OrderFill is built here and in `settle`'s netted loop alike: a shared internal
     # function measured +221 gas per order and +86 bytes, bench/gas.py)
@@ -591,7 +580,7 @@ def _apply_paired(batch_id: uint256, item: OrderItem, ins: orders.Instrument, id
     digest: bytes32 = empty(bytes32)
     deferred: bool = False
     digest, deferred = extcall IMarginWallet(item.wallet).apply_order(fill, ins, paid, pay_to)
-    log Fill(batch_id=batch_id, wallet=item.wallet, digest=digest, instrument=id, is_buy=item.is_buy, amount=item.fill, quote=item.quote)
+    log Fill(digest=digest, amount=item.fill, quote=item.quote)
     return deferred
 
 
@@ -649,7 +638,6 @@ def settle(batch: Batch):
     if paired:
         # every order is one side of a spot trade with the next or previous one: each wallet
         # pays its counterparty directly, and this contract checks that both were paid
-        wallets_seen: uint256 = 0
         for k: uint256 in range(MAX_ORDERS // 2):
             if 2 * k >= n_orders:
                 break
@@ -665,21 +653,16 @@ def settle(batch: Batch):
             base_before: uint256 = staticcall IERC20(ins.base).balanceOf(buyer)
             if a.sig.v == 0:
                 self._hold_contract_sig(batch.signatures, a.sig)
-            check_a: bool = self._apply_paired(batch_id, a, ins, ids[a.instrument], False, b.wallet)
+            check_a: bool = self._apply_paired(a, ins, ids[a.instrument], False, b.wallet)
             if b.sig.v == 0:
                 self._hold_contract_sig(batch.signatures, b.sig)
-            self._apply_paired(batch_id, b, ins, ids[a.instrument], True, a.wallet)
+            self._apply_paired(b, ins, ids[a.instrument], True, a.wallet)
             assert staticcall IERC20(ins.quote).balanceOf(seller) >= quote_before + a.quote, "settlement: not paid"
             assert staticcall IERC20(ins.base).balanceOf(buyer) >= base_before + a.fill, "settlement: not paid"
             if check_a:
                 # the first wallet holds option positions: its margin, now that it was paid
                 extcall IMarginWallet(a.wallet).finish()
-            wallets_seen += self._first_sight(a.wallet) + self._first_sight(b.wallet)
-        for i: uint256 in range(MAX_ORDERS):
-            if i >= n_orders:
-                break
-            self._t_last[batch.orders[i].wallet] = 0
-        log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=n_orders, strategies=0, swaps=0, wallets=wallets_seen)
+        log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=n_orders, strategies=0, swaps=0)
         return
     swap_out: DynArray[address, MAX_SWAPS] = []
     for sw: Swap in batch.swaps:
@@ -730,7 +713,7 @@ def settle(batch: Batch):
         digest: bytes32 = empty(bytes32)
         deferred: bool = False
         digest, deferred = extcall IMarginWallet(item.wallet).apply_order(fill, ins, self._t_last[item.wallet] == i + 1, empty(address))
-        self._leg(batch_id, item.wallet, digest, ins, id, item.is_buy, item.fill, item.quote)
+        self._leg(item.wallet, digest, ins, id, item.is_buy, item.fill, item.quote)
 
     for j: uint256 in range(MAX_STRATEGIES):
         if j >= n_strategies:
@@ -758,7 +741,7 @@ def settle(batch: Batch):
             self._hold_contract_sig(batch.signatures, item.sig)
         digest: bytes32 = extcall IMarginWallet(item.wallet).apply_strategy(fill, leg_ins, self._t_last[item.wallet] == MAX_ORDERS + j + 1)
         for leg: LegItem in item.legs:
-            self._leg(batch_id, item.wallet, digest, batch.instruments[leg.instrument], ids[leg.instrument], leg.is_buy, item.fill * leg.ratio, leg.quote)
+            self._leg(item.wallet, digest, batch.instruments[leg.instrument], ids[leg.instrument], leg.is_buy, item.fill * leg.ratio, leg.quote)
         log StrategyFilled(batch_id=batch_id, wallet=item.wallet, digest=digest, fill=item.fill, net_quote=net)
 
     # 2. interactions
@@ -801,7 +784,7 @@ def settle(batch: Batch):
         assert self._t_option_net[id] == 0, "settlement: option legs unmatched"
     self._t_options = []
     self._t_tokens = []
-    log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=len(batch.orders), strategies=len(batch.strategies), swaps=len(batch.swaps), wallets=len(wallets))
+    log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=len(batch.orders), strategies=len(batch.strategies), swaps=len(batch.swaps))
 
 
 # --------------------------------------------------------------------------- expiry

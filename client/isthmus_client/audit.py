@@ -128,7 +128,10 @@ class AuditedFill:
     the EIP-712 digest of the signed order or strategy; ``instrument`` the instrument id (0x
     hex); ``kind`` is ``order``, ``strategy_leg`` or ``unknown`` (an event no signed item
     accounts for); ``signer`` the address that signed (the owner, a trading key or the owner
-    contract) and ``signed_by`` which of them it was (:class:`SignedBy`)."""
+    contract) and ``signed_by`` which of them it was (:class:`SignedBy`). The event logs only
+    the digest and the amounts: ``batch_id``, ``wallet``, ``instrument`` and ``side`` are the
+    calldata's item that its digest proves (empty for ``unknown``, and ``batch_id`` 0 when
+    the transaction has no ``BatchSettled``)."""
 
     tx_hash: str
     block_number: int
@@ -256,6 +259,7 @@ class _Batch:
     """One decoded batch while its events are paired with its items."""
 
     tx: SettledTransaction
+    batch_id: int  # the calldata's (a Fill logs none: it is its transaction's batch)
     instruments: list[tuple[bytes, Any]]  # (id, preimage) by index
     signatures: list[bytes]  # Batch.signatures
     events: list[ChainEvent]  # the Fill and StrategyFilled events not yet paired
@@ -483,7 +487,7 @@ class Auditor:
         settled = [e for e in tx.events if e.name == "BatchSettled"]
         events = [e for e in tx.events if e.name in ("Fill", "StrategyFilled")]
         if len(settled) != 1:
-            bare = _bare_fills(tx, events, "no BatchSettled in its transaction")
+            bare = _bare_fills(tx, events, 0, "no BatchSettled in its transaction")
             return TransactionAudit(
                 bare, [f"{where}: {len(settled)} BatchSettled events"], len(settled)
             )
@@ -491,9 +495,11 @@ class Auditor:
             reason = (
                 "the transaction is not a direct settle() call: the signed orders are not readable"
             )
-            return TransactionAudit(_bare_fills(tx, events, reason), [f"{where}: {reason}"], 1)
+            bare = _bare_fills(tx, events, int(settled[0].args["batch_id"]), reason)
+            return TransactionAudit(bare, [f"{where}: {reason}"], 1)
         batch = _Batch(
             tx,
+            int(tx.batch["batch_id"]),
             [(instrument_id(*_preimage(raw)), raw) for raw in tx.batch["instruments"]],
             [bytes(raw) for raw in tx.batch["signatures"]],
             events,
@@ -509,7 +515,9 @@ class Auditor:
             batch.problems.append(
                 f"{where}: {event.name} log {event.log_index} matches nothing in the calldata"
             )
-        fills += _bare_fills(tx, batch.events, "matches nothing in the settle() calldata")
+        fills += _bare_fills(
+            tx, batch.events, int(tx.batch["batch_id"]), "matches nothing in the settle() calldata"
+        )
         return TransactionAudit(fills, batch.problems, 1)
 
     def _audit_order(self, batch: _Batch, order: Mapping[str, Any]) -> list[AuditedFill]:
@@ -525,14 +533,15 @@ class Auditor:
         found = self._item_problems(batch, item, event)
         fill, quote, is_buy = int(order["fill"]), int(order["quote"]), bool(order["is_buy"])
         instrument, raw = batch.instruments[int(order["instrument"])]
-        found += _leg_problems(event, item.wallet, instrument, is_buy, fill, quote, item.digest)
+        found += _leg_problems(event, fill, quote, item.digest)
         bound = fill * int(order["limit_price"]) // 10 ** self.base_decimals(raw["base"])
         if is_buy and quote > bound:
             found.append(f"pays {quote} quote units, over the signed limit ({bound})")
         if not is_buy and quote < bound:
             found.append(f"receives {quote} quote units, under the signed limit ({bound})")
         found += _total_problems(batch.filled, item, fill)
-        return [_audited(batch.tx, event, "order", found, item.signer)]
+        leg = _Leg(batch.batch_id, item.wallet, instrument, is_buy)
+        return [_audited(batch.tx, event, leg, "order", found, item.signer)]
 
     def _audit_strategy(self, batch: _Batch, strategy: Mapping[str, Any]) -> list[AuditedFill]:
         """The leg ``Fill``s and the ``StrategyFilled`` of one strategy item: each leg against
@@ -541,7 +550,7 @@ class Auditor:
         where = f"tx {batch.tx.tx_hash}"
         item = self._strategy_item(strategy, batch.instruments)
         fill, net = int(strategy["fill"]), 0
-        legs: list[tuple[ChainEvent, list[str]]] = []
+        legs: list[tuple[ChainEvent, _Leg, list[str]]] = []
         for leg in strategy["legs"]:
             event = batch.take("Fill")
             if event is None:
@@ -551,14 +560,8 @@ class Auditor:
             net += quote if is_buy else -quote
             instrument = batch.instruments[int(leg["instrument"])][0]
             amount = fill * int(leg["ratio"])
-            legs.append(
-                (
-                    event,
-                    _leg_problems(
-                        event, item.wallet, instrument, is_buy, amount, quote, item.digest
-                    ),
-                )
-            )
+            leg_of = _Leg(batch.batch_id, item.wallet, instrument, is_buy)
+            legs.append((event, leg_of, _leg_problems(event, amount, quote, item.digest)))
         closing = batch.take("StrategyFilled")
         if closing is None:
             batch.problems.append(f"{where}: a strategy of the calldata has no StrategyFilled")
@@ -573,8 +576,8 @@ class Auditor:
             found.append(f"net quote {net} for {fill} units is beyond the signed net limit {limit}")
         found += _total_problems(batch.filled, item, fill)
         return [
-            _audited(batch.tx, event, "strategy_leg", problems + found, item.signer)
-            for event, problems in legs
+            _audited(batch.tx, event, leg, "strategy_leg", problems + found, item.signer)
+            for event, leg, problems in legs
         ]
 
     def _order_item(self, order: Mapping[str, Any], ins: Sequence[tuple[bytes, Any]]) -> _Item:
@@ -713,23 +716,11 @@ def _batch_problems(where: str, event: Mapping[str, Any], batch: Mapping[str, An
     return problems
 
 
-def _leg_problems(
-    event: ChainEvent,
-    wallet: str,
-    instrument: bytes,
-    is_buy: bool,
-    amount: int,
-    quote: int,
-    item_digest: bytes,
-) -> list[str]:
+def _leg_problems(event: ChainEvent, amount: int, quote: int, item_digest: bytes) -> list[str]:
+    # a Fill logs its digest and amounts only: the digest names the wallet (the EIP-712 domain)
+    # and the signed order, so it stands for the wallet, instrument and side of the calldata
     args = event.args
     found: list[str] = []
-    if str(args["wallet"]).lower() != wallet.lower():
-        found.append("the event's wallet differs from the calldata")
-    if bytes(args["instrument"]) != instrument:
-        found.append("the event's instrument differs from the calldata")
-    if bool(args["is_buy"]) != is_buy:
-        found.append("the event's side differs from the signed side")
     if int(args["amount"]) != amount or int(args["quote"]) != quote:
         found.append("the event's amount or quote differs from the calldata")
     if bytes(args["digest"]) != item_digest:
@@ -747,9 +738,21 @@ def _total_problems(
     return []
 
 
+@dataclass(frozen=True)
+class _Leg:
+    """What the calldata says of a ``Fill``: its batch, wallet, instrument and side (empty
+    when nothing in the calldata matched it)."""
+
+    batch_id: int
+    wallet: str = ""
+    instrument: bytes = b""
+    is_buy: bool | None = None
+
+
 def _audited(
     tx: SettledTransaction,
     event: ChainEvent,
+    leg: _Leg,
     kind: str,
     problems: Iterable[str],
     signer: SignerCheck | None = None,
@@ -759,11 +762,11 @@ def _audited(
         tx_hash=tx.tx_hash,
         block_number=tx.block_number,
         log_index=event.log_index,
-        batch_id=int(args["batch_id"]),
-        wallet=to_checksum_address(args["wallet"]),
+        batch_id=leg.batch_id,
+        wallet=leg.wallet and to_checksum_address(leg.wallet),
         digest=Web3.to_hex(bytes(args["digest"])),
-        instrument=Web3.to_hex(bytes(args["instrument"])),
-        side="buy" if args["is_buy"] else "sell",
+        instrument=Web3.to_hex(leg.instrument) if leg.instrument else "",
+        side="" if leg.is_buy is None else "buy" if leg.is_buy else "sell",
         amount=int(args["amount"]),
         quote=int(args["quote"]),
         kind=kind,
@@ -774,9 +777,11 @@ def _audited(
 
 
 def _bare_fills(
-    tx: SettledTransaction, events: Iterable[ChainEvent], reason: str
+    tx: SettledTransaction, events: Iterable[ChainEvent], batch_id: int, reason: str
 ) -> list[AuditedFill]:
-    return [_audited(tx, e, "unknown", (reason,)) for e in events if e.name == "Fill"]
+    return [
+        _audited(tx, e, _Leg(batch_id), "unknown", (reason,)) for e in events if e.name == "Fill"
+    ]
 
 
 def verify(

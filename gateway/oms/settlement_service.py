@@ -621,8 +621,9 @@ class SettlementService:
         # `Fill` events with the same digest, told apart by their amounts.
         queues: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for event in events:
-            if event.event == "Fill" and event.wallet and event.digest:
-                key = ("Fill", event.wallet.lower(), event.digest, event.amount, event.quote)
+            if event.event == "Fill" and event.digest:
+                # the digest names the wallet too (the EIP-712 domain is the wallet)
+                key: tuple[Any, ...] = ("Fill", event.digest, event.amount, event.quote)
                 queues[key].append(event.log_index)
             elif event.event == "StrategyFilled" and event.wallet and event.digest:
                 key = (
@@ -644,13 +645,7 @@ class SettlementService:
         for group in groups:
             for item in group.items:
                 if isinstance(item, OrderSettlement):
-                    key = (
-                        "Fill",
-                        item.wallet.lower(),
-                        item.digest(chain_id),
-                        item.fill,
-                        item.quote,
-                    )
+                    key = ("Fill", item.digest(chain_id), item.fill, item.quote)
                 elif isinstance(item, StrategySettlement):
                     net = sum(leg.quote if leg.is_buy else -leg.quote for leg in item.legs)
                     key = (

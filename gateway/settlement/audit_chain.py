@@ -80,7 +80,9 @@ class AuditedFill:
     """One on-chain ``Fill`` event and what the audit found about it.
 
     ``item_log_index`` is the log the gateway records for it: the ``Fill`` itself for an
-    order, the ``StrategyFilled`` that closes a strategy's legs for a strategy leg."""
+    order, the ``StrategyFilled`` that closes a strategy's legs for a strategy leg. The event
+    logs only the digest and the amounts; ``wallet``, ``instrument`` and ``side`` are those
+    of the calldata's item whose digest it carries (empty when nothing matched it)."""
 
     tx_hash: str
     block_number: int
@@ -363,7 +365,9 @@ class ChainAuditor:
         where = f"tx {tx.tx_hash}"
         if len(settled) != 1:
             fills = [
-                _bare(tx, e, ["no BatchSettled in its transaction"]) for n, e in legs if n == "Fill"
+                _bare(tx, e, 0, ["no BatchSettled in its transaction"])
+                for n, e in legs
+                if n == "Fill"
             ]
             return fills, [f"{where}: {len(settled)} BatchSettled events"], len(settled)
         batch_event = settled[0]["args"]
@@ -380,7 +384,9 @@ class ChainAuditor:
             reason = (
                 "the transaction is not a direct settle() call: the signed orders are not readable"
             )
-            fills = [_bare(tx, e, [reason]) for n, e in legs if n == "Fill"]
+            fills = [
+                _bare(tx, e, int(batch_event["batch_id"]), [reason]) for n, e in legs if n == "Fill"
+            ]
             return fills, [f"{where}: {reason}"], 1
         problems: list[str] = []
         if int(calldata["batch_id"]) != int(batch_event["batch_id"]):
@@ -437,14 +443,15 @@ class ChainAuditor:
                 signed.amount * signed.limit_price // unit,
             )
             fill, quote = int(order["fill"]), int(order["quote"])
-            found += _leg_problems(event, wallet, instrument.id, signed.is_buy, fill, quote)
+            found += _leg_problems(event, fill, quote)
             bound = fill * signed.limit_price // unit
             if signed.is_buy and quote > bound:
                 found.append(f"pays {quote} quote units, over the signed limit ({bound})")
             if not signed.is_buy and quote < bound:
                 found.append(f"receives {quote} quote units, under the signed limit ({bound})")
             found += _total_problems(filled, wallet, digest, fill, signed.amount)
-            out.append(_audited(tx, event, event, batch_id, "order", found, signer))
+            leg = _Leg(wallet, instrument.id, "buy" if signed.is_buy else "sell")
+            out.append(_audited(tx, event, event, batch_id, leg, "order", found, signer))
         for strategy in calldata["strategies"]:
             wallet = Web3.to_checksum_address(strategy["wallet"])
             leg_events = []
@@ -461,14 +468,8 @@ class ChainAuditor:
                 leg_events.append(
                     (
                         event,
-                        _leg_problems(
-                            event,
-                            wallet,
-                            instrument.id,
-                            bool(leg["is_buy"]),
-                            int(strategy["fill"]) * int(leg["ratio"]),
-                            quote,
-                        ),
+                        _Leg(wallet, instrument.id, "buy" if leg["is_buy"] else "sell"),
+                        _leg_problems(event, int(strategy["fill"]) * int(leg["ratio"]), quote),
                     )
                 )
             closing = take("StrategyFilled")
@@ -514,13 +515,16 @@ class ChainAuditor:
                     f"{signed_strategy.limit_net_price}"
                 )
             item_problems += _total_problems(filled, wallet, digest, fill, signed_strategy.amount)
-            for event, leg_problems in leg_events:
+            for event, leg, leg_problems in leg_events:
+                if bytes(event["args"]["digest"]) != digest:
+                    leg_problems.append("the leg's digest is not the strategy's EIP-712 digest")
                 out.append(
                     _audited(
                         tx,
                         event,
                         closing,
                         batch_id,
+                        leg,
                         "strategy_leg",
                         leg_problems + item_problems,
                         signer,
@@ -531,7 +535,7 @@ class ChainAuditor:
                 f"{where}: {name} log {event['logIndex']} matches nothing in the calldata"
             )
             if name == "Fill":
-                out.append(_bare(tx, event, ["matches nothing in the settle() calldata"]))
+                out.append(_bare(tx, event, batch_id, ["matches nothing in the settle() calldata"]))
         return out, problems, 1
 
     def _item_problems(
@@ -570,17 +574,11 @@ class ChainAuditor:
         return found, signer
 
 
-def _leg_problems(
-    event: Any, wallet: str, instrument: str, is_buy: bool, amount: int, quote: int
-) -> list[str]:
+def _leg_problems(event: Any, amount: int, quote: int) -> list[str]:
+    # the event's wallet, instrument and side are its digest's, checked against the calldata's
+    # signed order in _item_problems
     args = event["args"]
     found = []
-    if str(args["wallet"]).lower() != wallet.lower():
-        found.append("the event's wallet differs from the calldata")
-    if Web3.to_hex(args["instrument"]) != instrument:
-        found.append("the event's instrument differs from the calldata")
-    if bool(args["is_buy"]) != is_buy:
-        found.append("the event's side differs from the signed side")
     if int(args["amount"]) != amount or int(args["quote"]) != quote:
         found.append("the event's amount or quote differs from the calldata")
     return found
@@ -596,11 +594,22 @@ def _total_problems(
     return []
 
 
+@dataclass(frozen=True)
+class _Leg:
+    """What the calldata says of a ``Fill`` (the event itself logs only its digest and
+    amounts): the wallet, the instrument id and the side; empty when nothing matched it."""
+
+    wallet: str = ""
+    instrument: str = ""
+    side: str = ""
+
+
 def _audited(
     tx: _Tx,
     event: Any,
     item_event: Any,
     batch_id: int,
+    leg: _Leg,
     kind: str,
     problems: Sequence[str],
     signer: SignerCheck | None = None,
@@ -612,10 +621,10 @@ def _audited(
         int(event["logIndex"]),
         int(item_event["logIndex"]),
         batch_id,
-        Web3.to_checksum_address(args["wallet"]),
+        leg.wallet and Web3.to_checksum_address(leg.wallet),
         Web3.to_hex(args["digest"]),
-        Web3.to_hex(args["instrument"]),
-        "buy" if args["is_buy"] else "sell",
+        leg.instrument,
+        leg.side,
         int(args["amount"]),
         int(args["quote"]),
         kind,
@@ -625,5 +634,5 @@ def _audited(
     )
 
 
-def _bare(tx: _Tx, event: Any, problems: Iterable[str]) -> AuditedFill:
-    return _audited(tx, event, event, int(event["args"]["batch_id"]), "unknown", tuple(problems))
+def _bare(tx: _Tx, event: Any, batch_id: int, problems: Iterable[str]) -> AuditedFill:
+    return _audited(tx, event, event, batch_id, _Leg(), "unknown", tuple(problems))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import requests
@@ -78,8 +78,10 @@ class ChainCursor:
 
 @dataclass(frozen=True, slots=True)
 class SettledEvent:
-    """One Settlement event. ``wallet``/``digest`` are set for ``Fill`` and ``StrategyFilled``;
-    amounts are integers in token units, ``None`` where the event has no such field."""
+    """One Settlement event. ``digest`` is set for ``Fill`` and ``StrategyFilled``, ``wallet``
+    for ``StrategyFilled`` (a ``Fill``'s digest names its wallet: the EIP-712 domain is the
+    wallet); amounts are integers in token units, ``None`` where the event has no such field.
+    A ``Fill`` logs no batch id: it is the ``BatchSettled`` one of its transaction."""
 
     event: str  # BatchSettled | Fill | StrategyFilled | SwapExecuted
     batch_id: int
@@ -89,8 +91,6 @@ class SettledEvent:
     log_index: int
     wallet: str | None = None
     digest: bytes | None = None
-    instrument: bytes | None = None  # Fill
-    is_buy: bool | None = None  # Fill
     amount: int | None = None  # Fill: base units
     quote: int | None = None  # Fill: quote units
     fill: int | None = None  # StrategyFilled: strategy units
@@ -101,9 +101,7 @@ class SettledEvent:
     token_out: str | None = None
     amount_out: int | None = None
     operator: str | None = None  # BatchSettled
-    counts: tuple[int, int, int, int] | None = (
-        None  # BatchSettled: orders, strategies, swaps, wallets
-    )
+    counts: tuple[int, int, int] | None = None  # BatchSettled: orders, strategies, swaps
 
     @property
     def key(self) -> tuple[str, int]:
@@ -130,11 +128,12 @@ class _Seen:
 
 
 def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
+    """One log; a ``Fill``'s batch id is 0 until `_batch_ids` gives it its transaction's."""
     decoded = contract.events[name]().process_log(entry)
     args = decoded["args"]
     common: dict[str, Any] = {
         "event": name,
-        "batch_id": int(args["batch_id"]),
+        "batch_id": int(args.get("batch_id", 0)),
         "tx_hash": Web3.to_hex(entry["transactionHash"]),
         "block_number": int(entry["blockNumber"]),
         "block_hash": Web3.to_hex(entry["blockHash"]),
@@ -143,10 +142,7 @@ def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
     if name == "Fill":
         return SettledEvent(
             **common,
-            wallet=args["wallet"],
             digest=bytes(args["digest"]),
-            instrument=bytes(args["instrument"]),
-            is_buy=bool(args["is_buy"]),
             amount=int(args["amount"]),
             quote=int(args["quote"]),
         )
@@ -174,9 +170,18 @@ def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
             int(args["orders"]),
             int(args["strategies"]),
             int(args["swaps"]),
-            int(args["wallets"]),
         ),
     )
+
+
+def _batch_ids(events: list[SettledEvent]) -> list[SettledEvent]:
+    """The events with each ``Fill`` given the batch id of its transaction's ``BatchSettled``
+    (a settle() logs exactly one, after its fills)."""
+    batch_of = {e.tx_hash: e.batch_id for e in events if e.event == "BatchSettled"}
+    return [
+        replace(e, batch_id=batch_of.get(e.tx_hash, e.batch_id)) if e.event == "Fill" else e
+        for e in events
+    ]
 
 
 class SettlementReconciler:
@@ -295,12 +300,13 @@ class SettlementReconciler:
                     "topics": [list(self._topics)],
                 }
             )
-            by_block: dict[int, list[SettledEvent]] = {}
+            decoded: list[SettledEvent] = []
             for entry in entries:
                 name = self._topics.get(Web3.to_hex(entry["topics"][0]))
-                if name is None:
-                    continue
-                event = _decode(self.settlement, name, entry)
+                if name is not None:
+                    decoded.append(_decode(self.settlement, name, entry))
+            by_block: dict[int, list[SettledEvent]] = {}
+            for event in _batch_ids(decoded):
                 by_block.setdefault(event.block_number, []).append(event)
             # Block hashes are read after the logs: if a reorg slipped in between, a log's
             # block hash differs and this poll is dropped (the next one redoes it). Only the

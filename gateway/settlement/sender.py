@@ -437,8 +437,9 @@ class SettlementSender:
         self, receipt: TxReceipt, groups: Sequence[SettlementGroup]
     ) -> dict[str, int]:
         """Map each item to the log index of its ``Fill`` (order), ``StrategyFilled``
-        (strategy) or ``SwapExecuted`` (swap) event in ``receipt``: by wallet + digest, or
-        pair + token + amounts for swaps; repeated keys are matched in batch order."""
+        (strategy) or ``SwapExecuted`` (swap) event in ``receipt``: by digest (an order's
+        digest names its wallet), wallet + digest for strategies, or pair + token + amounts
+        for swaps; repeated keys are matched in batch order."""
         address = self.settlement.address
         events = self.settlement.events
         by_key: dict[tuple[Any, ...], deque[int]] = defaultdict(deque)
@@ -455,6 +456,8 @@ class SettlementSender:
                         args["amount_in"],
                         args["amount_out"],
                     )
+                elif name == "Fill":
+                    key = (name, bytes(args["digest"]))
                 else:
                     key = (name, args["wallet"], bytes(args["digest"]))
                 by_key[key].append(int(entry["logIndex"]))
@@ -462,11 +465,7 @@ class SettlementSender:
         for group in groups:
             for item in group.items:
                 if isinstance(item, OrderSettlement):
-                    key = (
-                        "Fill",
-                        Web3.to_checksum_address(item.wallet),
-                        item.digest(self.chain_id),
-                    )
+                    key = ("Fill", item.digest(self.chain_id))
                 elif isinstance(item, StrategySettlement):
                     key = (
                         "StrategyFilled",

@@ -102,10 +102,12 @@ def test_matched_spot_trade_settles(world: World, anvil_node: Anvil) -> None:
     assert tokens.balance_of(w3, d.usdc, d.settlement) == 0
 
     fills = event_logs(settlement, "Fill", receipt)
-    assert [(f["args"]["batch_id"], f["args"]["digest"]) for f in fills] == [
-        (7, eip712.order_digest(buy, chain_id, world.buyer_wallet)),
-        (7, eip712.order_digest(sell, chain_id, world.seller_wallet)),
+    assert [(f["args"]["digest"], f["args"]["amount"], f["args"]["quote"]) for f in fills] == [
+        (eip712.order_digest(buy, chain_id, world.buyer_wallet), amount, quote),
+        (eip712.order_digest(sell, chain_id, world.seller_wallet), amount, quote),
     ]
+    (settled,) = event_logs(settlement, "BatchSettled", receipt)
+    assert (settled["args"]["batch_id"], settled["args"]["orders"]) == (7, 2)
     assert wallet_contract(w3, world.buyer_wallet).functions.nonce_used(1).call()
     assert wallet_contract(w3, world.seller_wallet).functions.remaining(sell.as_tuple()).call() == 0
 

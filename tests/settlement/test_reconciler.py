@@ -37,7 +37,7 @@ def test_events_of_a_batch_in_chain_order(world: SettlementWorld) -> None:
     assert {e.tx_hash for e in update.events} == {tx_hash}
     assert all(e.batch_id == 21 for e in update.events)
     buy = update.events[0]
-    assert buy.is_buy and buy.amount == 10**18 and buy.quote == 3_000 * 10**6
+    assert buy.amount == 10**18 and buy.quote == 3_000 * 10**6 and buy.digest is not None
     assert update.cursor.block_number == world.w3.eth.block_number
     assert update.reorged_after is None and update.undone == ()
 

@@ -44,7 +44,11 @@ def test_matched_trade_settles_and_maps_items_to_logs(world: SettlementWorld) ->
         "t1-buy": by_digest[buy.digest(chain_id)],
         "t1-sell": by_digest[sell.digest(chain_id)],
     }
-    assert all(f["args"]["batch_id"] == batch_id_from_key("batch-1") for f in fills)
+    (settled,) = event_logs(
+        settlement_contract(world.w3, world.deployment), "BatchSettled", receipt
+    )
+    assert settled["args"]["batch_id"] == batch_id_from_key("batch-1")
+    assert [f["args"]["amount"] for f in fills] == [buy.fill, sell.fill]
 
 
 def test_bad_group_is_bisected_out_and_the_rest_settles_in_one_tx(
