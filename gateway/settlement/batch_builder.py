@@ -95,9 +95,9 @@ class _Usage:
         self.contract_signatures |= group.contract_signatures()
 
 
-# A batch of its own costs ~48,000 gas before its trades (bench/gas.py: one paired trade
-# 124,057 against 77,548 per trade at 32), and pairing saves ~14,500 per trade (92,016
-# netted): from four trades up the paired batch pays for itself.
+# A batch of its own costs ~46,000 gas before its trades (bench/gas.py: one paired trade
+# 119,433 against 73,001 per trade at 32), and pairing saves ~16,400 per trade (89,422
+# netted): from three or four trades up the paired batch pays for itself.
 MIN_PAIRED_TRADES_APART = 4
 
 
