@@ -1,7 +1,8 @@
 """Gas of on-chain settlement from real anvil receipts, against a plain ERC-20 transfer pair
 measured in the same run.
 
-* ``gas_per_trade``: ``Settlement.settle`` with 1, 8 and 32 matched WETH/USDC spot trades
+* ``gas_per_trade``: ``Settlement.settle_pairs`` (the gateway's call for a batch of paired
+  trades) with 1, 8 and 32 matched WETH/USDC spot trades
   between distinct MarginWallets (each trade = a signed buy and a signed sell, fully filled),
   the wallets' first trade (buyers funded only with USDC, sellers only with WETH: each
   receives a token it was never funded with; the factory seeded every wallet with 1 base unit
@@ -20,7 +21,7 @@ measured in the same run.
   (base one way, quote the other), each its own transaction, to recipients holding none of
   the token yet (``cold``) and again (``warm``).
 * ``netted``: the same trades laid out every buy before every sell, so that the batch is not
-  paired and settles through the Settlement's hub (the path of batches with swaps,
+  paired and settles through ``Settlement.settle`` and its hub (the path of batches with swaps,
   strategies or options), at the sizes above 1; ``paired_vs_netted_repeat`` is the ratio.
 * ``sizes``: deployed runtime bytes of MarginWallet (a wallet the factory made),
   Settlement, PriceOracle and WalletFactory against EIP-170's 24,576-byte limit, and the size
@@ -38,7 +39,7 @@ measured in the same run.
   back), from ``debug_traceTransaction`` (callTracer): each call frame's own gas (what it used
   minus its children; a CALL's cold-account charge counts in the caller) summed per
   contract role and function, per trade; plus the intrinsic gas and the calldata gas.
-  ``events`` is the log gas inside those frames (``Fill`` from the Settlement, ``Transfer``
+  ``events`` is the log gas inside those frames (``Traded`` from the Settlement, ``Transfer``
   from the tokens); ``settle_net_of_refunds`` is the Settlement's own code, its cold calls
   into each wallet and its events, after the EIP-2200 refunds of the transaction.
 * ``l1_data_fee``: the same 32-trade batch (first and back) on a second anvil started with
@@ -135,7 +136,7 @@ def spot_batch(
     batch_id: int,
     signers: dict[str, LocalAccount] | None = None,
     netted: bool = False,
-) -> tuple[Any, ...]:
+) -> abi.BatchBuilder:
     """One trade per pair; ``signers`` (wallet -> key) signs for a wallet instead of its
     owner (a trading key). The two sides of each trade are neighbours, so the batch settles
     paired (wallet to wallet); ``netted`` lays out every buy before every sell instead, so
@@ -160,14 +161,20 @@ def spot_batch(
     sides = buys + sells if netted else [x for pair in zip(buys, sells, strict=True) for x in pair]
     for wallet, order, sig in sides:
         builder.add_order(wallet, spot, order, sig, AMOUNT, quote)
-    return builder.build()
+    return builder
 
 
-def settle_receipt(operator: Sender, d: Deployment, batch: tuple[Any, ...]) -> Any:
-    return operator.transact(settlement_contract(operator.w3, d).functions.settle(batch))
+def settle_receipt(operator: Sender, d: Deployment, batch: abi.BatchBuilder) -> Any:
+    """Settle the batch as the gateway does: ``settle_pairs`` when it is paired trades laid
+    out as pairs, else ``settle``."""
+    settlement = settlement_contract(operator.w3, d)
+    pairs = batch.build_pairs()
+    if pairs is not None:
+        return operator.transact(settlement.functions.settle_pairs(pairs))
+    return operator.transact(settlement.functions.settle(batch.build()))
 
 
-def settle(operator: Sender, d: Deployment, batch: tuple[Any, ...]) -> int:
+def settle(operator: Sender, d: Deployment, batch: abi.BatchBuilder) -> int:
     return int(settle_receipt(operator, d, batch)["gasUsed"])
 
 
@@ -461,7 +468,7 @@ def measure_iron_condor(operator: Sender, d: Deployment) -> int:
         strategy = Strategy(legs, AMOUNT, net, 1, deadline)
         sig = eip712.sign_strategy(strategy, trader.owner.key, chain_id, trader.wallet)
         builder.add_strategy(trader.wallet, instruments, strategy, sig, AMOUNT, quotes)
-    return settle(operator, d, builder.build())
+    return settle(operator, d, builder)
 
 
 def contract_sizes(operator: Sender, d: Deployment) -> dict[str, Any]:
@@ -568,7 +575,6 @@ def measure_safe(operator: Sender, d: Deployment) -> dict[str, Any]:
             abi.BatchBuilder(6000 + len(gas))
             .add_order(wallet, spot, buy, buy_sig, AMOUNT, quote)
             .add_order(seller.wallet, spot, sell, sell_sig, AMOUNT, quote)
-            .build()
         )
         gas[label] = settle(operator, d, batch)
     return {
@@ -669,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             "eip1271_safe": "buyer wallet owned by a 2-of-3 Safe 1.4.1 (EIP-1271 through its "
             "CompatibilityFallbackHandler) vs an EOA-owned buyer, one trade each",
             "breakdown": "callTracer: each frame's own gas per trade by role.function; "
-            "settle_net_of_refunds = Settlement code + cold calls into wallets + Fill events "
+            "settle_net_of_refunds = Settlement code + cold calls into wallets + its events "
             "- refunds",
             "l1_data_fee": "second anvil with --optimism; l1Fee / l1GasUsed from the receipts",
         },

@@ -17,6 +17,8 @@
      4. finish: every wallet checks it was paid, then its margin.
      Then this contract's token balances must equal those before the batch, and every option
      bought must have been sold.
+     settle_pairs(batch): spot trades between two wallets, each wallet paying the other
+     directly; this contract checks that both were paid.
 """
 
 from ethereum.ercs import IERC20
@@ -41,6 +43,7 @@ exports: (
 
 
 MAX_ORDERS: constant(uint256) = 64
+MAX_PAIRS: constant(uint256) = MAX_ORDERS // 2
 MAX_STRATEGIES: constant(uint256) = 8
 MAX_SWAPS: constant(uint256) = 8
 MAX_BATCH_INSTRUMENTS: constant(uint256) = 16
@@ -119,6 +122,31 @@ struct StrategyItem:
     deadline: uint64
     sig: orders.Signature
     fill: uint256
+
+# One side of a paired spot trade: `wallet`'s signed order, on the pair's instrument and side
+# (buy for `Pair.buy`, sell for `Pair.sell`), filled for the pair's fill and quote.
+struct PairSide:
+    wallet: address
+    amount: uint256
+    limit_price: uint256
+    nonce: uint256
+    deadline: uint64
+    sig: orders.Signature
+
+# One spot trade between two wallets: the buyer pays `quote` to the seller, the seller pays
+# `fill` base units to the buyer. The instrument, fill and quote are written once for both.
+struct Pair:
+    instrument: uint256  # index into PairBatch.instruments (a spot instrument)
+    fill: uint256  # base units
+    quote: uint256  # quote units
+    buy: PairSide
+    sell: PairSide
+
+struct PairBatch:
+    batch_id: uint256
+    instruments: DynArray[orders.Instrument, MAX_BATCH_INSTRUMENTS]
+    pairs: DynArray[Pair, MAX_PAIRS]
+    signatures: DynArray[Bytes[MAX_CONTRACT_SIG], MAX_CONTRACT_SIGS]  # as in Batch
 
 struct Swap:
     pair: address  # a registered Uniswap v2 pair
@@ -205,6 +233,15 @@ event Fill:
     digest: indexed(bytes32)
     amount: uint256  # base units
     quote: uint256  # quote units paid (buy) / received (sell)
+
+# One paired trade (settle_pairs): the two orders' digests and the trade, in one log where two
+# `Fill`s would repeat the amounts (bench/gas.py). Its token movements are the two wallet to
+# wallet `Transfer` logs just before it.
+event Traded:
+    buy: bytes32  # the buy order's digest
+    sell: bytes32  # the sell order's digest
+    amount: uint256  # base units
+    quote: uint256  # quote units
 
 event StrategyFilled:
     batch_id: indexed(uint256)
@@ -592,18 +629,6 @@ def settle(batch: Batch):
     batch_id: uint256 = batch.batch_id
     n_orders: uint256 = len(batch.orders)
     n_strategies: uint256 = len(batch.strategies)
-    # paired: orders 2k and 2k + 1 are the two sides of one spot trade for every k (same
-    # instrument, opposite sides, same fill and quote, two different wallets)
-    paired: bool = n_orders > 0 and n_orders % 2 == 0 and n_strategies == 0 and len(batch.swaps) == 0
-    if paired:
-        for k: uint256 in range(MAX_ORDERS // 2):
-            if 2 * k >= n_orders:
-                break
-            a: OrderItem = batch.orders[2 * k]
-            b: OrderItem = batch.orders[2 * k + 1]
-            if a.instrument != b.instrument or a.is_buy == b.is_buy or a.fill != b.fill or a.quote != b.quote or a.wallet == b.wallet or batch.instruments[a.instrument].kind != orders.KIND_SPOT:
-                paired = False
-                break
 
     # 0. instruments (hashed and checked once) and each wallet's last item
     # every token the batch can move, with this contract's balance before anything moves
@@ -612,68 +637,10 @@ def settle(batch: Batch):
         id: bytes32 = orders.instrument_id(ins)
         assert self.registered[id], "settlement: unknown instrument"
         ids.append(id)
-        if not paired:
-            if ins.kind == orders.KIND_SPOT:
-                self._register_token(ins.base)
-            self._register_token(ins.quote)
+        if ins.kind == orders.KIND_SPOT:
+            self._register_token(ins.base)
+        self._register_token(ins.quote)
 
-    if paired:
-        # every order is one side of a spot trade with the next or previous one: each wallet
-        # pays its counterparty directly, and this contract checks that both were paid
-        for k: uint256 in range(MAX_ORDERS // 2):
-            if 2 * k >= n_orders:
-                break
-            a: OrderItem = batch.orders[2 * k]
-            b: OrderItem = batch.orders[2 * k + 1]
-            ins: orders.Instrument = batch.instruments[a.instrument]
-            buyer: address = a.wallet
-            seller: address = b.wallet
-            if not a.is_buy:
-                buyer = b.wallet
-                seller = a.wallet
-            quote_before: uint256 = staticcall IERC20(ins.quote).balanceOf(seller)
-            base_before: uint256 = staticcall IERC20(ins.base).balanceOf(buyer)
-            id: bytes32 = ids[a.instrument]
-            # each side inline, not through an internal function: that would copy the item
-            # and the instrument into its frame (bench/gas.py)
-            if a.sig.v == 0:
-                self._hold_contract_sig(batch.signatures, a.sig)
-            digest: bytes32 = empty(bytes32)
-            check_a: bool = False
-            digest, check_a = extcall IMarginWallet(a.wallet).apply_order(
-                orders.OrderFill(
-                    order=orders.Order(instrument=id, is_buy=a.is_buy, amount=a.amount, limit_price=a.limit_price, nonce=a.nonce, deadline=a.deadline),
-                    sig=a.sig,
-                    fill=a.fill,
-                    quote=a.quote,
-                ),
-                ins,
-                False,
-                b.wallet,
-            )
-            log Fill(digest=digest, amount=a.fill, quote=a.quote)
-            if b.sig.v == 0:
-                self._hold_contract_sig(batch.signatures, b.sig)
-            check_b: bool = False
-            digest, check_b = extcall IMarginWallet(b.wallet).apply_order(
-                orders.OrderFill(
-                    order=orders.Order(instrument=id, is_buy=b.is_buy, amount=b.amount, limit_price=b.limit_price, nonce=b.nonce, deadline=b.deadline),
-                    sig=b.sig,
-                    fill=b.fill,
-                    quote=b.quote,
-                ),
-                ins,
-                True,
-                a.wallet,
-            )
-            log Fill(digest=digest, amount=b.fill, quote=b.quote)
-            assert staticcall IERC20(ins.quote).balanceOf(seller) >= quote_before + a.quote, "settlement: not paid"
-            assert staticcall IERC20(ins.base).balanceOf(buyer) >= base_before + a.fill, "settlement: not paid"
-            if check_a:
-                # the first wallet holds option positions: its margin, now that it was paid
-                extcall IMarginWallet(a.wallet).finish()
-        log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=n_orders, strategies=0, swaps=0)
-        return
     swap_out: DynArray[address, MAX_SWAPS] = []
     for sw: Swap in batch.swaps:
         assert self.pool_registered[sw.pair], "settlement: unknown pool"
@@ -795,6 +762,75 @@ def settle(batch: Batch):
     self._t_options = []
     self._t_tokens = []
     log BatchSettled(batch_id=batch_id, operator=msg.sender, orders=len(batch.orders), strategies=len(batch.strategies), swaps=len(batch.swaps))
+
+
+@external
+@nonreentrant
+def settle_pairs(batch: PairBatch):
+    """
+    @notice Settles a batch of spot trades between wallets atomically (operators only). For
+            each pair the buyer's wallet verifies its signed order and pays the quote straight
+            to the seller's wallet, then the seller's wallet verifies its own and pays the fill
+            straight to the buyer's; this contract checks that each was paid. Nothing passes
+            through this contract. Reverts entirely if any check or transfer fails.
+    @param batch The batch: id (for the audit trail), the spot instruments it trades
+           (preimages), the pairs and the contract owners' signatures (see
+           docs/onchain-types.md).
+    """
+    assert self.is_operator[msg.sender], "settlement: not operator"
+    ids: DynArray[bytes32, MAX_BATCH_INSTRUMENTS] = []
+    for ins: orders.Instrument in batch.instruments:
+        assert ins.kind == orders.KIND_SPOT, "settlement: not spot"
+        id: bytes32 = orders.instrument_id(ins)
+        assert self.registered[id], "settlement: unknown instrument"
+        ids.append(id)
+    for p: Pair in batch.pairs:
+        ins: orders.Instrument = batch.instruments[p.instrument]
+        id: bytes32 = ids[p.instrument]
+        buyer: address = p.buy.wallet
+        seller: address = p.sell.wallet
+        assert buyer != seller, "settlement: one wallet on both sides"
+        quote_before: uint256 = staticcall IERC20(ins.quote).balanceOf(seller)
+        base_before: uint256 = staticcall IERC20(ins.base).balanceOf(buyer)
+        # the buyer first: it pays before it is paid, so a buyer with option positions checks
+        # its margin in `finish` below; the seller, paid first, checks it inside its apply
+        if p.buy.sig.v == 0:
+            self._hold_contract_sig(batch.signatures, p.buy.sig)
+        buy_digest: bytes32 = empty(bytes32)
+        check_buyer: bool = False
+        buy_digest, check_buyer = extcall IMarginWallet(buyer).apply_order(
+            orders.OrderFill(
+                order=orders.Order(instrument=id, is_buy=True, amount=p.buy.amount, limit_price=p.buy.limit_price, nonce=p.buy.nonce, deadline=p.buy.deadline),
+                sig=p.buy.sig,
+                fill=p.fill,
+                quote=p.quote,
+            ),
+            ins,
+            False,
+            seller,
+        )
+        if p.sell.sig.v == 0:
+            self._hold_contract_sig(batch.signatures, p.sell.sig)
+        sell_digest: bytes32 = empty(bytes32)
+        check_seller: bool = False
+        sell_digest, check_seller = extcall IMarginWallet(seller).apply_order(
+            orders.OrderFill(
+                order=orders.Order(instrument=id, is_buy=False, amount=p.sell.amount, limit_price=p.sell.limit_price, nonce=p.sell.nonce, deadline=p.sell.deadline),
+                sig=p.sell.sig,
+                fill=p.fill,
+                quote=p.quote,
+            ),
+            ins,
+            True,
+            buyer,
+        )
+        assert staticcall IERC20(ins.quote).balanceOf(seller) >= quote_before + p.quote, "settlement: not paid"
+        assert staticcall IERC20(ins.base).balanceOf(buyer) >= base_before + p.fill, "settlement: not paid"
+        if check_buyer:
+            # the buyer holds option positions: its margin, now that it was paid
+            extcall IMarginWallet(buyer).finish()
+        log Traded(buy=buy_digest, sell=sell_digest, amount=p.fill, quote=p.quote)
+    log BatchSettled(batch_id=batch.batch_id, operator=msg.sender, orders=2 * len(batch.pairs), strategies=0, swaps=0)
 
 
 # --------------------------------------------------------------------------- expiry

@@ -70,7 +70,7 @@ NO_KEY_LIMIT: Final = (1 << 128) - 1
 """A trading key's ``max_notional`` meaning "no limit"."""
 EIP1271_MAGIC: Final = bytes.fromhex("1626ba7e")
 CONTRACT_SIG_V: Final = 0  # Signature.v of an item whose signature is in Batch.signatures
-_EVENTS: Final = ("BatchSettled", "Fill", "StrategyFilled")
+_EVENTS: Final = ("BatchSettled", "Fill", "Traded", "StrategyFilled")
 # what a call answers when the contract refuses or lacks the function; an unreachable node
 # raises on, so that an outage is never taken for a finding
 _REFUSED: Final = (ContractLogicError, BadFunctionCallOutput, ValueError)
@@ -211,7 +211,8 @@ class AuditReport:
 @dataclass(frozen=True, slots=True)
 class ChainEvent:
     """One decoded Settlement log: ``name`` (``BatchSettled``, ``Fill`` or
-    ``StrategyFilled``), its log index in the block and its arguments."""
+    ``StrategyFilled``), its log index in the block and its arguments. A ``Traded`` log (one
+    paired trade) is read as two ``Fill`` s at its index, its buy's then its sell's."""
 
     name: str
     log_index: int
@@ -317,7 +318,15 @@ class Auditor:
                 decoded = self.settlement.events[name]().process_log(entry)
                 tx_hash = Web3.to_hex(entry["transactionHash"])
                 _, events = by_tx.setdefault(tx_hash, (int(entry["blockNumber"]), []))
-                events.append(ChainEvent(name, int(entry["logIndex"]), dict(decoded["args"])))
+                index, args = int(entry["logIndex"]), decoded["args"]
+                if name == "Traded":
+                    # one paired trade: the Fill of its buy, then of its sell, at its index
+                    events += [
+                        ChainEvent("Fill", index, {"digest": args[side], **_amounts(args)})
+                        for side in ("buy", "sell")
+                    ]
+                else:
+                    events.append(ChainEvent(name, index, dict(args)))
             start = end + 1
         found = [
             SettledTransaction(
@@ -338,6 +347,8 @@ class Auditor:
             function, args = self.settlement.decode_function_input(transaction["input"])
         except ValueError:
             return None
+        if function.fn_name == "settle_pairs":
+            return _pairs_as_batch(args["batch"])
         if function.fn_name != "settle":
             return None
         batch: Mapping[str, Any] = args["batch"]
@@ -704,6 +715,39 @@ def _preimage(raw: Mapping[str, Any]) -> tuple[int, str, str, int, int, bool]:
         int(raw["expiry"]),
         bool(raw["is_call"]),
     )
+
+
+def _amounts(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {"amount": args["amount"], "quote": args["quote"]}
+
+
+def _pairs_as_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``settle_pairs`` batch read as the ``settle`` batch of the same orders: each pair's
+    buy, then its sell (the order the contract applies them)."""
+    orders = [
+        {
+            "wallet": side["wallet"],
+            "instrument": pair["instrument"],
+            "is_buy": is_buy,
+            "amount": side["amount"],
+            "limit_price": side["limit_price"],
+            "nonce": side["nonce"],
+            "deadline": side["deadline"],
+            "sig": side["sig"],
+            "fill": pair["fill"],
+            "quote": pair["quote"],
+        }
+        for pair in batch["pairs"]
+        for side, is_buy in ((pair["buy"], True), (pair["sell"], False))
+    ]
+    return {
+        "batch_id": batch["batch_id"],
+        "instruments": batch["instruments"],
+        "orders": orders,
+        "strategies": [],
+        "swaps": [],
+        "signatures": batch["signatures"],
+    }
 
 
 def _batch_problems(where: str, event: Mapping[str, Any], batch: Mapping[str, Any]) -> list[str]:

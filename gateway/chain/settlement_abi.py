@@ -14,6 +14,16 @@ Mirrors the structs of ``contracts/Settlement.vy`` / ``contracts/lib/orders.vy``
     Batch(uint256 batch_id, Instrument[] instruments, OrderItem[] orders,
           StrategyItem[] strategies, Swap[] swaps, bytes[] signatures)
 
+and for ``Settlement.settle_pairs(PairBatch)``, spot trades between two wallets::
+
+    PairSide(address wallet, uint256 amount, uint256 limit_price, uint256 nonce,
+             uint64 deadline, Signature sig)
+    Pair(uint256 instrument, uint256 fill, uint256 quote, PairSide buy, PairSide sell)
+    PairBatch(uint256 batch_id, Instrument[] instruments, Pair[] pairs, bytes[] signatures)
+
+:meth:`BatchBuilder.build_pairs` lays a batch out so when it can; :func:`pair_batch_orders`
+reads a decoded ``PairBatch`` back as the ``OrderItem`` s it stands for (the auditors).
+
 Instruments travel once per batch as preimages; items refer to them by index (the contract
 hashes each preimage once and rebuilds the signed ``Order`` / ``Strategy`` from the item).
 
@@ -189,6 +199,35 @@ def strategy_fill(
     return (strategy.as_tuple(), sig, fill, list(quotes))
 
 
+def _pair_side(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    wallet, _, _, amount, limit_price, nonce, deadline, sig, _, _ = item
+    return (wallet, amount, limit_price, nonce, deadline, sig)
+
+
+def pair_batch_orders(pairs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The ``OrderItem`` s (as web3 decodes them: dicts by field name) that the decoded
+    ``PairBatch.pairs`` stand for, in the order ``settle_pairs`` applies them: each pair's
+    buy, then its sell."""
+    out = []
+    for pair in pairs:
+        for side, is_buy in ((pair["buy"], True), (pair["sell"], False)):
+            out.append(
+                {
+                    "wallet": side["wallet"],
+                    "instrument": pair["instrument"],
+                    "is_buy": is_buy,
+                    "amount": side["amount"],
+                    "limit_price": side["limit_price"],
+                    "nonce": side["nonce"],
+                    "deadline": side["deadline"],
+                    "sig": side["sig"],
+                    "fill": pair["fill"],
+                    "quote": pair["quote"],
+                }
+            )
+    return out
+
+
 def swap(pair: str, token_in: str, amount_in: int, amount_out: int) -> tuple[Any, ...]:
     return (
         Web3.to_checksum_address(pair),
@@ -316,6 +355,34 @@ class BatchBuilder:
             raise ValueError(f"a batch holds at most {MAX_SWAPS} swaps")
         self._swaps.append(swap(pair, token_in, amount_in, amount_out))
         return self
+
+    def build_pairs(self) -> tuple[Any, ...] | None:
+        """The ``PairBatch`` tuple for ``Settlement.settle_pairs`` when the batch is orders
+        only and orders ``2k`` and ``2k + 1`` are the two sides of one spot trade for every
+        ``k`` (same instrument, opposite sides, same fill and quote, two wallets); else None.
+        Each pair lists its buy side first, whatever the order of the two items."""
+        orders = self._orders
+        if not orders or len(orders) % 2 or self._strategies or self._swaps:
+            return None
+        pairs = []
+        for a, b in zip(orders[::2], orders[1::2], strict=True):
+            # (wallet, instrument, is_buy, amount, limit_price, nonce, deadline, sig, fill, quote)
+            if (
+                a[1] != b[1]
+                or self._instruments[a[1]].kind != KIND_SPOT
+                or a[2] == b[2]
+                or a[8:] != b[8:]
+                or a[0] == b[0]
+            ):
+                return None
+            buy, sell = (a, b) if a[2] else (b, a)
+            pairs.append((a[1], a[8], a[9], _pair_side(buy), _pair_side(sell)))
+        return (
+            self.batch_id,
+            [ins.as_tuple() for ins in self._instruments],
+            pairs,
+            list(self._signatures),
+        )
 
     def build(self) -> tuple[Any, ...]:
         """The ``Batch`` tuple for ``Settlement.settle``."""

@@ -28,12 +28,12 @@ from web3.contract import Contract
 
 from gateway.chain import signatures
 from gateway.chain.artifacts import compile_contract
-from gateway.chain.settlement_abi import item_signature
+from gateway.chain.settlement_abi import item_signature, pair_batch_orders
 from gateway.chain.transactions import bind
 from gateway.domain.trading_keys import TradingKeyRefused, check_key_active, check_key_scope
 from gateway.settlement import eip712
 
-_EVENTS: Final = ("BatchSettled", "Fill", "StrategyFilled", "SwapExecuted")
+_EVENTS: Final = ("BatchSettled", "Fill", "Traded", "StrategyFilled", "SwapExecuted")
 _LOG_CHUNK: Final = 5_000  # blocks per eth_getLogs request (public nodes cap the range)
 _ERC20_ABI: Final = [
     {
@@ -207,7 +207,10 @@ class ChainAuditor:
                 decoded = self.settlement.events[name]().process_log(entry)
                 tx_hash = Web3.to_hex(entry["transactionHash"])
                 tx = by_tx.setdefault(tx_hash, _Tx(tx_hash, int(entry["blockNumber"])))
-                tx.events.append((name, decoded))
+                if name == "Traded":
+                    tx.events += [("Fill", fill) for fill in _traded_fills(decoded)]
+                else:
+                    tx.events.append((name, decoded))
             start = end + 1
         for tx in by_tx.values():
             tx.events.sort(key=lambda e: int(e[1]["logIndex"]))
@@ -378,6 +381,8 @@ class ChainAuditor:
                 function, args = self.settlement.decode_function_input(transaction["input"])
                 if function.fn_name == "settle":
                     calldata = args["batch"]
+                elif function.fn_name == "settle_pairs":
+                    calldata = _pair_batch_as_batch(args["batch"])
             except ValueError:
                 calldata = None
         if calldata is None:
@@ -592,6 +597,32 @@ def _total_problems(
     if filled[key] > amount:
         return [f"filled {filled[key]} in total, over the signed amount {amount}"]
     return []
+
+
+def _traded_fills(event: Any) -> list[dict[str, Any]]:
+    """A ``Traded`` log (one paired trade) as the ``Fill`` of each of its orders, buy then
+    sell, both at its log index: the order in which ``settle_pairs`` applies them."""
+    args = event["args"]
+    return [
+        {
+            "event": "Fill",
+            "logIndex": event["logIndex"],
+            "args": {"digest": args[side], "amount": args["amount"], "quote": args["quote"]},
+        }
+        for side in ("buy", "sell")
+    ]
+
+
+def _pair_batch_as_batch(batch: Any) -> dict[str, Any]:
+    """A decoded ``settle_pairs`` batch as the ``settle`` batch of the same orders."""
+    return {
+        "batch_id": batch["batch_id"],
+        "instruments": batch["instruments"],
+        "orders": pair_batch_orders(batch["pairs"]),
+        "strategies": [],
+        "swaps": [],
+        "signatures": batch["signatures"],
+    }
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,15 @@ def audit_store(
             continue
         expected = _expected(onchain, row)
         same = [i for i in candidates if chain.fills[i].instrument == expected.instrument]
-        free = [i for i in (same or candidates) if not claims[i]]
-        index = (free or same or candidates)[0]
+        # a paired trade's two fills share one log (Traded): each row takes its own side
+        mine = [
+            i
+            for i in (same or candidates)
+            if chain.fills[i].wallet.lower() == row.account.lower()
+            and chain.fills[i].side == row.side
+        ]
+        free = [i for i in (mine or same or candidates) if not claims[i]]
+        index = (free or mine or same or candidates)[0]
         onchain_fill = chain.fills[index]
         claims[index].append(row.id)
         found: list[str] = []

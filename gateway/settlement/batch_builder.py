@@ -188,16 +188,30 @@ def batch_id_from_key(key: str) -> int:
     return int.from_bytes(keccak(text=key), "big")
 
 
-def build_batch(batch_id: int, groups: Sequence[SettlementGroup]) -> tuple[Any, ...]:
-    """The ``Batch`` tuple for ``Settlement.settle`` holding every item of ``groups``.
-
-    Within the batch, orders, strategies and swaps each keep the groups' order (the contract
-    applies all orders, then all strategies, then all swaps)."""
+def batch_builder(batch_id: int, groups: Sequence[SettlementGroup]) -> abi.BatchBuilder:
+    """Every item of ``groups`` in one builder. Within the batch, orders, strategies and swaps
+    each keep the groups' order (the contract applies all orders, then all strategies, then
+    all swaps)."""
     builder = abi.BatchBuilder(batch_id)
     for group in groups:
         for item in group.items:
             add_item(builder, item)
-    return builder.build()
+    return builder
+
+
+def build_batch(batch_id: int, groups: Sequence[SettlementGroup]) -> tuple[Any, ...]:
+    """The ``Batch`` tuple for ``Settlement.settle`` holding every item of ``groups``."""
+    return batch_builder(batch_id, groups).build()
+
+
+def settle_call(settlement: Any, batch_id: int, groups: Sequence[SettlementGroup]) -> Any:
+    """The call that settles ``groups``: ``settle_pairs`` when they are all paired trades (each
+    pair's two orders are one group's, so they are neighbours), else ``settle``."""
+    builder = batch_builder(batch_id, groups)
+    pairs = builder.build_pairs()
+    if pairs is not None:
+        return settlement.functions.settle_pairs(pairs)
+    return settlement.functions.settle(builder.build())
 
 
 def add_item(

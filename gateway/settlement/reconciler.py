@@ -1,8 +1,9 @@
 """Follow the Settlement contract's events from a persisted cursor, reorg-aware.
 
-:class:`SettlementReconciler` reads ``BatchSettled``, ``Fill``, ``StrategyFilled`` and
-``SwapExecuted`` logs of one Settlement address block range by block range, up to
-``head - confirmations``, and yields :class:`SettledEvent` s in chain order.
+:class:`SettlementReconciler` reads ``BatchSettled``, ``Fill``, ``Traded``, ``StrategyFilled``
+and ``SwapExecuted`` logs of one Settlement address block range by block range, up to
+``head - confirmations``, and yields :class:`SettledEvent` s in chain order (a ``Traded`` log,
+one paired trade, as the ``Fill`` of each of its two orders, both at its log index).
 
 Guarantees:
 
@@ -42,7 +43,7 @@ log = logging.getLogger("gateway.settlement")
 
 T = TypeVar("T")
 
-EVENT_NAMES = ("BatchSettled", "Fill", "StrategyFilled", "SwapExecuted")
+EVENT_NAMES = ("BatchSettled", "Fill", "Traded", "StrategyFilled", "SwapExecuted")
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
@@ -104,9 +105,10 @@ class SettledEvent:
     counts: tuple[int, int, int] | None = None  # BatchSettled: orders, strategies, swaps
 
     @property
-    def key(self) -> tuple[str, int]:
-        """Unique per event on the current chain: (block hash, log index)."""
-        return (self.block_hash, self.log_index)
+    def key(self) -> tuple[str, int, bytes]:
+        """Unique per event on the current chain: (block hash, log index, digest); the digest
+        tells apart the two fills that one ``Traded`` log stands for."""
+        return (self.block_hash, self.log_index, self.digest or b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,26 @@ def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
             int(args["swaps"]),
         ),
     )
+
+
+def _traded(contract: Contract, entry: LogReceipt) -> list[SettledEvent]:
+    """A paired trade's ``Traded`` log as the two ``Fill`` s it stands for (buy, then sell),
+    both at the log's index."""
+    args = contract.events.Traded().process_log(entry)["args"]
+    common: dict[str, Any] = {
+        "event": "Fill",
+        "batch_id": 0,
+        "tx_hash": Web3.to_hex(entry["transactionHash"]),
+        "block_number": int(entry["blockNumber"]),
+        "block_hash": Web3.to_hex(entry["blockHash"]),
+        "log_index": int(entry["logIndex"]),
+        "amount": int(args["amount"]),
+        "quote": int(args["quote"]),
+    }
+    return [
+        SettledEvent(**common, digest=bytes(args["buy"])),
+        SettledEvent(**common, digest=bytes(args["sell"])),
+    ]
 
 
 def _batch_ids(events: list[SettledEvent]) -> list[SettledEvent]:
@@ -303,7 +325,9 @@ class SettlementReconciler:
             decoded: list[SettledEvent] = []
             for entry in entries:
                 name = self._topics.get(Web3.to_hex(entry["topics"][0]))
-                if name is not None:
+                if name == "Traded":
+                    decoded.extend(_traded(self.settlement, entry))
+                elif name is not None:
                     decoded.append(_decode(self.settlement, name, entry))
             by_block: dict[int, list[SettledEvent]] = {}
             for event in _batch_ids(decoded):

@@ -51,7 +51,7 @@ from web3.types import TxParams, TxReceipt, Wei
 
 from gateway.chain.artifacts import compile_contract
 from gateway.chain.transactions import bind
-from gateway.settlement.batch_builder import build_batch
+from gateway.settlement.batch_builder import settle_call
 from gateway.settlement.items import (
     OrderSettlement,
     SettlementGroup,
@@ -224,8 +224,7 @@ class SettlementSender:
         """The revert reason of settling ``groups`` now, or None if it would succeed."""
         try:
             # a malformed item (e.g. a high-s signature) fails here, like a revert would
-            batch = build_batch(batch_id, groups)
-            self.settlement.functions.settle(batch).call(
+            settle_call(self.settlement, batch_id, groups).call(
                 {"from": self.account.address}, block_identifier="latest"
             )
         except (ContractLogicError, ValueError) as error:
@@ -281,11 +280,10 @@ class SettlementSender:
             self.before_send()
         return self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
-    def _send_new(self, batch: tuple[Any, ...]) -> tuple[dict[str, Any], _Attempt, int]:
+    def _send_new(self, fn: Any) -> tuple[dict[str, Any], _Attempt, int]:
         """Build, sign and send the first version; resyncs the nonce once if it is too low.
         Also returns the head block read before sending (``replace_after_blocks`` counts from
         it, so a block mined right after the send is never missed)."""
-        fn = self.settlement.functions.settle(batch)
         for attempt in range(2):
             nonce = self._next_nonce()
             gas = fn.estimate_gas({"from": self.account.address})
@@ -436,18 +434,22 @@ class SettlementSender:
     def item_log_indexes(
         self, receipt: TxReceipt, groups: Sequence[SettlementGroup]
     ) -> dict[str, int]:
-        """Map each item to the log index of its ``Fill`` (order), ``StrategyFilled``
+        """Map each item to the log index of its ``Fill`` or ``Traded`` (order), ``StrategyFilled``
         (strategy) or ``SwapExecuted`` (swap) event in ``receipt``: by digest (an order's
         digest names its wallet), wallet + digest for strategies, or pair + token + amounts
         for swaps; repeated keys are matched in batch order."""
         address = self.settlement.address
         events = self.settlement.events
         by_key: dict[tuple[Any, ...], deque[int]] = defaultdict(deque)
-        for name in ("Fill", "StrategyFilled", "SwapExecuted"):
+        for name in ("Fill", "Traded", "StrategyFilled", "SwapExecuted"):
             for entry in events[name]().process_receipt(receipt, errors=DISCARD):
                 if entry["address"] != address:
                     continue
                 args = entry["args"]
+                if name == "Traded":  # a paired trade: one log for both orders
+                    by_key[("Fill", bytes(args["buy"]))].append(int(entry["logIndex"]))
+                    by_key[("Fill", bytes(args["sell"]))].append(int(entry["logIndex"]))
+                    continue
                 if name == "SwapExecuted":
                     key: tuple[Any, ...] = (
                         name,
@@ -514,8 +516,8 @@ class SettlementSender:
     async def _transact(self, batch_id: int, groups: list[SettlementGroup]) -> SentBatch:
         """Send the batch of `groups` (simulated to succeed) and follow it until it is
         confirmed, reverted or reorged away."""
-        batch = build_batch(batch_id, groups)
-        tx, first, sent_at = await self._call(self._send_new, batch)
+        fn = settle_call(self.settlement, batch_id, groups)
+        tx, first, sent_at = await self._call(self._send_new, fn)
         self._report(SendProgress(Stage.SENT, batch_id, _hex(first.tx_hash), int(tx["nonce"])))
         attempts = [first]
         while True:

@@ -4,7 +4,7 @@ wallets, a real Uniswap v2 pair), rolled back after every test with ``boa.env.an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +274,23 @@ def batch(orders=(), strategies=(), swaps=(), batch_id: int = 1) -> tuple:
     return (batch_id, instruments, order_items, strategy_items, list(swaps), signatures)
 
 
+def pair_batch(orders: Sequence[dict[str, Any]], batch_id: int = 1) -> tuple:
+    """The `Settlement.settle_pairs` argument for order items laid out as pairs (items 2k and
+    2k + 1 are one trade's two sides, in either order): (batch_id, instruments, pairs,
+    signatures), each pair (instrument, fill, quote, buy side, sell side) with the fill and
+    quote of its first item."""
+    batch_id, instruments, items, _, _, signatures = batch(orders, batch_id=batch_id)
+
+    def side(item: tuple) -> tuple:
+        return (item[0], *item[3:8])  # wallet, amount, limit_price, nonce, deadline, sig
+
+    pairs = []
+    for a, b in zip(items[0::2], items[1::2], strict=True):
+        buy, sell = (a, b) if a[2] else (b, a)
+        pairs.append((a[1], a[8], a[9], side(buy), side(sell)))
+    return (batch_id, instruments, pairs, signatures)
+
+
 # ---------------------------------------------------------------------------- world
 
 
@@ -325,6 +342,10 @@ class World:
     def settle(self, b: tuple, sender: str | None = None) -> Any:
         with boa.env.prank(sender or self.operator):
             return self.settlement.settle(b)
+
+    def settle_pairs(self, b: tuple, sender: str | None = None) -> Any:
+        with boa.env.prank(sender or self.operator):
+            return self.settlement.settle_pairs(b)
 
     def replace_feed(self, asset: str, aggregator: str, staleness: int, deviation: int) -> None:
         """Queue a feed replacement, wait out the admin delay, apply it."""

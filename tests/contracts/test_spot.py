@@ -23,6 +23,7 @@ from tests.contracts.conftest import (
     load,
     order_digest,
     order_item,
+    pair_batch,
     split_sig,
 )
 
@@ -524,7 +525,7 @@ def test_fake_wallet_cannot_take_value(world: World, pair) -> None:
     ]
     # paired (the two sides of one trade): the fake never pays the seller directly
     with boa.reverts("settlement: not paid"):
-        world.settle(batch(items))
+        world.settle_pairs(pair_batch(items))
     # netted (the seller's side in two halves): the seller's USDC never arrives
     halves = [items[0]] + [order_item(seller, world.spot, os_, WETH // 2, PRICE // 2)] * 2
     with boa.reverts():
@@ -533,7 +534,7 @@ def test_fake_wallet_cannot_take_value(world: World, pair) -> None:
     with boa.env.prank(world.admin):
         world.usdc.mint(world.settlement.address, 10_000 * USDC)
     with boa.reverts("settlement: not paid"):
-        world.settle(batch(items))
+        world.settle_pairs(pair_batch(items))
     with boa.reverts("settlement: tokens not conserved"):
         world.settle(batch(halves))
     assert world.weth.balanceOf(seller.wallet.address) == 20 * WETH

@@ -36,19 +36,19 @@ def test_matched_trade_settles_and_maps_items_to_logs(world: SettlementWorld) ->
     receipt = world.w3.eth.get_transaction_receipt(HexStr(sent.tx_hash))
     assert Web3.to_hex(receipt["blockHash"]) == sent.block_hash
     assert sent.gas_used == receipt["gasUsed"]
-    fills = event_logs(settlement_contract(world.w3, world.deployment), "Fill", receipt)
+    # one paired trade: settle_pairs logs one Traded for both orders
+    settlement = settlement_contract(world.w3, world.deployment)
+    (traded,) = event_logs(settlement, "Traded", receipt)
     chain_id = world.w3.eth.chain_id
-    by_digest = {bytes(f["args"]["digest"]): f["logIndex"] for f in fills}
     buy, sell = group.orders
-    assert sent.item_log_index == {
-        "t1-buy": by_digest[buy.digest(chain_id)],
-        "t1-sell": by_digest[sell.digest(chain_id)],
-    }
-    (settled,) = event_logs(
-        settlement_contract(world.w3, world.deployment), "BatchSettled", receipt
+    assert (bytes(traded["args"]["buy"]), bytes(traded["args"]["sell"])) == (
+        buy.digest(chain_id),
+        sell.digest(chain_id),
     )
+    assert (traded["args"]["amount"], traded["args"]["quote"]) == (buy.fill, buy.quote)
+    assert sent.item_log_index == {"t1-buy": traded["logIndex"], "t1-sell": traded["logIndex"]}
+    (settled,) = event_logs(settlement, "BatchSettled", receipt)
     assert settled["args"]["batch_id"] == batch_id_from_key("batch-1")
-    assert [f["args"]["amount"] for f in fills] == [buy.fill, sell.fill]
 
 
 def test_bad_group_is_bisected_out_and_the_rest_settles_in_one_tx(
@@ -292,10 +292,11 @@ def test_contract_signed_groups_are_indexed_per_batch_and_a_bad_one_is_bisected_
 
     settlement = settlement_contract(w3, d)
     tx = w3.eth.get_transaction(HexStr(sent.tx_hash))
-    _, args = settlement.decode_function_input(tx["input"])
+    function, args = settlement.decode_function_input(tx["input"])
     batch = args["batch"]
+    assert function.fn_name == "settle_pairs"  # two paired trades: wallet to wallet
     assert [bytes(s) for s in batch["signatures"]] == [good_buy.signature]
-    [safe_item] = [o for o in batch["orders"] if o["wallet"] == wallet]
+    [safe_item] = [o for o in abi.pair_batch_orders(batch["pairs"]) if o["wallet"] == wallet]
     assert abi.item_signature(safe_item["sig"], [good_buy.signature]) == (
         good_buy.signature,
         True,
