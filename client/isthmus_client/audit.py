@@ -4,8 +4,9 @@ chain's events and checked with nothing but an RPC URL and the contract's addres
 For each transaction that logged ``BatchSettled``, the ``settle(batch)`` calldata is decoded
 and walked in the order the contract emits its events (one ``Fill`` per order; one ``Fill``
 per strategy leg, then ``StrategyFilled``), so that every event is paired with the signed item
-that produced it. Each fill is then checked as its wallet should have checked it, at the block
-it settled in:
+that produced it. A ``settle_pairs(batch)`` transaction is read as the orders it applies (each
+pair's buy, then its sell) and its ``Traded`` logs as their ``Fill`` s.
+Each fill is then checked as its wallet should have checked it, at the block it settled in:
 
 - the EIP-712 digest of the calldata's order or strategy (domain: that wallet, this chain) is
   the one the events carry;

@@ -4,16 +4,17 @@ alone (an RPC URL and the contract's address).
 For every ``BatchSettled`` transaction the ``settle(batch)`` calldata is decoded and walked in
 the contract's own emission order (each order item emits one ``Fill``; each strategy item one
 ``Fill`` per leg, then ``StrategyFilled``), so every event is paired with the signed item that
-produced it. Each fill is then checked as the wallet should have checked it: the EIP-712 digest
-of the calldata's order (domain: that wallet, this chain) equals the event's; its signature is
-the wallet's at that block, that is an ECDSA signature recovering to the wallet's ``owner()``,
-or to a trading key of the wallet that was active then with the instrument in its scope and
-the notional within its maximum, or (an item whose ``sig.v`` is 0) the contract owner's
-signature from ``batch.signatures``, which the owner accepts through EIP-1271
-``isValidSignature`` at that block; the amounts and side equal the calldata, the limit price
-and deadline hold at the block, and no order is filled beyond its signed amount across
-batches. Each fill reports who signed it: the owner, a trading key, or the contract owner.
-"""
+produced it. A ``settle_pairs(batch)`` transaction is read as the orders it applies (each
+pair's buy, then its sell) and each ``Traded`` log as the ``Fill`` of each of them.
+Each fill is then checked as the wallet should have checked it: the EIP-712 digest of the
+calldata's order (domain: that wallet, this chain) equals the event's; its signature is the
+wallet's at that block, that is an ECDSA signature recovering to the wallet's ``owner()``, or to
+a trading key of the wallet that was active then with the instrument in its scope and the
+notional within its maximum, or (an item whose ``sig.v`` is 0) the contract owner's signature
+from ``batch.signatures``, which the owner accepts through EIP-1271 ``isValidSignature`` at that
+block; the amounts and side equal the calldata, the limit price and deadline hold at the block,
+and no order is filled beyond its signed amount across batches. Each fill reports who signed it:
+the owner, a trading key, or the contract owner. """
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
-"""Settlement groups -> ``Settlement.settle`` batches (pure; no I/O).
+"""Settlement groups -> ``Settlement.settle`` / ``settle_pairs`` batches (pure; no I/O).
 
 :func:`plan_batches` packs groups, in the order given, into as few batches as the contract's
 per-batch limits allow (first fit into the open batch, a new batch when the next group does
 not fit; order is kept so that earlier fills settle first). A group never spans two batches.
 The contract settles a batch made only of spot trades between two signed orders wallet to
-wallet (paired, ~15 % less gas per trade); one swap, strategy or option in a batch nets all
-of it through the Settlement. So when enough such trades stand on their own (no order of
-theirs has another part in this flush, which must settle in the same transaction), they go
-first, in batches of their own.
-:func:`build_batch` turns one planned batch into the ``Batch`` ABI tuple through
-:class:`gateway.chain.settlement_abi.BatchBuilder` (which re-checks every limit).
+wallet (``settle_pairs``, ~22 % less gas per trade); one swap, strategy or option in a batch
+nets all of it through the Settlement (``settle``). So when enough such trades stand on
+their own (no order of theirs has another part in this flush, which must settle in the same
+transaction), they go first, in batches of their own.
+:func:`settle_call` turns one planned batch into the contract call through
+:class:`gateway.chain.settlement_abi.BatchBuilder` (which re-checks every limit):
+``settle_pairs`` when it is all paired trades, else ``settle``.
 
 Batch ids: the contract takes a ``uint256``; :func:`batch_id_from_key` maps our batch id
 string to ``int.from_bytes(keccak256(utf-8 key), "big")``, so the on-chain id is stable
