@@ -96,9 +96,10 @@ class _Usage:
         self.contract_signatures |= group.contract_signatures()
 
 
-# A batch of its own costs ~46,000 gas before its trades (bench/gas.py: one paired trade
-# 119,433 against 73,001 per trade at 32), and pairing saves ~16,400 per trade (89,422
-# netted): from three or four trades up the paired batch pays for itself.
+# A batch of its own costs ~41,000 gas before its trades (bench/gas.py: one paired trade
+# 110,459 against 69,403 per trade at 32), and pairing saves ~20,000 per trade (89,401
+# netted): from two or three trades up the paired batch pays for itself; four leaves room
+# for the batch's fixed costs on a busier chain.
 MIN_PAIRED_TRADES_APART = 4
 
 
