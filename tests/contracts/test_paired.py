@@ -24,15 +24,15 @@ PRICE = 3000 * USDC
 ZERO = "0x" + "00" * 20
 
 
-def paired_items(world: World, buyer: Trader, seller: Trader, fill: int, price: int) -> list:
-    """The two sides of one trade, buyer first (a batch of them settles paired)."""
+def paired_items(
+    world: World, buyer: Trader, seller: Trader, fill: int, price: int, ins: tuple | None = None
+) -> list:
+    """The two sides of one trade (on the spot pair unless ``ins`` says), buyer first."""
+    ins = ins or world.spot
     quote = fill * price // WETH
-    ob = buyer.order(world.spot, True, fill, price)
-    os_ = seller.order(world.spot, False, fill, price)
-    return [
-        order_item(buyer, world.spot, ob, fill, quote),
-        order_item(seller, world.spot, os_, fill, quote),
-    ]
+    ob = buyer.order(ins, True, fill, price)
+    os_ = seller.order(ins, False, fill, price)
+    return [order_item(buyer, ins, ob, fill, quote), order_item(seller, ins, os_, fill, quote)]
 
 
 def balances(world: World, *traders: Trader) -> list[tuple[int, int]]:
@@ -101,12 +101,7 @@ def test_a_pair_is_refused_whole_when_it_is_not_a_spot_trade_between_two_wallets
     with boa.reverts("settlement: one wallet on both sides"):
         world.settle_pairs(pair_batch(paired_items(world, buyer, buyer, WETH, PRICE)))
     call = world.list_option(3000, True)
-    ob = buyer.order(call, True, WETH, 100 * USDC)
-    os_ = seller.order(call, False, WETH, 100 * USDC)
-    items = [
-        order_item(buyer, call, ob, WETH, 100 * USDC),
-        order_item(seller, call, os_, WETH, 100 * USDC),
-    ]
+    items = paired_items(world, buyer, seller, WETH, 100 * USDC, call)
     with boa.reverts("settlement: not spot"):
         world.settle_pairs(pair_batch(items))
     with boa.reverts("settlement: not operator"):
