@@ -15,7 +15,8 @@ Each fill is then checked as its wallet should have checked it, at the block it 
   its scope and the notional within its maximum; or (an item whose ``sig.v`` is 0) the
   contract owner's signature from ``batch.signatures``, which the owner accepts through
   EIP-1271 ``isValidSignature``; and the wallet was deployed by the Settlement's factory;
-- wallet, instrument, side, amount and quote of each event are the calldata's;
+- the amount and quote of each event are the calldata's (its digest stands for the wallet,
+  the instrument and the side);
 - the limit price (or a strategy's net limit) and the deadline hold;
 - no order or strategy is filled beyond its signed amount, across all batches audited.
 

@@ -14,7 +14,7 @@ notional within its maximum, or (an item whose ``sig.v`` is 0) the contract owne
 from ``batch.signatures``, which the owner accepts through EIP-1271 ``isValidSignature`` at that
 block; the amounts and side equal the calldata, the limit price and deadline hold at the block,
 and no order is filled beyond its signed amount across batches. Each fill reports who signed it:
-the owner, a trading key, or the contract owner. """
+the owner, a trading key, or the contract owner."""
 
 from __future__ import annotations
 
