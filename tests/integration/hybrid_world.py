@@ -133,7 +133,8 @@ class HybridWorld:
         pool_fills = [f for f in fills if f["venue"] == "uniswap"]
         assert pool_fills and len(fills) > 8 * runs_count
         assert {f["settlement"] for f in fills} == {"settled"}
-        keys = {(f["tx_hash"], f["log_index"], f["instrument"]) for f in fills}
+        # an on-chain fill is its log and its wallet (a paired trade's Traded log is both sides')
+        keys = {(f["tx_hash"], f["log_index"], f["instrument"], f["account"]) for f in fills}
         assert len(keys) == len(fills)  # no on-chain fill claimed twice
 
         audited(w3, d.settlement, database_url, token_addresses, len(fills))
