@@ -88,6 +88,7 @@ from gateway.chain.deploy import (  # noqa: E402
 from gateway.chain.safe import create_safe, safe_message_hash, sign_safe_message  # noqa: E402
 from gateway.chain.transactions import Sender, connect  # noqa: E402
 from gateway.settlement import eip712  # noqa: E402
+from gateway.settlement.batch_builder import settle_function  # noqa: E402
 from gateway.settlement.eip712 import Leg, Order, Strategy  # noqa: E402
 
 PRICE = 3_000 * 10**6  # USDC per WETH
@@ -167,11 +168,7 @@ def spot_batch(
 def settle_receipt(operator: Sender, d: Deployment, batch: abi.BatchBuilder) -> Any:
     """Settle the batch as the gateway does: ``settle_pairs`` when it is paired trades laid
     out as pairs, else ``settle``."""
-    settlement = settlement_contract(operator.w3, d)
-    pairs = batch.build_pairs()
-    if pairs is not None:
-        return operator.transact(settlement.functions.settle_pairs(pairs))
-    return operator.transact(settlement.functions.settle(batch.build()))
+    return operator.transact(settle_function(settlement_contract(operator.w3, d), batch))
 
 
 def settle(operator: Sender, d: Deployment, batch: abi.BatchBuilder) -> int:

@@ -324,7 +324,15 @@ class Auditor:
                 if name == "Traded":
                     # one paired trade: the Fill of its buy, then of its sell, at its index
                     events += [
-                        ChainEvent("Fill", index, {"digest": args[side], **_amounts(args)})
+                        ChainEvent(
+                            "Fill",
+                            index,
+                            {
+                                "digest": args[side],
+                                "amount": args["amount"],
+                                "quote": args["quote"],
+                            },
+                        )
                         for side in ("buy", "sell")
                     ]
                 else:
@@ -717,10 +725,6 @@ def _preimage(raw: Mapping[str, Any]) -> tuple[int, str, str, int, int, bool]:
         int(raw["expiry"]),
         bool(raw["is_call"]),
     )
-
-
-def _amounts(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {"amount": args["amount"], "quote": args["quote"]}
 
 
 def _pairs_as_batch(batch: Mapping[str, Any]) -> dict[str, Any]:

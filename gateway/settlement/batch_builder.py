@@ -207,9 +207,13 @@ def build_batch(batch_id: int, groups: Sequence[SettlementGroup]) -> tuple[Any, 
 
 
 def settle_call(settlement: Any, batch_id: int, groups: Sequence[SettlementGroup]) -> Any:
-    """The call that settles ``groups``: ``settle_pairs`` when they are all paired trades (each
-    pair's two orders are one group's, so they are neighbours), else ``settle``."""
-    builder = batch_builder(batch_id, groups)
+    """The call that settles ``groups`` (each paired trade's two orders are one group's, so
+    they are neighbours): see :func:`settle_function`."""
+    return settle_function(settlement, batch_builder(batch_id, groups))
+
+
+def settle_function(settlement: Any, builder: abi.BatchBuilder) -> Any:
+    """``settlement.settle_pairs`` for a batch laid out as paired trades, else ``settle``."""
     pairs = builder.build_pairs()
     if pairs is not None:
         return settlement.functions.settle_pairs(pairs)

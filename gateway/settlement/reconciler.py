@@ -129,18 +129,22 @@ class _Seen:
     events: list[SettledEvent] = field(default_factory=list)
 
 
-def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
-    """One log; a ``Fill``'s batch id is 0 until `_batch_ids` gives it its transaction's."""
-    decoded = contract.events[name]().process_log(entry)
-    args = decoded["args"]
-    common: dict[str, Any] = {
-        "event": name,
-        "batch_id": int(args.get("batch_id", 0)),
+def _position(entry: LogReceipt) -> dict[str, Any]:
+    """Where a log is: its transaction, block and index."""
+    return {
         "tx_hash": Web3.to_hex(entry["transactionHash"]),
         "block_number": int(entry["blockNumber"]),
         "block_hash": Web3.to_hex(entry["blockHash"]),
         "log_index": int(entry["logIndex"]),
     }
+
+
+def _decode(contract: Contract, name: str, entry: LogReceipt) -> SettledEvent:
+    """One log; a ``Fill``'s batch id is 0 until `_batch_ids` gives it its transaction's."""
+    decoded = contract.events[name]().process_log(entry)
+    args = decoded["args"]
+    common: dict[str, Any] = {"event": name, "batch_id": int(args.get("batch_id", 0))}
+    common.update(_position(entry))
     if name == "Fill":
         return SettledEvent(
             **common,
@@ -180,16 +184,8 @@ def _traded(contract: Contract, entry: LogReceipt) -> list[SettledEvent]:
     """A paired trade's ``Traded`` log as the two ``Fill`` s it stands for (buy, then sell),
     both at the log's index."""
     args = contract.events.Traded().process_log(entry)["args"]
-    common: dict[str, Any] = {
-        "event": "Fill",
-        "batch_id": 0,
-        "tx_hash": Web3.to_hex(entry["transactionHash"]),
-        "block_number": int(entry["blockNumber"]),
-        "block_hash": Web3.to_hex(entry["blockHash"]),
-        "log_index": int(entry["logIndex"]),
-        "amount": int(args["amount"]),
-        "quote": int(args["quote"]),
-    }
+    common: dict[str, Any] = {"event": "Fill", "batch_id": 0, **_position(entry)}
+    common.update(amount=int(args["amount"]), quote=int(args["quote"]))
     return [
         SettledEvent(**common, digest=bytes(args["buy"])),
         SettledEvent(**common, digest=bytes(args["sell"])),
