@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from gateway.compliance.screening import ComplianceScreen, ComplianceSources
 from gateway.config import Settings
 from gateway.devnet.catalogue import devnet_catalogue
 from gateway.domain.clock import Clock
+from gateway.domain.errors import DomainError
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.market import FeeSchedule
 from gateway.domain.orders import OrderSpec
@@ -477,22 +478,36 @@ class Runtime:
     async def check_signature(self, spec: OrderSpec) -> None:
         """The owner's signature, when there is a chain to check it against; required when
         `require_signed_orders` is set."""
-        if spec.signed is None and not self.settings.require_signed_orders:
-            return
+        [outcome] = await self.check_signatures([spec])
+        if outcome is not None:
+            raise outcome
+
+    async def check_signatures(self, specs: Sequence[OrderSpec]) -> list[DomainError | None]:
+        """`check_signature` for each of `specs`, its refusal in its place (None: passes),
+        the chain read once for all of them."""
+        outcomes: list[DomainError | None] = [None] * len(specs)
+        required = self.settings.require_signed_orders
+        checked = [i for i, spec in enumerate(specs) if spec.signed is not None or required]
+        if not checked:
+            return outcomes
         if self.signatures is None:
-            if self.settings.require_signed_orders:
-                raise SignatureRequired(
-                    "signed orders are required but no chain is configured to check them",
-                    field="signature",
-                )
-            return  # stored as given; it cannot settle without a chain anyway
-        try:
-            await self.signatures.verify(spec)
-        except SpentNonce:
+            if required:
+                for i in checked:
+                    outcomes[i] = SignatureRequired(
+                        "signed orders are required but no chain is configured to check them",
+                        field="signature",
+                    )
+            return outcomes  # stored as given; it cannot settle without a chain anyway
+        verified = await self.signatures.verify_many([specs[i] for i in checked])
+        for i, outcome in zip(checked, verified, strict=True):
             # a retry of an order stored earlier (its nonce since spent by its own fill) gets
             # that order back, or a conflict, from the order service: not this refusal
-            if not await self.orders.is_stored(spec.account, spec.client_order_id):
-                raise
+            if isinstance(outcome, SpentNonce) and await self.orders.is_stored(
+                specs[i].account, specs[i].client_order_id
+            ):
+                outcome = None
+            outcomes[i] = outcome
+        return outcomes
 
     async def _reconcile_loop(self, interval: float) -> None:
         """Venue children whose outcome a venue did not give at once (a timeout)."""
@@ -532,6 +547,8 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await venue.close()
         await self.writer.stop()
+        if self.signatures is not None:
+            await self.signatures.aclose()
         self.write_engine.dispose()
         self.read_engine.dispose()
 

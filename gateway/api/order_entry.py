@@ -10,7 +10,7 @@ on a set of instruments replaced in one step).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 from starlette.requests import HTTPConnection
@@ -34,7 +34,7 @@ from gateway.api.schemas import (
     _Strict,
 )
 from gateway.domain.errors import DomainError, InvalidOrder
-from gateway.domain.orders import Order, Side
+from gateway.domain.orders import Order, OrderSpec, Side
 from gateway.oms import order_entry
 from gateway.oms.internal_book import QuoteLevel
 from gateway.oms.order_facts import order_facts
@@ -141,7 +141,7 @@ async def place(conn: HTTPConnection, rt: Runtime, body: OrderIn) -> tuple[Order
 async def place_batch(conn: HTTPConnection, rt: Runtime, body: BatchOrdersIn) -> BatchOut:
     """Up to 100 directly routed orders, each with its own outcome, in the given order."""
     results: list[ItemOut | None] = [None] * len(body.orders)
-    admitted: list[tuple[int, Any]] = []
+    allowed: list[tuple[int, OrderSpec]] = []
     for index, item in enumerate(body.orders):
         try:
             if item.route != "direct":
@@ -152,10 +152,17 @@ async def place_batch(conn: HTTPConnection, rt: Runtime, body: BatchOrdersIn) ->
                 )
             spec = item.to_spec()
             await ensure_may_trade(conn, spec, rt.signatures is not None)
-            await rt.check_signature(spec)
-            admitted.append((index, spec))
+            allowed.append((index, spec))
         except DomainError as error:
             results[index] = error_item(error)
+    # every signature checked against the chain in one read
+    checked = await rt.check_signatures([spec for _, spec in allowed])
+    admitted: list[tuple[int, OrderSpec]] = []
+    for (index, spec), refusal in zip(allowed, checked, strict=True):
+        if refusal is None:
+            admitted.append((index, spec))
+        else:
+            results[index] = error_item(refusal)
     outcomes = await rt.orders.submit_many([spec for _, spec in admitted])
     for (index, _), outcome in zip(admitted, outcomes, strict=True):
         if isinstance(outcome, DomainError):

@@ -101,11 +101,61 @@ def nonce_refusal(
         functions = _wallet(w3, wallet).functions
         minimum = int(functions.min_nonce().call(block_identifier=block))
         used = int(functions.nonce_used(nonce).call(block_identifier=block))
+    return nonce_refusal_of(nonce, minimum, bool(used))
+
+
+def nonce_refusal_of(nonce: int, minimum: int, used: bool) -> str | None:
+    """Why the wallet refuses `nonce`, given its `min_nonce()` and `nonce_used(nonce)`."""
     if nonce < minimum:
         return "cancelled: the owner cancelled every nonce below the wallet's minimum"
     if used:
         return "used: an order signed with it already filled completely"
     return None
+
+
+# --- the same questions as calldata, for many at once (`gateway.chain.rpc_calls`) -------
+# Each answer is one 32-byte word per output (all static types); anything else (a revert,
+# a contract without the function) is read again through web3 by the caller, so it fails
+# exactly as the single call does.
+
+_TRADING_KEY: Final = keccak(text="trading_key(address)")[:4]
+_KEY_ALLOWED: Final = keccak(text="key_instrument_allowed(address,bytes32)")[:4]
+
+
+def _address_word(address: str) -> bytes:
+    return bytes(12) + bytes.fromhex(address.lower().removeprefix("0x"))
+
+
+def min_nonce_call(wallet: str) -> tuple[str, bytes]:
+    return wallet, _MIN_NONCE
+
+
+def nonce_used_call(wallet: str, nonce: int) -> tuple[str, bytes]:
+    return wallet, _NONCE_USED + nonce.to_bytes(32, "big")
+
+
+def trading_key_call(wallet: str, key: str) -> tuple[str, bytes]:
+    return wallet, _TRADING_KEY + _address_word(key)
+
+
+def key_allowed_call(wallet: str, key: str, instrument: bytes) -> tuple[str, bytes]:
+    return wallet, _KEY_ALLOWED + _address_word(key) + instrument
+
+
+def words(answer: bytes | None, count: int) -> list[int] | None:
+    """The `count` words of a static answer, or None when it is not exactly that."""
+    if answer is None or len(answer) != 32 * count:
+        return None
+    return [int.from_bytes(answer[i : i + 32], "big") for i in range(0, len(answer), 32)]
+
+
+def trading_key_of(answer: bytes | None) -> TradingKey | None:
+    """`trading_key(key)`'s record from its answer (None: not a four-word answer)."""
+    read = words(answer, 4)
+    if read is None:
+        return None
+    expiry, all_instruments, max_notional, active = read
+    return TradingKey(expiry, bool(all_instruments), max_notional, bool(active))
 
 
 def is_contract(w3: Web3, address: str, block: BlockIdentifier = "latest") -> bool:

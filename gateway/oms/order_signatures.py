@@ -13,15 +13,21 @@ accepted):
 So a contract owner's 65-byte signature is ECDSA, never EIP-1271: a Safe with threshold 1
 signs through a trading key. The rule by length is the one the settlement batch encoder uses.
 
-The owner is read once per wallet and cached (it is immutable); key records, allow-lists and
-EIP-1271 answers are read on every order, so a revoked key, a changed allow-list or a Safe's
-new owners count at once. A signature past its deadline is refused, as the wallet would.
+The owner is read once per wallet and cached (it is immutable); nonces, key records,
+allow-lists and EIP-1271 answers are read on every order, so a spent nonce, a revoked key, a
+changed allow-list or a Safe's new owners count at once. A signature past its deadline is
+refused, as the wallet would.
+
+Those reads are the cost of a signed order. The nonce, key and allow-list reads of one order,
+or of a whole batch of orders, go to the node in one JSON-RPC batch from the event loop
+(`gateway.chain.rpc_calls`): a signed batch of 50 asks the chain once, not 50 times.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from web3 import Web3
@@ -29,6 +35,7 @@ from web3.exceptions import Web3Exception
 
 from gateway.chain import signatures as chain
 from gateway.chain.onchain_orders import OnchainOrders
+from gateway.chain.rpc_calls import Call, EthCalls, RpcUnavailable
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError
 from gateway.domain.orders import OrderSignature, OrderSpec
@@ -56,6 +63,19 @@ class SignatureRequired(DomainError):
     code = "signature_required"
 
 
+@dataclass(slots=True)
+class _Check:
+    """One order on its way through `verify_many`: what was worked out locally."""
+
+    spec: OrderSpec
+    signed: OrderSignature
+    item: eip712.Order | eip712.Strategy
+    digest: bytes
+    owner: str
+    signer: str | None = None  # an ECDSA signature's signer, once recovered
+    unreadable: InvalidSignature | None = None
+
+
 class OrderSignatures:
     def __init__(
         self, w3: Web3, orders: OnchainOrders, clock: Clock, *, chain_id: int | None = None
@@ -65,8 +85,14 @@ class OrderSignatures:
         self.onchain = orders
         self._chain_id = chain_id
         self._owners: dict[str, str] = {}
+        # the per-order questions, many in one round trip (None: a provider that is not HTTP)
+        self.chain_calls = EthCalls.for_web3(w3)
         # wallet -> whether its owner is a contract; the wallet fixes this when it is built
         self._contract_owners: dict[str, bool] = {}
+
+    async def aclose(self) -> None:
+        if self.chain_calls is not None:
+            await self.chain_calls.aclose()
 
     @property
     def w3(self) -> Web3:
@@ -121,6 +147,38 @@ class OrderSignatures:
     async def verify(self, spec: OrderSpec) -> None:
         """Raise unless the wallet would accept this order's signature: `InvalidSignature`
         (422), or a `TradingKeyRefused` (403) for a trading key out of its scope."""
+        [outcome] = await self.verify_many([spec])
+        if outcome is not None:
+            raise outcome
+
+    async def verify_many(self, specs: Sequence[OrderSpec]) -> list[DomainError | None]:
+        """`verify` for each of `specs`, its refusal in its place (None: accepted).
+
+        What is local (deadline, digest, the signer's recovery) is done first; then the
+        chain's answers for all of them (nonces, key records, key allow-lists) are read in
+        one JSON-RPC batch; an answer that is not what a wallet answers is read again on its
+        own, as a single order's would be. A node that cannot be reached raises."""
+        checks: list[_Check | DomainError] = []
+        for spec in specs:
+            try:
+                checks.append(await self._prepare(spec))
+            except DomainError as error:
+                checks.append(error)
+        answers = await self._read([check for check in checks if isinstance(check, _Check)])
+        outcomes: list[DomainError | None] = []
+        for check in checks:
+            if isinstance(check, DomainError):
+                outcomes.append(check)
+                continue
+            try:
+                await self._finish(check, answers)
+            except DomainError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def _prepare(self, spec: OrderSpec) -> _Check:
         signed = spec.signed
         if signed is None:
             raise SignatureRequired(
@@ -133,25 +191,65 @@ class OrderSignatures:
         item = self._signed_item(spec, signed)
         digest = _digest(item, await self.chain_id(), spec.account)
         owner = await self.owner(spec.account)
+        check = _Check(spec, signed, item, digest, owner)
+        if not chain.is_contract_length(signed.signature):
+            try:
+                check.signer = eip712.recover_digest_signer(digest, signed.signature)
+            except (ValueError, eip712.SignatureError) as error:
+                # refused after the nonce, as the wallet orders its checks
+                check.unreadable = InvalidSignature(
+                    f"unreadable signature: {error}", field="signature"
+                )
+        return check
+
+    def _questions(self, check: _Check) -> list[Call]:
+        wallet = check.spec.account.lower()
+        calls = [chain.min_nonce_call(wallet), chain.nonce_used_call(wallet, check.signed.nonce)]
+        if check.signer is not None and check.signer.lower() != check.owner.lower():
+            calls.append(chain.trading_key_call(wallet, check.signer))
+            instruments, _ = self._scope(check.spec, check.item)
+            calls += [chain.key_allowed_call(wallet, check.signer, i) for i in instruments]
+        return calls
+
+    async def _read(self, checks: list[_Check]) -> dict[Call, bytes | None]:
+        """The answers to every check's questions, in one round trip ({}: ask one by one)."""
+        if self.chain_calls is None or not checks:
+            return {}
+        calls = list(dict.fromkeys(call for check in checks for call in self._questions(check)))
+        try:
+            answers = await self.chain_calls.call(calls)
+        except RpcUnavailable:
+            return {}  # each read again through web3, which raises what the node does
+        return dict(zip(calls, answers, strict=True))
+
+    async def _finish(self, check: _Check, answers: dict[Call, bytes | None]) -> None:
+        spec, signed, owner = check.spec, check.signed, check.owner
+        wallet = spec.account.lower()
+        minimum = chain.words(answers.get(chain.min_nonce_call(wallet)), 1)
+        used = chain.words(answers.get(chain.nonce_used_call(wallet, signed.nonce)), 1)
         # what settlement would meet later (`wallet: nonce used`), refused before it is stored
-        refusal = await self._chain(
-            lambda: chain.nonce_refusal(self._w3, spec.account, signed.nonce)
-        )
+        if minimum is None or used is None:
+            refusal = await self._chain(
+                lambda: chain.nonce_refusal(self._w3, spec.account, signed.nonce)
+            )
+        else:
+            refusal = chain.nonce_refusal_of(signed.nonce, minimum[0], bool(used[0]))
         if refusal is not None:
             raise SpentNonce(
                 f"nonce {signed.nonce} of {spec.account} is {refusal}: sign with a fresh nonce",
                 field="signature.nonce",
             )
         if chain.is_contract_length(signed.signature):
-            await self._verify_contract_signature(spec.account, owner, digest, signed.signature)
+            await self._verify_contract_signature(
+                spec.account, owner, check.digest, signed.signature
+            )
             return
-        try:
-            signer = eip712.recover_digest_signer(digest, signed.signature)
-        except (ValueError, eip712.SignatureError) as error:
-            raise InvalidSignature(f"unreadable signature: {error}", field="signature") from error
-        if signer.lower() == owner.lower():
+        if check.unreadable is not None:
+            raise check.unreadable
+        assert check.signer is not None, "an ECDSA signature is recovered or unreadable"
+        if check.signer.lower() == owner.lower():
             return
-        await self._verify_key(spec, item, signer, owner)
+        await self._verify_key(spec, check.item, check.signer, owner, answers)
 
     async def digest(self, spec: OrderSpec, signed: OrderSignature) -> bytes:
         """The EIP-712 digest the wallet verifies `signed` against (its domain: the order's
@@ -191,10 +289,17 @@ class OrderSignatures:
             )
 
     async def _verify_key(
-        self, spec: OrderSpec, item: eip712.Order | eip712.Strategy, signer: str, owner: str
+        self,
+        spec: OrderSpec,
+        item: eip712.Order | eip712.Strategy,
+        signer: str,
+        owner: str,
+        answers: dict[Call, bytes | None],
     ) -> None:
         wallet = spec.account
-        record = await self.trading_key(wallet, signer)
+        record = chain.trading_key_of(answers.get(chain.trading_key_call(wallet.lower(), signer)))
+        if record is None:
+            record = await self.trading_key(wallet, signer)
         if not record.exists and not await self._was_revoked(wallet, signer):
             raise InvalidSignature(
                 "the signature is neither the wallet owner's nor a trading key's for this "
@@ -206,7 +311,13 @@ class OrderSignatures:
         allowed: dict[bytes, bool] = {}
         if not record.all_instruments:
             for instrument in instruments:
-                allowed[instrument] = await self._key_allowed(wallet, signer, instrument)
+                call = chain.key_allowed_call(wallet.lower(), signer, instrument)
+                read = chain.words(answers.get(call), 1)
+                allowed[instrument] = (
+                    bool(read[0])
+                    if read is not None
+                    else await self._key_allowed(wallet, signer, instrument)
+                )
         check_key_scope(signer, record, allowed, notional)
 
     async def _key_allowed(self, wallet: str, key: str, instrument: bytes) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from eth_abi import encode as abi_encode
@@ -222,6 +223,8 @@ class Strategy:
 # ---------------------------------------------------------------------------
 
 
+# kept: every signed order and every settlement item names its instrument by this hash
+@lru_cache(maxsize=4096)
 def instrument_id(
     kind: int, base: str, quote: str, strike: int, expiry: int, is_call: bool
 ) -> bytes:
@@ -268,6 +271,8 @@ def option_instrument_id(
 # ---------------------------------------------------------------------------
 
 
+# kept: every signed order's digest needs its wallet's (56 of a digest's 89 µs here)
+@lru_cache(maxsize=4096)
 def domain_separator(chain_id: int, wallet: str) -> bytes:
     """``hashStruct(EIP712Domain)`` for the given chain and trader ``MarginWallet``."""
     _check_uint("chain_id", chain_id, _UINT256_MAX)
@@ -286,13 +291,26 @@ def domain_separator(chain_id: int, wallet: str) -> bytes:
 
 
 def hash_order_struct(order: Order) -> bytes:
-    """``hashStruct(Order)``."""
+    """``hashStruct(Order)``: its static fields are one word each, so they are written as
+    words (a third of `abi_encode`'s time, on every signed order's intake)."""
     return keccak(
-        abi_encode(
-            ["bytes32", "bytes32", "bool", "uint256", "uint256", "uint256", "uint64"],
-            [ORDER_TYPEHASH, *order.as_tuple()],
+        b"".join(
+            (
+                ORDER_TYPEHASH,
+                order.instrument,
+                _word(int(order.is_buy)),
+                _word(order.amount),
+                _word(order.limit_price),
+                _word(order.nonce),
+                _word(order.deadline),
+            )
         )
     )
+
+
+def _word(value: int) -> bytes:
+    """An unsigned value `__post_init__` checked, as one ABI word."""
+    return value.to_bytes(32, "big")
 
 
 def hash_leg_struct(leg: Leg) -> bytes:
