@@ -60,6 +60,7 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/python bench/api_orders.py
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python bench/signed_orders.py
 	$(BIN)/python bench/book.py
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/python bench/gas.py
 	$(BIN)/python bench/risk.py
