@@ -733,19 +733,45 @@ class AsyncIsthmus:
 
     async def mass_quote(
         self,
-        account: str,
+        account: str | None,
         quotes: Mapping[str, tuple[Levels, Levels]],
+        *,
+        sign: bool = False,
+        signer: Signer | None = None,
+        deadline: int | None = None,
     ) -> JSON:
         """The account's quotes on each instrument become exactly these levels:
         `{symbol: ([(bid price, quantity)...], [(ask price, quantity)...])}`; unchanged
-        levels keep their place in the queue."""
+        levels keep their place in the queue.
+
+        `sign=True`: each level is signed here (EIP-712, by `signer` or the client's, for
+        its wallet: `account` may then be None), so its fills settle on chain, and callers
+        that may send only signed orders (trading keys, API keys) may quote. A signed level
+        that changes is a new order (a signature covers its price and quantity)."""
+        chosen: Signer | None = None
+        if sign:
+            chosen, account = self._signer_for(account, signer)
+        elif account is None:
+            raise IsthmusError("an unsigned quote needs its account")
+
+        async def level(symbol: str, side: str, price: Number, quantity: Number) -> JSON:
+            entry: JSON = {"price": _text(price), "quantity": _text(quantity)}
+            if chosen is None:
+                return entry
+            assert account is not None
+            order = self._order_body(
+                account, symbol, side, quantity, price=price, client_order_id=None, post_only=True
+            )
+            signed = await self._sign("order", order, chosen, account, None, deadline)
+            return {**entry, "signature": signed["signature"]}
+
         body = {
             "account": account,
             "quotes": [
                 {
                     "instrument": symbol,
-                    "bids": [{"price": _text(p), "quantity": _text(q)} for p, q in bids],
-                    "asks": [{"price": _text(p), "quantity": _text(q)} for p, q in asks],
+                    "bids": [await level(symbol, "buy", p, q) for p, q in bids],
+                    "asks": [await level(symbol, "sell", p, q) for p, q in asks],
                 }
                 for symbol, (bids, asks) in quotes.items()
             ],

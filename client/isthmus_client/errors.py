@@ -382,6 +382,13 @@ class SelfTrade(Rejected):
     code = "self_trade"
 
 
+class SignedOrderNotAmendable(Rejected):
+    """A signed order keeps the price and quantity its signature covers: cancel it and sign
+    a new order."""
+
+    code = "signed_order_not_amendable"
+
+
 class SmartRouteNeedsIoc(Rejected):
     code = "smart_route_needs_ioc"
 

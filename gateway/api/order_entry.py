@@ -30,13 +30,14 @@ from gateway.api.schemas import (
     ErrorDetail,
     OrderIn,
     OrderOut,
+    SignatureIn,
     Symbol,
     _Strict,
 )
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.orders import Order, OrderSpec, Side
 from gateway.oms import order_entry
-from gateway.oms.internal_book import QuoteLevel
+from gateway.oms.internal_book import QuoteLevel, QuoteOutcome
 from gateway.oms.order_facts import order_facts
 from gateway.runtime import Runtime
 
@@ -83,6 +84,14 @@ class CancelOrdersIn(_Strict):
 class QuoteLevelIn(_Strict):
     price: DecimalText
     quantity: DecimalText
+    signature: SignatureIn | None = Field(
+        default=None,
+        description="The level's order signed by the wallet (a post-only GTC limit order of "
+        "this price and quantity; `POST /v1/orders/typed-data` gives the payload): it then "
+        "settles on chain. Required from callers that may send only signed orders (API keys, "
+        "trading keys). Checked as a single order's signature is; a level refused here is "
+        "answered `refused`, and a quote resting at its price is withdrawn.",
+    )
 
 
 class InstrumentQuoteIn(_Strict):
@@ -112,7 +121,10 @@ class QuoteLevelOut(BaseModel):
 
 class MassQuoteOut(BaseModel):
     levels: list[QuoteLevelOut]
-    cancelled: list[OrderOut] = Field(description="Quotes at prices no longer given")
+    cancelled: list[OrderOut] = Field(
+        description="Quotes withdrawn: at prices no longer given, or replaced by a signed "
+        "level's own order"
+    )
 
 
 def order_out(order: Order) -> OrderOut:
@@ -220,23 +232,37 @@ async def mass_quote(conn: HTTPConnection, rt: Runtime, body: MassQuoteIn) -> Ma
     if len(set(instruments)) != len(instruments):
         raise InvalidOrder("an instrument is listed twice", field="quotes")
     levels = [
-        QuoteLevel(quote.instrument, side, Decimal(level.price), Decimal(level.quantity))
+        QuoteLevel(
+            quote.instrument,
+            side,
+            Decimal(level.price),
+            Decimal(level.quantity),
+            None if level.signature is None else level.signature.to_domain(),
+        )
         for quote in body.quotes
         for side, given in ((Side.BUY, quote.bids), (Side.SELL, quote.asks))
         for level in given
     ]
     if len({(lv.instrument, lv.side, lv.price) for lv in levels}) != len(levels):
         raise InvalidOrder("two levels of one side share a price", field="quotes")
-    probe = levels[0].spec(body.account) if levels else None
-    if probe is not None:
-        # quotes are unsigned: who may send only signed orders cannot mass-quote
-        await ensure_may_trade(conn, probe, rt.signatures is not None)
-        await rt.check_signature(probe)
-    else:
+    specs = [level.spec(body.account) for level in levels]
+    # who may send only signed orders mass-quotes only signed levels
+    for spec in specs:
+        await ensure_may_trade(conn, spec, rt.signatures is not None)
+    if not specs:
         await ensure_account(conn, body.account)
-    outcomes, cancelled = await rt.orders.mass_quote(body.account, frozenset(instruments), levels)
+    # every level's signature checked against the chain in one read; a refused level is not
+    # part of the quote (a quote resting at its price is withdrawn)
+    checked = await rt.check_signatures(specs)
+    refused = [
+        QuoteOutcome(level, "refused", None, error)
+        for level, error in zip(levels, checked, strict=True)
+        if error is not None
+    ]
+    accepted = [level for level, error in zip(levels, checked, strict=True) if error is None]
+    outcomes, cancelled = await rt.orders.mass_quote(body.account, frozenset(instruments), accepted)
     out = []
-    for outcome in outcomes:
+    for outcome in [*refused, *outcomes]:
         level, error = outcome.level, outcome.error
         out.append(
             QuoteLevelOut(

@@ -51,6 +51,20 @@ class Leg:
     ratio: int
 
 
+class SignedOrderNotAmendable(InvalidOrder):
+    """A signed order keeps the price and quantity its signature covers: the wallet settles
+    nothing else. Cancel it and sign a new order."""
+
+    code = "signed_order_not_amendable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a signed order's signature covers its price and quantity: cancel it and sign a "
+            "new order",
+            field="body",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class OrderSignature:
     """The EIP-712 signature of the order (see docs/onchain-types.md): the signed
@@ -280,9 +294,13 @@ class Order:
         price: Decimal | None = None,
         quantity: Decimal | None = None,
     ) -> Order:
-        """Change price and/or total quantity of an open order (same status, new version)."""
+        """Change price and/or total quantity of an open order (same status, new version).
+        Not a signed one: its signature covers its price and quantity, and settlement
+        rebuilds the signed order from them."""
         if not self.status.is_open:
             raise IllegalTransition(f"a {self.status.value} order cannot be amended")
+        if self.spec.signed is not None:
+            raise SignedOrderNotAmendable()
         if price is None and quantity is None:
             raise InvalidOrder("nothing to amend", field="price")
         new_price = self.price if price is None else price

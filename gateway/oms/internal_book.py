@@ -39,7 +39,14 @@ from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue, TradingRules
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.market import BookLevel
-from gateway.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
+from gateway.domain.orders import (
+    Order,
+    OrderSignature,
+    OrderSpec,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from gateway.matching import (
     AmendOrder,
     CancelOrder,
@@ -95,12 +102,14 @@ def request_key(spec: OrderSpec) -> str:
 
 @dataclass(frozen=True)
 class QuoteLevel:
-    """One price level a mass quote asks for: a post-only GTC limit order of the account."""
+    """One price level a mass quote asks for: a post-only GTC limit order of the account,
+    signed (it then settles on chain) or not."""
 
     instrument: str
     side: Side
     price: Decimal
     quantity: Decimal
+    signed: OrderSignature | None = None
 
     def spec(self, account: str) -> OrderSpec:
         return OrderSpec(
@@ -113,6 +122,7 @@ class QuoteLevel:
             instrument=self.instrument,
             price=self.price,
             post_only=True,
+            signed=self.signed,
         )
 
 
@@ -405,6 +415,7 @@ class InternalBook:
         # resting mass-quote orders: account -> (instrument, side, price) -> order id
         self._quotes: dict[str, dict[tuple[str, Side, Decimal], str]] = {}
         self._quote_clients: dict[str, str] = {}  # their order id -> client order id
+        self._signed_quotes: set[str] = set()  # order ids of the signed ones
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # per book: the levels of its last depth read, by (ticks, lots): most survive a change
@@ -468,6 +479,7 @@ class InternalBook:
         engine = self._new_engine()
         self._quotes = {}
         self._quote_clients = {}
+        self._signed_quotes = set()
         for stored, _ in resting:
             order = stored.order
             spec = order.spec
@@ -476,6 +488,8 @@ class InternalBook:
                 key = (spec.instrument, spec.side, order.price)
                 self._quotes.setdefault(spec.account, {})[key] = order.id
                 self._quote_clients[order.id] = spec.client_order_id
+                if spec.signed is not None:
+                    self._signed_quotes.add(order.id)
             if spec.is_strategy:
                 strategy_units = StrategyUnits.of(spec.legs, self._rules)
                 events = engine.execute(
@@ -634,6 +648,9 @@ class InternalBook:
         the same, amends it in place (keeping its queue position) when smaller, and amends
         it to the back when larger; quotes at prices no longer given are cancelled, and
         new prices are placed post-only (a level that would take liquidity is refused).
+        Signed levels and quotes are never amended (a signature covers its order's price
+        and quantity): a changed one cancels the resting quote and places the level's own
+        order, at the back of the queue.
         The cancels go first, so the account's new quotes never meet its old ones; nothing
         else runs in between. `admit` checks and reserves a new quote's limits (raises to
         refuse it); `withdrawn(account, client_order_id)` hears of each quote cancelled, at
@@ -646,23 +663,13 @@ class InternalBook:
                 if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
                     del quotes[key]
                     self._quote_clients.pop(order_id, None)
+                    self._signed_quotes.discard(order_id)
             wanted = {(level.instrument, level.side, level.price): level for level in levels}
             cancelled: list[asyncio.Future[Order]] = []
             for key, order_id in list(quotes.items()):
                 if key[0] in instruments and key not in wanted:
                     del quotes[key]
-                    events = self._execute(CancelOrder(order_id, CancelReason.USER))
-                    client_id = self._quote_clients.pop(order_id, None)
-                    if withdrawn is not None and client_id is not None:
-                        withdrawn(account, client_id)
-                    cancelled.append(
-                        self._write(
-                            events,
-                            order_id,
-                            priorities=((order_id, None),),
-                            cancel_reason="replaced by a mass quote",
-                        )
-                    )
+                    cancelled.append(self._withdraw_quote(account, order_id, withdrawn))
             pending: list[tuple[QuoteLevel, str, asyncio.Future[Order] | Exception | None]] = []
             # smaller first (they keep their place), then larger and new
             ordered = sorted(levels, key=lambda level: self._grows(quotes, level))
@@ -673,9 +680,12 @@ class InternalBook:
                     if order_id and self._same(order_id, level):
                         pending.append((level, "kept", None))
                         continue
-                    if order_id:
+                    if order_id and self._amendable(order_id, level):
                         pending.append((level, "amended", self._amend_quote(order_id, level)))
                         continue
+                    if order_id:  # a signed quote or level: a new order replaces it
+                        del quotes[key]
+                        cancelled.append(self._withdraw_quote(account, order_id, withdrawn))
                     spec = level.spec(account)
                     if admit is not None:
                         admit(spec)
@@ -686,6 +696,8 @@ class InternalBook:
                     if self.holds(order_id):
                         quotes[key] = order_id
                         self._quote_clients[order_id] = spec.client_order_id
+                        if spec.signed is not None:
+                            self._signed_quotes.add(order_id)
                     pending.append((level, "placed", future))
                 except DomainError as error:
                     pending.append((level, "refused", error))
@@ -714,7 +726,33 @@ class InternalBook:
             return True
         return self._units[level.instrument].to_lots(level.quantity) > view.remaining
 
+    def _withdraw_quote(
+        self, account: str, order_id: str, withdrawn: Callable[[str, str], object] | None
+    ) -> asyncio.Future[Order]:
+        """Under the lock: cancel a resting quote a mass quote no longer wants as it is."""
+        events = self._execute(CancelOrder(order_id, CancelReason.USER))
+        client_id = self._quote_clients.pop(order_id, None)
+        self._signed_quotes.discard(order_id)
+        if withdrawn is not None and client_id is not None:
+            withdrawn(account, client_id)
+        return self._write(
+            events,
+            order_id,
+            priorities=((order_id, None),),
+            cancel_reason="replaced by a mass quote",
+        )
+
+    def _amendable(self, order_id: str, level: QuoteLevel) -> bool:
+        """Whether the resting quote may become the level by an amend: only unsigned to
+        unsigned. A signature covers its order's price and quantity (settlement rebuilds the
+        signed order from them), so a changed signed level is a new order."""
+        return level.signed is None and order_id not in self._signed_quotes
+
     def _same(self, order_id: str, level: QuoteLevel) -> bool:
+        """The resting quote already is the level (a signed level: a signed quote; an
+        unsigned one would never settle)."""
+        if level.signed is not None and order_id not in self._signed_quotes:
+            return False
         view = self._engine.order(order_id)
         assert view is not None
         return self._units[level.instrument].to_lots(level.quantity) == view.remaining

@@ -25,7 +25,14 @@ from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.fills import Fill
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
-from gateway.domain.orders import Order, OrderSpec, Side, TimeInForce, validate
+from gateway.domain.orders import (
+    Order,
+    OrderSpec,
+    Side,
+    SignedOrderNotAmendable,
+    TimeInForce,
+    validate,
+)
 from gateway.domain.venue_child import (
     ChildProgress,
     ChildReport,
@@ -583,6 +590,8 @@ class OrderService:
                     f"order {order_id} is at version {current.version}, not {expected_version}",
                     field="expected_version",
                 )
+            if current.spec.signed is not None:  # before the engine moves it
+                raise SignedOrderNotAmendable()
             return await self.book.amend(current, self._clock.now(), price=price, quantity=quantity)
 
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:

@@ -49,6 +49,34 @@ def test_a_signed_trade_settles_and_the_client_verifies_it_on_chain(
     asyncio.run(scenario())
 
 
+def test_a_wallet_mass_quotes_signed_levels(devnet: DevnetGateway) -> None:
+    """The client signs each level for the wallet (EIP-712); the gateway checks every level's
+    signature on chain and places them; the same quote again keeps them."""
+    carol = Signer.from_key(DEMO_KEYS["carol"], devnet.demo_wallet("carol"))
+    # bids far below any ask, on a strike nobody else quotes: nothing trades
+    quotes = {"WETH/USDC": ([("1234", "0.1"), ("1233", "0.2")], [])}
+
+    async def scenario() -> None:
+        async with AsyncIsthmus(devnet.url, carol, nonces=NonceStore(None)) as c:
+            quoted = await c.mass_quote(None, quotes, sign=True)
+            levels = quoted["levels"]
+            assert [level["action"] for level in levels] == ["placed", "placed"], levels
+            signed = [level["order"]["signed"] for level in levels]
+            assert all(s is not None for s in signed)
+            assert len({s["nonce"] for s in signed}) == 2  # each level its own nonce
+            again = await c.mass_quote(None, quotes, sign=True)
+            assert [level["action"] for level in again["levels"]] == ["kept", "kept"]
+            assert [level["order_id"] for level in again["levels"]] == [
+                level["order_id"] for level in levels
+            ]
+            pulled = await c.mass_quote(None, {"WETH/USDC": ([], [])}, sign=True)
+            assert sorted(o["id"] for o in pulled["cancelled"]) == sorted(
+                level["order_id"] for level in levels
+            )
+
+    asyncio.run(scenario())
+
+
 def test_batches_quotes_amends_cancels_and_the_dead_mans_switch(devnet: DevnetGateway) -> None:
     account = Account.create().address  # an account of its own: other tests rest orders too
 

@@ -1,0 +1,180 @@
+"""A market maker's mass quotes signed by its wallet's trading key, on a real chain: a key may
+mass-quote only signed levels; an unchanged level keeps its order and its place in the queue;
+a changed one is a new signed order (a signature covers its price and quantity, so a signed
+order is never amended); a level signed by a stranger is refused alone; and the quote that
+trades settles on chain with the key's signature and passes the audit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from gateway.chain.anvil import Anvil
+from gateway.chain.deploy import wallet_contract
+from gateway.chain.transactions import Sender
+from gateway.settlement import eip712
+from tests.chain.settlement_desk import Desk, serve_transport
+from tests.chain.test_access_on_chain import sign_in
+from tests.chain.test_trading_keys_api import settle_and_audit
+from tests.operator_access import operator_headers
+
+pytestmark = pytest.mark.chain
+
+
+def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
+    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+) -> None:
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'quotes.db'}")
+    key, stranger = anvil_node.dev_accounts()[7:9]
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    Sender(w3, desk.buyer).transact(
+        wallet_contract(w3, desk.buyer_wallet).functions.authorise_key(
+            key.address, now + 86_400, True, 2**128 - 1, []
+        )
+    )
+    chain_id, deadline = w3.eth.chain_id, now + 3600
+    wallet = desk.buyer_wallet
+    nonces = iter(range(100, 200))
+
+    async def level(
+        http: httpx.AsyncClient, signer: LocalAccount | None, price: str, quantity: str
+    ) -> dict[str, Any]:
+        """A bid level, signed as a wallet app signs it: the typed data the gateway gives."""
+        entry: dict[str, Any] = {"price": price, "quantity": quantity}
+        if signer is None:
+            return entry
+        nonce = next(nonces)
+        order = {
+            "account": wallet,
+            "client_order_id": "level",
+            "instrument": "WETH/USDC",
+            "side": "buy",
+            "quantity": quantity,
+            "price": price,
+            "post_only": True,
+        }
+        typed = await http.post(
+            "/v1/orders/typed-data",
+            json={"order": order, "nonce": str(nonce), "deadline": deadline},
+        )
+        message = eip712.order_from_message(typed.json()["message"])
+        signature = eip712.sign_order(message, signer.key, chain_id, wallet)
+        entry["signature"] = {
+            "nonce": str(nonce),
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+        return entry
+
+    def quote(bids: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"account": wallet, "quotes": [{"instrument": "WETH/USDC", "bids": bids}]}
+
+    def by_price(answer: httpx.Response) -> dict[str, dict[str, Any]]:
+        assert answer.status_code == 200, answer.text
+        return {entry["price"]: entry for entry in answer.json()["levels"]}
+
+    async def scenario() -> None:
+        rt = desk.runtime(require_signed=False)  # the operator's unsigned bid below
+        transport = await serve_transport(rt)
+        operator = httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=operator_headers()
+        )
+        maker = httpx.AsyncClient(transport=transport, base_url="http://gw")
+        try:
+            maker.headers.update(await sign_in(maker, key, chain_id))
+            # a trading key never quotes unsigned: its scope is on the signature
+            unsigned = await maker.post(
+                "/v1/quotes", json=quote([await level(maker, None, "1990", "1")])
+            )
+            assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (
+                403,
+                "signature_required",
+            )
+
+            first = by_price(
+                await maker.post(
+                    "/v1/quotes",
+                    json=quote(
+                        [
+                            await level(maker, key, "1990", "1"),
+                            await level(maker, key, "1980", "0.5"),
+                            await level(maker, key, "1970", "0.4"),
+                        ]
+                    ),
+                )
+            )
+            assert {p: e["action"] for p, e in first.items()} == {
+                "1990": "placed",
+                "1980": "placed",
+                "1970": "placed",
+            }
+            assert all(e["order"]["signed"] is not None for e in first.values())
+            # someone else bids at 1990 after the maker
+            other = await operator.post(
+                "/v1/orders",
+                json={
+                    "account": desk.third_wallet,
+                    "client_order_id": "third-1990",
+                    "instrument": "WETH/USDC",
+                    "side": "buy",
+                    "quantity": "1",
+                    "price": "1990",
+                },
+            )
+            assert other.status_code == 201, other.text
+
+            second = await maker.post(
+                "/v1/quotes",
+                json=quote(
+                    [
+                        await level(maker, key, "1990", "1"),  # the same, signed afresh
+                        await level(maker, key, "1980", "0.3"),  # changed: a new order
+                        await level(maker, stranger, "1960", "0.5"),  # not the wallet's
+                    ]
+                ),
+            )
+            levels = by_price(second)
+            assert {p: e["action"] for p, e in levels.items()} == {
+                "1990": "kept",
+                "1980": "placed",
+                "1960": "refused",
+            }
+            assert levels["1960"]["error"]["code"] == "invalid_signature"
+            assert levels["1990"]["order_id"] == first["1990"]["order_id"]
+            assert levels["1980"]["order_id"] != first["1980"]["order_id"]
+            assert (
+                levels["1980"]["order"]["signed"]["nonce"]
+                != (first["1980"]["order"]["signed"]["nonce"])
+            )
+            cancelled = sorted(o["id"] for o in second.json()["cancelled"])
+            assert cancelled == sorted([first["1980"]["order_id"], first["1970"]["order_id"]])
+            # a signed quote is never amended: its signature covers its price and quantity
+            kept = levels["1990"]["order_id"]
+            amend = await maker.patch(f"/v1/orders/{kept}", json={"quantity": "0.5"})
+            assert amend.status_code in (403, 422), amend.text
+            amend = await operator.patch(f"/v1/orders/{kept}", json={"quantity": "0.5"})
+            assert (amend.status_code, amend.json()["error"]["code"]) == (
+                422,
+                "signed_order_not_amendable",
+            )
+
+            # a seller takes 0.6 at 1990: the maker's kept quote is first in the queue
+            await desk.order(operator, desk.seller, desk.seller_wallet, "sell", "0.6", "1990")
+            quoted = (await operator.get(f"/v1/orders/{kept}")).json()
+            assert (quoted["status"], quoted["filled_quantity"]) == ("partially_filled", "0.6")
+            third = (await operator.get(f"/v1/orders/{other.json()['id']}")).json()
+            assert third["filled_quantity"] == "0"
+            # the fill settles with the key's signature of 1 WETH, 0.6 of it filled
+            await settle_and_audit(rt, desk, 2)
+        finally:
+            await maker.aclose()
+            await operator.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
