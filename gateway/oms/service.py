@@ -465,7 +465,10 @@ class OrderService:
         def admit(spec: OrderSpec) -> None:
             if self.pre_trade is not None and self.pre_trade.admit(spec):
                 assert spec.instrument is not None and spec.price is not None
-                reserved[QuoteLevel(spec.instrument, spec.side, spec.price, spec.quantity)] = spec
+                level = QuoteLevel(
+                    spec.instrument, spec.side, spec.price, spec.quantity, spec.signed
+                )
+                reserved[level] = spec
 
         def withdrawn(account: str, client_order_id: str) -> None:
             # its cancel is queued; the ledger would hear of it only once committed
