@@ -10,11 +10,13 @@ submitting its users' orders has an `ApiKey` as credential and the users sign el
 `submit()` takes a body they signed (`sign_order()` builds one).
 
 Every order is signed from its own fields: the EIP-712 payload is built here from the
-instrument (and the tokens' addresses), never taken from the gateway. Before signing, the
-client asks the gateway what it would have signed (`POST /v1/orders/typed-data`) and refuses
-(`SigningRefused`) on any difference; with an RPC URL it also checks that each instrument id
-is registered on the Settlement contract. Retries are safe: an order is resent byte for byte
-with its `client_order_id`, and the gateway answers a repeat with the same order.
+instrument (and the tokens' addresses), never taken from the gateway. Before signing the
+first order of each shape (wallet, instruments, sides), the client asks the gateway what it
+would have signed (`POST /v1/orders/typed-data`) and refuses (`SigningRefused`) on any
+difference (`check_typed_data=False`: never asks); with an RPC URL it also checks that each
+instrument id is registered on the Settlement contract. Retries are safe: an order is resent
+byte for byte with its `client_order_id`, and the gateway answers a repeat with the same
+order.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class AsyncIsthmus:
         self._chain: ChainInfo | None = None
         self._instruments: dict[str, Instrument] | None = None
         self._registered: dict[bytes, bool] = {}
+        self._typed_data_agreed: set[tuple[Any, ...]] = set()
 
     async def __aenter__(self) -> AsyncIsthmus:
         return self
@@ -366,7 +369,21 @@ class AsyncIsthmus:
             )
         local = typed_data(message, chain.chain_id, wallet)
         await self._check_registered(instruments, chain)
-        if self.check_typed_data:
+        # what the gateway would sign depends on the order's shape (its wallet, instruments,
+        # sides and ratios), the rest being numbers both sides encode alike: agreed once per
+        # shape, a market maker's next orders cost no extra request. A gateway that changed
+        # its encoding later would refuse the signature; nothing else could settle.
+        shape = (
+            kind,
+            wallet,
+            body.get("side", "buy"),
+            body.get("instrument"),
+            tuple(
+                (leg["instrument"], leg["side"], int(leg.get("ratio", 1)))
+                for leg in body.get("legs", ())
+            ),
+        )
+        if self.check_typed_data and shape not in self._typed_data_agreed:
             remote = await self._json(
                 "POST",
                 "/v1/orders/typed-data",
@@ -381,6 +398,7 @@ class AsyncIsthmus:
                     + ")",
                     differences,
                 )
+            self._typed_data_agreed.add(shape)
         signature = sign_typed_data(signer.account, local)
         return {
             **body,
