@@ -134,15 +134,14 @@ class KeyRevocationFollower:
         by_key = await self._key_signed_orders()
         reasons: dict[str, str] = {}
         refused: list[tuple[str, str, str]] = []
-        for (wallet, key), orders in by_key.items():
+        for (wallet, key), order_ids in by_key.items():
             reason = refusal(key, await self._record(wallet, key), int(head["timestamp"]))
             if reason is not None:
                 refused.append((wallet, key, reason))
-                reasons.update((order.id, reason) for order in orders)
+                reasons.update((order_id, reason) for order_id in order_ids)
         if not reasons:
             return KeySweep(tuple(refused), (), ())
-        open_orders = {order.id: order for orders in by_key.values() for order in orders}
-        cancelled, stopped = await self._cancel(reasons, open_orders)
+        cancelled, stopped = await self._cancel(reasons, await self._orders_by_ids(reasons))
         for wallet, key, reason in refused:
             count = len(by_key[(wallet, key)])
             log.warning("%s (wallet %s): cancelling its %d open orders", reason, wallet, count)
@@ -162,32 +161,50 @@ class KeyRevocationFollower:
         # the first cycle reads nothing: no record is kept yet, each is read afresh
         self._cursor = head
 
-    async def _key_signed_orders(self) -> dict[WalletKey, list[Order]]:
-        """The open orders signed by a trading key, by (wallet, key)."""
+    async def _key_signed_orders(self) -> dict[WalletKey, list[str]]:
+        """The ids of the open orders signed by a trading key, by (wallet, key).
 
-        def read() -> list[Order]:
+        Every cycle reads the open signed orders' ids and accounts only; an order is read
+        whole once, the first time it is seen, to recover its signer. So a cycle costs a
+        few microseconds per resting order, not the building of every order again."""
+
+        known = frozenset(self._signers)
+
+        def read() -> tuple[list[tuple[str, str]], list[Order]]:
             with self._read_engine.connect() as connection:
-                return [stored.order for stored in repo.open_orders(connection)]
+                open_signed = repo.open_signed_order_accounts(connection)
+                new = [order_id for order_id, _ in open_signed if order_id not in known]
+                return open_signed, [stored.order for stored in repo.get_orders(connection, new)]
 
-        orders = await asyncio.to_thread(read)
-        await self._recover_signers(orders)
-        by_key: dict[WalletKey, list[Order]] = {}
-        for order in orders:
-            signer = self._signers.get(order.id)
+        open_signed, new_orders = await asyncio.to_thread(read)
+        await self._recover_signers(new_orders)
+        by_key: dict[WalletKey, list[str]] = {}
+        owners: dict[str, str | None] = {}
+        for order_id, account in open_signed:
+            signer = self._signers.get(order_id)
             if signer is None:
                 continue
-            wallet = Web3.to_checksum_address(order.spec.account)
-            try:
-                owner = await self._signatures.owner(wallet)
-            except DomainError:
-                continue  # the owner cannot be read now: keep its orders, try next cycle
-            if signer != Web3.to_checksum_address(owner):
-                by_key.setdefault((wallet, signer), []).append(order)
+            wallet = Web3.to_checksum_address(account)
+            if wallet not in owners:
+                try:
+                    owners[wallet] = Web3.to_checksum_address(await self._signatures.owner(wallet))
+                except DomainError:
+                    owners[wallet] = None  # cannot be read now: keep its orders, next cycle
+            owner = owners[wallet]
+            if owner is not None and signer != owner:
+                by_key.setdefault((wallet, signer), []).append(order_id)
         # memory follows the open orders
-        open_ids = {order.id for order in orders}
+        open_ids = {order_id for order_id, _ in open_signed}
         self._signers = {i: s for i, s in self._signers.items() if i in open_ids}
         self._records = {pair: r for pair, r in self._records.items() if pair in by_key}
         return by_key
+
+    async def _orders_by_ids(self, order_ids: Mapping[str, str]) -> dict[str, Order]:
+        def read() -> list[Order]:
+            with self._read_engine.connect() as connection:
+                return [stored.order for stored in repo.get_orders(connection, list(order_ids))]
+
+        return {order.id: order for order in await asyncio.to_thread(read)}
 
     async def _recover_signers(self, orders: Sequence[Order]) -> None:
         """The ECDSA signer of each order not seen before (recovery is CPU work: off the
@@ -235,7 +252,8 @@ class KeyRevocationFollower:
                         await self._legging.cancel(order_id)
                         stopped.append(order_id)
                 continue
-            if orders[order_id].spec.time_in_force in _IMMEDIATE:
+            order = orders.get(order_id)
+            if order is not None and order.spec.time_in_force in _IMMEDIATE:
                 continue  # being routed right now: it ends with its request and never rests
             with contextlib.suppress(DomainError):  # it ended meanwhile: nothing to cancel
                 cancelled.append(await self._orders.cancel(order_id, reason=reason))

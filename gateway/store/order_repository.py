@@ -395,6 +395,27 @@ def open_orders(connection: Connection) -> list[StoredOrder]:
     return _load(connection, statement)
 
 
+def open_signed_order_accounts(connection: Connection) -> list[tuple[str, str]]:
+    """(id, account) of every working order that carries a signature: two columns, no
+    order built (the key follower scans them every cycle, a market maker's many quotes
+    included)."""
+    statement = select(ORDERS.c.id, ORDERS.c.account).where(
+        ORDERS.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+        ORDERS.c.signature.is_not(None),
+    )
+    return [(order_id, account) for order_id, account in connection.execute(statement)]
+
+
+def get_orders(connection: Connection, order_ids: Sequence[str]) -> list[StoredOrder]:
+    """The orders with these ids (those that exist), read in chunks."""
+    found: list[StoredOrder] = []
+    ids = list(order_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found += _load(connection, select(ORDERS).where(ORDERS.c.id.in_(chunk)))
+    return found
+
+
 def all_fills(connection: Connection) -> list[Fill]:
     """Every fill in execution order (positions are folded from them)."""
     rows = connection.execute(select(FILLS).order_by(FILLS.c.executed_at, FILLS.c.id))
