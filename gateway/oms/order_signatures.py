@@ -72,7 +72,7 @@ class _Check:
     item: eip712.Order | eip712.Strategy
     digest: bytes
     owner: str
-    signer: str | None = None  # an ECDSA signature's signer, once recovered
+    signer: str | None = None  # an ECDSA signature's signer (lower case), once recovered
     unreadable: InvalidSignature | None = None
 
 
@@ -194,7 +194,7 @@ class OrderSignatures:
         check = _Check(spec, signed, item, digest, owner)
         if not chain.is_contract_length(signed.signature):
             try:
-                check.signer = eip712.recover_digest_signer(digest, signed.signature)
+                check.signer = eip712.recover_digest_address(digest, signed.signature)
             except (ValueError, eip712.SignatureError) as error:
                 # refused after the nonce, as the wallet orders its checks
                 check.unreadable = InvalidSignature(
@@ -205,7 +205,7 @@ class OrderSignatures:
     def _questions(self, check: _Check) -> list[Call]:
         wallet = check.spec.account.lower()
         calls = [chain.min_nonce_call(wallet), chain.nonce_used_call(wallet, check.signed.nonce)]
-        if check.signer is not None and check.signer.lower() != check.owner.lower():
+        if check.signer is not None and check.signer != check.owner.lower():
             calls.append(chain.trading_key_call(wallet, check.signer))
             instruments, _ = self._scope(check.spec, check.item)
             calls += [chain.key_allowed_call(wallet, check.signer, i) for i in instruments]
@@ -247,9 +247,10 @@ class OrderSignatures:
         if check.unreadable is not None:
             raise check.unreadable
         assert check.signer is not None, "an ECDSA signature is recovered or unreadable"
-        if check.signer.lower() == owner.lower():
+        if check.signer == owner.lower():
             return
-        await self._verify_key(spec, check.item, check.signer, owner, answers)
+        signer = Web3.to_checksum_address(check.signer)
+        await self._verify_key(spec, check.item, signer, owner, answers)
 
     async def digest(self, spec: OrderSpec, signed: OrderSignature) -> bytes:
         """The EIP-712 digest the wallet verifies `signed` against (its domain: the order's
