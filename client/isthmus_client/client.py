@@ -11,12 +11,12 @@ submitting its users' orders has an `ApiKey` as credential and the users sign el
 
 Every order is signed from its own fields: the EIP-712 payload is built here from the
 instrument (and the tokens' addresses), never taken from the gateway. Before signing the
-first order of each shape (wallet, instruments, sides), the client asks the gateway what it
-would have signed (`POST /v1/orders/typed-data`) and refuses (`SigningRefused`) on any
-difference (`check_typed_data=False`: never asks); with an RPC URL it also checks that each
-instrument id is registered on the Settlement contract. Retries are safe: an order is resent
-byte for byte with its `client_order_id`, and the gateway answers a repeat with the same
-order.
+first order of each shape (wallet, instruments, sides and ratios), the client asks the
+gateway what it would have signed (`POST /v1/orders/typed-data`) and refuses
+(`SigningRefused`) on any difference (`check_typed_data=False`: never asks); with an RPC URL
+it also checks that each instrument id is registered on the Settlement contract. Retries are
+safe: an order is resent byte for byte with its `client_order_id`, and the gateway answers a
+repeat with the same order.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ LegLike = Leg | tuple[str, str] | tuple[str, str, int]  # (instrument, side[, ra
 RETRY_STATUSES = frozenset({502, 503, 504})
 TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
 DEFAULT_SIGNATURE_LIFETIME = 7 * 86_400  # seconds a signed order stays valid without expires_at
+# a signed quote level is signed afresh when its signature has less than this left
+QUOTE_RESIGN_SECONDS = 3_600
 
 
 def _text(value: Number | None) -> str | None:
@@ -122,6 +124,8 @@ class AsyncIsthmus:
         self._instruments: dict[str, Instrument] | None = None
         self._registered: dict[bytes, bool] = {}
         self._typed_data_agreed: set[tuple[Any, ...]] = set()
+        # signed quote levels: (wallet, symbol, side, price) -> (quantity, signature body)
+        self._quote_signatures: dict[tuple[str, str, str, str], tuple[str, JSON]] = {}
 
     async def __aenter__(self) -> AsyncIsthmus:
         return self
@@ -370,7 +374,8 @@ class AsyncIsthmus:
         local = typed_data(message, chain.chain_id, wallet)
         await self._check_registered(instruments, chain)
         # what the gateway would sign depends on the order's shape (its wallet, instruments,
-        # sides and ratios), the rest being numbers both sides encode alike: agreed once per
+        # sides and ratios, a net debit or credit), the rest being numbers both sides encode
+        # alike: agreed once per
         # shape, a market maker's next orders cost no extra request. A gateway that changed
         # its encoding later would refuse the signature; nothing else could settle.
         shape = (
@@ -382,6 +387,7 @@ class AsyncIsthmus:
                 (leg["instrument"], leg["side"], int(leg.get("ratio", 1)))
                 for leg in body.get("legs", ())
             ),
+            str(body.get("price", "")).startswith("-"),  # a strategy's credit is signed apart
         )
         if self.check_typed_data and shape not in self._typed_data_agreed:
             remote = await self._json(
@@ -764,24 +770,45 @@ class AsyncIsthmus:
 
         `sign=True`: each level is signed here (EIP-712, by `signer` or the client's, for
         its wallet: `account` may then be None), so its fills settle on chain, and callers
-        that may send only signed orders (trading keys, API keys) may quote. A signed level
-        that changes is a new order (a signature covers its price and quantity)."""
+        that may send only signed orders (trading keys, API keys) may quote. The gateway
+        keeps a signed quote only for the very signature it rests with, so the client sends
+        an unchanged level with the signature it signed it with before (while more than
+        `QUOTE_RESIGN_SECONDS` of its deadline remain, and unless a `deadline` is given): it
+        keeps its place in the queue, partly filled or not. A changed level, or one the
+        gateway refused, is signed afresh (a new order, at the back of the queue)."""
         chosen: Signer | None = None
         if sign:
             chosen, account = self._signer_for(account, signer)
         elif account is None:
             raise IsthmusError("an unsigned quote needs its account")
+        now = int(time.time())
 
         async def level(symbol: str, side: str, price: Number, quantity: Number) -> JSON:
             entry: JSON = {"price": _text(price), "quantity": _text(quantity)}
             if chosen is None:
                 return entry
             assert account is not None
-            order = self._order_body(
-                account, symbol, side, quantity, price=price, client_order_id=None, post_only=True
-            )
-            signed = await self._sign("order", order, chosen, account, None, deadline)
-            return {**entry, "signature": signed["signature"]}
+            key = (account, symbol, side, entry["price"])
+            kept = self._quote_signatures.get(key)
+            if (
+                deadline is not None
+                or kept is None
+                or kept[0] != entry["quantity"]
+                or kept[1]["deadline"] <= now + QUOTE_RESIGN_SECONDS
+            ):
+                order = self._order_body(
+                    account,
+                    symbol,
+                    side,
+                    quantity,
+                    price=price,
+                    client_order_id=None,
+                    post_only=True,
+                )
+                signed = await self._sign("order", order, chosen, account, None, deadline)
+                kept = (entry["quantity"], signed["signature"])
+            self._quote_signatures[key] = kept
+            return {**entry, "signature": kept[1]}
 
         body = {
             "account": account,
@@ -794,7 +821,25 @@ class AsyncIsthmus:
                 for symbol, (bids, asks) in quotes.items()
             ],
         }
+        if chosen is not None:
+            # remembered: this quote's levels only (what it no longer gives is withdrawn)
+            given = {
+                (account, symbol, side, _text(p))
+                for symbol, (bids, asks) in quotes.items()
+                for side, levels in (("buy", bids), ("sell", asks))
+                for p, _ in levels
+            }
+            self._quote_signatures = {
+                k: v
+                for k, v in self._quote_signatures.items()
+                if k in given or k[0] != account or k[1] not in quotes
+            }
         result: JSON = await self._json("POST", "/v1/quotes", body, retry=True)
+        for answer in result.get("levels", ()):
+            if answer.get("action") == "refused":  # signed afresh next time
+                self._quote_signatures.pop(
+                    (account, answer["instrument"], answer["side"], answer["price"]), None
+                )
         return result
 
     async def cancel_all_after(

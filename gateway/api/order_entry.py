@@ -39,6 +39,7 @@ from gateway.domain.orders import Order, OrderSpec, Side
 from gateway.oms import order_entry
 from gateway.oms.internal_book import QuoteLevel, QuoteOutcome
 from gateway.oms.order_facts import order_facts
+from gateway.oms.order_signatures import SignatureRequired
 from gateway.runtime import Runtime
 
 MAX_BATCH = 100
@@ -254,15 +255,19 @@ async def mass_quote(conn: HTTPConnection, rt: Runtime, body: MassQuoteIn) -> Ma
     # every level's signature checked against the chain in one read; a refused level is not
     # part of the quote (a quote resting at its price is withdrawn)
     checked = await rt.check_signatures(specs)
+    for refusal in checked:
+        if isinstance(refusal, SignatureRequired):
+            raise refusal  # unsigned where signatures are required: the whole quote, untouched
     refused = [
-        QuoteOutcome(level, "refused", None, error)
-        for level, error in zip(levels, checked, strict=True)
-        if error is not None
+        QuoteOutcome(level, "refused", None, refusal)
+        for level, refusal in zip(levels, checked, strict=True)
+        if refusal is not None
     ]
-    accepted = [level for level, error in zip(levels, checked, strict=True) if error is None]
+    accepted = [level for level, refusal in zip(levels, checked, strict=True) if refusal is None]
     outcomes, cancelled = await rt.orders.mass_quote(body.account, frozenset(instruments), accepted)
+    by_level = {_level_key(o.level): o for o in [*refused, *outcomes]}
     out = []
-    for outcome in [*refused, *outcomes]:
+    for outcome in (by_level[_level_key(level)] for level in levels):  # in the request's order
         level, error = outcome.level, outcome.error
         out.append(
             QuoteLevelOut(
@@ -279,6 +284,10 @@ async def mass_quote(conn: HTTPConnection, rt: Runtime, body: MassQuoteIn) -> Ma
             )
         )
     return MassQuoteOut(levels=out, cancelled=[order_out(o) for o in cancelled])
+
+
+def _level_key(level: QuoteLevel) -> tuple[str, Side, Decimal]:
+    return level.instrument, level.side, level.price
 
 
 async def visible_order(conn: HTTPConnection, rt: Runtime, order_id: str) -> Order:

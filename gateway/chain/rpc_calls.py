@@ -16,7 +16,6 @@ cannot be reached, or answers something that is not a JSON-RPC batch answer, rai
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -33,39 +32,58 @@ class RpcUnavailable(ConnectionError):
 
 
 class EthCalls:
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    # a node refuses a batch past its own limit (geth: 1,000 calls): larger ones go in
+    # chunks of this many, sent at once
+    CHUNK: Final = 500
+
+    def __init__(
+        self, url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.url = url
         self._timeout = timeout
-        # a session belongs to the loop it was first used on (its connections do)
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
-        self.round_trips = 0
+        self._headers = {**(headers or {}), **_HEADERS}
+        # a session belongs to the loop it was made on (its connections do): one per loop
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self.round_trips = 0  # batches the node answered
 
     @classmethod
     def for_web3(cls, w3: Web3) -> EthCalls | None:
-        """Calls to the node `w3` speaks to over HTTP (None for any other provider)."""
+        """Calls to the node `w3` speaks to over HTTP, with its timeout and headers (None
+        for any other provider)."""
         url = getattr(w3.provider, "endpoint_uri", None)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return None
         kwargs: dict[str, Any] = getattr(w3.provider, "get_request_kwargs", lambda: {})()
         timeout = kwargs.get("timeout")
-        return cls(url, timeout=float(timeout) if isinstance(timeout, int | float) else 30.0)
+        headers = kwargs.get("headers")
+        return cls(
+            url,
+            timeout=float(timeout) if isinstance(timeout, int | float) else 30.0,
+            headers=dict(headers) if isinstance(headers, dict) else None,
+        )
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            # aiohttp, not httpx: 0.33 against 0.98 ms a round trip to the devnet's anvil
+            # a loop that ended took its connections with it: forget its session
+            self._sessions = {k: v for k, v in self._sessions.items() if not k.is_closed()}
+            # aiohttp, not httpx: 0.33 against 0.98 ms a round trip to the devnet's anvil;
+            # trust_env: the proxies the environment names, as web3's requests does
             session = self._sessions[loop] = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
+                timeout=aiohttp.ClientTimeout(total=self._timeout), trust_env=True
             )
         return session
 
     async def call(self, calls: Sequence[Call], block: str = "latest") -> list[bytes | None]:
         """Each call's return data at `block` (None: the node refused that call)."""
-        if not calls:
-            return []
+        if len(calls) > self.CHUNK:
+            chunks = [calls[i : i + self.CHUNK] for i in range(0, len(calls), self.CHUNK)]
+            answers = await asyncio.gather(*(self._batch(chunk, block) for chunk in chunks))
+            return [answer for chunk in answers for answer in chunk]
+        return await self._batch(calls, block) if calls else []
+
+    async def _batch(self, calls: Sequence[Call], block: str) -> list[bytes | None]:
         body = [
             {
                 "jsonrpc": "2.0",
@@ -77,13 +95,11 @@ class EthCalls:
         ]
         try:
             async with self._session().post(
-                self.url, data=orjson.dumps(body), headers=_HEADERS, raise_for_status=True
+                self.url, data=orjson.dumps(body), headers=self._headers, raise_for_status=True
             ) as response:
                 answers = orjson.loads(await response.read())
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as error:
             raise RpcUnavailable(f"the node at {self.url} did not answer: {error}") from error
-        finally:
-            self.round_trips += 1
         if not isinstance(answers, list):  # a node without batches answers one error object
             raise RpcUnavailable(f"the node at {self.url} did not answer a batch: {answers!r}")
         results: dict[int, bytes | None] = {}
@@ -99,12 +115,12 @@ class EthCalls:
             )
         if len(results) != len(calls):
             raise RpcUnavailable(f"the node at {self.url} left calls of the batch unanswered")
+        self.round_trips += 1
         return [results[index] for index in range(len(calls))]
 
     async def aclose(self) -> None:
-        """Close the sessions of the running loop."""
-        running = asyncio.get_running_loop()
-        for loop, session in list(self._sessions.items()):
-            if loop is running:
-                del self._sessions[loop]
-                await session.close()
+        """Close the session of the running loop (those of ended loops are forgotten)."""
+        sessions, self._sessions = self._sessions, {}
+        session = sessions.get(asyncio.get_running_loop())
+        if session is not None:
+            await session.close()

@@ -415,7 +415,8 @@ class InternalBook:
         # resting mass-quote orders: account -> (instrument, side, price) -> order id
         self._quotes: dict[str, dict[tuple[str, Side, Decimal], str]] = {}
         self._quote_clients: dict[str, str] = {}  # their order id -> client order id
-        self._signed_quotes: set[str] = set()  # order ids of the signed ones
+        # the signed ones: order id -> its signature
+        self._signed_quotes: dict[str, OrderSignature] = {}
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # per book: the levels of its last depth read, by (ticks, lots): most survive a change
@@ -479,7 +480,7 @@ class InternalBook:
         engine = self._new_engine()
         self._quotes = {}
         self._quote_clients = {}
-        self._signed_quotes = set()
+        self._signed_quotes = {}
         for stored, _ in resting:
             order = stored.order
             spec = order.spec
@@ -489,7 +490,7 @@ class InternalBook:
                 self._quotes.setdefault(spec.account, {})[key] = order.id
                 self._quote_clients[order.id] = spec.client_order_id
                 if spec.signed is not None:
-                    self._signed_quotes.add(order.id)
+                    self._signed_quotes[order.id] = spec.signed
             if spec.is_strategy:
                 strategy_units = StrategyUnits.of(spec.legs, self._rules)
                 events = engine.execute(
@@ -649,8 +650,8 @@ class InternalBook:
         it to the back when larger; quotes at prices no longer given are cancelled, and
         new prices are placed post-only (a level that would take liquidity is refused).
         Signed levels and quotes are never amended (a signature covers its order's price
-        and quantity): a changed one cancels the resting quote and places the level's own
-        order, at the back of the queue.
+        and quantity): a level with the resting quote's own signature keeps it; any other
+        signed level cancels it and places the level's own order, at the back of the queue.
         The cancels go first, so the account's new quotes never meet its old ones; nothing
         else runs in between. `admit` checks and reserves a new quote's limits (raises to
         refuse it); `withdrawn(account, client_order_id)` hears of each quote cancelled, at
@@ -663,7 +664,7 @@ class InternalBook:
                 if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
                     del quotes[key]
                     self._quote_clients.pop(order_id, None)
-                    self._signed_quotes.discard(order_id)
+                    self._signed_quotes.pop(order_id, None)
             wanted = {(level.instrument, level.side, level.price): level for level in levels}
             cancelled: list[asyncio.Future[Order]] = []
             for key, order_id in list(quotes.items()):
@@ -697,7 +698,7 @@ class InternalBook:
                         quotes[key] = order_id
                         self._quote_clients[order_id] = spec.client_order_id
                         if spec.signed is not None:
-                            self._signed_quotes.add(order_id)
+                            self._signed_quotes[order_id] = spec.signed
                     pending.append((level, "placed", future))
                 except DomainError as error:
                     pending.append((level, "refused", error))
@@ -732,7 +733,7 @@ class InternalBook:
         """Under the lock: cancel a resting quote a mass quote no longer wants as it is."""
         events = self._execute(CancelOrder(order_id, CancelReason.USER))
         client_id = self._quote_clients.pop(order_id, None)
-        self._signed_quotes.discard(order_id)
+        self._signed_quotes.pop(order_id, None)
         if withdrawn is not None and client_id is not None:
             withdrawn(account, client_id)
         return self._write(
@@ -749,10 +750,12 @@ class InternalBook:
         return level.signed is None and order_id not in self._signed_quotes
 
     def _same(self, order_id: str, level: QuoteLevel) -> bool:
-        """The resting quote already is the level (a signed level: a signed quote; an
-        unsigned one would never settle)."""
-        if level.signed is not None and order_id not in self._signed_quotes:
-            return False
+        """The resting quote already is the level. A signed level is the same only with the
+        same signature, which is the same order (its digest covers price and quantity),
+        partly filled or not: a fresh nonce or deadline, or another signer, must reach the
+        book (an old deadline passes, an old nonce may be cancelled, an old key revoked)."""
+        if level.signed is not None:
+            return self._signed_quotes.get(order_id) == level.signed
         view = self._engine.order(order_id)
         assert view is not None
         return self._units[level.instrument].to_lots(level.quantity) == view.remaining

@@ -26,6 +26,7 @@ or of a whole batch of orders, go to the node in one JSON-RPC batch from the eve
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -49,6 +50,7 @@ from gateway.domain.trading_keys import (
 from gateway.settlement import eip712
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.signatures")
 
 
 class InvalidSignature(DomainError):
@@ -87,6 +89,7 @@ class OrderSignatures:
         self._owners: dict[str, str] = {}
         # the per-order questions, many in one round trip (None: a provider that is not HTTP)
         self.chain_calls = EthCalls.for_web3(w3)
+        self._batch_failing = False
         # wallet -> whether its owner is a contract; the wallet fixes this when it is built
         self._contract_owners: dict[str, bool] = {}
 
@@ -218,8 +221,12 @@ class OrderSignatures:
         calls = list(dict.fromkeys(call for check in checks for call in self._questions(check)))
         try:
             answers = await self.chain_calls.call(calls)
-        except RpcUnavailable:
+        except RpcUnavailable as error:
+            if not self._batch_failing:  # said once, until a batch is answered again
+                log.warning("batched chain reads failed, reading one at a time: %s", error)
+            self._batch_failing = True
             return {}  # each read again through web3, which raises what the node does
+        self._batch_failing = False
         return dict(zip(calls, answers, strict=True))
 
     async def _finish(self, check: _Check, answers: dict[Call, bytes | None]) -> None:

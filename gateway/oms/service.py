@@ -29,7 +29,6 @@ from gateway.domain.orders import (
     Order,
     OrderSpec,
     Side,
-    SignedOrderNotAmendable,
     TimeInForce,
     validate,
 )
@@ -593,8 +592,6 @@ class OrderService:
                     f"order {order_id} is at version {current.version}, not {expected_version}",
                     field="expected_version",
                 )
-            if current.spec.signed is not None:  # before the engine moves it
-                raise SignedOrderNotAmendable()
             return await self.book.amend(current, self._clock.now(), price=price, quantity=quantity)
 
         def command(connection: Connection, now: datetime) -> CommandResult[Order]:

@@ -223,8 +223,6 @@ class Strategy:
 # ---------------------------------------------------------------------------
 
 
-# kept: every signed order and every settlement item names its instrument by this hash
-@lru_cache(maxsize=4096)
 def instrument_id(
     kind: int, base: str, quote: str, strike: int, expiry: int, is_call: bool
 ) -> bytes:
@@ -234,6 +232,15 @@ def instrument_id(
     _check_uint("strike", strike, _UINT256_MAX)
     _check_uint("expiry", expiry, _UINT64_MAX)
     _check_bool("is_call", is_call)
+    return _instrument_id(kind, base, quote, strike, expiry, is_call)
+
+
+# kept: every signed order and every settlement item names its instrument by this hash
+# (checked above on every call: 1 == True, so the cache would answer for an invalid bool)
+@lru_cache(maxsize=4096)
+def _instrument_id(
+    kind: int, base: str, quote: str, strike: int, expiry: int, is_call: bool
+) -> bytes:
     return keccak(
         abi_encode(
             ["uint8", "address", "address", "uint256", "uint64", "bool"],
@@ -271,11 +278,16 @@ def option_instrument_id(
 # ---------------------------------------------------------------------------
 
 
-# kept: every signed order's digest needs its wallet's (56 of a digest's 89 µs here)
-@lru_cache(maxsize=4096)
 def domain_separator(chain_id: int, wallet: str) -> bytes:
     """``hashStruct(EIP712Domain)`` for the given chain and trader ``MarginWallet``."""
     _check_uint("chain_id", chain_id, _UINT256_MAX)
+    return _domain_separator(chain_id, wallet)
+
+
+# kept: every signed order's digest needs its wallet's (56 of a digest's 89 µs here);
+# checked above on every call, not only on a miss
+@lru_cache(maxsize=4096)
+def _domain_separator(chain_id: int, wallet: str) -> bytes:
     return keccak(
         abi_encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],

@@ -24,6 +24,7 @@ from tests.api.order_entry_support import (
     order,
     post_order,
     resting,
+    runtime,
 )
 
 
@@ -185,3 +186,27 @@ def test_an_instrument_listed_without_levels_pulls_its_quotes(tmp_path: Path) ->
         )
         assert same_price.status_code == 422
         assert resting(client) == ([("2980", [("plain", "1")])], [])
+
+
+def test_an_unsigned_quote_where_signatures_are_required_is_refused_whole(
+    tmp_path: Path,
+) -> None:
+    """Refused as a whole, as an unsigned order is: the account's resting quotes stay (a
+    level refused alone would have withdrawn the quote at its price)."""
+    with app_client(tmp_path) as client:
+        quote(client, A, bids=[("2990", "1")], asks=[("3010", "1")])
+        runtime(client).settings.require_signed_orders = True
+        refused = client.post(
+            "/v1/quotes",
+            json={
+                "account": A,
+                "quotes": [{"instrument": SPOT, "bids": [{"price": "2995", "quantity": "1"}]}],
+            },
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (
+            422,
+            "signature_required",
+        )
+        bids, asks = resting(client)
+        assert [(p, [q for _, q in queue]) for p, queue in bids] == [("2990", ["1"])]
+        assert [(p, [q for _, q in queue]) for p, queue in asks] == [("3010", ["1"])]

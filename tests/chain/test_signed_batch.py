@@ -57,6 +57,7 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
             "price": "2000",
         }
         deadline_of = change.pop("deadline", deadline)
+        raw = change.pop("raw", None)  # bytes sent instead of the signature
         order.update(change)
         if signer is None:
             return order
@@ -69,7 +70,7 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
         order["signature"] = {
             "nonce": str(nonce),
             "deadline": deadline_of,
-            "signature": "0x" + signature.hex(),
+            "signature": raw or "0x" + signature.hex(),
         }
         return order
 
@@ -84,6 +85,15 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
         ("key-cancelled", key, 6, {}, (422, "invalid_signature")),
         ("late", desk.buyer, 16, {"deadline": now - 1}, (422, "invalid_signature")),
         ("unsigned", None, 0, {}, (422, "signature_required")),
+        ("unreadable", desk.buyer, 19, {"raw": "0x" + "00" * 65}, (422, "invalid_signature")),
+        # unreadable bytes, but the nonce is refused first (the wallet's order of checks)
+        (
+            "unreadable-cancelled",
+            desk.buyer,
+            7,
+            {"raw": "0x" + "00" * 65},
+            (422, "invalid_signature"),
+        ),
         ("owner-again", desk.buyer, 17, {"price": "1990"}, (201, None)),
     ]
 
@@ -107,12 +117,19 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
             assert reads.round_trips == asked + 1  # every order's questions in one batch
             results = answer.json()["results"]
             assert [outcome(r["status"], r) for r in results] == [c[4] for c in cases]
-            # the same orders one by one (new ids): the same answers
-            for tag, signer, n, change, expected in cases:
+            fields = {
+                c[0]: (r["error"] or {}).get("field") for c, r in zip(cases, results, strict=True)
+            }
+            assert fields["unreadable"] == "signature"
+            assert fields["unreadable-cancelled"] == "signature.nonce"
+            # the same orders one by one (new ids): the same answers, the same fields
+            for (tag, signer, n, change, expected), batched in zip(cases, results, strict=True):
                 single = await http.post(
                     "/v1/orders", json=await body(http, f"s-{tag}", signer, n, **dict(change))
                 )
                 assert outcome(single.status_code, single.json()) == expected, (tag, single.text)
+                error = single.json().get("error") or {}
+                assert error.get("field") == (batched["error"] or {}).get("field"), tag
             stored = (await http.get("/v1/orders", params={"account": desk.buyer_wallet})).json()
             accepted = sorted(o["client_order_id"] for o in stored["items"])
             names = [c[0] for c in cases if c[4][0] == 201]
@@ -150,11 +167,17 @@ def test_eth_calls_answer_each_call_and_refuse_to_guess_when_the_node_is_gone(
         assert answers[2] == bytes(128)  # no such key: an empty record
         assert answers[3] is None
         assert calls.round_trips == 1
+        # past a node's batch limit: in chunks, answered in order
+        many = [min_nonce_call(wallet)] + [nonce_used_call(wallet, n) for n in range(1_199)]
+        answered = await calls.call(many)
+        assert answered[0] == (7).to_bytes(32, "big") and answered[1:] == [bytes(32)] * 1_199
+        assert calls.round_trips == 1 + 3
         await calls.aclose()
 
         gone = EthCalls("http://127.0.0.1:9", timeout=2)  # nothing listens on the discard port
         with pytest.raises(RpcUnavailable):
             await gone.call([min_nonce_call(wallet)])
+        assert gone.round_trips == 0  # counts the batches answered
         await gone.aclose()
 
     asyncio.run(scenario())

@@ -1,8 +1,9 @@
 """A market maker's mass quotes signed by its wallet's trading key, on a real chain: a key may
-mass-quote only signed levels; an unchanged level keeps its order and its place in the queue;
-a changed one is a new signed order (a signature covers its price and quantity, so a signed
-order is never amended); a level signed by a stranger is refused alone; and the quote that
-trades settles on chain with the key's signature and passes the audit."""
+mass-quote only signed levels; a level sent with the resting quote's own signature keeps that
+order and its place in the queue, partly filled or not; any other signature (a changed level,
+or the same level signed afresh) is a new order (a signature covers its price and quantity,
+so a signed order is never amended); a level signed by a stranger is refused alone; and the
+quote that trades settles on chain with the key's signature and passes the audit."""
 
 from __future__ import annotations
 
@@ -97,18 +98,12 @@ def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
                 "signature_required",
             )
 
-            first = by_price(
-                await maker.post(
-                    "/v1/quotes",
-                    json=quote(
-                        [
-                            await level(maker, key, "1990", "1"),
-                            await level(maker, key, "1980", "0.5"),
-                            await level(maker, key, "1970", "0.4"),
-                        ]
-                    ),
-                )
-            )
+            sent = {
+                "1990": await level(maker, key, "1990", "1"),
+                "1980": await level(maker, key, "1980", "0.5"),
+                "1970": await level(maker, key, "1970", "0.4"),
+            }
+            first = by_price(await maker.post("/v1/quotes", json=quote(list(sent.values()))))
             assert {p: e["action"] for p, e in first.items()} == {
                 "1990": "placed",
                 "1980": "placed",
@@ -129,35 +124,35 @@ def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
             )
             assert other.status_code == 201, other.text
 
-            second = await maker.post(
-                "/v1/quotes",
-                json=quote(
-                    [
-                        await level(maker, key, "1990", "1"),  # the same, signed afresh
-                        await level(maker, key, "1980", "0.3"),  # changed: a new order
-                        await level(maker, stranger, "1960", "0.5"),  # not the wallet's
-                    ]
-                ),
-            )
+            resent = {
+                "1990": sent["1990"],  # the same order: its own signature
+                "1980": await level(maker, key, "1980", "0.3"),  # changed: a new order
+                "1970": await level(maker, key, "1970", "0.4"),  # the same, signed afresh
+                "1960": await level(maker, stranger, "1960", "0.5"),  # not the wallet's
+            }
+            second = await maker.post("/v1/quotes", json=quote(list(resent.values())))
             levels = by_price(second)
+            assert [e["price"] for e in second.json()["levels"]] == ["1990", "1980", "1970", "1960"]
             assert {p: e["action"] for p, e in levels.items()} == {
                 "1990": "kept",
                 "1980": "placed",
+                "1970": "placed",
                 "1960": "refused",
             }
             assert levels["1960"]["error"]["code"] == "invalid_signature"
             assert levels["1990"]["order_id"] == first["1990"]["order_id"]
-            assert levels["1980"]["order_id"] != first["1980"]["order_id"]
-            assert (
-                levels["1980"]["order"]["signed"]["nonce"]
-                != (first["1980"]["order"]["signed"]["nonce"])
-            )
+            for price in ("1980", "1970"):  # a new signature is a new order on the book
+                assert levels[price]["order_id"] != first[price]["order_id"]
+                assert levels[price]["order"]["signed"] == resent[price]["signature"]
             cancelled = sorted(o["id"] for o in second.json()["cancelled"])
             assert cancelled == sorted([first["1980"]["order_id"], first["1970"]["order_id"]])
             # a signed quote is never amended: its signature covers its price and quantity
             kept = levels["1990"]["order_id"]
             amend = await maker.patch(f"/v1/orders/{kept}", json={"quantity": "0.5"})
-            assert amend.status_code in (403, 422), amend.text
+            assert (amend.status_code, amend.json()["error"]["code"]) == (
+                403,
+                "signature_required",
+            )
             amend = await operator.patch(f"/v1/orders/{kept}", json={"quantity": "0.5"})
             assert (amend.status_code, amend.json()["error"]["code"]) == (
                 422,
@@ -170,6 +165,15 @@ def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
             assert (quoted["status"], quoted["filled_quantity"]) == ("partially_filled", "0.6")
             third = (await operator.get(f"/v1/orders/{other.json()['id']}")).json()
             assert third["filled_quantity"] == "0"
+            # the same signature again after the partial fill: still the same order, its rest
+            # resting (a second order under one signature could not settle past what is left)
+            again = by_price(
+                await maker.post("/v1/quotes", json=quote([sent["1990"], resent["1980"]]))
+            )
+            assert again["1990"]["action"] == "kept" and again["1990"]["order_id"] == kept
+            assert again["1980"]["action"] == "kept"
+            resting = (await operator.get(f"/v1/orders/{kept}")).json()
+            assert (resting["status"], resting["remaining_quantity"]) == ("partially_filled", "0.4")
             # the fill settles with the key's signature of 1 WETH, 0.6 of it filled
             await settle_and_audit(rt, desk, 2)
         finally:
