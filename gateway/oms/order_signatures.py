@@ -160,7 +160,9 @@ class OrderSignatures:
         What is local (deadline, digest, the signer's recovery) is done first; then the
         chain's answers for all of them (nonces, key records, key allow-lists) are read in
         one JSON-RPC batch; an answer that is not what a wallet answers is read again on its
-        own, as a single order's would be. A node that cannot be reached raises."""
+        own, as a single order's would be, and a batch the node did not answer is asked call
+        by call through web3: chain errors are what those reads make of them (an owner that
+        cannot be read is refused as not a wallet; the other reads raise)."""
         checks: list[_Check | DomainError] = []
         for spec in specs:
             try:
