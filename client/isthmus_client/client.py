@@ -775,13 +775,16 @@ class AsyncIsthmus:
         an unchanged level with the signature it signed it with before (while more than
         `QUOTE_RESIGN_SECONDS` of its deadline remain, and unless a `deadline` is given): it
         keeps its place in the queue, partly filled or not. A changed level, or one the
-        gateway refused, is signed afresh (a new order, at the back of the queue)."""
+        gateway refused, is signed afresh (a new order, at the back of the queue); a kept
+        signature refused because its quote traded meanwhile is signed afresh and the quote
+        sent once more, in the same call."""
         chosen: Signer | None = None
         if sign:
             chosen, account = self._signer_for(account, signer)
         elif account is None:
             raise IsthmusError("an unsigned quote needs its account")
         now = int(time.time())
+        reused: set[tuple[str, str, str, str]] = set()  # levels sent with a kept signature
 
         async def level(symbol: str, side: str, price: Number, quantity: Number) -> JSON:
             entry: JSON = {"price": _text(price), "quantity": _text(quantity)}
@@ -807,20 +810,11 @@ class AsyncIsthmus:
                 )
                 signed = await self._sign("order", order, chosen, account, None, deadline)
                 kept = (entry["quantity"], signed["signature"])
+            else:
+                reused.add(key)
             self._quote_signatures[key] = kept
             return {**entry, "signature": kept[1]}
 
-        body = {
-            "account": account,
-            "quotes": [
-                {
-                    "instrument": symbol,
-                    "bids": [await level(symbol, "buy", p, q) for p, q in bids],
-                    "asks": [await level(symbol, "sell", p, q) for p, q in asks],
-                }
-                for symbol, (bids, asks) in quotes.items()
-            ],
-        }
         if chosen is not None:
             # remembered: this quote's levels only (what it no longer gives is withdrawn)
             given = {
@@ -834,12 +828,31 @@ class AsyncIsthmus:
                 for k, v in self._quote_signatures.items()
                 if k in given or k[0] != account or k[1] not in quotes
             }
-        result: JSON = await self._json("POST", "/v1/quotes", body, retry=True)
-        for answer in result.get("levels", ()):
-            if answer.get("action") == "refused":  # signed afresh next time
-                self._quote_signatures.pop(
-                    (account, answer["instrument"], answer["side"], answer["price"]), None
-                )
+        for attempt in range(2):
+            reused.clear()
+            body = {
+                "account": account,
+                "quotes": [
+                    {
+                        "instrument": symbol,
+                        "bids": [await level(symbol, "buy", p, q) for p, q in bids],
+                        "asks": [await level(symbol, "sell", p, q) for p, q in asks],
+                    }
+                    for symbol, (bids, asks) in quotes.items()
+                ],
+            }
+            result: JSON = await self._json("POST", "/v1/quotes", body, retry=True)
+            spent = False
+            for answer in result.get("levels", ()):
+                if answer.get("action") != "refused":
+                    continue
+                key = (account or "", answer["instrument"], answer["side"], answer["price"])
+                self._quote_signatures.pop(key, None)  # signed afresh next time
+                field = (answer.get("error") or {}).get("field")
+                spent = spent or (key in reused and field == "signature.nonce")
+            if not (spent and attempt == 0):
+                return result
+            # a kept signature whose quote traded meanwhile: once more, those signed afresh
         return result
 
     async def cancel_all_after(

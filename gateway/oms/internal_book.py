@@ -70,6 +70,7 @@ from gateway.matching import (
 from gateway.oms.group_commit import CommandResult, GroupCommitter
 from gateway.oms.ids import new_id
 from gateway.oms.order_facts import fill_facts, order_change
+from gateway.oms.order_signatures import SpentNonce
 from gateway.store import order_repository as repo
 from gateway.store.audit_log import AuditEntry
 from gateway.telemetry.metrics import matching_histogram
@@ -93,6 +94,7 @@ class BookRejected(InvalidOrder):
 
 
 QUOTE_PREFIX = "mq-"  # the client order ids of orders a mass quote placed
+SPENT_QUOTE_SIGNATURES = 10_000  # per account, the newest kept
 
 
 def request_key(spec: OrderSpec) -> str:
@@ -417,6 +419,8 @@ class InternalBook:
         self._quote_clients: dict[str, str] = {}  # their order id -> client order id
         # the signed ones: order id -> its signature
         self._signed_quotes: dict[str, OrderSignature] = {}
+        # per account, the nonces of signed quotes that traded or left the book (in order)
+        self._spent_quotes: dict[str, dict[int, None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # per book: the levels of its last depth read, by (ticks, lots): most survive a change
@@ -664,7 +668,9 @@ class InternalBook:
                 if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
                     del quotes[key]
                     self._quote_clients.pop(order_id, None)
-                    self._signed_quotes.pop(order_id, None)
+                    signed = self._signed_quotes.pop(order_id, None)
+                    if signed is not None:
+                        self._spend_quote_signature(account, signed)
             wanted = {(level.instrument, level.side, level.price): level for level in levels}
             cancelled: list[asyncio.Future[Order]] = []
             for key, order_id in list(quotes.items()):
@@ -687,6 +693,14 @@ class InternalBook:
                     if order_id:  # a signed quote or level: a new order replaces it
                         del quotes[key]
                         cancelled.append(self._withdraw_quote(account, order_id, withdrawn))
+                    if level.signed is not None and level.signed.nonce in self._spent_quotes.get(
+                        account, {}
+                    ):
+                        raise SpentNonce(
+                            f"nonce {level.signed.nonce} signed a quote of {account} that traded "
+                            "or left the book: sign the level afresh",
+                            field="signature.nonce",
+                        )
                     spec = level.spec(account)
                     if admit is not None:
                         admit(spec)
@@ -731,9 +745,12 @@ class InternalBook:
         self, account: str, order_id: str, withdrawn: Callable[[str, str], object] | None
     ) -> asyncio.Future[Order]:
         """Under the lock: cancel a resting quote a mass quote no longer wants as it is."""
+        view = self._engine.order(order_id)
+        signed = self._signed_quotes.pop(order_id, None)
+        if signed is not None and view is not None and view.remaining != view.quantity:
+            self._spend_quote_signature(account, signed)  # it traded: its rest is less
         events = self._execute(CancelOrder(order_id, CancelReason.USER))
         client_id = self._quote_clients.pop(order_id, None)
-        self._signed_quotes.pop(order_id, None)
         if withdrawn is not None and client_id is not None:
             withdrawn(account, client_id)
         return self._write(
@@ -742,6 +759,16 @@ class InternalBook:
             priorities=((order_id, None),),
             cancel_reason="replaced by a mass quote",
         )
+
+    def _spend_quote_signature(self, account: str, signed: OrderSignature) -> None:
+        """A signed quote that traded, or left the book by another path than its own mass
+        quote's withdrawal: its signature may not rest again as a new order (the chain
+        learns a spent nonce only once the trade settles). The newest per account are
+        kept; an older one is refused by the chain's nonce check by then."""
+        spent = self._spent_quotes.setdefault(account, {})
+        spent[signed.nonce] = None
+        if len(spent) > SPENT_QUOTE_SIGNATURES:
+            del spent[next(iter(spent))]
 
     def _amendable(self, order_id: str, level: QuoteLevel) -> bool:
         """Whether the resting quote may become the level by an amend: only unsigned to

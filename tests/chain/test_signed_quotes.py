@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
+from isthmus_client import AsyncIsthmus, NonceStore, Signer
 from web3 import Web3
 
 from gateway.chain.anvil import Anvil
@@ -174,10 +175,80 @@ def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
             assert again["1980"]["action"] == "kept"
             resting = (await operator.get(f"/v1/orders/{kept}")).json()
             assert (resting["status"], resting["remaining_quantity"]) == ("partially_filled", "0.4")
-            # the fill settles with the key's signature of 1 WETH, 0.6 of it filled
-            await settle_and_audit(rt, desk, 2)
+            # a seller takes the rest of 1990 and all of 1980; the 1980 quote is gone, and its
+            # signature, sent again before the trade settles, may not rest a second time
+            pulled = await operator.delete(f"/v1/orders/{other.json()['id']}")
+            assert pulled.status_code == 200, pulled.text
+            await desk.order(operator, desk.seller, desk.seller_wallet, "sell", "0.7", "1980")
+            spent = by_price(
+                await maker.post("/v1/quotes", json=quote([sent["1990"], resent["1980"]]))
+            )
+            assert spent["1980"]["action"] == "refused"
+            assert (spent["1980"]["error"]["code"], spent["1980"]["error"]["field"]) == (
+                "invalid_signature",
+                "signature.nonce",
+            )
+            # the fills settle with the key's signatures (1 WETH signed, 1 filled; 0.3 of 0.3)
+            await settle_and_audit(rt, desk, 6)
         finally:
             await maker.aclose()
+            await operator.aclose()
+            await rt.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_client_requotes_with_kept_signatures_and_signs_a_traded_level_afresh(
+    w3: Web3, deployer: Sender, anvil_node: Anvil, fresh_chain: Web3, tmp_path: Path
+) -> None:
+    """isthmus_client's mass_quote(sign=True): an unchanged level is resent with the
+    signature it rests with (kept, in its place); a level whose quote traded meanwhile is
+    refused by the gateway under that signature, so the client signs it afresh and sends the
+    quote once more, in the same call; the trade settles on chain."""
+    desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'client-quotes.db'}")
+    key = anvil_node.dev_accounts()[7]
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    Sender(w3, desk.buyer).transact(
+        wallet_contract(w3, desk.buyer_wallet).functions.authorise_key(
+            key.address, now + 86_400, True, 2**128 - 1, []
+        )
+    )
+    bids = {"WETH/USDC": ([("1990", "0.2"), ("1980", "0.2")], [])}
+
+    def actions(answer: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(level["price"], level["action"]) for level in answer["levels"]]
+
+    async def scenario() -> None:
+        rt = desk.runtime()
+        transport = await serve_transport(rt)
+        operator = httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=operator_headers()
+        )
+        try:
+            async with AsyncIsthmus(
+                "http://gw",
+                Signer(key, desk.buyer_wallet),
+                transport=transport,
+                nonces=NonceStore(None),
+                rpc_url=desk.rpc_url,
+            ) as maker:
+                first = await maker.mass_quote(None, bids, sign=True)
+                assert actions(first) == [("1990", "placed"), ("1980", "placed")]
+                again = await maker.mass_quote(None, bids, sign=True)
+                assert actions(again) == [("1990", "kept"), ("1980", "kept")]
+                ids = [level["order_id"] for level in again["levels"]]
+                assert ids == [level["order_id"] for level in first["levels"]]
+
+                await desk.order(operator, desk.seller, desk.seller_wallet, "sell", "0.2", "1990")
+                after = await maker.mass_quote(None, bids, sign=True)
+                assert actions(after) == [("1990", "placed"), ("1980", "kept")]
+                assert after["levels"][0]["order_id"] != ids[0]
+                assert (
+                    after["levels"][0]["order"]["signed"]["nonce"]
+                    != (first["levels"][0]["order"]["signed"]["nonce"])
+                )
+            await settle_and_audit(rt, desk, 2)
+        finally:
             await operator.aclose()
             await rt.stop()
 
