@@ -4,6 +4,11 @@ The binary comes from the npm package ``@foundry-rs/anvil`` in the project's
 ``node_modules/.bin``; ``ISTHMUS_ANVIL_BIN`` (or the ``binary`` argument) overrides it.
 ``start()`` picks a free port, launches anvil and polls ``eth_chainId`` until the node answers;
 ``stop()`` terminates it (SIGTERM, then SIGKILL of its own process group if needed).
+
+anvil moves all but its newest block states to disk and leaves them there when it stops (at
+its default ``~/.foundry/anvil/tmp`` they filled a 250 GB disk over a day of test runs). So
+each node gets its own ``--cache-path`` under :func:`state_cache_root`, named after the
+process that started it; ``stop()`` removes it, and a start removes those whose process died.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +42,35 @@ DEFAULT_CHAIN_ID: Final = 31337
 
 class AnvilError(RuntimeError):
     """anvil could not be found, did not start, or exited unexpectedly."""
+
+
+def state_cache_root() -> Path:
+    """Where the nodes this machine starts keep their past block states, one folder each."""
+    return Path(tempfile.gettempdir()) / "isthmus-anvil-states"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_state_caches(root: Path | None = None) -> list[Path]:
+    """Remove the state folders whose starting process is gone (killed before its ``stop()``);
+    the ones removed."""
+    root = state_cache_root() if root is None else root
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in root.iterdir():
+            owner = entry.name.split("-", 1)[0]
+            if owner.isdigit() and not _process_alive(int(owner)):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
 
 
 def find_anvil_binary(binary: str | os.PathLike[str] | None = None) -> Path:
@@ -125,6 +160,8 @@ class AnvilConfig:
     gas_limit: int | None = None
     code_size_limit: int | None = None
     state_path: str | None = None  # --state: load at start if present, dump on stop
+    # --cache-path for past block states; None: a folder of this node's own, removed on stop
+    cache_path: str | None = None
     extra_args: tuple[str, ...] = ()
     startup_timeout: float = 30.0
 
@@ -143,6 +180,7 @@ class Anvil:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._port: int | None = None
+        self._state_cache: Path | None = None  # the folder this object made, removed on stop
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -159,6 +197,13 @@ class Anvil:
         if self._port is None:
             raise AnvilError("anvil is not started")
         return self._port
+
+    @property
+    def state_cache(self) -> Path | None:
+        """The folder of past block states this node was given (None when not started)."""
+        if self.config.cache_path is not None:
+            return Path(self.config.cache_path)
+        return self._state_cache
 
     @property
     def rpc_url(self) -> str:
@@ -191,6 +236,9 @@ class Anvil:
             args += ["--code-size-limit", str(cfg.code_size_limit)]
         if cfg.state_path is not None:
             args += ["--state", cfg.state_path]
+        cache = cfg.cache_path if cfg.cache_path is not None else self._state_cache
+        if cache is not None:
+            args += ["--cache-path", str(cache)]
         args += list(cfg.extra_args)
         return args
 
@@ -214,6 +262,11 @@ class Anvil:
         raise last_error
 
     def _launch(self, port: int) -> None:
+        if self.config.cache_path is None:
+            sweep_state_caches()
+            root = state_cache_root()
+            root.mkdir(parents=True, exist_ok=True)
+            self._state_cache = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
         self._log = tempfile.TemporaryFile(prefix="anvil-", suffix=".log")  # noqa: SIM115
         self._process = subprocess.Popen(
             self.command(port),
@@ -282,6 +335,9 @@ class Anvil:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
             self._process = None
+        if self._state_cache is not None:
+            shutil.rmtree(self._state_cache, ignore_errors=True)
+            self._state_cache = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from gateway.chain.anvil import (
     dev_accounts,
     find_anvil_binary,
     rpc_call,
+    state_cache_root,
+    sweep_state_caches,
 )
 
 pytestmark = pytest.mark.chain
@@ -78,3 +82,34 @@ def test_fixed_port_in_use_is_refused() -> None:
         with pytest.raises(AnvilError, match="in use"):
             Anvil(AnvilConfig(port=first.port)).start()
         assert rpc_call(first.rpc_url, "eth_chainId") == hex(31337)
+
+
+def test_past_states_live_in_the_nodes_own_folder_and_leave_with_it() -> None:
+    """anvil keeps only recent block states in memory and writes the rest to disk, where it
+    leaves them; the folder is the node's own and ``stop()`` removes it."""
+    with Anvil() as node:
+        folder = node.state_cache
+        assert folder is not None and folder.parent == state_cache_root()
+        assert folder.name.startswith(f"{os.getpid()}-")
+        rpc_call(node.rpc_url, "anvil_mine", ["0x300"])
+        assert any(folder.iterdir())  # 768 blocks: the older states went to disk
+        # ...and a past block's state is still answered, from there
+        first = dev_accounts(count=1)[0].address
+        assert int(rpc_call(node.rpc_url, "eth_getBalance", [first, "0x1"]), 16) > 0
+    assert not folder.exists()
+
+
+def test_a_start_sweeps_the_folders_of_processes_that_died(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f"{int(finished.stdout)}-abc"
+    alive = tmp_path / f"{os.getpid()}-def"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "0xstate.json").write_text("{}")
+    assert sweep_state_caches(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists()
