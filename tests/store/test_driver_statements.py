@@ -77,7 +77,9 @@ def stored(engine: Engine, order_id: str) -> dict[str, object]:
     quantity=st.decimals(min_value=Decimal("1e-18"), max_value=Decimal("1e12"), places=18),
     offset=st.integers(min_value=-(10**6), max_value=10**6),
     post_only=st.booleans(),
-    reason=st.one_of(st.none(), st.text(max_size=30)),
+    # any text PostgreSQL's text can hold (not NUL); reasons are the gateway's own words or a
+    # venue's message
+    reason=st.one_of(st.none(), st.text(st.characters(blacklist_characters="\x00"), max_size=30)),
 )
 def test_a_row_reads_back_as_if_execute_had_stored_it(
     engine: Engine, quantity: Decimal, offset: int, post_only: bool, reason: str | None
