@@ -90,6 +90,7 @@ POLICY: tuple[Rule, ...] = (
         "GET /v1/book/{symbol:path}",
         "GET /v1/venues",  # market-data feeds: no account's data
         "GET /v1/accounts/{address}/risk",
+        "GET /v1/accounts/{account}/next-nonce",
         "POST /v1/risk/what-if",
         "GET /v1/risk/limits/{account}",
         "GET /v1/risk/hedging/{account}",

@@ -32,6 +32,7 @@ from gateway.api.schemas import (
     Symbol,
     _Strict,
 )
+from gateway.chain import signatures as chain_signatures
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import Order, OrderSignature, TimeInForce
@@ -230,6 +231,41 @@ async def typed_data(body: TypedDataIn, rt: RuntimeDep, request: Request) -> dic
     signed = OrderSignature(int(body.nonce), body.deadline, b"")
     chain_id = await rt.signatures.chain_id()
     return rt.signatures.onchain.typed_data(spec, signed, chain_id)
+
+
+class NextNonceOut(_Strict):
+    account: str
+    next_nonce: str = Field(
+        description="The nonce to sign the account's next order with: above every nonce its "
+        "orders here hold, and not below the wallet's min_nonce on chain"
+    )
+    min_nonce: str | None = Field(description="The wallet's min_nonce (None: no chain)")
+
+
+@router.get(
+    "/accounts/{account}/next-nonce",
+    response_model=NextNonceOut,
+    responses=ERRORS,
+    summary="The nonce to sign an account's next order with",
+    description="A signature's nonce is used once: a signed order whose nonce another order "
+    "of the wallet holds is refused (422 invalid_signature on signature.nonce). A client that "
+    "lost count of its nonces starts again from here.",
+)
+async def next_nonce(
+    account: Annotated[Address, Path()], rt: RuntimeDep, request: Request
+) -> NextNonceOut:
+    await ensure_account(request, account)
+    floor = rt.orders.nonces.next_free(account)
+    minimum: int | None = None
+    if rt.signatures is not None:
+        w3 = rt.signatures.w3
+        minimum = await asyncio.to_thread(chain_signatures.min_nonce, w3, account)
+        floor = max(floor, minimum)
+    return NextNonceOut(
+        account=account,
+        next_nonce=str(max(floor, 1)),
+        min_nonce=None if minimum is None else str(minimum),
+    )
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS)

@@ -74,6 +74,15 @@ def wallet_owner(w3: Web3, wallet: str, block: BlockIdentifier = "latest") -> st
     return str(_wallet(w3, wallet).functions.owner().call(block_identifier=block))
 
 
+def min_nonce(w3: Web3, wallet: str) -> int:
+    """The wallet's `min_nonce()`: every nonce below it is cancelled; 0 when `wallet` is not
+    a MarginWallet (it has no nonces to refuse)."""
+    try:
+        return int(_wallet(w3, wallet).functions.min_nonce().call())
+    except (*_REFUSED, Web3RPCError):
+        return 0
+
+
 _MIN_NONCE: Final = keccak(text="min_nonce()")[:4]
 _NONCE_USED: Final = keccak(text="nonce_used(uint256)")[:4]
 
@@ -91,8 +100,8 @@ def nonce_refusal(
     to = Web3.to_checksum_address(wallet)
     words: list[bytes] = []
     with contextlib.suppress(*_REFUSED, Web3RPCError), w3.batch_requests() as batch:
-        batch.add(w3.eth.call({"to": to, "data": _MIN_NONCE}, block))
-        batch.add(w3.eth.call({"to": to, "data": _NONCE_USED + nonce.to_bytes(32, "big")}, block))
+        for _, data in (min_nonce_call(to), nonce_used_call(to, nonce)):
+            batch.add(w3.eth.call({"to": to, "data": data}, block))
         answers: list[object] = list(batch.execute())
         words = [bytes(a) for a in answers if isinstance(a, bytes)]  # HexBytes
     if len(words) == 2 and all(len(word) == 32 for word in words):

@@ -733,6 +733,16 @@ class InternalBook:
                     outcomes.append(QuoteOutcome(level, "refused", None, error))
         return outcomes, [await self._outcome(future) for future in cancelled]
 
+    def keeps_quote(self, account: str, level: QuoteLevel) -> bool:
+        """Whether the level is the account's resting quote at its price, under that quote's
+        own signature: a mass quote now would keep it (no new order)."""
+        order_id = self._quotes.get(account, {}).get((level.instrument, level.side, level.price))
+        return (
+            order_id is not None
+            and level.signed is not None
+            and self._signed_quotes.get(order_id) == level.signed
+        )
+
     def _grows(self, quotes: dict[tuple[str, Side, Decimal], str], level: QuoteLevel) -> bool:
         """Whether the level is new or larger than the resting quote at its price."""
         order_id = quotes.get((level.instrument, level.side, level.price))

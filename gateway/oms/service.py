@@ -49,6 +49,7 @@ from gateway.oms.order_facts import (
     order_change,
     request_hash,
 )
+from gateway.oms.signed_nonces import NonceKey, SignedNonces, no_other_order
 from gateway.risk.exposure import ExposureLedger
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
@@ -219,6 +220,8 @@ class OrderService:
         # key is not here needs no read before it goes to the book (a hash seen here only
         # means "read to be sure"); None: read every time
         self._client_keys: set[int] | None = None
+        # a signed order may not take a nonce another order of the wallet holds
+        self.nonces = SignedNonces(read_engine)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -230,6 +233,7 @@ class OrderService:
                 return {hash(key) for key in repo.client_order_keys(connection)}
 
         self._client_keys = await asyncio.to_thread(read)
+        await self.nonces.load()
         return len(self._client_keys)
 
     def validate(self, spec: OrderSpec) -> None:
@@ -287,7 +291,13 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
+        claimed: list[NonceKey] = []
+        result: Submitted | None = None
         try:
+            if spec.signed is not None:
+                [held], claimed = await self.nonces.claim([spec])
+                if held is not None:
+                    raise held
             if not routed and self.book is not None and self.book.takes(spec):
                 result = await self._place_on_book(spec, fingerprint, screened)
             else:
@@ -305,6 +315,9 @@ class OrderService:
             if isinstance(error, ComplianceRefused):  # listed while on its way to the book
                 await self._record_refusal(error.decision)
             raise
+        finally:
+            if claimed:
+                self.nonces.release(claimed, [spec] if result is not None else [])
         if reserved and not result.created and self.pre_trade is not None:
             self.pre_trade.ledger.release(spec)
         return result
@@ -397,6 +410,28 @@ class OrderService:
                 fresh.append((index, fingerprint))
             except DomainError as error:
                 outcomes[index] = error
+        # each signed order's nonce, claimed until the run is stored
+        held, claimed = await self.nonces.claim([specs[i] for i, _ in fresh])
+        for (index, _), refusal in zip(fresh, held, strict=True):
+            if refusal is not None:
+                outcomes[index] = refusal
+        fresh = [entry for entry, refusal in zip(fresh, held, strict=True) if refusal is None]
+        try:
+            await self._place_run(specs, fresh, screened, outcomes)
+        finally:
+            self.nonces.release(
+                claimed, [specs[i] for i, _ in fresh if isinstance(outcomes[i], Submitted)]
+            )
+
+    async def _place_run(
+        self,
+        specs: Sequence[OrderSpec],
+        fresh: list[tuple[int, str]],
+        screened: dict[int, tuple[AuditEntry, ...]],
+        outcomes: list[Submitted | DomainError | None],
+    ) -> None:
+        assert self.book is not None
+        keys = self._client_keys
         reserved: set[int] = set()  # positions in `fresh` whose limits were reserved
         ours: dict[str, tuple[str, str]] = {}  # order id -> (account, client id), this batch
 
@@ -459,6 +494,38 @@ class OrderService:
             if not decision.allowed:
                 await self._record_refusal(decision)
                 raise ComplianceRefused(decision)
+        # a new signed level's nonce may not be another order's; a level the book keeps is
+        # its resting quote's own
+        book = self.book
+        new_signed = [
+            level
+            for level in levels
+            if level.signed is not None and not book.keeps_quote(account, level)
+        ]
+        held, claimed = await self.nonces.claim(
+            [level.spec(account) for level in new_signed], no_other_order
+        )
+        refused = [
+            QuoteOutcome(level, "refused", None, refusal)
+            for level, refusal in zip(new_signed, held, strict=True)
+            if refusal is not None
+        ]
+        if refused:
+            gone = {outcome.level for outcome in refused}
+            levels = [level for level in levels if level not in gone]
+        try:
+            outcomes, cancelled = await self._replace_quotes(account, instruments, levels)
+        finally:
+            self.nonces.release(claimed, [])
+        # new signed orders, resting or refused by post-only when placed: stored either way
+        stored = [o.order.spec for o in outcomes if o.order is not None and o.action != "amended"]
+        self.nonces.release((), stored)
+        return [*refused, *outcomes], cancelled
+
+    async def _replace_quotes(
+        self, account: str, instruments: frozenset[str], levels: Sequence[QuoteLevel]
+    ) -> tuple[list[QuoteOutcome], list[Order]]:
+        assert self.book is not None
         reserved: dict[QuoteLevel, OrderSpec] = {}
 
         def admit(spec: OrderSpec) -> None:

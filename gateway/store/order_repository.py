@@ -406,6 +406,29 @@ def open_signed_order_accounts(connection: Connection) -> list[tuple[str, str]]:
     return [(order_id, account) for order_id, account in connection.execute(statement)]
 
 
+def signed_nonce_keys(connection: Connection) -> Iterator[tuple[str, int]]:
+    """(account, nonce) of every stored signed order (streamed: a market maker's millions)."""
+    statement = select(ORDERS.c.account, ORDERS.c.sig_nonce).where(ORDERS.c.sig_nonce.is_not(None))
+    for account, nonce in connection.execution_options(yield_per=10_000).execute(statement):
+        yield account, int(nonce)
+
+
+def nonce_holders(
+    connection: Connection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """For each (account, nonce), the (client_order_id, signature hex) of the stored orders
+    signed with it (the index on (account, sig_nonce) answers it)."""
+    holders: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for account, nonce in dict.fromkeys(keys):
+        statement = select(ORDERS.c.client_order_id, ORDERS.c.signature).where(
+            ORDERS.c.account == account, ORDERS.c.sig_nonce == str(nonce)
+        )
+        found = [(client_id, signature) for client_id, signature in connection.execute(statement)]
+        if found:
+            holders[(account, nonce)] = found
+    return holders
+
+
 def get_orders(connection: Connection, order_ids: Sequence[str]) -> list[StoredOrder]:
     """The orders with these ids (those that exist), read in chunks."""
     found: list[StoredOrder] = []

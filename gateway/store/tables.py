@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from gateway.store.column_types import DecimalText, UtcDateTime
@@ -33,6 +33,14 @@ class OrderRow(SQLModel, table=True):
         Index("ix_orders_account_seq", "account", "seq"),
         Index("ix_orders_status_seq", "status", "seq"),
         Index("ix_orders_instrument_seq", "instrument", "seq"),
+        # which orders hold a wallet's nonce (migration 0017): signed orders only
+        Index(
+            "ix_orders_account_sig_nonce",
+            "account",
+            "sig_nonce",
+            sqlite_where=text("sig_nonce IS NOT NULL"),
+            postgresql_where=text("sig_nonce IS NOT NULL"),
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -122,10 +122,12 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
             }
             assert fields["unreadable"] == "signature"
             assert fields["unreadable-cancelled"] == "signature.nonce"
-            # the same orders one by one (new ids): the same answers, the same fields
+            # the same orders one by one (new ids and, where the wallet would take them, new
+            # nonces: the batch's orders hold theirs): the same answers, the same fields
             for (tag, signer, n, change, expected), batched in zip(cases, results, strict=True):
+                fresh = n + 100 if n >= 10 else n
                 single = await http.post(
-                    "/v1/orders", json=await body(http, f"s-{tag}", signer, n, **dict(change))
+                    "/v1/orders", json=await body(http, f"s-{tag}", signer, fresh, **dict(change))
                 )
                 assert outcome(single.status_code, single.json()) == expected, (tag, single.text)
                 error = single.json().get("error") or {}
