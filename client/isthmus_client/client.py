@@ -37,6 +37,7 @@ from isthmus_client.credentials import ApiKey, OperatorToken, Signer
 from isthmus_client.errors import (
     ApiError,
     IllegalTransition,
+    InvalidSignature,
     IsthmusError,
     SigningRefused,
     TransportError,
@@ -126,6 +127,7 @@ class AsyncIsthmus:
         self._typed_data_agreed: set[tuple[Any, ...]] = set()
         # signed quote levels: (wallet, symbol, side, price) -> (quantity, signature body)
         self._quote_signatures: dict[tuple[str, str, str, str], tuple[str, JSON]] = {}
+        self._nonce_wallets: set[tuple[int, str]] = set()  # the nonce store knows them
 
     async def __aenter__(self) -> AsyncIsthmus:
         return self
@@ -293,6 +295,23 @@ class AsyncIsthmus:
             raise IsthmusError(f"this signer signs for {chosen.wallet}, not for {wallet}")
         return chosen, to_checksum_address(wallet)
 
+    async def _nonce_floor(self, wallet: str, chain: ChainInfo) -> int:
+        """Where the wallet's nonces start for this client: the gateway's next free nonce of
+        the wallet (above every nonce its orders there hold, and the wallet's `min_nonce`), or
+        the chain's `min_nonce` when the gateway cannot tell."""
+        try:
+            answer = await self._json("GET", f"/v1/accounts/{wallet}/next-nonce")
+            return int(answer["next_nonce"])
+        except (IsthmusError, KeyError, ValueError):
+            return await asyncio.to_thread(self._min_nonce, wallet, chain)
+
+    async def _resync_nonces(self, wallet: str) -> None:
+        """The gateway refused a nonce another order holds (another process or machine of the
+        same trader, or a store that forgot): hand out nonces from the gateway's next free."""
+        chain = await self.chain()
+        floor = await self._nonce_floor(wallet, chain)
+        await asyncio.to_thread(self.nonces.skip_to, chain.chain_id, wallet, floor)
+
     def _min_nonce(self, wallet: str, chain: ChainInfo) -> int:
         """The wallet's on-chain floor of nonces (0 when the client cannot read the chain)."""
         rpc = self.rpc_url or chain.rpc_url
@@ -335,9 +354,16 @@ class AsyncIsthmus:
     ) -> JSON:
         chain = await self.chain()
         if nonce is None:
-            nonce = await asyncio.to_thread(
-                self.nonces.take, chain.chain_id, wallet, lambda: self._min_nonce(wallet, chain)
-            )
+            floor: int | None = None
+            if (chain.chain_id, wallet) not in self._nonce_wallets:
+                if not await asyncio.to_thread(self.nonces.knows, chain.chain_id, wallet):
+                    floor = await self._nonce_floor(wallet, chain)
+                self._nonce_wallets.add((chain.chain_id, wallet))
+
+            def start() -> int:  # asked on the wallet's first use only
+                return floor if floor is not None else self._min_nonce(wallet, chain)
+
+            nonce = await asyncio.to_thread(self.nonces.take, chain.chain_id, wallet, start)
         if deadline is None:
             expires = body.get("expires_at")
             deadline = (
@@ -610,9 +636,9 @@ class AsyncIsthmus:
             stop_price=stop_price,
             expires_at=expires_at,
         )
-        if sign:
-            body = await self._sign("order", body, chosen, account, nonce, deadline)
-        return await self.submit(body)
+        if not sign:
+            return await self.submit(body)
+        return await self._submit_signed("order", body, chosen, account, nonce, deadline)
 
     async def place_strategy(
         self,
@@ -652,9 +678,30 @@ class AsyncIsthmus:
             route=route,
             legging=legging,
         )
-        if sign:
-            body = await self._sign("strategy", body, chosen, account, nonce, deadline)
-        return await self.submit(body)
+        if not sign:
+            return await self.submit(body)
+        return await self._submit_signed("strategy", body, chosen, account, nonce, deadline)
+
+    async def _submit_signed(
+        self,
+        kind: str,
+        body: JSON,
+        signer: Signer,
+        wallet: str,
+        nonce: int | None,
+        deadline: int | None,
+    ) -> Order:
+        """Sign and submit; a nonce the client chose that another order of the wallet holds
+        (this client's nonce store is behind the gateway) is chosen again, once, from the
+        gateway's next free nonce. A nonce the caller gave is never changed."""
+        signed = await self._sign(kind, body, signer, wallet, nonce, deadline)
+        try:
+            return await self.submit(signed)
+        except InvalidSignature as error:
+            if nonce is not None or error.field != "signature.nonce":
+                raise
+        await self._resync_nonces(wallet)
+        return await self.submit(await self._sign(kind, body, signer, wallet, None, deadline))
 
     async def place_batch(self, orders: Sequence[Mapping[str, Any]]) -> list[BatchItem]:
         """Up to 100 direct orders in one request (bodies as `sign_order()` makes them, or
@@ -842,17 +889,23 @@ class AsyncIsthmus:
                 ],
             }
             result: JSON = await self._json("POST", "/v1/quotes", body, retry=True)
-            spent = False
+            spent = behind = False
             for answer in result.get("levels", ()):
                 if answer.get("action") != "refused":
                     continue
                 key = (account or "", answer["instrument"], answer["side"], answer["price"])
                 self._quote_signatures.pop(key, None)  # signed afresh next time
                 field = (answer.get("error") or {}).get("field")
-                spent = spent or (key in reused and field == "signature.nonce")
+                if field == "signature.nonce":
+                    spent = True
+                    behind = behind or key not in reused
             if not (spent and attempt == 0):
                 return result
-            # a kept signature whose quote traded meanwhile: once more, those signed afresh
+            # a kept signature whose quote traded meanwhile, or a fresh one whose nonce another
+            # order holds (the nonce store is behind): once more, those signed afresh
+            if behind:
+                assert account is not None
+                await self._resync_nonces(account)
         return result
 
     async def cancel_all_after(

@@ -70,6 +70,11 @@ class NonceStore:
 
         return self._update(next_nonce)
 
+    def knows(self, chain_id: int, wallet: str) -> bool:
+        """Whether the store hands out nonces of `wallet` already (its first use is done)."""
+        key = self._key(chain_id, wallet)
+        return self._update(lambda stored: int(key in stored)) == 1
+
     def skip_to(self, chain_id: int, wallet: str, nonce: int) -> None:
         """Never hand out a nonce below `nonce` again (after `cancel_below`, for one)."""
         key = self._key(chain_id, wallet)

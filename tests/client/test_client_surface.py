@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -202,5 +203,49 @@ def test_quotes_risk_what_if_algos_and_tca(devnet: DevnetGateway) -> None:
             )
             assert missed.status == "cancelled"
             assert await op.wait_settled(missed.id, timeout=5) == []
+
+    asyncio.run(scenario())
+
+
+def test_clients_that_share_a_wallet_never_sign_one_nonce_twice(devnet: DevnetGateway) -> None:
+    """A signature's nonce is used once: the gateway refuses an order whose nonce another
+    order of the wallet holds. A client with a fresh nonce store starts from the gateway's
+    next free nonce; one whose store fell behind (another machine signed meanwhile) is
+    refused once, takes the gateway's next free nonce and signs again."""
+    carol = Signer.from_key(DEMO_KEYS["carol"], devnet.demo_wallet("carol"))
+    far = {"WETH/USDC": ([("1111", "0.1")], [])}
+
+    def nonce_of(order: Any) -> int:
+        return int(order.raw["signed"]["nonce"])
+
+    async def scenario() -> None:
+        async with (
+            AsyncIsthmus(devnet.url, carol, nonces=NonceStore(None)) as first,
+            AsyncIsthmus(devnet.url, carol, nonces=NonceStore(None)) as second,
+        ):
+            one = await first.place_order("WETH/USDC", "buy", "0.1", price="1001")
+            # a fresh store starts from the gateway's next free nonce: signed bodies sent in
+            # a batch (nothing signs them again) are all taken
+            bodies = [
+                await second.sign_order("WETH/USDC", "buy", "0.1", price=f"100{i}")
+                for i in (2, 3, 4)
+            ]
+            batch = await second.place_batch(bodies)
+            assert [item.status for item in batch] == [201, 201, 201], batch
+            taken = [nonce_of(one)] + [nonce_of(item.order) for item in batch]
+            # the first client's store is three behind: refused once, signed again above
+            three = await first.place_order("WETH/USDC", "buy", "0.1", price="1005")
+            assert three.created and nonce_of(three) > max(taken), (taken, nonce_of(three))
+            # the same for a mass quote's fresh level (the second store is behind by one now)
+            quoted = await second.mass_quote(None, far, sign=True)
+            assert [level["action"] for level in quoted["levels"]] == ["placed"], quoted
+            quote_nonce = int(quoted["levels"][0]["order"]["signed"]["nonce"])
+            assert quote_nonce > nonce_of(three)
+            next_free = await first.request("GET", f"/v1/accounts/{carol.wallet}/next-nonce")
+            assert int(next_free.json()["next_nonce"]) == quote_nonce + 1
+            for order in (one, three, *(item.order for item in batch)):
+                assert order is not None
+                await first.cancel_order(order.id)
+            await second.mass_quote(None, {"WETH/USDC": ([], [])}, sign=True)
 
     asyncio.run(scenario())

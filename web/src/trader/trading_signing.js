@@ -204,7 +204,7 @@ export function typedDataDifferences(local, remote) {
 // The next nonce of each (chain, wallet) in localStorage, handed out under a Web Lock so that
 // two tabs of the same trader never hand out the same one. The first use (and every use: a
 // cleared storage or another device must not reuse a nonce) starts at least at the wallet's
-// on-chain floor (min_nonce) and above every nonce the gateway has seen this wallet sign.
+// on-chain floor (min_nonce) and above every nonce the wallet's orders hold at the gateway.
 const NONCES = "isthmus.nonces";
 
 function readNonces() {
@@ -235,23 +235,20 @@ export async function takeNonce(chainId, wallet, floor) {
 }
 
 export async function nonceFloor(api, wallet) {
+  // the gateway's next free nonce of the wallet: above every nonce its orders there hold
+  // (a nonce is used once: it refuses a second order under one) and the wallet's min_nonce
+  try {
+    const answer = await api.get(`/v1/accounts/${wallet}/next-nonce`);
+    return BigInt(answer.next_nonce);
+  } catch {
+    /* an older gateway, or none reachable: the chain's floor at least */
+  }
   let floor = 1n;
   try {
     const onchain = await publicClient().readContract({ address: wallet, abi: MARGIN_WALLET_ABI, functionName: "min_nonce" });
     if (onchain > floor) floor = onchain;
   } catch {
-    /* no node through the wallet: the gateway's record below still counts */
-  }
-  let cursor = null;
-  for (let page = 0; page < 20; page += 1) {
-    const q = new URLSearchParams({ account: wallet, limit: "500" });
-    if (cursor) q.set("cursor", cursor);
-    const answer = await api.get(`/v1/orders?${q}`);
-    for (const order of answer.items) {
-      if (order.signed && BigInt(order.signed.nonce) >= floor) floor = BigInt(order.signed.nonce) + 1n;
-    }
-    cursor = answer.next_cursor;
-    if (!cursor) break;
+    /* no node through the wallet either: the local count stands */
   }
   return floor;
 }
