@@ -278,6 +278,34 @@ class OrderService:
                 raise ComplianceRefused(decision)
             screened = (_screening_entry(decision),)
         fingerprint = request_hash(spec) + (":smart" if routed else "")
+        claimed: list[NonceKey] = []
+        result: Submitted | None = None
+        try:
+            if spec.signed is not None:
+                # in a batch's order: a retry, or another body under a stored
+                # client_order_id, is answered as such; then the nonce; then the limits
+                keys = self._client_keys
+                if keys is None or hash((spec.account, spec.client_order_id)) in keys:
+                    result = await self._earlier(spec, fingerprint)
+                if result is not None:
+                    return result
+                [held], claimed = await self.nonces.claim([spec])
+                if held is not None:
+                    raise held
+            result = await self._admit_and_place(spec, fingerprint, routed, arrival, screened)
+            return result
+        finally:
+            if claimed:
+                self.nonces.release(claimed, [spec] if result is not None else [])
+
+    async def _admit_and_place(
+        self,
+        spec: OrderSpec,
+        fingerprint: str,
+        routed: bool,
+        arrival: ArrivalPrice | None,
+        screened: tuple[AuditEntry, ...],
+    ) -> Submitted:
         reserved = False
         if self.pre_trade is not None:
             try:
@@ -291,13 +319,7 @@ class OrderService:
                 if earlier is None:
                     raise
                 return earlier
-        claimed: list[NonceKey] = []
-        result: Submitted | None = None
         try:
-            if spec.signed is not None:
-                [held], claimed = await self.nonces.claim([spec])
-                if held is not None:
-                    raise held
             if not routed and self.book is not None and self.book.takes(spec):
                 result = await self._place_on_book(spec, fingerprint, screened)
             else:
@@ -315,9 +337,6 @@ class OrderService:
             if isinstance(error, ComplianceRefused):  # listed while on its way to the book
                 await self._record_refusal(error.decision)
             raise
-        finally:
-            if claimed:
-                self.nonces.release(claimed, [spec] if result is not None else [])
         if reserved and not result.created and self.pre_trade is not None:
             self.pre_trade.ledger.release(spec)
         return result

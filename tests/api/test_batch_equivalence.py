@@ -46,8 +46,13 @@ orders = st.fixed_dictionaries(
         "price": st.sampled_from(PRICES),
         "time_in_force": st.sampled_from(["gtc", "gtc", "ioc"]),
         "post_only": st.booleans(),
+        # signed with one of two nonces, or not: a nonce signs one order, so an order under a
+        # nonce another order holds is refused, one by one as in a batch (no chain here: the
+        # signature itself is not checked)
+        "signature": st.sampled_from([None, 1, 2]),
     }
 )
+SIGNATURE = "0x" + "ab" * 65
 levels = st.lists(
     st.tuples(st.sampled_from(PRICES), st.sampled_from(QUANTITIES)),
     max_size=3,
@@ -196,7 +201,23 @@ REFUSED_THEN_SAME_KEY = [
     ),
 ]
 
+# a nonce held by a stored order, and by an earlier order of the same batch
+ONE_NONCE_TWICE = [
+    ("single", order(A, "k0", "buy", "1", "2999", signature=1)),
+    (
+        "batch",
+        [
+            order(A, "k1", "buy", "1", "2998", signature=1),
+            order(A, "k2", "buy", "1", "2998", signature=2),
+            order(A, "k0", "buy", "1", "2999", signature=1),
+            order(A, "k1", "sell", "1", "3002", signature=2),
+            order(B, "k1", "buy", "1", "2998", signature=2),
+        ],
+    ),
+]
 
+
+@example(commands=ONE_NONCE_TWICE)
 @example(commands=IOC_THEN_CROSS)
 @example(commands=TWO_BODIES)
 @example(commands=REFUSED_THEN_SAME_KEY)
@@ -213,8 +234,19 @@ def test_a_batch_leaves_what_its_orders_sent_one_by_one_leave(
     starts = clear(batched), clear(single)
     tag = f"x{next(EXAMPLES)}-"  # a retry is one within this example
 
+    base = 10 * int(tag[1:-1])  # the example's own nonces
+
     def own(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [item | {"client_order_id": tag + item["client_order_id"]} for item in items]
+        mine = []
+        for item in items:
+            item = item | {"client_order_id": tag + item["client_order_id"]}
+            if item.get("signature") is None:
+                item.pop("signature", None)
+            else:
+                signed = {"nonce": str(base + item["signature"]), "deadline": 2**40}
+                item["signature"] = signed | {"signature": SIGNATURE}
+            mine.append(item)
+        return mine
 
     for command in commands:
         if command[0] == "quote":
@@ -228,3 +260,8 @@ def test_a_batch_leaves_what_its_orders_sent_one_by_one_leave(
         assert book(batched) == book(single), command
     assert book(batched) == book(single)
     assert trail(batched, starts[0]) == trail(single, starts[1])
+    for client in gateways:  # each nonce signs at most one stored order of its account
+        for account in (A, B, C):
+            stored = client.get("/v1/orders", params={"account": account, "limit": 500})
+            nonces = [o["signed"]["nonce"] for o in stored.json()["items"] if o["signed"]]
+            assert len(nonces) == len(set(nonces)), (account, nonces)
