@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -94,7 +94,6 @@ class BookRejected(InvalidOrder):
 
 
 QUOTE_PREFIX = "mq-"  # the client order ids of orders a mass quote placed
-SPENT_QUOTE_SIGNATURES = 10_000  # per account, the newest kept
 
 
 def request_key(spec: OrderSpec) -> str:
@@ -419,8 +418,6 @@ class InternalBook:
         self._quote_clients: dict[str, str] = {}  # their order id -> client order id
         # the signed ones: order id -> its signature
         self._signed_quotes: dict[str, OrderSignature] = {}
-        # per account, the nonces of signed quotes that traded or left the book (in order)
-        self._spent_quotes: dict[str, dict[int, None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._rules = {i.symbol: i.rules for i in catalogue}
         # per book: the levels of its last depth read, by (ticks, lots): most survive a change
@@ -647,6 +644,7 @@ class InternalBook:
         levels: Sequence[QuoteLevel],
         admit: Callable[[OrderSpec], object] | None = None,
         withdrawn: Callable[[str, str], object] | None = None,
+        unclaimed: Collection[QuoteLevel] = (),
     ) -> tuple[list[QuoteOutcome], list[Order]]:
         """A mass quote: `levels` become the account's quotes on `instruments`, in one hold
         of the lock. A level at the price of a resting quote keeps it when the quantity is
@@ -660,7 +658,10 @@ class InternalBook:
         else runs in between. `admit` checks and reserves a new quote's limits (raises to
         refuse it); `withdrawn(account, client_order_id)` hears of each quote cancelled, at
         once (the pre-trade checks must not see it as resting any more when the new quotes
-        are admitted). Returns one outcome per level and the quotes cancelled."""
+        are admitted). `unclaimed`: signed levels the caller let through as kept (their nonce
+        not claimed, `keeps_quote`); one that is not kept here (its quote traded or left the
+        book meanwhile) is refused, since that quote's order holds its nonce. Returns one
+        outcome per level and the quotes cancelled."""
         async with self._lock:
             await self._fresh()
             quotes = self._quotes.setdefault(account, {})
@@ -668,9 +669,7 @@ class InternalBook:
                 if self._engine.order(order_id) is None:  # filled or cancelled meanwhile
                     del quotes[key]
                     self._quote_clients.pop(order_id, None)
-                    signed = self._signed_quotes.pop(order_id, None)
-                    if signed is not None:
-                        self._spend_quote_signature(account, signed)
+                    self._signed_quotes.pop(order_id, None)
             wanted = {(level.instrument, level.side, level.price): level for level in levels}
             cancelled: list[asyncio.Future[Order]] = []
             for key, order_id in list(quotes.items()):
@@ -693,12 +692,10 @@ class InternalBook:
                     if order_id:  # a signed quote or level: a new order replaces it
                         del quotes[key]
                         cancelled.append(self._withdraw_quote(account, order_id, withdrawn))
-                    if level.signed is not None and level.signed.nonce in self._spent_quotes.get(
-                        account, {}
-                    ):
+                    if level in unclaimed:
                         raise SpentNonce(
-                            f"nonce {level.signed.nonce} signed a quote of {account} that traded "
-                            "or left the book: sign the level afresh",
+                            f"nonce {level.signed.nonce if level.signed else ''} signed a quote "
+                            f"of {account} that traded or left the book: sign the level afresh",
                             field="signature.nonce",
                         )
                     spec = level.spec(account)
@@ -737,11 +734,7 @@ class InternalBook:
         """Whether the level is the account's resting quote at its price, under that quote's
         own signature: a mass quote now would keep it (no new order)."""
         order_id = self._quotes.get(account, {}).get((level.instrument, level.side, level.price))
-        return (
-            order_id is not None
-            and level.signed is not None
-            and self._signed_quotes.get(order_id) == level.signed
-        )
+        return level.signed is not None and order_id is not None and self._same(order_id, level)
 
     def _grows(self, quotes: dict[tuple[str, Side, Decimal], str], level: QuoteLevel) -> bool:
         """Whether the level is new or larger than the resting quote at its price."""
@@ -755,10 +748,7 @@ class InternalBook:
         self, account: str, order_id: str, withdrawn: Callable[[str, str], object] | None
     ) -> asyncio.Future[Order]:
         """Under the lock: cancel a resting quote a mass quote no longer wants as it is."""
-        view = self._engine.order(order_id)
-        signed = self._signed_quotes.pop(order_id, None)
-        if signed is not None and view is not None and view.remaining != view.quantity:
-            self._spend_quote_signature(account, signed)  # it traded: its rest is less
+        self._signed_quotes.pop(order_id, None)
         events = self._execute(CancelOrder(order_id, CancelReason.USER))
         client_id = self._quote_clients.pop(order_id, None)
         if withdrawn is not None and client_id is not None:
@@ -769,16 +759,6 @@ class InternalBook:
             priorities=((order_id, None),),
             cancel_reason="replaced by a mass quote",
         )
-
-    def _spend_quote_signature(self, account: str, signed: OrderSignature) -> None:
-        """A signed quote that traded, or left the book by another path than its own mass
-        quote's withdrawal: its signature may not rest again as a new order (the chain
-        learns a spent nonce only once the trade settles). The newest per account are
-        kept; an older one is refused by the chain's nonce check by then."""
-        spent = self._spent_quotes.setdefault(account, {})
-        spent[signed.nonce] = None
-        if len(spent) > SPENT_QUOTE_SIGNATURES:
-            del spent[next(iter(spent))]
 
     def _amendable(self, order_id: str, level: QuoteLevel) -> bool:
         """Whether the resting quote may become the level by an amend: only unsigned to

@@ -49,7 +49,7 @@ from gateway.oms.order_facts import (
     order_change,
     request_hash,
 )
-from gateway.oms.signed_nonces import NonceKey, SignedNonces, no_other_order
+from gateway.oms.signed_nonces import NonceKey, SignedNonces
 from gateway.risk.exposure import ExposureLedger
 from gateway.risk.pretrade import PreTradeRejected, PreTradeValidator
 from gateway.store import execution_benchmarks as benchmarks
@@ -516,13 +516,10 @@ class OrderService:
         # a new signed level's nonce may not be another order's; a level the book keeps is
         # its resting quote's own
         book = self.book
-        new_signed = [
-            level
-            for level in levels
-            if level.signed is not None and not book.keeps_quote(account, level)
-        ]
+        kept = {level for level in levels if book.keeps_quote(account, level)}
+        new_signed = [level for level in levels if level.signed is not None and level not in kept]
         held, claimed = await self.nonces.claim(
-            [level.spec(account) for level in new_signed], no_other_order
+            [level.spec(account) for level in new_signed], retries=False
         )
         refused = [
             QuoteOutcome(level, "refused", None, refusal)
@@ -533,7 +530,7 @@ class OrderService:
             gone = {outcome.level for outcome in refused}
             levels = [level for level in levels if level not in gone]
         try:
-            outcomes, cancelled = await self._replace_quotes(account, instruments, levels)
+            outcomes, cancelled = await self._replace_quotes(account, instruments, levels, kept)
         finally:
             self.nonces.release(claimed, [])
         # new signed orders, resting or refused by post-only when placed: stored either way
@@ -542,7 +539,11 @@ class OrderService:
         return [*refused, *outcomes], cancelled
 
     async def _replace_quotes(
-        self, account: str, instruments: frozenset[str], levels: Sequence[QuoteLevel]
+        self,
+        account: str,
+        instruments: frozenset[str],
+        levels: Sequence[QuoteLevel],
+        unclaimed: set[QuoteLevel],
     ) -> tuple[list[QuoteOutcome], list[Order]]:
         assert self.book is not None
         reserved: dict[QuoteLevel, OrderSpec] = {}
@@ -561,7 +562,7 @@ class OrderService:
                 self.pre_trade.ledger.account(account).drop(client_order_id)
 
         outcomes, cancelled = await self.book.replace_quotes(
-            account, instruments, levels, admit, withdrawn
+            account, instruments, levels, admit, withdrawn, unclaimed
         )
         for outcome in outcomes:
             spec = reserved.get(outcome.level)

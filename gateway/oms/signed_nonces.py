@@ -17,7 +17,7 @@ any await, so two concurrent orders cannot both take one nonce.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
@@ -30,22 +30,6 @@ NonceKey = tuple[str, int]  # (account, nonce)
 
 class NonceHeld(SpentNonce):
     """Another order of the wallet was signed with this nonce."""
-
-
-# whether a stored holder is the same order the caller sends again (client id, signature hex)
-SameOrder = Callable[[OrderSpec, str, str], bool]
-
-
-def same_client_order(spec: OrderSpec, client_order_id: str, signature: str) -> bool:
-    """A single order: only its own retry (same `client_order_id`) may send its nonce again
-    (the order service then answers it with the stored order, or a conflict)."""
-    return client_order_id == spec.client_order_id
-
-
-def no_other_order(spec: OrderSpec, client_order_id: str, signature: str) -> bool:
-    """A mass quote's new level (its client id is new): every stored holder is another order.
-    A level the book keeps (its resting quote's own signature) is not claimed at all."""
-    return False
 
 
 class SignedNonces:
@@ -81,14 +65,16 @@ class SignedNonces:
         return max(taken) + 1
 
     async def claim(
-        self, specs: Sequence[OrderSpec], same: SameOrder = same_client_order
+        self, specs: Sequence[OrderSpec], *, retries: bool = True
     ) -> tuple[list[NonceHeld | None], list[NonceKey]]:
         """Take the nonce of each signed spec: its refusal in its place (None: it may go on),
         and the keys claimed, to give to `release` once the orders were stored or refused.
 
-        A spec whose nonce is claimed by an order on its way, or held by a stored order that
-        `same` does not recognise as itself, is refused; unsigned specs pass. One read for
-        all the nonces the hash set does not rule out."""
+        A spec whose nonce another order holds (stored, or on its way) is refused; unsigned
+        specs pass. With `retries`, an order holding it under the spec's own
+        `client_order_id` is its retry, not another order (the order service answers it
+        with the stored order, or a conflict); a mass quote's new levels have new client ids.
+        One read for all the nonces the hash set does not rule out."""
         refusals: list[NonceHeld | None] = [None] * len(specs)
         claimed: list[NonceKey] = []
         maybe: list[int] = []
@@ -98,7 +84,7 @@ class SignedNonces:
             key = (spec.account, spec.signed.nonce)
             holder = self._claims.get(key)
             if holder is not None:
-                if holder != spec.client_order_id:
+                if not retries or holder != spec.client_order_id:
                     refusals[index] = _held(key, f"order {holder!r} on its way")
                 continue  # its own retry, sent while the first is on its way
             self._claims[key] = spec.client_order_id
@@ -114,8 +100,8 @@ class SignedNonces:
             for index in maybe:
                 spec = specs[index]
                 key = _key(spec)
-                for client_id, signature in holders.get(key, ()):
-                    if not same(spec, client_id, signature):
+                for client_id in holders.get(key, ()):
+                    if not retries or client_id != spec.client_order_id:
                         refusals[index] = _held(key, f"order {client_id!r}")
                         self._claims.pop(key, None)
                         claimed.remove(key)
@@ -135,8 +121,8 @@ class SignedNonces:
                 if nonce > self._highest.get(account, -1):
                     self._highest[account] = nonce
 
-    async def _holders(self, keys: list[NonceKey]) -> dict[NonceKey, list[tuple[str, str]]]:
-        def read() -> dict[NonceKey, list[tuple[str, str]]]:
+    async def _holders(self, keys: list[NonceKey]) -> dict[NonceKey, list[str]]:
+        def read() -> dict[NonceKey, list[str]]:
             with self._read_engine.connect() as connection:
                 return repo.nonce_holders(connection, keys)
 

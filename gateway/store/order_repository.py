@@ -415,15 +415,15 @@ def signed_nonce_keys(connection: Connection) -> Iterator[tuple[str, int]]:
 
 def nonce_holders(
     connection: Connection, keys: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], list[tuple[str, str]]]:
-    """For each (account, nonce), the (client_order_id, signature hex) of the stored orders
-    signed with it (the index on (account, sig_nonce) answers it)."""
-    holders: dict[tuple[str, int], list[tuple[str, str]]] = {}
+) -> dict[tuple[str, int], list[str]]:
+    """For each (account, nonce), the client order ids of the stored orders signed with it
+    (the index on (account, sig_nonce) answers it)."""
+    holders: dict[tuple[str, int], list[str]] = {}
     for account, nonce in dict.fromkeys(keys):
-        statement = select(ORDERS.c.client_order_id, ORDERS.c.signature).where(
+        statement = select(ORDERS.c.client_order_id).where(
             ORDERS.c.account == account, ORDERS.c.sig_nonce == str(nonce)
         )
-        found = [(client_id, signature) for client_id, signature in connection.execute(statement)]
+        found = list(connection.scalars(statement))
         if found:
             holders[(account, nonce)] = found
     return holders

@@ -210,3 +210,40 @@ def test_an_unsigned_quote_where_signatures_are_required_is_refused_whole(
         bids, asks = resting(client)
         assert [(p, [q for _, q in queue]) for p, queue in bids] == [("2990", ["1"])]
         assert [(p, [q for _, q in queue]) for p, queue in asks] == [("3010", ["1"])]
+
+
+def test_a_signed_level_let_through_as_kept_is_refused_if_its_quote_left_meanwhile(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A signed level that is its resting quote's own is not claimed (no new order); if that
+    quote trades away between that check and the book's lock, the level would rest as a
+    second order under a nonce the traded quote holds: the book refuses it. (No chain here:
+    signatures are stored as given, and the nonce rule applies all the same.)"""
+    signed = {"nonce": "7", "deadline": 2**40, "signature": "0x" + "ab" * 65}
+    body = {
+        "account": A,
+        "quotes": [
+            {"instrument": SPOT, "bids": [{"price": "2999", "quantity": "1", "signature": signed}]}
+        ],
+    }
+    with app_client(tmp_path) as client:
+        first = client.post("/v1/quotes", json=body)
+        assert level(first.json(), "buy", "2999")["action"] == "placed", first.text
+        again = client.post("/v1/quotes", json=body)
+        assert level(again.json(), "buy", "2999")["action"] == "kept", again.text
+        taker = order(B, "t1", "sell", "1", "2999", time_in_force="ioc", post_only=False)
+        assert post_order(client, taker)["status"] == "filled"
+        # the quote has traded; the order service still saw it resting (the moment between
+        # its check and the book's lock)
+        monkeypatch.setattr(runtime(client).book, "keeps_quote", lambda account, lv: True)
+        late = level(client.post("/v1/quotes", json=body).json(), "buy", "2999")
+        assert late["action"] == "refused"
+        assert (late["error"]["code"], late["error"]["field"]) == (
+            "invalid_signature",
+            "signature.nonce",
+        )
+        monkeypatch.undo()
+        # without the race, the nonce rule refuses it the same way
+        plain = level(client.post("/v1/quotes", json=body).json(), "buy", "2999")
+        assert (plain["action"], plain["error"]["field"]) == ("refused", "signature.nonce")
+        assert depth(client) == ([], [])
