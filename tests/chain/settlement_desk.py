@@ -39,6 +39,25 @@ from tests.operator_access import OPERATOR_TOKEN, operator_headers
 USDC, WETH = 10**6, 10**18
 
 
+async def wallet_app_signature(
+    http: httpx.AsyncClient,
+    order: dict[str, Any],
+    signer: Any,
+    wallet: str,
+    chain_id: int,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    """The `signature` of an order body as a wallet app makes it: the typed data the gateway
+    gives for it, signed by `signer` (the wallet's owner or one of its trading keys)."""
+    typed = await http.post(
+        "/v1/orders/typed-data", json={"order": order, "nonce": str(nonce), "deadline": deadline}
+    )
+    message = eip712.order_from_message(typed.json()["message"])
+    signature = eip712.sign_order(message, signer.key, chain_id, wallet)
+    return {"nonce": str(nonce), "deadline": deadline, "signature": "0x" + signature.hex()}
+
+
 class Desk:
     """Two traders with their own wallets, and a gateway that settles on this chain."""
 
@@ -159,19 +178,9 @@ class Desk:
             **extra,
         }
         deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 3600
-        typed = (
-            await http.post(
-                "/v1/orders/typed-data",
-                json={"order": body, "nonce": str(self.nonce), "deadline": deadline},
-            )
-        ).json()
-        order = eip712.order_from_message(typed["message"])
-        signature = eip712.sign_order(order, trader.key, self.w3.eth.chain_id, wallet)
-        body["signature"] = {
-            "nonce": str(self.nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
+        body["signature"] = await wallet_app_signature(
+            http, body, trader, wallet, self.w3.eth.chain_id, self.nonce, deadline
+        )
         response = await http.post("/v1/orders", json=body)
         assert response.status_code == 201, response.text
         return dict(response.json())

@@ -19,8 +19,7 @@ from gateway.chain.deploy import wallet_contract
 from gateway.chain.rpc_calls import EthCalls, RpcUnavailable
 from gateway.chain.signatures import min_nonce_call, nonce_used_call, trading_key_call
 from gateway.chain.transactions import Sender
-from gateway.settlement import eip712
-from tests.chain.settlement_desk import USDC, Desk, serve
+from tests.chain.settlement_desk import USDC, Desk, serve, wallet_app_signature
 
 pytestmark = pytest.mark.chain
 CALL = "WETH-20270326-2500-C"  # registered on chain by the desk's deployment
@@ -61,17 +60,11 @@ def test_a_batch_of_signed_orders_answers_each_as_alone_in_one_chain_read(
         order.update(change)
         if signer is None:
             return order
-        typed = await http.post(
-            "/v1/orders/typed-data",
-            json={"order": order, "nonce": str(nonce), "deadline": deadline_of},
+        order["signature"] = await wallet_app_signature(
+            http, order, signer, desk.buyer_wallet, chain_id, nonce, deadline_of
         )
-        message = eip712.order_from_message(typed.json()["message"])
-        signature = eip712.sign_order(message, signer.key, chain_id, desk.buyer_wallet)
-        order["signature"] = {
-            "nonce": str(nonce),
-            "deadline": deadline_of,
-            "signature": raw or "0x" + signature.hex(),
-        }
+        if raw is not None:
+            order["signature"]["signature"] = raw
         return order
 
     cases: list[tuple[str, LocalAccount | None, int, dict[str, Any], tuple[int, str | None]]] = [

@@ -18,8 +18,7 @@ from web3 import Web3
 
 from gateway.chain.anvil import Anvil
 from gateway.chain.transactions import Sender
-from gateway.settlement import eip712
-from tests.chain.settlement_desk import Desk, serve
+from tests.chain.settlement_desk import Desk, serve, wallet_app_signature
 
 pytestmark = pytest.mark.chain
 
@@ -44,17 +43,9 @@ def test_a_nonce_is_taken_by_one_order_only(
             "price": price,
             **extra,
         }
-        typed = await http.post(
-            "/v1/orders/typed-data",
-            json={"order": order, "nonce": str(nonce), "deadline": deadline},
+        order["signature"] = await wallet_app_signature(
+            http, order, owner, wallet, chain_id, nonce, deadline
         )
-        message = eip712.order_from_message(typed.json()["message"])
-        signature = eip712.sign_order(message, owner.key, chain_id, wallet)
-        order["signature"] = {
-            "nonce": str(nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
         return order
 
     def refused_on_nonce(answer: httpx.Response | dict[str, Any], status: int = 422) -> bool:

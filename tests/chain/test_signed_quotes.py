@@ -20,8 +20,7 @@ from web3 import Web3
 from gateway.chain.anvil import Anvil
 from gateway.chain.deploy import wallet_contract
 from gateway.chain.transactions import Sender
-from gateway.settlement import eip712
-from tests.chain.settlement_desk import Desk, serve_transport
+from tests.chain.settlement_desk import Desk, serve_transport, wallet_app_signature
 from tests.chain.test_access_on_chain import sign_in
 from tests.chain.test_trading_keys_api import settle_and_audit
 from tests.operator_access import operator_headers
@@ -61,17 +60,9 @@ def test_signed_mass_quotes_keep_their_place_and_settle_on_chain(
             "price": price,
             "post_only": True,
         }
-        typed = await http.post(
-            "/v1/orders/typed-data",
-            json={"order": order, "nonce": str(nonce), "deadline": deadline},
+        entry["signature"] = await wallet_app_signature(
+            http, order, signer, wallet, chain_id, nonce, deadline
         )
-        message = eip712.order_from_message(typed.json()["message"])
-        signature = eip712.sign_order(message, signer.key, chain_id, wallet)
-        entry["signature"] = {
-            "nonce": str(nonce),
-            "deadline": deadline,
-            "signature": "0x" + signature.hex(),
-        }
         return entry
 
     def quote(bids: list[dict[str, Any]]) -> dict[str, Any]:
