@@ -535,9 +535,11 @@ class SettlementService:
             events.append(_event("settlement.confirmed", facts))
             return CommandResult(len(settled), audit, events)
 
-        count: int = await self._writer.execute(command)
-        if self.in_flight is not None:  # quotes read at this block on see these swaps on chain
+        # before the write, which can take a while on a busy writer: a quote read at this
+        # block or later already sees these swaps in the pair's reserves
+        if self.in_flight is not None:
             self.in_flight.included(log_indexes, block_number)
+        count: int = await self._writer.execute(command)
         return count
 
     # -- heal from the chain's events -------------------------------------------------------
@@ -732,14 +734,24 @@ class SettlementService:
             return
         in_flight = self.in_flight
 
-        def read() -> dict[str, PoolSwap]:
+        def read() -> tuple[dict[str, tuple[PoolSwap, str | None]], list[store.BatchRecord]]:
             with self._read_engine.connect() as connection:
-                if fill_ids is None:
-                    return store.unsettled_pool_swaps(connection)
-                return store.pool_swaps_of(connection, fill_ids)
+                if fill_ids is not None:
+                    swaps = store.pool_swaps_of(connection, fill_ids)
+                    return {f: (swap, None) for f, swap in swaps.items()}, []
+                unfinished = store.batches_in(connection, [store.BUILDING, store.SENT])
+                return store.unsettled_pool_swaps(connection), unfinished
 
-        for fill_id, swap in (await asyncio.to_thread(read)).items():
+        swaps, unfinished = await asyncio.to_thread(read)
+        for fill_id, (swap, _) in swaps.items():
             in_flight.add(fill_id, swap)
+        # A stop (or a lost lease) between a batch's receipt and its write leaves its fills
+        # pending while its swaps are already in the pair's reserves: counted again, they
+        # would price the next pool fill on reserves that are not there, and its swap revert.
+        for batch in unfinished:
+            block = await self._mined_at(batch)
+            if block is not None:
+                in_flight.included([f for f, (_, b) in swaps.items() if b == batch.id], block)
 
     # -- resolve batches whose outcome is unknown -------------------------------------------
 
@@ -797,16 +809,20 @@ class SettlementService:
 
     async def _on_chain(self, batch: store.BatchRecord) -> bool:
         """Whether any block, however recent, holds this batch's `BatchSettled`."""
+        return await self._mined_at(batch) is not None
+
+    async def _mined_at(self, batch: store.BatchRecord) -> int | None:
+        """The block, however recent, that holds this batch's `BatchSettled`, if any does."""
         if batch.chain_batch_id is None:
-            return False
+            return None
         chain_batch_id = int(batch.chain_batch_id)
         event = self.sender.settlement.events.BatchSettled
 
-        def logs() -> int:
+        def logs() -> int | None:
             found = event.get_logs(argument_filters={"batch_id": chain_batch_id}, from_block=0)
-            return len(found)
+            return int(found[-1]["blockNumber"]) if found else None
 
-        return await asyncio.to_thread(logs) > 0
+        return await asyncio.to_thread(logs)
 
 
 REORG_WINDOW_BLOCKS = 256  # deeper reorgs are beyond any confirmation depth we use

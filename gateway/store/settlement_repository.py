@@ -360,14 +360,15 @@ def pool_swaps_of(connection: Connection, fill_ids: Sequence[str]) -> dict[str, 
     return {r.fill_id: _pool_swap(r) for r in rows}
 
 
-def unsettled_pool_swaps(connection: Connection) -> dict[str, PoolSwap]:
-    """Swaps of pool fills still pending settlement: their swaps may not be mined yet."""
+def unsettled_pool_swaps(connection: Connection) -> dict[str, tuple[PoolSwap, str | None]]:
+    """Swaps of pool fills still pending settlement, with the batch that holds each (None in
+    the outbox): their swaps may not be mined yet, or mined in a batch not yet confirmed."""
     rows = connection.execute(
-        select(POOL_SWAPS)
+        select(POOL_SWAPS, FILLS.c.batch_id)
         .join(FILLS, FILLS.c.id == POOL_SWAPS.c.fill_id)
         .where(FILLS.c.settlement == SettlementStatus.PENDING.value)
     )
-    return {r.fill_id: _pool_swap(r) for r in rows}
+    return {r.fill_id: (_pool_swap(r), r.batch_id) for r in rows}
 
 
 # --- the operator's list of batches (GET /v1/settlements) ------------------------------

@@ -20,6 +20,7 @@ from gateway.chain.transactions import Sender
 from gateway.chain.uniswap import get_reserves
 from gateway.domain import amm
 from gateway.oms.settlement_service import SettlementService
+from gateway.venues.amm import UniswapV2Venue
 from tests.chain.settlement_desk import USDC, WETH, Desk, serve
 
 pytestmark = pytest.mark.chain
@@ -143,6 +144,10 @@ def test_healing_from_the_chain_tells_apart_two_fills_of_one_order_in_a_batch(
     desk = Desk(w3, deployer, anvil_node, f"sqlite:///{tmp_path / 'heal.db'}")
     tokens.mint(deployer, desk.d.weth, desk.third_wallet, 5 * WETH)
 
+    def pool() -> tuple[int, int]:
+        reserves = get_reserves(w3, desk.d.weth_usdc_pair)
+        return reserves.of(desk.d.weth), reserves.of(desk.d.usdc)
+
     async def scenario() -> None:
         rt = desk.runtime(pool=True)
         http = await serve(rt)
@@ -166,6 +171,11 @@ def test_healing_from_the_chain_tells_apart_two_fills_of_one_order_in_a_batch(
         http = await serve(rt)
         try:
             assert isinstance(rt.settlement, SettlementService)
+            # the pool fill is pending in the store, but its swap is mined: the pool is
+            # quoted on the chain's reserves, not on them moved by that swap a second time
+            [venue] = [v for v in rt.venues if isinstance(v, UniswapV2Venue)]
+            _, base, quote = await asyncio.to_thread(venue.reserves, "WETH/USDC")
+            assert (base, quote) == pool()
             await rt.settlement.run_once()  # healed from the chain's events
             fills = (await http.get(f"/v1/orders/{sell['id']}/fills")).json()
             assert {f["settlement"] for f in fills} == {"settled"} and len(fills) == 2
