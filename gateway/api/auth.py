@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from gateway.access.control import AccessControl
 from gateway.api.access import access_control
 from gateway.api.schemas import Address, ErrorOut, _Strict
+from gateway.domain.foreign_text import NO_CONTROL_CHARACTERS
 from gateway.store.access_repository import StoredApiKey
 
 router = APIRouter(prefix="/v1", tags=["access"])
@@ -98,7 +99,7 @@ class ApiKeyIn(_Strict):
         description="Accounts the key acts for; empty: any (trading still needs each "
         "order's owner signature)",
     )
-    label: str | None = Field(default=None, max_length=100)
+    label: str | None = Field(default=None, max_length=100, pattern=NO_CONTROL_CHARACTERS)
 
     @model_validator(mode="after")
     def _unsigned_is_bounded(self) -> ApiKeyIn:

@@ -17,6 +17,7 @@ from gateway.api.access import ensure_account
 from gateway.api.dependencies import runtime
 from gateway.api.schemas import Address, DecimalText, ErrorOut, Symbol, _Strict
 from gateway.domain.errors import DomainError
+from gateway.domain.foreign_text import NO_CONTROL_CHARACTERS
 from gateway.risk.pretrade import RiskLimits
 from gateway.runtime import Runtime
 
@@ -50,7 +51,7 @@ class LimitsOut(_Strict):
 
 class KillSwitchIn(_Strict):
     engaged: bool
-    reason: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=200, pattern=NO_CONTROL_CHARACTERS)
 
 
 class KillSwitchOut(_Strict):

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from gateway.domain.errors import IllegalTransition, InvalidOrder
+from gateway.domain.foreign_text import printable
 from gateway.domain.instruments import Instrument, InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus, SettlementStatus
 
@@ -226,10 +227,10 @@ class Order:
         return self._to(OrderStatus.ACCEPTED, now)
 
     def reject(self, reason: str, now: datetime) -> Order:
-        return self._to(OrderStatus.REJECTED, now, status_reason=reason)
+        return self._to(OrderStatus.REJECTED, now, status_reason=printable(reason))
 
     def cancel(self, now: datetime, reason: str = "cancelled by client") -> Order:
-        return self._to(OrderStatus.CANCELLED, now, status_reason=reason)
+        return self._to(OrderStatus.CANCELLED, now, status_reason=printable(reason))
 
     def expire(self, now: datetime) -> Order:
         return self._to(OrderStatus.EXPIRED, now, status_reason="expired")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from gateway.domain.foreign_text import printable
 from gateway.domain.orders import OrderType, Side, TimeInForce
 
 _ZERO = Decimal(0)
@@ -94,7 +95,7 @@ def progress(
             child,
             venue_order_id=venue_order_id or child.venue_order_id,
             status=VenueChildStatus.DONE if child.status.is_final else status,
-            reason=reason or child.reason,
+            reason=printable(reason, 200) if reason else child.reason,
         )
         return ChildProgress(kept, _ZERO, None, _ZERO)
     notional = filled * average_price
@@ -108,6 +109,6 @@ def progress(
         filled=filled,
         filled_notional=notional,
         fee=max(fee, child.fee),
-        reason=reason or child.reason,
+        reason=printable(reason, 200) if reason else child.reason,
     )
     return ChildProgress(updated, new_quantity, new_notional / new_quantity, new_fee)

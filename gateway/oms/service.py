@@ -23,6 +23,7 @@ from gateway.domain.benchmarks import ArrivalPrice, ExecutionBenchmark
 from gateway.domain.clock import Clock
 from gateway.domain.errors import DomainError, InvalidOrder
 from gateway.domain.fills import Fill
+from gateway.domain.foreign_text import printable
 from gateway.domain.instruments import InstrumentCatalogue
 from gateway.domain.lifecycle import OrderStatus
 from gateway.domain.orders import (
@@ -914,7 +915,7 @@ class OrderService:
             stored = venue_orders.get_child(connection, client_order_id)
             if stored is None:
                 raise OrderNotFound(f"venue child {client_order_id} not found", field="id")
-            closed = replace(stored, status=VenueChildStatus.DONE, reason=reason[:200])
+            closed = replace(stored, status=VenueChildStatus.DONE, reason=printable(reason, 200))
             venue_orders.update_child(connection, closed, now)
             return CommandResult(
                 closed, [AuditEntry("venue_order.updated", client_order_id, child_facts(closed))]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from gateway.domain.foreign_text import printable
 from gateway.domain.instruments import Instrument
 from gateway.domain.market import (
     Balance,
@@ -25,7 +26,7 @@ class VenueError(Exception):
     code = "venue_error"
 
     def __init__(self, message: str, *, venue: str, code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))  # often the venue's own words
         self.venue = venue
         if code is not None:
             self.code = code

@@ -171,3 +171,12 @@ def test_bad_limits_get_structured_errors(client: TestClient) -> None:
     assert_error(
         client.put("/v1/risk/kill-switches/bob", json={"engaged": True}), 422, "validation_error"
     )
+    # a reason is stored as sent: a NUL (which PostgreSQL's text refuses) or any other
+    # control character is refused here, not at the write
+    for reason in ("halt\x00now", "halt\nnow"):
+        assert_error(
+            client.put(f"/v1/risk/kill-switches/{A}", json={"engaged": True, "reason": reason}),
+            422,
+            "validation_error",
+            "body.reason",
+        )

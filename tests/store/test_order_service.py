@@ -209,6 +209,23 @@ def test_lifecycle_through_the_service(database_url: str, clock: ManualClock) ->
     run(database_url, clock, body)
 
 
+def test_a_venue_reason_with_control_characters_is_stored_on_both_backends(
+    database_url: str, clock: ManualClock
+) -> None:
+    """A venue's message ends up in an order's reason and its audit record: a NUL in it
+    (which PostgreSQL's text and jsonb refuse) must not fail the write and lose the cancel."""
+
+    async def body(rt: Runtime) -> None:
+        order = (await rt.orders.submit(spec(1))).order
+        cancelled = await rt.orders.cancel(order.id, reason="binance: bad\x00order\r\n")
+        assert cancelled.status_reason == "binance: bad order  "
+        assert (await rt.orders.get(order.id)) == cancelled
+        trail = audit_trail(rt.read_engine)
+        assert trail.order_kinds[-1] == "order.cancelled" and trail.verification.ok
+
+    run(database_url, clock, body)
+
+
 def test_immediate_orders_never_rest(database_url: str, clock: ManualClock) -> None:
     async def body(rt: Runtime) -> None:
         for n, tif in enumerate((TimeInForce.IOC, TimeInForce.FOK)):

@@ -98,3 +98,11 @@ def test_ccxt_errors_map_to_venue_errors(
     mapped = map_ccxt_error(error, "binance")
     assert type(mapped) is expected
     assert (mapped.code, mapped.venue) == (code, "binance")
+
+
+def test_a_venue_message_is_stored_as_one_printable_line() -> None:
+    """A venue's words become an order's or a child's reason: no NUL (PostgreSQL refuses it)
+    nor any other control character, and not a whole page of them."""
+    mapped = map_ccxt_error(ccxt.InvalidOrder('{"msg": "bad\x00qty"}\n<html>' + "x" * 900), "bnb")
+    assert str(mapped).startswith('bnb: {"msg": "bad qty"} <html>xxx')
+    assert len(str(mapped)) == 500 and str(mapped).endswith("…")
