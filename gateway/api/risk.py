@@ -17,9 +17,8 @@ from pydantic import Field
 
 from gateway.api.access import ensure_account
 from gateway.api.dependencies import runtime
-from gateway.api.schemas import Address, DecimalText, ErrorOut, OrderIn, StrategyIn, _Strict
+from gateway.api.schemas import Address, DecimalText, ErrorOut, OrderIn, StrategyIn, Symbol, _Strict
 from gateway.domain.errors import DomainError
-from gateway.domain.foreign_text import NO_CONTROL_CHARACTERS
 from gateway.domain.orders import OrderSpec
 from gateway.oms.risk_controls import policy_to_json
 from gateway.risk.account_risk import AccountRiskReport, RiskSettings, Unavailable
@@ -271,7 +270,7 @@ async def what_if(body: WhatIfIn, rt: RuntimeDep, request: Request) -> dict[str,
 
 
 class HedgePolicyIn(_Strict):
-    instrument: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
+    instrument: Symbol
     band: DecimalText
     target: str = Field(default="0", pattern=r"^-?[0-9]{1,30}(\.[0-9]{1,18})?$")
     max_order: DecimalText | None = None
