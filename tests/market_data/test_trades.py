@@ -82,6 +82,14 @@ def private_binance() -> Iterator[Served]:
 
 
 @pytest.fixture
+def three_day_binance() -> Iterator[Served]:
+    """A tape of three days: the two full days before the day it ends on are always in it,
+    whatever the time of day it was seeded at (two days' tape seeded at 23:50 holds 10
+    minutes of the day before yesterday)."""
+    yield from _serve(BinanceSim(seed=31, history=HistoryConfig(days=3)))
+
+
+@pytest.fixture
 def private_deribit() -> Iterator[Served]:
     yield from _serve(DeribitSim(seed=32))
 
@@ -399,22 +407,22 @@ def _profile_from(
 
 
 def test_volume_profile_from_venue_history_weighs_the_open_and_close(
-    private_binance: Served,
+    three_day_binance: Served,
 ) -> None:
     async def scenario() -> None:
-        venue = private_binance.venue()
+        venue = three_day_binance.venue()
         tape = TradeTape([venue])
         try:
-            # the day the tape was seeded on, not today's: a session that crosses midnight
-            # would otherwise ask for days the two-day tape does not cover
-            seeded = datetime.fromtimestamp(private_binance.sim.history_until_ms / 1000, UTC)
+            # the day the tape was seeded on, not today's: a run that crosses midnight would
+            # otherwise ask for a day the tape does not cover
+            seeded = datetime.fromtimestamp(three_day_binance.sim.history_until_ms / 1000, UTC)
             midnight = seeded.replace(hour=0, minute=0, second=0, microsecond=0)
             tomorrow = midnight + timedelta(days=1)
             profile = await tape.volume_profile(SPOT, midnight, tomorrow, buckets=8, days=1)
             assert profile is not None and len(profile) == 8
             assert abs(sum(profile, Decimal(0)) - 1) < Decimal("1e-24")
             assert min(profile[0], profile[-1]) > max(profile[3], profile[4])
-            tape_trades = private_binance.sim.exchange.all_trades(SPOT_SYMBOL)
+            tape_trades = three_day_binance.sim.exchange.all_trades(SPOT_SYMBOL)
             expected = _profile_from(tape_trades, midnight, 8, 1)
             assert all(
                 abs(a - b) < Decimal("1e-24") for a, b in zip(profile, expected, strict=True)
