@@ -734,24 +734,30 @@ class SettlementService:
             return
         in_flight = self.in_flight
 
-        def read() -> tuple[dict[str, tuple[PoolSwap, str | None]], list[store.BatchRecord]]:
+        def read() -> tuple[dict[str, PoolSwap], list[tuple[store.BatchRecord, list[str]]]]:
+            """The swaps, and each unfinished batch with the pool fills it holds."""
             with self._read_engine.connect() as connection:
-                if fill_ids is not None:
-                    swaps = store.pool_swaps_of(connection, fill_ids)
-                    return {f: (swap, None) for f, swap in swaps.items()}, []
+                if fill_ids is not None:  # a reorg took their block: none is on chain now
+                    return store.pool_swaps_of(connection, fill_ids), []
+                pending = store.unsettled_pool_swaps(connection)
+                held: dict[str, list[str]] = defaultdict(list)
+                for fill_id, (_, batch_id) in pending.items():
+                    if batch_id is not None:
+                        held[batch_id].append(fill_id)
                 unfinished = store.batches_in(connection, [store.BUILDING, store.SENT])
-                return store.unsettled_pool_swaps(connection), unfinished
+                batches = [(b, held[b.id]) for b in unfinished if b.id in held]
+                return {f: swap for f, (swap, _) in pending.items()}, batches
 
-        swaps, unfinished = await asyncio.to_thread(read)
-        for fill_id, (swap, _) in swaps.items():
+        swaps, batches = await asyncio.to_thread(read)
+        for fill_id, swap in swaps.items():
             in_flight.add(fill_id, swap)
         # A stop (or a lost lease) between a batch's receipt and its write leaves its fills
         # pending while its swaps are already in the pair's reserves: counted again, they
         # would price the next pool fill on reserves that are not there, and its swap revert.
-        for batch in unfinished:
+        for batch, fills in batches:
             block = await self._mined_at(batch)
             if block is not None:
-                in_flight.included([f for f, (_, b) in swaps.items() if b == batch.id], block)
+                in_flight.included(fills, block)
 
     # -- resolve batches whose outcome is unknown -------------------------------------------
 
